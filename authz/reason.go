@@ -1,0 +1,34 @@
+package authz
+
+// Reason is the stable short code of a decision. It appears in deny bodies,
+// WWW-Authenticate headers, logs and metric labels; callers compare it, never
+// a message string.
+type Reason string
+
+// Reasons a request is allowed or denied.
+const (
+	ReasonOK             Reason = "ok"
+	ReasonMissingToken   Reason = "missing_token"
+	ReasonMalformed      Reason = "malformed"
+	ReasonTooLarge       Reason = "token_too_large"
+	ReasonUnsupported    Reason = "unsupported_token" // JWE, unknown crit, disallowed typ
+	ReasonBadAlgorithm   Reason = "bad_algorithm"     // alg missing, none, or not allowed
+	ReasonBadSignature   Reason = "bad_signature"
+	ReasonUnknownKey     Reason = "unknown_key"
+	ReasonExpired        Reason = "expired"
+	ReasonNotYetValid    Reason = "not_yet_valid"
+	ReasonIssuedInFuture Reason = "issued_in_future"
+	ReasonWrongIssuer    Reason = "wrong_issuer"
+	ReasonWrongAudience  Reason = "wrong_audience"
+	ReasonRevoked        Reason = "revoked"
+	ReasonUnavailable    Reason = "revocation_unavailable" // a filter "maybe" that could not be confirmed
+	ReasonNotReady       Reason = "not_ready"
+)
+
+// Reasons lists every reason, for metrics that pre-create one series each.
+var Reasons = []Reason{
+	ReasonOK, ReasonMissingToken, ReasonMalformed, ReasonTooLarge, ReasonUnsupported,
+	ReasonBadAlgorithm, ReasonBadSignature, ReasonUnknownKey, ReasonExpired,
+	ReasonNotYetValid, ReasonIssuedInFuture, ReasonWrongIssuer, ReasonWrongAudience,
+	ReasonRevoked, ReasonUnavailable, ReasonNotReady,
+}

@@ -1,0 +1,85 @@
+// Package source declares what a revocation source offers a jwtguard node
+// (a snapshot, an ordered feed, an exact lookup and writes) and the Follower
+// that keeps a node's revocation state current from one.
+//
+// The sync/ folder holds no package of its own, so that nothing shadows the
+// standard library's sync: the interface and follower live here, each source
+// in a sibling folder (sync/embedded, sync/redis).
+package source
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/jwtguard/jwtguard/authz"
+	"github.com/jwtguard/jwtguard/bloom"
+)
+
+// Errors callers branch on.
+var (
+	// ErrNotFound: no record has that ID.
+	ErrNotFound = errors.New("revocation not found")
+	// ErrNoSnapshot: the source has no filter snapshot to offer yet.
+	ErrNoSnapshot = errors.New("no snapshot")
+	// ErrFeedTrimmed: the feed no longer holds the position asked for; the
+	// follower must reload a snapshot.
+	ErrFeedTrimmed = errors.New("feed position no longer retained")
+)
+
+// Source is a revocation source: the authority over revocation records.
+type Source interface {
+	// Lookup returns every unexpired record stored under key.
+	authz.Lookup
+
+	// Put validates recs, stores them durably and appends them to the feed
+	// (a record and its feed entry in one atomic step), and returns them with
+	// ID, Position and (when zero) CreatedAt set. Every record must carry its
+	// ExpiresAt. It returns only once the records are durable; on error none
+	// of recs is stored.
+	Put(ctx context.Context, recs []authz.Record) ([]authz.Record, error)
+
+	// Feed returns up to limit records with a position after the given one,
+	// in position order. It waits until at least one is there or ctx ends
+	// (then it returns ctx.Err()). ErrFeedTrimmed means the position is gone.
+	Feed(ctx context.Context, after uint64, limit int) ([]authz.Record, error)
+
+	// Snapshot returns the newest filter snapshot the source offers, with
+	// the feed position it reflects, or ErrNoSnapshot.
+	Snapshot(ctx context.Context, cfg bloom.Config) (*bloom.Filter, error)
+
+	// Range calls fn for every unexpired record at now and returns the feed
+	// position the iteration reflects.
+	Range(ctx context.Context, now time.Time, fn func(authz.Record) error) (uint64, error)
+
+	// Get returns the record with that ID, or ErrNotFound.
+	Get(ctx context.Context, id string) (authz.Record, error)
+
+	// List returns records matching q in position order, and the cursor of
+	// the next page ("" when there is none).
+	List(ctx context.Context, q ListQuery) ([]authz.Record, string, error)
+
+	// Stats reports counts and the newest feed position.
+	Stats(ctx context.Context) (Stats, error)
+
+	// Close releases the source.
+	Close() error
+}
+
+// ListQuery filters and pages List. Empty fields match everything.
+type ListQuery struct {
+	Kind   authz.Kind
+	Issuer string
+	Value  string
+	// Cursor is the opaque cursor of the previous page's answer.
+	Cursor string
+	// Limit caps the page size; zero means 100.
+	Limit int
+}
+
+// Stats is a source's view of its records.
+type Stats struct {
+	Records  int                `json:"records"`
+	ByKind   map[authz.Kind]int `json:"by_kind"`
+	Position uint64             `json:"position"`
+}
