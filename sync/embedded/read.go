@@ -1,0 +1,311 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/jwtguard/jwtguard/authz"
+	"github.com/jwtguard/jwtguard/bloom"
+	"github.com/jwtguard/jwtguard/sync/source"
+)
+
+// Paging bounds.
+const (
+	// DefaultFeedLimit is the Feed page size when the caller passes 0.
+	DefaultFeedLimit = 1000
+	// DefaultListLimit is the List page size when the query sets none.
+	DefaultListLimit = 100
+	// MaxListLimit caps the List page size.
+	MaxListLimit = 1000
+)
+
+// ctxCheckEvery is how many records Range and Snapshot visit between two
+// looks at their context.
+const ctxCheckEvery = 1024
+
+// Lookup returns every record stored under key whose ExpiresAt is after now.
+// It reads the key's index entry and then only the unexpired records.
+func (s *Store) Lookup(ctx context.Context, key authz.LookupKey) ([]authz.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	now := timeKey(s.now())
+	var out []authz.Record
+	err := s.view(func(tx *bolt.Tx) error {
+		records := tx.Bucket(bucketRecords)
+		var derr error
+		err := entries(tx.Bucket(bucketIndex).Get([]byte(key.String())), func(id []byte, exp uint64) bool {
+			if exp <= now {
+				return true
+			}
+			r, err := decodeRecord(string(id), records.Get(id))
+			if err != nil {
+				derr = err
+				return false
+			}
+			out = append(out, r)
+			return true
+		})
+		return errors.Join(err, derr)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("lookup %s %q: %w", key.Kind, key.Value, err)
+	}
+	return out, nil
+}
+
+// Get returns the record with that ID, expired or not, until Prune deletes
+// it; otherwise an error wrapping source.ErrNotFound.
+func (s *Store) Get(ctx context.Context, id string) (authz.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return authz.Record{}, err
+	}
+	var r authz.Record
+	err := s.view(func(tx *bolt.Tx) error {
+		data := tx.Bucket(bucketRecords).Get([]byte(id))
+		if data == nil {
+			return source.ErrNotFound
+		}
+		var err error
+		r, err = decodeRecord(id, data)
+		return err
+	})
+	if err != nil {
+		return authz.Record{}, fmt.Errorf("get revocation %q: %w", id, err)
+	}
+	return r, nil
+}
+
+// Feed returns up to limit records (0 means DefaultFeedLimit) with a
+// position after the given one, in position order, expired or not until
+// Prune deletes them; pruned positions are skipped. With none there, it
+// waits for the next Put, ctx (returning ctx.Err()) or Close (ErrClosed).
+func (s *Store) Feed(ctx context.Context, after uint64, limit int) ([]authz.Record, error) {
+	if limit <= 0 {
+		limit = DefaultFeedLimit
+	}
+	for {
+		// Take the wake channel before reading, so that a Put committed
+		// after the read is not missed.
+		s.mu.Lock()
+		wake := s.wake
+		s.mu.Unlock()
+		recs, err := s.feedPage(after, limit)
+		if err != nil || len(recs) > 0 {
+			return recs, err
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-s.closed:
+			return nil, fmt.Errorf("feed: %w", ErrClosed)
+		}
+	}
+}
+
+func (s *Store) feedPage(after uint64, limit int) ([]authz.Record, error) {
+	var out []authz.Record
+	err := s.view(func(tx *bolt.Tx) error {
+		if after == ^uint64(0) {
+			return nil
+		}
+		records := tx.Bucket(bucketRecords)
+		c := tx.Bucket(bucketFeed).Cursor()
+		for k, id := c.Seek(posKey(after + 1)); k != nil && len(out) < limit; k, id = c.Next() {
+			r, err := decodeRecord(string(id), records.Get(id))
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("feed after %d: %w", after, err)
+	}
+	return out, nil
+}
+
+// Range calls fn for every record unexpired at now, in position order, all
+// within one read transaction, and returns the position that view reflects.
+// fn must not write to the store. An error from fn ends the iteration and
+// is returned as is.
+func (s *Store) Range(ctx context.Context, now time.Time, fn func(authz.Record) error) (uint64, error) {
+	var pos uint64
+	var fnErr error
+	nowKey := timeKey(now)
+	err := s.view(func(tx *bolt.Tx) error {
+		feed := tx.Bucket(bucketFeed)
+		pos = feed.Sequence()
+		records := tx.Bucket(bucketRecords)
+		c := feed.Cursor()
+		n := 0
+		for _, id := c.First(); id != nil; _, id = c.Next() {
+			if n++; n%ctxCheckEvery == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			r, err := decodeRecord(string(id), records.Get(id))
+			if err != nil {
+				return err
+			}
+			if timeKey(r.ExpiresAt) <= nowKey {
+				continue
+			}
+			if err := fn(r); err != nil {
+				fnErr = err
+				return err
+			}
+		}
+		return nil
+	})
+	switch {
+	case fnErr != nil:
+		return 0, fnErr
+	case err != nil:
+		return 0, fmt.Errorf("range revocations: %w", err)
+	}
+	return pos, nil
+}
+
+// Snapshot builds a filter sized by cfg holding the filter key of every
+// record unexpired now, at the store's current position, from one read
+// transaction. It reads only the index, never record JSON.
+func (s *Store) Snapshot(ctx context.Context, cfg bloom.Config) (*bloom.Filter, error) {
+	f, err := bloom.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	now := timeKey(s.now())
+	err = s.view(func(tx *bolt.Tx) error {
+		pos := tx.Bucket(bucketFeed).Sequence()
+		c := tx.Bucket(bucketIndex).Cursor()
+		n := 0
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if n++; n%ctxCheckEvery == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			live := false
+			if err := entries(v, func(_ []byte, exp uint64) bool {
+				live = exp > now
+				return !live
+			}); err != nil {
+				return err
+			}
+			if live {
+				f.Add(bloom.KeyOfString(string(k)), pos)
+			}
+		}
+		f.Add(bloom.Key{}, pos) // TODO position
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	return f, nil
+}
+
+// List returns the stored records matching q (expired ones too, until Prune
+// deletes them) in position order, and the cursor of the next page, "" when
+// there is none. A cursor this store did not issue yields ErrInvalidCursor.
+func (s *Store) List(ctx context.Context, q source.ListQuery) ([]authz.Record, string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, "", err
+	}
+	limit := q.Limit
+	switch {
+	case limit < 0:
+		return nil, "", fmt.Errorf("list revocations: negative limit %d", limit)
+	case limit == 0:
+		limit = DefaultListLimit
+	case limit > MaxListLimit:
+		limit = MaxListLimit
+	}
+	var after uint64
+	if q.Cursor != "" {
+		var err error
+		if after, err = decodeCursor(q.Cursor); err != nil {
+			return nil, "", fmt.Errorf("list revocations: %w", err)
+		}
+	}
+	var out []authz.Record
+	next := ""
+	err := s.view(func(tx *bolt.Tx) error {
+		records := tx.Bucket(bucketRecords)
+		c := tx.Bucket(bucketFeed).Cursor()
+		n := 0
+		for k, id := c.Seek(posKey(after + 1)); k != nil; k, id = c.Next() {
+			if n++; n%ctxCheckEvery == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			if after == ^uint64(0) {
+				break
+			}
+			r, err := decodeRecord(string(id), records.Get(id))
+			if err != nil {
+				return err
+			}
+			if !matches(q, r) {
+				continue
+			}
+			if len(out) == limit {
+				next = encodeCursor(out[len(out)-1].Position)
+				break
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list revocations: %w", err)
+	}
+	return out, next, nil
+}
+
+func matches(q source.ListQuery, r authz.Record) bool {
+	return (q.Kind == "" || q.Kind == r.Kind) &&
+		(q.Issuer == "" || q.Issuer == r.Issuer) &&
+		(q.Value == "" || q.Value == r.Value)
+}
+
+// Stats reports the stored records (expired ones included until Prune
+// deletes them), their count by kind and the newest position.
+func (s *Store) Stats(ctx context.Context) (source.Stats, error) {
+	if err := ctx.Err(); err != nil {
+		return source.Stats{}, err
+	}
+	st := source.Stats{ByKind: make(map[authz.Kind]int)}
+	err := s.view(func(tx *bolt.Tx) error {
+		st.Position = tx.Bucket(bucketFeed).Sequence()
+		prefix := []byte(countPrefix)
+		c := tx.Bucket(bucketMeta).Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			if len(v) != 8 {
+				return fmt.Errorf("%w: count %s of %d bytes", ErrCorrupt, k, len(v))
+			}
+			n := int(binary.BigEndian.Uint64(v))
+			if n == 0 {
+				continue
+			}
+			st.ByKind[authz.Kind(k[len(prefix):])] = n
+			st.Records += n
+		}
+		return nil
+	})
+	if err != nil {
+		return source.Stats{}, fmt.Errorf("stats: %w", err)
+	}
+	return st, nil
+}

@@ -1,0 +1,209 @@
+package embedded
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/jwtguard/jwtguard/sync/source"
+)
+
+// FileName is the name of the data file inside the data directory.
+const FileName = "revocations.db"
+
+// Errors callers branch on.
+var (
+	// ErrInUse: another process (or another Store) holds the data file.
+	ErrInUse = errors.New("data file in use")
+	// ErrCorrupt: the data file is not a revocation store or is damaged.
+	ErrCorrupt = errors.New("data file corrupt")
+	// ErrClosed: the Store has been closed.
+	ErrClosed = errors.New("store closed")
+	// ErrInvalidCursor: a List cursor that this store did not issue.
+	ErrInvalidCursor = errors.New("invalid list cursor")
+)
+
+// Options tunes a Store. The zero value is ready to use.
+type Options struct {
+	// Now is the clock that decides expiry and fills CreatedAt; tests set
+	// it. Default time.Now.
+	Now func() time.Time
+	// OpenTimeout bounds the wait for the data file's lock, so that a second
+	// process on the same data directory fails with ErrInUse instead of
+	// hanging. Default 1s.
+	OpenTimeout time.Duration
+}
+
+// Store is the embedded revocation source, kept in one bbolt file. It is
+// safe for concurrent use.
+type Store struct {
+	db   *bolt.DB
+	path string
+	now  func() time.Time
+
+	mu     sync.Mutex
+	wake   chan struct{} // closed and replaced by every Put
+	closed chan struct{} // closed by Close
+	once   sync.Once
+}
+
+var _ source.Source = (*Store)(nil)
+
+// Open opens the store in dir, creating dir (mode 0700) and its data file
+// when they do not exist.
+func Open(dir string, opts Options) (*Store, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.OpenTimeout <= 0 {
+		opts.OpenTimeout = time.Second
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	path := filepath.Join(dir, FileName)
+	db, err := openBolt(path, opts.OpenTimeout)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		db:     db,
+		path:   path,
+		now:    opts.Now,
+		wake:   make(chan struct{}),
+		closed: make(chan struct{}),
+	}
+	if err := s.init(); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// openBolt opens the bbolt file at path. bbolt panics (or faults on the
+// memory map) on some damaged files; that becomes an ErrCorrupt error, and
+// the file it opened is closed so that its lock is released.
+func openBolt(path string, timeout time.Duration) (db *bolt.DB, err error) {
+	var file *os.File
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			if file != nil {
+				_ = file.Close()
+			}
+			db, err = nil, fmt.Errorf("open %s: %w: %v", path, ErrCorrupt, r)
+		}
+	}()
+	db, err = bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:      timeout,
+		FreelistType: bolt.FreelistMapType,
+		OpenFile: func(name string, flag int, mode os.FileMode) (*os.File, error) {
+			f, err := os.OpenFile(name, flag, mode)
+			file = f
+			return f, err
+		},
+	})
+	switch {
+	case err == nil:
+		return db, nil
+	case errors.Is(err, berrors.ErrTimeout):
+		return nil, fmt.Errorf("open %s: %w by another process (lock not acquired within %v)", path, ErrInUse, timeout)
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum),
+		errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrInvalidMapping):
+		return nil, fmt.Errorf("open %s: %w: %w", path, ErrCorrupt, err)
+	default:
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+}
+
+// init creates the buckets of a new file, or checks those of an existing one.
+func (s *Store) init() error {
+	return s.update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if meta == nil {
+			if bucketCount(tx) > 0 {
+				return fmt.Errorf("%w: not a revocation store (no meta bucket)", ErrCorrupt)
+			}
+			for _, name := range [][]byte{bucketMeta, bucketRecords, bucketFeed, bucketIndex, bucketExpiry} {
+				if _, err := tx.CreateBucket(name); err != nil {
+					return fmt.Errorf("create bucket %s: %w", name, err)
+				}
+			}
+			return tx.Bucket(bucketMeta).Put(keyVersion, []byte(schemaVersion))
+		}
+		if v := meta.Get(keyVersion); string(v) != schemaVersion {
+			return fmt.Errorf("%w: schema version %q, want %q", ErrCorrupt, v, schemaVersion)
+		}
+		for _, name := range [][]byte{bucketRecords, bucketFeed, bucketIndex, bucketExpiry} {
+			if tx.Bucket(name) == nil {
+				return fmt.Errorf("%w: bucket %s is missing", ErrCorrupt, name)
+			}
+		}
+		return nil
+	})
+}
+
+func bucketCount(tx *bolt.Tx) int {
+	n := 0
+	_ = tx.ForEach(func([]byte, *bolt.Bucket) error { n++; return nil })
+	return n
+}
+
+// view runs fn in a read transaction. A panic or memory fault inside bbolt
+// (a damaged file) becomes an error naming the file; errors wrapping
+// ErrCorrupt get the file name too.
+func (s *Store) view(fn func(*bolt.Tx) error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer s.recoverCorrupt(&err)
+	return s.fileErr(s.db.View(fn))
+}
+
+// update is view for a read-write transaction, committed (and synced) when
+// fn returns nil.
+func (s *Store) update(fn func(*bolt.Tx) error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer s.recoverCorrupt(&err)
+	return s.fileErr(s.db.Update(fn))
+}
+
+func (s *Store) recoverCorrupt(err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("%s: %w: %v", s.path, ErrCorrupt, r)
+	}
+}
+
+func (s *Store) fileErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, berrors.ErrDatabaseNotOpen):
+		return fmt.Errorf("%s: %w", s.path, ErrClosed)
+	case errors.Is(err, ErrCorrupt):
+		return fmt.Errorf("%s: %w", s.path, err)
+	default:
+		return err
+	}
+}
+
+// Path returns the data file's path.
+func (s *Store) Path() string { return s.path }
+
+// Close releases the data file and its lock, and ends waiting Feed calls
+// with ErrClosed.
+func (s *Store) Close() error {
+	var err error
+	s.once.Do(func() {
+		close(s.closed)
+		if cerr := s.db.Close(); cerr != nil {
+			err = fmt.Errorf("close %s: %w", s.path, cerr)
+		}
+	})
+	return err
+}
