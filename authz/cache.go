@@ -1,0 +1,183 @@
+package authz
+
+import (
+	"hash/maphash"
+	"strings"
+	"sync"
+
+	"github.com/jwtguard/jwtguard/bloom"
+)
+
+// tokenCache remembers tokens that passed verification, keyed by the exact
+// token string, so a repeated token skips parsing and signature checks.
+//
+// It is laid out for the garbage collector: the index maps a 64-bit hash to
+// a slot (no pointers to scan), and each slot holds one string (the token
+// followed by its claim values) plus plain numbers. A hash collision only
+// costs a miss: a hit requires the stored token to equal the presented one
+// byte for byte, so a collision can never skip verification. Eviction is
+// first-in first-out per shard; entries past their exp are never served.
+type tokenCache struct {
+	seed   maphash.Seed
+	shards [cacheShards]cacheShard
+}
+
+const (
+	cacheShards     = 64
+	cacheShardShift = 64 - 6 // top 6 bits of the hash pick the shard
+)
+
+type cacheShard struct {
+	mu    sync.RWMutex
+	index map[uint64]uint32
+	slots []cacheEntry
+	limit int
+	hand  int // the slot the next insert overwrites once the shard is full
+	_     [64]byte
+}
+
+// cacheEntry is one verified token. data holds the token followed by the
+// claim strings; ends[i] is where field i ends (field 0 is the token).
+type cacheEntry struct {
+	hash  uint64
+	data  string
+	ends  [numFields]uint32
+	exp   int64
+	iat   int64
+	keys  [numChecks]bloom.Key
+	flags uint8
+}
+
+const (
+	fieldToken = iota
+	fieldIssuer
+	fieldSubject
+	fieldTokenID
+	fieldJTI
+	fieldSession
+	fieldKeyID
+	fieldExtra // MaxClaimHeaders fields follow
+	numFields  = fieldExtra + MaxClaimHeaders
+)
+
+const flagHasIAT = 1
+
+func newTokenCache(size int) *tokenCache {
+	c := &tokenCache{seed: maphash.MakeSeed()}
+	per := (size + cacheShards - 1) / cacheShards
+	if per < 1 {
+		per = 1
+	}
+	for i := range c.shards {
+		c.shards[i].index = make(map[uint64]uint32, per)
+		c.shards[i].limit = per
+	}
+	return c
+}
+
+// get returns the verified token for tok, if cached.
+func (c *tokenCache) get(tok string, v *verified) bool {
+	h := maphash.String(c.seed, tok)
+	s := &c.shards[h>>cacheShardShift]
+	s.mu.RLock()
+	i, ok := s.index[h]
+	var e cacheEntry
+	if ok {
+		e = s.slots[i]
+	}
+	s.mu.RUnlock()
+	if !ok || e.data[:e.ends[fieldToken]] != tok {
+		return false
+	}
+	e.load(v)
+	return true
+}
+
+// put caches v as the verification of tok.
+func (c *tokenCache) put(tok string, v *verified) {
+	h := maphash.String(c.seed, tok)
+	e := newCacheEntry(h, tok, v)
+	s := &c.shards[h>>cacheShardShift]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i, ok := s.index[h]; ok {
+		s.slots[i] = e
+		return
+	}
+	if len(s.slots) < s.limit {
+		s.index[h] = uint32(len(s.slots))
+		s.slots = append(s.slots, e)
+		return
+	}
+	old := &s.slots[s.hand]
+	delete(s.index, old.hash)
+	*old = e
+	s.index[h] = uint32(s.hand)
+	s.hand = (s.hand + 1) % s.limit
+}
+
+// len counts the cached tokens.
+func (c *tokenCache) len() int {
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.RLock()
+		n += len(s.index)
+		s.mu.RUnlock()
+	}
+	return n
+}
+
+func newCacheEntry(h uint64, tok string, v *verified) cacheEntry {
+	fields := [numFields]string{
+		fieldToken:   tok,
+		fieldIssuer:  v.claims.Issuer,
+		fieldSubject: v.claims.Subject,
+		fieldTokenID: v.claims.TokenID,
+		fieldJTI:     v.claims.JTI,
+		fieldSession: v.claims.Session,
+		fieldKeyID:   v.claims.KeyID,
+	}
+	copy(fields[fieldExtra:], v.claims.Extra[:])
+	n := 0
+	for _, f := range fields {
+		n += len(f)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	e := cacheEntry{hash: h, exp: v.claims.Expiry, iat: v.claims.IssuedAt, keys: v.keys}
+	for i, f := range fields {
+		b.WriteString(f)
+		e.ends[i] = uint32(b.Len())
+	}
+	e.data = b.String()
+	if v.claims.HasIssuedAt {
+		e.flags |= flagHasIAT
+	}
+	return e
+}
+
+// load fills v from e without allocating: the claim strings are slices of
+// e.data.
+func (e *cacheEntry) load(v *verified) {
+	field := func(i int) string {
+		start := uint32(0)
+		if i > 0 {
+			start = e.ends[i-1]
+		}
+		return e.data[start:e.ends[i]]
+	}
+	v.claims.Issuer = field(fieldIssuer)
+	v.claims.Subject = field(fieldSubject)
+	v.claims.TokenID = field(fieldTokenID)
+	v.claims.JTI = field(fieldJTI)
+	v.claims.Session = field(fieldSession)
+	v.claims.KeyID = field(fieldKeyID)
+	for i := range v.claims.Extra {
+		v.claims.Extra[i] = field(fieldExtra + i)
+	}
+	v.claims.Expiry = e.exp
+	v.claims.IssuedAt = e.iat
+	v.claims.HasIssuedAt = e.flags&flagHasIAT != 0
+	v.keys = e.keys
+}

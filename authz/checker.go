@@ -1,0 +1,367 @@
+package authz
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jwtguard/jwtguard/bloom"
+)
+
+// Headers gives access to a request's headers by lower-case name.
+// http.Header satisfies it, and so does MapHeaders.
+type Headers interface {
+	Get(name string) string
+}
+
+// MapHeaders are headers keyed by lower-case name, as Envoy sends them.
+type MapHeaders map[string]string
+
+// Get returns the value of the lower-case header name.
+func (h MapHeaders) Get(name string) string { return h[name] }
+
+// Claims are the verified claims a decision reports and headers carry.
+type Claims struct {
+	Issuer  string
+	Subject string
+	JTI     string
+	// TokenID identifies the token in revocations and logs: its jti, or
+	// TokenHashPrefix + the hex SHA-256 of its signing input without one.
+	TokenID string
+	Session string // the "sid" claim
+	KeyID   string // the kid of the key that verified the token
+	Expiry  int64  // unix seconds
+	// IssuedAt is the "iat" claim in unix seconds, when HasIssuedAt.
+	IssuedAt    int64
+	HasIssuedAt bool
+	// Extra holds the values of Config.ClaimHeaders, in order.
+	Extra [MaxClaimHeaders]string
+}
+
+// Decision is the outcome of one check.
+type Decision struct {
+	// Reason is ReasonOK when the request is allowed.
+	Reason Reason
+	// RevokedBy is the record kind behind ReasonRevoked or ReasonUnavailable.
+	RevokedBy Kind
+	// Claims of a verified token (allowed or revoked); zero otherwise.
+	Claims Claims
+	// Err details a verification failure for logs; it never holds the token.
+	Err error
+}
+
+// Allowed reports whether the request may pass.
+func (d *Decision) Allowed() bool { return d.Reason == ReasonOK }
+
+// verified is a token that passed signature and claim checks, with the
+// filter key of each revocation check.
+type verified struct {
+	claims Claims
+	keys   [numChecks]bloom.Key
+}
+
+// applies reports whether revocation check i concerns v.
+func (v *verified) applies(i int) bool {
+	switch i {
+	case checkSubject:
+		return v.claims.Subject != ""
+	case checkSession:
+		return v.claims.Session != ""
+	case checkKey:
+		return v.claims.KeyID != ""
+	}
+	return true
+}
+
+// lookupKey is the exact key of revocation check i for v.
+func (v *verified) lookupKey(i int) LookupKey {
+	value := ""
+	switch i {
+	case checkToken:
+		value = v.claims.TokenID
+	case checkSubject:
+		value = v.claims.Subject
+	case checkSession:
+		value = v.claims.Session
+	case checkKey:
+		value = v.claims.KeyID
+	}
+	return newLookupKey(checkKinds[i], v.claims.Issuer, value)
+}
+
+// Checker decides requests. It is safe for concurrent use.
+type Checker struct {
+	cfg       Config
+	issuers   map[string]*issuer
+	cache     *tokenCache
+	rev       *Revocations
+	parseOpts parseOptions
+	leeway    int64
+	header    string
+	now       func() time.Time
+	log       *slog.Logger
+}
+
+type issuer struct {
+	cfg  IssuerConfig
+	keys *keySet
+}
+
+// Option configures a Checker.
+type Option func(*options)
+
+type options struct {
+	now    func() time.Time
+	log    *slog.Logger
+	client *http.Client
+}
+
+// WithClock replaces time.Now (tests).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithHTTPClient sets the client that fetches key sets.
+func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.client = c } }
+
+// NewChecker validates cfg and returns a Checker enforcing rev. Key sets are
+// loaded by LoadKeys and kept fresh by Run.
+func NewChecker(cfg Config, rev *Revocations, opts ...Option) (*Checker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("authz config: %w", err)
+	}
+	if rev == nil {
+		return nil, errors.New("authz: a checker needs revocation state")
+	}
+	o := options{now: time.Now, log: slog.Default(), client: &http.Client{Timeout: 10 * time.Second}}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	c := &Checker{
+		cfg:     cfg,
+		issuers: make(map[string]*issuer, len(cfg.Issuers)),
+		cache:   newTokenCache(cfg.CacheSize),
+		rev:     rev,
+		leeway:  int64(cfg.Leeway / time.Second),
+		header:  strings.ToLower(cfg.TokenHeader),
+		now:     o.now,
+		log:     o.log,
+		parseOpts: parseOptions{
+			MaxBytes: cfg.MaxTokenBytes,
+			Types:    cfg.Types,
+		},
+	}
+	for _, ch := range cfg.ClaimHeaders {
+		c.parseOpts.Extra = append(c.parseOpts.Extra, ch.Claim)
+	}
+	for _, ic := range cfg.Issuers {
+		ks, err := newKeySet(&ic, o.client, o.log)
+		if err != nil {
+			return nil, err
+		}
+		c.issuers[ic.Issuer] = &issuer{cfg: ic, keys: ks}
+	}
+	return c, nil
+}
+
+// LoadKeys loads every issuer's key set once; it returns the errors of
+// those that failed (they stay not ready until Run loads them).
+func (c *Checker) LoadKeys(ctx context.Context) error {
+	var errs []error
+	for _, is := range c.issuers {
+		if err := is.keys.fetch(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Run keeps every key set fresh until ctx ends.
+func (c *Checker) Run(ctx context.Context) {
+	done := make(chan struct{})
+	for _, is := range c.issuers {
+		go func() {
+			is.keys.run(ctx)
+			done <- struct{}{}
+		}()
+	}
+	for range c.issuers {
+		<-done
+	}
+}
+
+// Ready reports whether every issuer has keys and revocation state is loaded.
+func (c *Checker) Ready() bool {
+	for _, is := range c.issuers {
+		if !is.keys.ready() {
+			return false
+		}
+	}
+	return c.rev.Ready()
+}
+
+// ClaimHeaders returns the configured claim-to-header mapping; a decision's
+// Claims.Extra holds the values in the same order.
+func (c *Checker) ClaimHeaders() []ClaimHeader { return c.cfg.ClaimHeaders }
+
+// Revocations returns the revocation state the checker enforces.
+func (c *Checker) Revocations() *Revocations { return c.rev }
+
+// CachedTokens counts the tokens in the verified-token cache.
+func (c *Checker) CachedTokens() int { return c.cache.len() }
+
+// Check decides a request from its headers.
+func (c *Checker) Check(ctx context.Context, h Headers) Decision {
+	tok, ok := c.extract(h)
+	if !ok {
+		return Decision{Reason: ReasonMissingToken}
+	}
+	return c.CheckToken(ctx, tok)
+}
+
+// CheckToken decides a request carrying tok. A cached token skips
+// verification; the revocation check runs every time.
+func (c *Checker) CheckToken(ctx context.Context, tok string) Decision {
+	if !c.rev.Ready() {
+		return Decision{Reason: ReasonNotReady}
+	}
+	now := c.now().Unix()
+	var v verified
+	if c.cache.get(tok, &v) {
+		if now >= v.claims.Expiry+c.leeway {
+			return Decision{Reason: ReasonExpired, Claims: v.claims}
+		}
+	} else {
+		if reason, err := c.verify(ctx, tok, now, &v); reason != ReasonOK {
+			return Decision{Reason: reason, Err: err}
+		}
+		c.cache.put(tok, &v)
+	}
+	reason, kind := c.rev.check(ctx, &v)
+	return Decision{Reason: reason, RevokedBy: kind, Claims: v.claims}
+}
+
+// verify parses tok, checks its signature against its issuer's keys, then
+// its claims, and fills v.
+func (c *Checker) verify(ctx context.Context, tok string, now int64, v *verified) (Reason, error) {
+	p, reason, err := parseToken(tok, &c.parseOpts)
+	if reason != ReasonOK {
+		return reason, err
+	}
+	is, ok := c.issuers[p.Claims.Iss]
+	if !ok {
+		return ReasonWrongIssuer, fmt.Errorf("issuer %q is not configured", truncate(p.Claims.Iss))
+	}
+	alg := p.Header.Alg
+	if !slices.Contains(is.cfg.Algs, alg) {
+		return ReasonBadAlgorithm, fmt.Errorf("alg %q is not allowed for issuer %s", truncate(alg), is.cfg.Issuer)
+	}
+	key, ok := is.keys.lookup(ctx, p.Header.Kid, alg)
+	if !ok {
+		return ReasonUnknownKey, fmt.Errorf("no key of issuer %s for kid %q and alg %s", is.cfg.Issuer, truncate(p.Header.Kid), alg)
+	}
+	if err := verifiers[alg].Verify([]byte(p.SigningInput), p.Signature, key.raw); err != nil {
+		return ReasonBadSignature, fmt.Errorf("signature (alg %s, kid %q): %w", alg, key.kid, err)
+	}
+	cl := &p.Claims
+	switch {
+	case now >= cl.Exp+c.leeway:
+		return ReasonExpired, fmt.Errorf("expired at %d", cl.Exp)
+	case cl.HasNbf && now+c.leeway < cl.Nbf:
+		return ReasonNotYetValid, fmt.Errorf("not valid before %d", cl.Nbf)
+	case cl.HasIat && now+c.leeway < cl.Iat:
+		return ReasonIssuedInFuture, fmt.Errorf("issued at %d, in the future", cl.Iat)
+	}
+	if len(is.cfg.Audiences) > 0 && !slices.ContainsFunc(cl.Aud, func(a string) bool { return slices.Contains(is.cfg.Audiences, a) }) {
+		return ReasonWrongAudience, fmt.Errorf("audience %q not accepted by issuer %s", truncate(strings.Join(cl.Aud, ",")), is.cfg.Issuer)
+	}
+	kid := key.kid
+	if kid == "" {
+		kid = p.Header.Kid
+	}
+	tokenID := cl.Jti
+	if tokenID == "" {
+		sum := sha256.Sum256([]byte(p.SigningInput))
+		tokenID = TokenHashPrefix + hex.EncodeToString(sum[:])
+	}
+	v.claims = Claims{
+		Issuer:      cl.Iss,
+		Subject:     cl.Sub,
+		JTI:         cl.Jti,
+		TokenID:     tokenID,
+		Session:     cl.Sid,
+		KeyID:       kid,
+		Expiry:      cl.Exp,
+		IssuedAt:    cl.Iat,
+		HasIssuedAt: cl.HasIat,
+	}
+	copy(v.claims.Extra[:], cl.Extra)
+	for i := 0; i < numChecks; i++ {
+		if v.applies(i) {
+			v.keys[i] = v.lookupKey(i).FilterKey()
+		}
+	}
+	return ReasonOK, nil
+}
+
+// truncate shortens attacker-chosen strings before they reach a log line.
+func truncate(s string) string {
+	const max = 64
+	if len(s) > max {
+		return s[:max] + "..."
+	}
+	return s
+}
+
+// extract finds the token: the configured header or cookie first, then
+// "Authorization: Bearer <token>" (RFC 6750; the scheme is case-insensitive).
+func (c *Checker) extract(h Headers) (string, bool) {
+	if c.header != "" {
+		if v := strings.TrimSpace(h.Get(c.header)); v != "" {
+			if tok, ok := bearer(v); ok {
+				return tok, true
+			}
+			return v, true
+		}
+	}
+	if c.cfg.TokenCookie != "" {
+		if tok, ok := cookie(h.Get("cookie"), c.cfg.TokenCookie); ok {
+			return tok, true
+		}
+	}
+	return bearer(h.Get("authorization"))
+}
+
+// bearer returns the token of a "Bearer <token>" credential.
+func bearer(v string) (string, bool) {
+	v = strings.TrimSpace(v)
+	const scheme = "bearer"
+	if len(v) <= len(scheme)+1 || !strings.EqualFold(v[:len(scheme)], scheme) || (v[len(scheme)] != ' ' && v[len(scheme)] != '\t') {
+		return "", false
+	}
+	tok := strings.TrimLeft(v[len(scheme)+1:], " \t")
+	return tok, tok != ""
+}
+
+// cookie returns the value of cookie name in a Cookie header, without
+// allocating.
+func cookie(header, name string) (string, bool) {
+	for header != "" {
+		var part string
+		part, header, _ = strings.Cut(header, ";")
+		part = strings.TrimSpace(part)
+		k, val, ok := strings.Cut(part, "=")
+		if ok && k == name && val != "" {
+			return strings.Trim(val, `"`), true
+		}
+	}
+	return "", false
+}

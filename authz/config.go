@@ -1,0 +1,222 @@
+package authz
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+)
+
+// MaxClaimHeaders bounds Config.ClaimHeaders, so a decision carries its
+// header values in a fixed array and the hot path never allocates.
+const MaxClaimHeaders = 8
+
+// Config is the decision's configuration.
+type Config struct {
+	// Issuers accepted, each with its own keys, audiences and algorithms.
+	Issuers []IssuerConfig
+	// Leeway is the clock skew allowed on exp, nbf and iat.
+	Leeway time.Duration
+	// MaxTokenBytes denies longer tokens before any parsing.
+	MaxTokenBytes int
+	// Types are the accepted "typ" header values, when a token has one.
+	Types []string
+	// TokenHeader, when set, is a request header holding the token
+	// (optionally with a "Bearer " prefix), tried before Authorization.
+	TokenHeader string
+	// TokenCookie, when set, is a cookie holding the token, tried before
+	// Authorization.
+	TokenCookie string
+	// ClaimHeaders maps claims of an allowed token to upstream headers.
+	ClaimHeaders []ClaimHeader
+	// CacheSize bounds the verified-token cache.
+	CacheSize int
+	// MaxTokenLifetime is the longest lifetime of a token the issuers mint;
+	// revocation records other than "token" are kept this long (plus
+	// Leeway) after they can last match.
+	MaxTokenLifetime time.Duration
+}
+
+// IssuerConfig is one trusted issuer.
+type IssuerConfig struct {
+	// Issuer is the exact "iss" value.
+	Issuer string
+	// Audiences, when set, must include one of the token's "aud" values.
+	Audiences []string
+	// JWKSURL is fetched for the issuer's public keys: HTTPS, or HTTP to a
+	// loopback address only.
+	JWKSURL string
+	// JWKSFile is read for the issuer's public keys instead of a URL.
+	JWKSFile string
+	// HMACSecretFile holds the issuer's HMAC secret (at least 32 bytes);
+	// HS256/384/512 are accepted only with it.
+	HMACSecretFile string
+	// Algs is the allowlist of "alg" values, compared exactly.
+	Algs []string
+	// JWKSRefresh is how often the key set is reloaded.
+	JWKSRefresh time.Duration
+	// JWKSMinRefetch is the least time between refetches triggered by an
+	// unknown kid.
+	JWKSMinRefetch time.Duration
+}
+
+// ClaimHeader sends the value of Claim to the upstream as Header.
+type ClaimHeader struct {
+	Claim  string
+	Header string
+}
+
+// DefaultConfig returns the defaults; Issuers is empty and must be filled.
+func DefaultConfig() Config {
+	return Config{
+		Leeway:           30 * time.Second,
+		MaxTokenBytes:    8 << 10,
+		Types:            []string{"JWT", "at+jwt"},
+		ClaimHeaders:     []ClaimHeader{{Claim: "sub", Header: "x-jwt-sub"}, {Claim: "iss", Header: "x-jwt-iss"}},
+		CacheSize:        100_000,
+		MaxTokenLifetime: 24 * time.Hour,
+	}
+}
+
+// DefaultIssuerConfig returns an issuer's defaults for iss.
+func DefaultIssuerConfig(iss string) IssuerConfig {
+	return IssuerConfig{
+		Issuer:         iss,
+		Algs:           slices.Clone(AsymmetricAlgorithms),
+		JWKSRefresh:    5 * time.Minute,
+		JWKSMinRefetch: 10 * time.Second,
+	}
+}
+
+// Validate says exactly which field is wrong.
+func (c *Config) Validate() error {
+	if len(c.Issuers) == 0 {
+		return errors.New("issuers: none configured")
+	}
+	seen := map[string]bool{}
+	for i := range c.Issuers {
+		ic := &c.Issuers[i]
+		if err := ic.Validate(); err != nil {
+			return fmt.Errorf("issuers[%d]: %w", i, err)
+		}
+		if seen[ic.Issuer] {
+			return fmt.Errorf("issuers[%d]: issuer %q configured twice", i, ic.Issuer)
+		}
+		seen[ic.Issuer] = true
+	}
+	switch {
+	case c.Leeway < 0 || c.Leeway > 5*time.Minute:
+		return fmt.Errorf("leeway: %s, want between 0 and 5m", c.Leeway)
+	case c.MaxTokenBytes < 256 || c.MaxTokenBytes > 1<<20:
+		return fmt.Errorf("max-token-bytes: %d, want between 256 and 1048576", c.MaxTokenBytes)
+	case c.CacheSize < 1:
+		return fmt.Errorf("cache-size: %d, want at least 1", c.CacheSize)
+	case c.MaxTokenLifetime < time.Minute:
+		return fmt.Errorf("max-token-lifetime: %s, want at least 1m", c.MaxTokenLifetime)
+	case len(c.ClaimHeaders) > MaxClaimHeaders:
+		return fmt.Errorf("claim-headers: %d, want at most %d", len(c.ClaimHeaders), MaxClaimHeaders)
+	}
+	for _, typ := range c.Types {
+		if typ == "" {
+			return errors.New("types: empty value")
+		}
+	}
+	for _, name := range []string{c.TokenHeader, c.TokenCookie} {
+		if name != "" && !validHeaderName(name) {
+			return fmt.Errorf("token-header/token-cookie: %q is not a valid name", name)
+		}
+	}
+	for i, ch := range c.ClaimHeaders {
+		if ch.Claim == "" {
+			return fmt.Errorf("claim-headers[%d]: claim is empty", i)
+		}
+		if !validHeaderName(ch.Header) {
+			return fmt.Errorf("claim-headers[%d]: header %q is not a valid header name", i, ch.Header)
+		}
+		if h := strings.ToLower(ch.Header); h == "authorization" || strings.HasPrefix(h, ":") || h == "host" {
+			return fmt.Errorf("claim-headers[%d]: header %q may not be set", i, ch.Header)
+		}
+	}
+	return nil
+}
+
+// Validate says exactly which field is wrong.
+func (ic *IssuerConfig) Validate() error {
+	if ic.Issuer == "" {
+		return errors.New("issuer: empty")
+	}
+	if ic.JWKSURL != "" && ic.JWKSFile != "" {
+		return fmt.Errorf("issuer %s: jwks-url and jwks-file are exclusive", ic.Issuer)
+	}
+	if ic.JWKSURL == "" && ic.JWKSFile == "" && ic.HMACSecretFile == "" {
+		return fmt.Errorf("issuer %s: needs jwks-url, jwks-file or hmac-secret-file", ic.Issuer)
+	}
+	if ic.JWKSURL != "" {
+		if err := checkJWKSURL(ic.JWKSURL); err != nil {
+			return fmt.Errorf("issuer %s: jwks-url: %w", ic.Issuer, err)
+		}
+	}
+	if len(ic.Algs) == 0 {
+		return fmt.Errorf("issuer %s: algs: empty allowlist", ic.Issuer)
+	}
+	hasHMAC := false
+	for _, alg := range ic.Algs {
+		switch {
+		case slices.Contains(HMACAlgorithms, alg):
+			hasHMAC = true
+		case slices.Contains(AsymmetricAlgorithms, alg) || alg == "ES512":
+		default:
+			return fmt.Errorf("issuer %s: algs: %q is not supported (want %s, or %s with hmac-secret-file)",
+				ic.Issuer, alg, strings.Join(AsymmetricAlgorithms, ", "), strings.Join(HMACAlgorithms, ", "))
+		}
+	}
+	if hasHMAC && ic.HMACSecretFile == "" {
+		return fmt.Errorf("issuer %s: algs: HMAC needs hmac-secret-file", ic.Issuer)
+	}
+	if !hasHMAC && ic.HMACSecretFile != "" {
+		return fmt.Errorf("issuer %s: hmac-secret-file is set but algs has no HS256/HS384/HS512", ic.Issuer)
+	}
+	if ic.JWKSRefresh < time.Second {
+		return fmt.Errorf("issuer %s: jwks-refresh: %s, want at least 1s", ic.Issuer, ic.JWKSRefresh)
+	}
+	if ic.JWKSMinRefetch < 0 {
+		return fmt.Errorf("issuer %s: jwks-min-refetch: %s, want zero or more", ic.Issuer, ic.JWKSMinRefetch)
+	}
+	return nil
+}
+
+// checkJWKSURL accepts https URLs, and http only to loopback addresses.
+func checkJWKSURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		host := u.Hostname()
+		if ip := net.ParseIP(host); (ip != nil && ip.IsLoopback()) || host == "localhost" {
+			return nil
+		}
+		return fmt.Errorf("%s: plain http is allowed only to a loopback address; use https", raw)
+	default:
+		return fmt.Errorf("%s: scheme must be https", raw)
+	}
+}
+
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,33 @@
+package envoy
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// ServeHTTP is the HTTP forward-auth check (Envoy's ext_authz http_service,
+// nginx auth_request, Traefik forwardAuth, Caddy forward_auth): the request
+// carries the original request's headers (Authorization, X-Forwarded-*,
+// X-Original-URI, ...). It answers 200 with the upstream headers, or the
+// same deny as the gRPC service: 401 with WWW-Authenticate and a JSON body.
+func (a *Authorization) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	d := a.checker.Check(r.Context(), r.Header)
+	a.observe(&d, start, "http")
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	if d.Allowed() {
+		upstreamHeaders(a.checker, &d, h.Set, func(string, string) {})
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	den := denialOf(d.Reason)
+	if den.wwwAuthenticate != "" {
+		h.Set("WWW-Authenticate", den.wwwAuthenticate)
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(den.body)))
+	w.WriteHeader(den.status)
+	_, _ = w.Write(den.body)
+}

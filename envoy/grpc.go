@@ -1,0 +1,252 @@
+package envoy
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/jwtguard/jwtguard/authz"
+)
+
+// MetadataNamespace is where Envoy files the dynamic metadata jwtguard
+// returns (the ext_authz HTTP filter's name).
+const MetadataNamespace = "envoy.filters.http.ext_authz"
+
+// Authorization is the ext_authz v3 gRPC service over an authz.Checker.
+type Authorization struct {
+	authv3.UnimplementedAuthorizationServer
+	checker    *authz.Checker
+	metrics    *Metrics
+	log        *slog.Logger
+	removeAuth bool
+}
+
+// AuthorizationOption configures an Authorization.
+type AuthorizationOption func(*Authorization)
+
+// WithMetrics records decisions in m.
+func WithMetrics(m *Metrics) AuthorizationOption { return func(a *Authorization) { a.metrics = m } }
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) AuthorizationOption { return func(a *Authorization) { a.log = l } }
+
+// WithRemoveAuthorization removes the Authorization header from allowed
+// requests before they reach the upstream.
+func WithRemoveAuthorization(on bool) AuthorizationOption {
+	return func(a *Authorization) { a.removeAuth = on }
+}
+
+// NewAuthorization returns the ext_authz service deciding with c.
+func NewAuthorization(c *authz.Checker, opts ...AuthorizationOption) *Authorization {
+	a := &Authorization{checker: c, log: slog.Default()}
+	for _, o := range opts {
+		o(a)
+	}
+	return a
+}
+
+// Check implements envoy.service.auth.v3.Authorization/Check.
+func (a *Authorization) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	start := time.Now()
+	d := a.checker.Check(ctx, requestHeaders(req))
+	a.observe(&d, start, "grpc")
+	if d.Allowed() {
+		return a.okResponse(&d), nil
+	}
+	return deniedResponse(&d), nil
+}
+
+// requestHeaders returns the original request's headers: Envoy sends them
+// as a map of lower-case names, or as a header map when configured to send
+// raw header values.
+func requestHeaders(req *authv3.CheckRequest) authz.Headers {
+	httpReq := req.GetAttributes().GetRequest().GetHttp()
+	if h := httpReq.GetHeaders(); h != nil {
+		return authz.MapHeaders(h)
+	}
+	m := authz.MapHeaders{}
+	for _, hv := range httpReq.GetHeaderMap().GetHeaders() {
+		v := hv.GetValue()
+		if v == "" {
+			v = string(hv.GetRawValue())
+		}
+		k := strings.ToLower(hv.GetKey())
+		if old, ok := m[k]; ok {
+			sep := ","
+			if k == "cookie" {
+				sep = "; "
+			}
+			v = old + sep + v
+		}
+		m[k] = v
+	}
+	return m
+}
+
+func (a *Authorization) okResponse(d *authz.Decision) *authv3.CheckResponse {
+	ok := &authv3.OkHttpResponse{}
+	upstreamHeaders(a.checker, d, func(name, value string) {
+		ok.Headers = append(ok.Headers, &corev3.HeaderValueOption{
+			Header:       &corev3.HeaderValue{Key: name, Value: value},
+			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+		})
+	}, func(name, _ string) {
+		ok.HeadersToRemove = append(ok.HeadersToRemove, name)
+	})
+	if a.removeAuth {
+		ok.HeadersToRemove = append(ok.HeadersToRemove, "authorization")
+	}
+	return &authv3.CheckResponse{
+		Status:          &status.Status{Code: int32(codes.OK)},
+		HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
+		DynamicMetadata: metadata(d),
+	}
+}
+
+func deniedResponse(d *authz.Decision) *authv3.CheckResponse {
+	den := denialOf(d.Reason)
+	code := codes.Unauthenticated
+	if unavailable(d.Reason) {
+		code = codes.Unavailable
+	}
+	headers := []*corev3.HeaderValueOption{{
+		Header:       &corev3.HeaderValue{Key: "content-type", Value: "application/json"},
+		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+	}}
+	if den.wwwAuthenticate != "" {
+		headers = append(headers, &corev3.HeaderValueOption{
+			Header:       &corev3.HeaderValue{Key: "www-authenticate", Value: den.wwwAuthenticate},
+			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+		})
+	}
+	return &authv3.CheckResponse{
+		Status: &status.Status{Code: int32(code), Message: string(d.Reason)},
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(den.status)},
+			Headers: headers,
+			Body:    string(den.body),
+		}},
+		DynamicMetadata: metadata(d),
+	}
+}
+
+// metadata is the dynamic metadata Envoy can print in access logs: the
+// verified claims that identify the token (never the token), and the
+// reason of a deny.
+func metadata(d *authz.Decision) *structpb.Struct {
+	f := map[string]*structpb.Value{}
+	add := func(k, v string) {
+		if v != "" {
+			f[k] = structpb.NewStringValue(v)
+		}
+	}
+	if !d.Allowed() {
+		add("reason", string(d.Reason))
+		add("revoked_by", string(d.RevokedBy))
+	}
+	add("iss", d.Claims.Issuer)
+	add("sub", d.Claims.Subject)
+	add("jti", d.Claims.JTI)
+	add("sid", d.Claims.Session)
+	add("kid", d.Claims.KeyID)
+	return &structpb.Struct{Fields: f}
+}
+
+// observe records a decision in metrics and logs denies with their reason
+// and token id, never the token.
+func (a *Authorization) observe(d *authz.Decision, start time.Time, transport string) {
+	if a.metrics != nil {
+		a.metrics.observe(d, time.Since(start))
+	}
+	if d.Allowed() || d.Reason == authz.ReasonMissingToken {
+		return
+	}
+	attrs := []any{"reason", d.Reason, "transport", transport}
+	if d.RevokedBy != "" {
+		attrs = append(attrs, "kind", d.RevokedBy)
+	}
+	if d.Claims.TokenID != "" {
+		attrs = append(attrs, "iss", d.Claims.Issuer, "token_id", d.Claims.TokenID)
+	}
+	if d.Err != nil {
+		attrs = append(attrs, "err", d.Err)
+	}
+	a.log.Info("denied", attrs...)
+}
+
+// TLSConfig is the gRPC listener's TLS: both files for TLS, plus ClientCA
+// for mTLS (client certificates required and verified).
+type TLSConfig struct {
+	CertFile, KeyFile, ClientCAFile string
+}
+
+// Validate says which field is wrong.
+func (c TLSConfig) Validate() error {
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		return errors.New("tls-cert and tls-key go together")
+	}
+	if c.ClientCAFile != "" && c.CertFile == "" {
+		return errors.New("client-ca needs tls-cert and tls-key")
+	}
+	return nil
+}
+
+func (c TLSConfig) credentials() (credentials.TransportCredentials, error) {
+	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load TLS key pair: %w", err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if c.ClientCAFile != "" {
+		pem, err := os.ReadFile(c.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("client CA %s: no PEM certificate found", c.ClientCAFile)
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return credentials.NewTLS(cfg), nil
+}
+
+// NewGRPCServer returns a gRPC server offering ext_authz, health and
+// reflection, with TLS when tc names a certificate.
+func NewGRPCServer(a *Authorization, hs *health.Server, tc TLSConfig) (*grpc.Server, error) {
+	if err := tc.Validate(); err != nil {
+		return nil, err
+	}
+	var opts []grpc.ServerOption
+	if tc.CertFile != "" {
+		creds, err := tc.credentials()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, grpc.Creds(creds))
+	}
+	s := grpc.NewServer(opts...)
+	authv3.RegisterAuthorizationServer(s, a)
+	healthpb.RegisterHealthServer(s, hs)
+	reflection.Register(s)
+	return s, nil
+}

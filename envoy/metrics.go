@@ -1,0 +1,53 @@
+package envoy
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/jwtguard/jwtguard/authz"
+)
+
+// Metrics are the decision metrics. Every series is created up front, so
+// recording a decision never allocates.
+type Metrics struct {
+	decisions map[authz.Reason]prometheus.Counter
+	revoked   map[authz.Kind]prometheus.Counter
+	duration  prometheus.Histogram
+}
+
+// NewMetrics registers the decision metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	dec := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "jwtguard_decisions_total",
+		Help: "Decisions by reason (ok for allowed).",
+	}, []string{"reason"})
+	rev := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "jwtguard_revoked_total",
+		Help: "Requests denied as revoked (or unconfirmable), by revocation kind.",
+	}, []string{"kind"})
+	dur := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "jwtguard_check_duration_seconds",
+		Help:    "Time to decide one request inside jwtguard.",
+		Buckets: []float64{1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 0.1},
+	})
+	reg.MustRegister(dec, rev, dur)
+	m := &Metrics{decisions: map[authz.Reason]prometheus.Counter{}, revoked: map[authz.Kind]prometheus.Counter{}, duration: dur}
+	for _, r := range authz.Reasons {
+		m.decisions[r] = dec.WithLabelValues(string(r))
+	}
+	for _, k := range authz.Kinds {
+		m.revoked[k] = rev.WithLabelValues(string(k))
+	}
+	return m
+}
+
+func (m *Metrics) observe(d *authz.Decision, took time.Duration) {
+	if c, ok := m.decisions[d.Reason]; ok {
+		c.Inc()
+	}
+	if c, ok := m.revoked[d.RevokedBy]; ok {
+		c.Inc()
+	}
+	m.duration.Observe(took.Seconds())
+}
