@@ -187,27 +187,28 @@ func (s *Store) Snapshot(ctx context.Context, cfg bloom.Config) (*bloom.Filter, 
 	now := timeKey(s.now())
 	err = s.view(func(tx *bolt.Tx) error {
 		pos := tx.Bucket(bucketFeed).Sequence()
-		c := tx.Bucket(bucketIndex).Cursor()
-		n := 0
-		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if n++; n%ctxCheckEvery == 0 {
-				if err := ctx.Err(); err != nil {
+		return f.Rebuild(cfg, pos, func(add func(bloom.Key)) error {
+			c := tx.Bucket(bucketIndex).Cursor()
+			n := 0
+			for k, v := c.First(); k != nil; k, v = c.Next() {
+				if n++; n%ctxCheckEvery == 0 {
+					if err := ctx.Err(); err != nil {
+						return err
+					}
+				}
+				live := false
+				if err := entries(v, func(_ []byte, exp uint64) bool {
+					live = exp > now
+					return !live
+				}); err != nil {
 					return err
 				}
+				if live {
+					add(bloom.KeyOf(k))
+				}
 			}
-			live := false
-			if err := entries(v, func(_ []byte, exp uint64) bool {
-				live = exp > now
-				return !live
-			}); err != nil {
-				return err
-			}
-			if live {
-				f.Add(bloom.KeyOfString(string(k)), pos)
-			}
-		}
-		f.Add(bloom.Key{}, pos) // TODO position
-		return nil
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)

@@ -98,7 +98,7 @@ func openBolt(path string, timeout time.Duration) (db *bolt.DB, err error) {
 			if file != nil {
 				_ = file.Close()
 			}
-			db, err = nil, fmt.Errorf("open %s: %w: %v", path, ErrCorrupt, r)
+			db, err = nil, fmt.Errorf("open %s: %w (bbolt: %v)", path, ErrCorrupt, r)
 		}
 	}()
 	db, err = bolt.Open(path, 0o600, &bolt.Options{
@@ -175,7 +175,7 @@ func (s *Store) update(fn func(*bolt.Tx) error) (err error) {
 
 func (s *Store) recoverCorrupt(err *error) {
 	if r := recover(); r != nil {
-		*err = fmt.Errorf("%s: %w: %v", s.path, ErrCorrupt, r)
+		*err = fmt.Errorf("%s: %w (bbolt: %v)", s.path, ErrCorrupt, r)
 	}
 }
 
