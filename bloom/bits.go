@@ -7,16 +7,8 @@ import (
 	"github.com/bits-and-blooms/bloom/v3"
 )
 
-// The probe scheme below is part of the snapshot format: changing it
-// changes which bits a key sets, so it needs a new snapshot version.
-//
-// Probe i (0 <= i < k) of key (H1, H2) in an array of m bits is bit
-//
-//	x_i = H1 + i*D + (i³ - i)/6  (mod 2⁶⁴), with D = H2 | 1
-//	loc_i = ⌊x_i * m / 2⁶⁴⌋
-//
-// that is enhanced double hashing reduced to [0, m) by a multiply-high
-// instead of a modulo. Bit b lives in word b/64 at bit b%64.
+// add and has of base and delta walk the probes described in the package
+// documentation ("Probes"); they are part of the snapshot format.
 
 // base is the large, immutable part of a filter. Its words are never written
 // once the base is published.

@@ -10,7 +10,8 @@ import (
 
 // Filter is a revocation filter: an immutable base plus a small delta of
 // additions since the base, both reached through one atomic pointer.
-// MayContain never locks; writers are serialized among themselves.
+// MayContain never locks; writers are serialized among themselves. Make
+// one with New, ReadSnapshot or LoadFile: the zero Filter is not usable.
 type Filter struct {
 	cur atomic.Pointer[state]
 
