@@ -103,33 +103,20 @@ func parseToken(raw string, opts *parseOptions) (parsedToken, Reason, error) {
 		return parsedToken{}, ReasonTooLarge, fmt.Errorf("token is %d bytes, more than the limit of %d", len(raw), maxBytes)
 	}
 
-	// One pass finds the dots and rejects anything outside the base64url
-	// alphabet: padding, whitespace, line breaks (which Go's base64 decoder
-	// would skip) and the standard alphabet's '+' and '/'.
-	dot1, dot2, dots := 0, 0, 0
-	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		if c == '.' {
-			dots++
-			switch dots {
-			case 1:
-				dot1 = i
-			case 2:
-				dot2 = i
-			}
-			continue
+	dots := strings.Count(raw, ".")
+	if dots != 2 {
+		// Anything outside the base64url alphabet makes a malformed token,
+		// whatever its number of parts.
+		if err := checkBase64URLAlphabet(raw); err != nil {
+			return parsedToken{}, ReasonMalformed, err
 		}
-		if base64URLValue[c] == invalidBase64 {
-			return parsedToken{}, ReasonMalformed, fmt.Errorf("token: byte %d is %q, not base64url", i, c)
+		if dots == 4 {
+			return parsedToken{}, ReasonUnsupported, errors.New("token has 5 parts: JWE is not supported")
 		}
-	}
-	switch dots {
-	case 2:
-	case 4:
-		return parsedToken{}, ReasonUnsupported, errors.New("token has 5 parts: JWE is not supported")
-	default:
 		return parsedToken{}, ReasonMalformed, fmt.Errorf("token has %d parts, want 3 (header.payload.signature)", dots+1)
 	}
+	dot1 := strings.IndexByte(raw, '.')
+	dot2 := dot1 + 1 + strings.IndexByte(raw[dot1+1:], '.')
 	header, payload, sig := raw[:dot1], raw[dot1+1:dot2], raw[dot2+1:]
 	for _, part := range [...]struct{ name, text string }{{"header", header}, {"payload", payload}, {"signature", sig}} {
 		if part.text == "" {
@@ -147,16 +134,16 @@ func parseToken(raw string, opts *parseOptions) (parsedToken, Reason, error) {
 	}
 	buf, err := appendBase64URL(buf, header)
 	if err != nil {
-		return parsedToken{}, ReasonMalformed, fmt.Errorf("token header: %w", err)
+		return parsedToken{}, ReasonMalformed, base64URLError(raw, "header", err)
 	}
 	headerLen := len(buf)
 	buf, err = appendBase64URL(buf, payload)
 	if err != nil {
-		return parsedToken{}, ReasonMalformed, fmt.Errorf("token payload: %w", err)
+		return parsedToken{}, ReasonMalformed, base64URLError(raw, "payload", err)
 	}
 	signature, err := appendBase64URL(make([]byte, 0, decodedLen(sig)), sig)
 	if err != nil {
-		return parsedToken{}, ReasonMalformed, fmt.Errorf("token signature: %w", err)
+		return parsedToken{}, ReasonMalformed, base64URLError(raw, "signature", err)
 	}
 	// encoding/json would replace invalid UTF-8 silently; check it first.
 	if !utf8.Valid(buf[:headerLen]) {
@@ -380,6 +367,28 @@ var base64URLValue = func() (t [256]byte) {
 	}
 	return t
 }()
+
+// checkBase64URLAlphabet reports the first byte of a token that is neither
+// in the base64url alphabet nor a dot: padding, whitespace, line breaks
+// (which Go's base64 decoder would skip) or the standard alphabet's '+' and
+// '/'.
+func checkBase64URLAlphabet(raw string) error {
+	for i := 0; i < len(raw); i++ {
+		if c := raw[i]; c != '.' && base64URLValue[c] == invalidBase64 {
+			return fmt.Errorf("token: byte %d is %q, not base64url", i, c)
+		}
+	}
+	return nil
+}
+
+// base64URLError explains why a part of raw did not decode, naming the
+// first byte outside the alphabet if there is one.
+func base64URLError(raw, part string, err error) error {
+	if err := checkBase64URLAlphabet(raw); err != nil {
+		return err
+	}
+	return fmt.Errorf("token %s: %w", part, err)
+}
 
 // decodedLen is the decoded length of a valid unpadded base64url string.
 func decodedLen(s string) int { return len(s) * 6 / 8 }
@@ -757,7 +766,7 @@ func (sc *jsonScanner) string() (string, error) {
 // escapedString finishes a string that started at start and has an escape
 // at sc.i.
 func (sc *jsonScanner) escapedString(start int) (string, error) {
-	buf := make([]byte, 0, len(sc.s)-start)
+	buf := make([]byte, 0, 2*(sc.i-start)+16)
 	buf = append(buf, sc.s[start:sc.i]...)
 	for sc.i < len(sc.s) {
 		c := sc.s[sc.i]

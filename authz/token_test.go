@@ -434,3 +434,45 @@ func BenchmarkParseAndVerify(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkParseTokenWorstCase parses tokens of the largest accepted size
+// built to make the parser work hardest; their cost bounds what an
+// unauthenticated client can make a node spend per request.
+func BenchmarkParseTokenWorstCase(b *testing.B) {
+	// fill repeats member (with %d replaced by a counter) to just under
+	// the default size limit.
+	fill := func(member string) string {
+		var p strings.Builder
+		p.WriteString(`{"exp":2000000000`)
+		for i := 0; ; i++ {
+			m := "," + strings.ReplaceAll(member, "%d", strconv.Itoa(i))
+			if len(parseTestToken(parseTestHeader, p.String()+m+"}")) > defaultTokenMaxBytes {
+				break
+			}
+			p.WriteString(m)
+		}
+		p.WriteString("}")
+		return parseTestToken(parseTestHeader, p.String())
+	}
+	cases := []struct{ name, raw string }{
+		{"many members", fill(`"%d":0`)},
+		{"many escaped names", fill(`"\u0061%d":0`)},
+		{"many escaped strings", fill(`"s%d":"\n"`)},
+		{"deep nesting", fill(`"d%d":` + strings.Repeat("[", maxJSONDepth-1) + strings.Repeat("]", maxJSONDepth-1))},
+		{"many nested objects", fill(`"o%d":{"a":{"b":1}}`)},
+	}
+	for _, c := range cases {
+		if _, reason, err := parseToken(c.raw, nil); err != nil {
+			b.Fatalf("%s: parseToken() = %q, %v", c.name, reason, err)
+		}
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(c.raw)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := parseToken(c.raw, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
