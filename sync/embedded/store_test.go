@@ -301,9 +301,8 @@ func TestPrune(t *testing.T) {
 }
 
 func TestPruneManyBatches(t *testing.T) {
-	if testing.Short() {
-		t.Skip("stores 2 prune batches of records")
-	}
+	defer func(n int) { pruneBatch = n }(pruneBatch)
+	pruneBatch = 100
 	s, _ := newStore(t)
 	recs := make([]authz.Record, 2*pruneBatch+5)
 	for i := range recs {

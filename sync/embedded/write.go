@@ -120,7 +120,8 @@ func newID() (string, error) {
 
 // pruneBatch bounds the records one Prune transaction deletes, so that a
 // large prune does not hold the write lock (or grow a transaction) unbounded.
-const pruneBatch = 10_000
+// A variable so that tests can make it small.
+var pruneBatch = 10_000
 
 // Prune deletes the records whose ExpiresAt is at or before now, with their
 // feed, index and expiry entries, and returns how many it deleted. Their
