@@ -1,0 +1,173 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jwtguard/jwtguard/authz"
+	"github.com/jwtguard/jwtguard/sync/source"
+)
+
+// Client calls the admin API of a jwtguard server.
+type Client struct {
+	// BaseURL is the server's admin address, e.g. http://127.0.0.1:8182.
+	BaseURL string
+	// Token is the admin bearer token; "" sends none.
+	Token string
+	// HTTP is the client used; nil means one with a 30 s timeout.
+	HTTP *http.Client
+}
+
+// APIError is an error answer of the admin API.
+type APIError struct {
+	// StatusCode is the HTTP status of the answer.
+	StatusCode int
+	// Message is the server's message.
+	Message string
+	// Index is the index of the record at fault in a batch, or -1.
+	Index int
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("%d %s: %s", e.StatusCode, strings.ToLower(http.StatusText(e.StatusCode)), e.Message)
+}
+
+// maxAnswerBytes bounds an answer the client reads.
+const maxAnswerBytes = 256 << 20
+
+var defaultHTTP = &http.Client{Timeout: 30 * time.Second}
+
+// Revoke stores recs (all or nothing) and returns them as stored, with ID,
+// Position, CreatedAt and ExpiresAt set by the server.
+func (c *Client) Revoke(ctx context.Context, recs []authz.Record) ([]authz.Record, error) {
+	body, err := json.Marshal(recs)
+	if err != nil {
+		return nil, fmt.Errorf("encode revocations: %w", err)
+	}
+	var out revocationsBody
+	if err := c.do(ctx, http.MethodPost, pathRevocations, body, &out); err != nil {
+		return nil, fmt.Errorf("revoke: %w", err)
+	}
+	return out.Revocations, nil
+}
+
+// List returns one page of the records matching q and the cursor of the
+// next page ("" when there is none).
+func (c *Client) List(ctx context.Context, q source.ListQuery) ([]authz.Record, string, error) {
+	v := url.Values{}
+	for name, val := range map[string]string{"kind": string(q.Kind), "issuer": q.Issuer, "value": q.Value, "cursor": q.Cursor} {
+		if val != "" {
+			v.Set(name, val)
+		}
+	}
+	if q.Limit != 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	p := pathRevocations
+	if len(v) > 0 {
+		p += "?" + v.Encode()
+	}
+	var out revocationsBody
+	if err := c.do(ctx, http.MethodGet, p, nil, &out); err != nil {
+		return nil, "", fmt.Errorf("list revocations: %w", err)
+	}
+	return out.Revocations, out.NextCursor, nil
+}
+
+// Get returns the record with that ID; a missing one is an *APIError with
+// StatusCode 404.
+func (c *Client) Get(ctx context.Context, id string) (authz.Record, error) {
+	var rec authz.Record
+	if err := c.do(ctx, http.MethodGet, pathRevocations+"/"+url.PathEscape(id), nil, &rec); err != nil {
+		return authz.Record{}, fmt.Errorf("get revocation %q: %w", id, err)
+	}
+	return rec, nil
+}
+
+// Status returns the server's revocation state, as GET /v1/status
+// reports it.
+func (c *Client) Status(ctx context.Context) (map[string]any, error) {
+	var out map[string]any
+	if err := c.do(ctx, http.MethodGet, pathStatus, nil, &out); err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	}
+	return out, nil
+}
+
+// do sends one request and decodes a 2xx answer into out; other answers
+// become an *APIError.
+func (c *Client) do(ctx context.Context, method, path string, body []byte, out any) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.BaseURL, "/")+path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = defaultHTTP
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+	if err != nil {
+		return fmt.Errorf("read answer: %w", err)
+	}
+	if resp.StatusCode/100 != 2 {
+		return apiError(resp.StatusCode, data)
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("decode answer: %w", err)
+	}
+	return nil
+}
+
+// apiError builds the error of a non-2xx answer, from its JSON error body
+// or, from something else than the admin API (a proxy), its text.
+func apiError(status int, data []byte) error {
+	e := &APIError{StatusCode: status, Index: -1}
+	var b errorBody
+	if err := json.Unmarshal(data, &b); err == nil && b.Error != "" {
+		e.Message = b.Error
+		if b.Index != nil {
+			e.Index = *b.Index
+		}
+		return e
+	}
+	msg := strings.TrimSpace(string(data))
+	if len(msg) > 200 {
+		msg = msg[:200] + "..."
+	}
+	if msg == "" {
+		msg = "(no message)"
+	}
+	e.Message = msg
+	return e
+}
+
+// IsStatus reports whether err is an *APIError with that status code.
+func IsStatus(err error, code int) bool {
+	var e *APIError
+	return errors.As(err, &e) && e.StatusCode == code
+}

@@ -1,0 +1,20 @@
+// Package admin is the revocation admin API of a jwtguard server: JSON over
+// HTTP to create revocations, list and read them, and report the node's
+// revocation state, plus a Client for it (used by the jwtguard CLI).
+//
+// Endpoints (every one requires "Authorization: Bearer <token>" when the
+// server has an admin token):
+//
+//	POST /v1/revocations       one record or an array of them, all or nothing
+//	GET  /v1/revocations       ?kind=&issuer=&value=&cursor=&limit=
+//	GET  /v1/revocations/{id}  one record
+//	GET  /v1/status            record counts, filter and confirm-cache state
+//
+// A revocation is enforced by the node that accepted it before the API
+// answers; other nodes enforce it when their follower reads it from the
+// source's feed. Every accepted record is logged (at Info, "revocation
+// accepted"): this is the audit trail of manual revocations.
+//
+// Without an admin token the API must listen on a loopback address only;
+// CheckBind enforces that at startup.
+package admin

@@ -1,0 +1,348 @@
+package admin
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/jwtguard/jwtguard/authz"
+	"github.com/jwtguard/jwtguard/sync/source"
+)
+
+// Config configures the admin API. Zero fields take the defaults of
+// DefaultConfig.
+type Config struct {
+	// Token is the admin bearer token; "" means none, and then the API must
+	// listen on loopback only (see CheckBind).
+	Token string
+	// MaxTokenLifetime is the longest lifetime of a token the issuers mint.
+	// A record other than a token record expires MaxTokenLifetime + Leeway
+	// after the later of now and its Before time: by then no token it
+	// covers can still be valid. Default 24h.
+	MaxTokenLifetime time.Duration
+	// Leeway is the clock skew the checker allows on exp. Default 30s.
+	Leeway time.Duration
+	// MaxBodyBytes bounds a POST body. Default 16 MiB.
+	MaxBodyBytes int64
+	// MaxBatch bounds the records of one POST. Default 10 000.
+	MaxBatch int
+}
+
+// DefaultConfig returns the defaults (no token).
+func DefaultConfig() Config {
+	return Config{
+		MaxTokenLifetime: 24 * time.Hour,
+		Leeway:           30 * time.Second,
+		MaxBodyBytes:     16 << 20,
+		MaxBatch:         10_000,
+	}
+}
+
+// withDefaults fills zero (or negative) fields from DefaultConfig.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.MaxTokenLifetime <= 0 {
+		c.MaxTokenLifetime = d.MaxTokenLifetime
+	}
+	if c.Leeway <= 0 {
+		c.Leeway = d.Leeway
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = d.MaxBodyBytes
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = d.MaxBatch
+	}
+	return c
+}
+
+// Option changes optional behaviour of the handler.
+type Option func(*handler)
+
+// WithStatus adds the fields fn returns to GET /v1/status (the server adds
+// its follower position, last sync and readiness). Fields of the API's own
+// schema keep their values when fn returns the same name.
+func WithStatus(fn func(ctx context.Context) map[string]any) Option {
+	return func(h *handler) { h.status = fn }
+}
+
+// WithLogger sets the logger of the audit trail and of server errors.
+// Default slog.Default().
+func WithLogger(l *slog.Logger) Option {
+	return func(h *handler) {
+		if l != nil {
+			h.log = l
+		}
+	}
+}
+
+// WithClock sets the clock that fills CreatedAt and computes expiry; tests
+// set it. Default time.Now.
+func WithClock(now func() time.Time) Option {
+	return func(h *handler) {
+		if now != nil {
+			h.now = now
+		}
+	}
+}
+
+// handler serves the admin API over one source and one node's revocations.
+type handler struct {
+	src    source.Source
+	rev    *authz.Revocations
+	cfg    Config
+	token  []byte
+	status func(context.Context) map[string]any
+	log    *slog.Logger
+	now    func() time.Time
+}
+
+// NewHandler returns the admin API over src, enforcing accepted revocations
+// in rev before it answers. It panics when src or rev is nil.
+func NewHandler(src source.Source, rev *authz.Revocations, cfg Config, opts ...Option) http.Handler {
+	if src == nil || rev == nil {
+		panic("admin.NewHandler: nil source or revocations")
+	}
+	cfg = cfg.withDefaults()
+	h := &handler{src: src, rev: rev, cfg: cfg, token: []byte(cfg.Token), log: slog.Default(), now: time.Now}
+	for _, o := range opts {
+		o(h)
+	}
+	return h
+}
+
+const (
+	pathRevocations = "/v1/revocations"
+	pathStatus      = "/v1/status"
+)
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="jwtguard-admin"`)
+		writeError(w, http.StatusUnauthorized, "missing or wrong admin token (Authorization: Bearer <token>)")
+		return
+	}
+	switch p := r.URL.Path; {
+	case p == pathRevocations:
+		switch r.Method {
+		case http.MethodPost:
+			h.postRevocations(w, r)
+		case http.MethodGet:
+			h.listRevocations(w, r)
+		default:
+			methodNotAllowed(w, "GET, POST")
+		}
+	case strings.HasPrefix(p, pathRevocations+"/") && !strings.Contains(p[len(pathRevocations)+1:], "/"):
+		if r.Method != http.MethodGet {
+			methodNotAllowed(w, "GET")
+			return
+		}
+		h.getRevocation(w, r, p[len(pathRevocations)+1:])
+	case p == pathStatus:
+		if r.Method != http.MethodGet {
+			methodNotAllowed(w, "GET")
+			return
+		}
+		h.getStatus(w, r)
+	default:
+		writeError(w, http.StatusNotFound, "no such endpoint: "+p)
+	}
+}
+
+// authorized compares the bearer token in constant time; with no admin
+// token configured every request is authorized.
+func (h *handler) authorized(r *http.Request) bool {
+	if len(h.token) == 0 {
+		return true
+	}
+	auth := r.Header.Get("Authorization")
+	const prefix = "bearer "
+	if len(auth) < len(prefix) || !strings.EqualFold(auth[:len(prefix)], prefix) {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(auth[len(prefix):])), h.token) == 1
+}
+
+// postRevocations stores a batch of records, all or nothing, enforces them
+// on this node and answers 201 with the stored records.
+func (h *handler) postRevocations(w http.ResponseWriter, r *http.Request) {
+	body := http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)
+	recs, err := decodeRecords(body, h.cfg.MaxBatch)
+	if err != nil {
+		writeRequestError(w, err)
+		return
+	}
+	now := h.now()
+	for i := range recs {
+		if err := h.complete(&recs[i], now); err != nil {
+			writeRequestError(w, &recordError{index: i, err: err})
+			return
+		}
+	}
+	stored, err := h.src.Put(r.Context(), recs)
+	if err != nil {
+		if errors.Is(err, authz.ErrInvalidRecord) {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		h.log.Error("store revocations", "err", err, "records", len(recs))
+		writeError(w, http.StatusInternalServerError, "store revocations: "+err.Error())
+		return
+	}
+	h.rev.Enforce(stored...)
+	for _, rec := range stored {
+		h.log.Info("revocation accepted", "id", rec.ID, "kind", rec.Kind, "issuer", rec.Issuer,
+			"value", rec.Value, "before", rec.Before, "actor", rec.Actor, "reason", rec.Reason,
+			"expires_at", rec.ExpiresAt, "position", rec.Position, "remote", r.RemoteAddr)
+	}
+	writeJSON(w, http.StatusCreated, revocationsBody{Revocations: stored})
+}
+
+// revocationsBody is the answer of POST and GET /v1/revocations.
+type revocationsBody struct {
+	Revocations []authz.Record `json:"revocations"`
+	NextCursor  string         `json:"next_cursor,omitempty"`
+}
+
+// listRevocations answers one page of the records matching the query.
+func (h *handler) listRevocations(w http.ResponseWriter, r *http.Request) {
+	q, err := parseListQuery(r.URL.Query())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	recs, next, err := h.src.List(r.Context(), q)
+	if err != nil {
+		if q.Cursor != "" && errors.Is(err, errInvalidCursor) {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		h.log.Error("list revocations", "err", err)
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	if recs == nil {
+		recs = []authz.Record{}
+	}
+	writeJSON(w, http.StatusOK, revocationsBody{Revocations: recs, NextCursor: next})
+}
+
+func (h *handler) getRevocation(w http.ResponseWriter, r *http.Request, id string) {
+	rec, err := h.src.Get(r.Context(), id)
+	switch {
+	case errors.Is(err, source.ErrNotFound):
+		writeError(w, http.StatusNotFound, fmt.Sprintf("revocation %q not found", id))
+	case err != nil:
+		h.log.Error("get revocation", "id", id, "err", err)
+		writeError(w, http.StatusInternalServerError, err.Error())
+	default:
+		writeJSON(w, http.StatusOK, rec)
+	}
+}
+
+// filterStatus is the "filter" object of /v1/status.
+type filterStatus struct {
+	Entries         uint64  `json:"entries"`
+	BaseEntries     uint64  `json:"base_entries"`
+	DeltaEntries    uint64  `json:"delta_entries"`
+	Bits            uint64  `json:"bits"`
+	K               uint    `json:"k"`
+	Bytes           uint64  `json:"bytes"`
+	FillRatio       float64 `json:"fill_ratio"`
+	EstimatedFPRate float64 `json:"estimated_fp_rate"`
+	Position        uint64  `json:"position"`
+}
+
+// confirmStatus is the "confirm" object of /v1/status.
+type confirmStatus struct {
+	Maybes        uint64  `json:"maybes"`
+	ConfirmHits   uint64  `json:"confirm_hits"`
+	Lookups       uint64  `json:"lookups"`
+	LookupErrors  uint64  `json:"lookup_errors"`
+	LookupSeconds float64 `json:"lookup_seconds"`
+	ConfirmSize   int     `json:"confirm_size"`
+}
+
+func (h *handler) getStatus(w http.ResponseWriter, r *http.Request) {
+	st, err := h.src.Stats(r.Context())
+	if err != nil {
+		h.log.Error("source stats", "err", err)
+		writeError(w, http.StatusInternalServerError, "source stats: "+err.Error())
+		return
+	}
+	fs := h.rev.Filter().Stats()
+	rs := h.rev.Stats()
+	out := map[string]any{}
+	if h.status != nil {
+		for k, v := range h.status(r.Context()) {
+			out[k] = v
+		}
+	}
+	byKind := st.ByKind
+	if byKind == nil {
+		byKind = map[authz.Kind]int{}
+	}
+	out["records"] = st.Records
+	out["by_kind"] = byKind
+	out["source_position"] = st.Position
+	out["filter"] = filterStatus{
+		Entries: fs.Entries, BaseEntries: fs.BaseEntries, DeltaEntries: fs.DeltaEntries,
+		Bits: fs.Bits, K: fs.K, Bytes: fs.Bytes, FillRatio: fs.FillRatio,
+		EstimatedFPRate: fs.EstimatedFPRate, Position: fs.Position,
+	}
+	out["confirm"] = confirmStatus{
+		Maybes: rs.Maybes, ConfirmHits: rs.ConfirmHits, Lookups: rs.Lookups,
+		LookupErrors: rs.LookupErrors, LookupSeconds: rs.LookupTime.Seconds(), ConfirmSize: rs.ConfirmSize,
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// errorBody is every error answer: the message and, for a record of a
+// batch, its index.
+type errorBody struct {
+	Error string `json:"error"`
+	Index *int   `json:"index,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		data, _ = json.Marshal(errorBody{Error: "encode answer: " + err.Error()})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(data, '\n'))
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, errorBody{Error: msg})
+}
+
+func methodNotAllowed(w http.ResponseWriter, allow string) {
+	w.Header().Set("Allow", allow)
+	writeError(w, http.StatusMethodNotAllowed, "method not allowed; use "+allow)
+}
+
+// writeRequestError answers an error in a request body: 413 when it was too
+// large, else 400, with the index of the record at fault when known.
+func writeRequestError(w http.ResponseWriter, err error) {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", tooLarge.Limit))
+		return
+	}
+	body := errorBody{Error: err.Error()}
+	var re *recordError
+	if errors.As(err, &re) {
+		body.Index = &re.index
+	}
+	writeJSON(w, http.StatusBadRequest, body)
+}

@@ -1,0 +1,174 @@
+package admin
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jwtguard/jwtguard/authz"
+	"github.com/jwtguard/jwtguard/sync/embedded"
+	"github.com/jwtguard/jwtguard/sync/source"
+)
+
+// errInvalidCursor is what a source returns for a List cursor it did not
+// issue. The source package declares no such sentinel yet, so the embedded
+// store's is used; other sources' bad cursors answer 500.
+var errInvalidCursor = embedded.ErrInvalidCursor
+
+// MaxListLimit caps the page size of GET /v1/revocations.
+const MaxListLimit = 1000
+
+// maxFuture bounds how far in the future a Before time may lie: a subject
+// may be suspended for years, but not past what the store's clock holds.
+const maxFuture = 100 * 365 * 24 * time.Hour
+
+// recordError is an error in record index of a batch.
+type recordError struct {
+	index int
+	err   error
+}
+
+func (e *recordError) Error() string { return fmt.Sprintf("record %d: %v", e.index, e.err) }
+func (e *recordError) Unwrap() error { return e.err }
+
+// decodeRecords reads one record object or a JSON array of them, refusing
+// unknown fields, trailing data, an empty array and more than maxBatch
+// records.
+func decodeRecords(r io.Reader, maxBatch int) ([]authz.Record, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read body: %w", err)
+	}
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 {
+		return nil, errors.New("empty body: want a revocation record or an array of them")
+	}
+	if data[0] != '[' {
+		var rec authz.Record
+		if err := decodeStrict(data, &rec); err != nil {
+			return nil, &recordError{index: 0, err: err}
+		}
+		return []authz.Record{rec}, nil
+	}
+	var raw []json.RawMessage
+	if err := decodeStrict(data, &raw); err != nil {
+		return nil, err
+	}
+	switch {
+	case len(raw) == 0:
+		return nil, errors.New("empty array: no records to store")
+	case len(raw) > maxBatch:
+		return nil, fmt.Errorf("%d records in one request; at most %d are accepted", len(raw), maxBatch)
+	}
+	recs := make([]authz.Record, len(raw))
+	for i, m := range raw {
+		if err := decodeStrict(m, &recs[i]); err != nil {
+			return nil, &recordError{index: i, err: err}
+		}
+	}
+	return recs, nil
+}
+
+// decodeStrict decodes exactly one JSON value with no unknown fields.
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("malformed JSON: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("malformed JSON: data after the value")
+	}
+	return nil
+}
+
+// complete validates rec and sets what the server decides: CreatedAt,
+// ExpiresAt, and no ID or Position (the source assigns them).
+func (h *handler) complete(rec *authz.Record, now time.Time) error {
+	if err := rec.Validate(); err != nil {
+		return err
+	}
+	if rec.Kind == authz.KindToken && looksLikeJWT(rec.Value) {
+		return fmt.Errorf("%w: value looks like a whole JWT; send its jti, or %s and the hex SHA-256 of its header.payload (jwtguard revoke --token does this)",
+			authz.ErrInvalidRecord, authz.TokenHashPrefix)
+	}
+	if !rec.Before.IsZero() && rec.Before.After(now.Add(maxFuture)) {
+		return fmt.Errorf("%w: before %s is more than 100 years ahead", authz.ErrInvalidRecord, rec.Before.Format(time.RFC3339))
+	}
+	rec.ID, rec.Position = "", 0
+	rec.CreatedAt = now
+	lifetime := h.cfg.MaxTokenLifetime + h.cfg.Leeway
+	if rec.Kind == authz.KindToken && !rec.ExpiresAt.IsZero() {
+		// The client sent the token's exp: the checker accepts the token
+		// until exp + Leeway, and the record must last that long.
+		exp := rec.ExpiresAt
+		if !exp.Add(h.cfg.Leeway).After(now) {
+			return fmt.Errorf("%w: expires_at %s is in the past: the token has expired already",
+				authz.ErrInvalidRecord, exp.Format(time.RFC3339))
+		}
+		if limit := now.Add(10 * h.cfg.MaxTokenLifetime); exp.After(limit) {
+			return fmt.Errorf("%w: expires_at %s is later than 10 times the max token lifetime (%s) from now",
+				authz.ErrInvalidRecord, exp.Format(time.RFC3339), h.cfg.MaxTokenLifetime)
+		}
+		rec.ExpiresAt = exp.Add(h.cfg.Leeway)
+		return nil
+	}
+	// Any token this record covers was issued at or before max(now, Before)
+	// and lives at most MaxTokenLifetime (plus the leeway on exp).
+	from := now
+	if rec.Before.After(from) {
+		from = rec.Before
+	}
+	rec.ExpiresAt = from.Add(lifetime)
+	return nil
+}
+
+// looksLikeJWT reports whether v is a compact JWS (a header starting with
+// `{"` encodes to "eyJ"), which must never be stored or logged whole.
+func looksLikeJWT(v string) bool {
+	return strings.HasPrefix(v, "eyJ") && strings.Count(v, ".") == 2
+}
+
+// parseListQuery reads the query of GET /v1/revocations, refusing unknown
+// parameters so that a typo does not silently list everything.
+func parseListQuery(v url.Values) (source.ListQuery, error) {
+	var q source.ListQuery
+	for name, vals := range v {
+		if len(vals) != 1 {
+			return q, fmt.Errorf("query parameter %q given %d times", name, len(vals))
+		}
+		val := vals[0]
+		switch name {
+		case "kind":
+			q.Kind = authz.Kind(val)
+			if val != "" && !slices.Contains(authz.Kinds, q.Kind) {
+				return q, fmt.Errorf("unknown kind %q (want one of token, subject, session, key, issuer-before)", val)
+			}
+		case "issuer":
+			q.Issuer = val
+		case "value":
+			q.Value = val
+		case "cursor":
+			q.Cursor = val
+		case "limit":
+			if val == "" {
+				continue
+			}
+			n, err := strconv.Atoi(val)
+			if err != nil || n < 1 || n > MaxListLimit {
+				return q, fmt.Errorf("limit %q: want a number from 1 to %d", val, MaxListLimit)
+			}
+			q.Limit = n
+		default:
+			return q, fmt.Errorf("unknown query parameter %q (want kind, issuer, value, cursor, limit)", name)
+		}
+	}
+	return q, nil
+}
