@@ -156,24 +156,23 @@ func parseToken(raw string, opts *parseOptions) (parsedToken, Reason, error) {
 
 	tok := parsedToken{SigningInput: raw[:dot2], Signature: signature}
 	var reason Reason
-	if tok.Header, reason, err = parseHeader(text[:headerLen], opts); err != nil {
+	if tok.Header, reason, err = parseTokenHeader(text[:headerLen], opts); err != nil {
 		return parsedToken{}, reason, fmt.Errorf("token header: %w", err)
 	}
-	if tok.Claims, err = parseClaims(text[headerLen:], opts); err != nil {
+	if tok.Claims, err = parseTokenClaims(text[headerLen:], opts); err != nil {
 		return parsedToken{}, ReasonMalformed, fmt.Errorf("token payload: %w", err)
 	}
 	return tok, ReasonOK, nil
 }
 
-// parseHeader checks a decoded JOSE header. Syntax errors win over
+// parseTokenHeader checks a decoded JOSE header. Syntax errors win over
 // unsupported parameters, which win over the algorithm, then "typ", then
 // "kid": the reason does not depend on member order.
-func parseHeader(text string, opts *parseOptions) (tokenHeader, Reason, error) {
+func parseTokenHeader(text string, opts *parseOptions) (tokenHeader, Reason, error) {
 	var (
-		h                   tokenHeader
-		alg, typ, kid       jsonValue
-		hasAlg, hasTyp, has bool
-		unsupported         string
+		alg, typ, kid          jsonValue
+		hasAlg, hasTyp, hasKid bool
+		unsupported            string
 	)
 	err := scanJSONObject(text, func(name string, v jsonValue) error {
 		switch name {
@@ -182,7 +181,7 @@ func parseHeader(text string, opts *parseOptions) (tokenHeader, Reason, error) {
 		case "typ":
 			typ, hasTyp = v, true
 		case "kid":
-			kid, has = v, true
+			kid, hasKid = v, true
 		case "enc", "crit", "b64":
 			if unsupported == "" {
 				unsupported = name
@@ -209,11 +208,10 @@ func parseHeader(text string, opts *parseOptions) (tokenHeader, Reason, error) {
 		return tokenHeader{}, ReasonUnsupported, fmt.Errorf(`"typ" is %s, want a string`, typ.kind)
 	case hasTyp && !typeAccepted(typ.str, opts.Types):
 		return tokenHeader{}, ReasonUnsupported, fmt.Errorf(`"typ" %q is not accepted`, snippet(typ.str))
-	case has && kid.kind != jsonString:
+	case hasKid && kid.kind != jsonString:
 		return tokenHeader{}, ReasonMalformed, fmt.Errorf(`"kid" is %s, want a string`, kid.kind)
 	}
-	h.Alg, h.Typ, h.Kid = alg.str, typ.str, kid.str
-	return h, ReasonOK, nil
+	return tokenHeader{Alg: alg.str, Kid: kid.str, Typ: typ.str}, ReasonOK, nil
 }
 
 // typeAccepted reports whether typ is one of types (defaultTokenTypes when
@@ -239,9 +237,9 @@ func trimMediaTypePrefix(typ string) string {
 	return typ
 }
 
-// parseClaims checks a decoded JWT claims set and extracts the claims the
+// parseTokenClaims checks a decoded JWT claims set and extracts the claims the
 // checker uses.
-func parseClaims(text string, opts *parseOptions) (tokenClaims, error) {
+func parseTokenClaims(text string, opts *parseOptions) (tokenClaims, error) {
 	var c tokenClaims
 	if len(opts.Extra) > 0 {
 		c.Extra = make([]string, len(opts.Extra))

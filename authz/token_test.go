@@ -384,7 +384,7 @@ func TestParseTokenAllocs(t *testing.T) {
 	}
 }
 
-// BenchmarkParseToken parses a typical ES256 access token (about 600 bytes).
+// BenchmarkParseToken parses a typical ES256 access token (about 550 bytes).
 func BenchmarkParseToken(b *testing.B) {
 	raw := parseTestAccessToken(b, parseTestKeys(b)[0])
 	opts := &parseOptions{}
