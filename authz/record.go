@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -133,9 +134,10 @@ func newLookupKey(kind Kind, issuer, value string) LookupKey {
 	return LookupKey{Kind: kind, Issuer: issuer, Value: value}
 }
 
-// String renders k unambiguously; it is the input of FilterKey.
+// String renders k unambiguously (the issuer is length-prefixed, since
+// claims may hold any character); it is the input of FilterKey.
 func (k LookupKey) String() string {
-	return string(k.Kind) + "\x00" + k.Issuer + "\x00" + k.Value
+	return string(k.Kind) + "\x00" + strconv.Itoa(len(k.Issuer)) + "\x00" + k.Issuer + "\x00" + k.Value
 }
 
 // FilterKey is the Bloom filter key of k.

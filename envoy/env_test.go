@@ -78,6 +78,7 @@ type env struct {
 	rev     *authz.Revocations
 	store   *embedded.Store
 	jwksB   *httptest.Server
+	addr    string // of the gRPC server
 	now     time.Time
 }
 
@@ -141,6 +142,7 @@ func newEnv(t testing.TB, mods ...func(*authz.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.addr = lis.Addr().String()
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
