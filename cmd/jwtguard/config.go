@@ -1,0 +1,332 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/jwtguard/jwtguard/authz"
+	"github.com/jwtguard/jwtguard/bloom"
+	"github.com/jwtguard/jwtguard/envoy"
+)
+
+// serveConfig is everything `serve` takes. Flags, the YAML file of
+// --config and JWTGUARD_* variables all fill it; flags win over variables,
+// variables over the file.
+type serveConfig struct {
+	ConfigFile     string
+	GRPCAddr       string
+	HTTPAddr       string
+	AdminAddr      string
+	AdminTokenFile string
+	DataDir        string
+	Source         string
+	LogFormat      string
+	LogLevel       string
+	Dev            bool
+
+	TLS                 envoy.TLSConfig
+	RemoveAuthorization bool
+	ForwardAuthPrefix   string
+	MaxStaleness        time.Duration
+	ShutdownGrace       time.Duration
+	SnapshotInterval    time.Duration
+	RebuildInterval     time.Duration
+
+	Authz      authz.Config
+	Revocation authz.RevocationConfig
+	Bloom      bloom.Config
+
+	// The flags of one issuer; the file can list several under "issuers".
+	issuer         string
+	audiences      listFlag
+	jwksFile       string
+	jwksURL        string
+	hmacSecretFile string
+	algs           string
+	claimHeaders   listFlag
+	types          string
+}
+
+func defaultServeConfig() serveConfig {
+	return serveConfig{
+		GRPCAddr:          ":9191",
+		HTTPAddr:          ":8181",
+		AdminAddr:         "127.0.0.1:8182",
+		DataDir:           "./jwtguard-data",
+		Source:            "embedded",
+		LogFormat:         "text",
+		LogLevel:          "info",
+		ForwardAuthPrefix: "/authz/",
+		ShutdownGrace:     15 * time.Second,
+		SnapshotInterval:  time.Minute,
+		RebuildInterval:   time.Hour,
+		Authz:             authz.DefaultConfig(),
+		Revocation:        authz.DefaultRevocationConfig(),
+		Bloom:             bloom.DefaultConfig(),
+		algs:              strings.Join(authz.AsymmetricAlgorithms, ","),
+		types:             "JWT,at+jwt",
+	}
+}
+
+// listFlag is a repeatable flag; from the file or a variable it takes a
+// list (or a comma-separated string).
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error {
+	*l = append(*l, v)
+	return nil
+}
+
+func (c *serveConfig) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.ConfigFile, "config", "", "YAML file with any of these settings (keys are the flag names), plus `issuers` and `claim-headers` lists")
+	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "ext_authz v3 gRPC, gRPC health and reflection listen address")
+	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address: /healthz, /readyz, /metrics and forward-auth")
+	fs.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, "admin API listen address (loopback only unless --admin-token-file is set)")
+	fs.StringVar(&c.AdminTokenFile, "admin-token-file", "", "file holding the admin API bearer token (or JWTGUARD_ADMIN_TOKEN)")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the embedded store and the node's filter snapshot")
+	fs.StringVar(&c.Source, "source", c.Source, "revocation source: embedded")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
+	fs.BoolVar(&c.Dev, "dev", false, "development mode: generate a signing key in the data dir, serve its JWKS, print a token to try")
+
+	fs.StringVar(&c.TLS.CertFile, "tls-cert", "", "PEM certificate for TLS on the gRPC listener")
+	fs.StringVar(&c.TLS.KeyFile, "tls-key", "", "PEM private key for TLS on the gRPC listener")
+	fs.StringVar(&c.TLS.ClientCAFile, "client-ca", "", "PEM CA bundle: require and verify client certificates (mTLS)")
+	fs.BoolVar(&c.RemoveAuthorization, "remove-authorization", false, "remove the Authorization header from allowed requests")
+	fs.StringVar(&c.ForwardAuthPrefix, "forward-auth-prefix", c.ForwardAuthPrefix, "HTTP path prefix of forward-auth checks on --http-addr")
+	fs.DurationVar(&c.MaxStaleness, "max-staleness", 0, "turn not ready when the source has not been read for this long (0: keep serving the last known state)")
+	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "time to drain in-flight checks on SIGTERM")
+	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", c.SnapshotInterval, "how often the node saves its filter snapshot")
+	fs.DurationVar(&c.RebuildInterval, "rebuild-interval", c.RebuildInterval, "how often the filter is rebuilt to drop expired revocations")
+
+	fs.StringVar(&c.issuer, "issuer", "", "accepted issuer (iss); more issuers through the config file")
+	fs.Var(&c.audiences, "audience", "accepted audience of --issuer (repeatable)")
+	fs.StringVar(&c.jwksFile, "jwks-file", "", "JWKS file of --issuer")
+	fs.StringVar(&c.jwksURL, "jwks-url", "", "JWKS URL of --issuer (https; refreshed periodically)")
+	fs.StringVar(&c.hmacSecretFile, "hmac-secret-file", "", "HMAC secret of --issuer (enables HS256/384/512 when listed in --algs)")
+	fs.StringVar(&c.algs, "algs", c.algs, "allowed algorithms of --issuer, comma-separated")
+	fs.DurationVar(&c.Authz.Leeway, "leeway", c.Authz.Leeway, "clock skew allowed on exp, nbf and iat")
+	fs.IntVar(&c.Authz.MaxTokenBytes, "max-token-bytes", c.Authz.MaxTokenBytes, "longest token accepted")
+	fs.StringVar(&c.types, "typ", c.types, "accepted typ header values, comma-separated")
+	fs.StringVar(&c.Authz.TokenHeader, "token-header", "", "also take the token from this request header")
+	fs.StringVar(&c.Authz.TokenCookie, "token-cookie", "", "also take the token from this cookie")
+	fs.Var(&c.claimHeaders, "claim-header", "claim=header sent upstream on allow (repeatable; default sub=x-jwt-sub, iss=x-jwt-iss)")
+	fs.IntVar(&c.Authz.CacheSize, "cache-size", c.Authz.CacheSize, "verified-token cache entries")
+	fs.DurationVar(&c.Authz.MaxTokenLifetime, "max-token-lifetime", c.Authz.MaxTokenLifetime, "longest token lifetime the issuers mint (how long revocations are kept)")
+
+	fs.IntVar(&c.Revocation.ConfirmCacheSize, "confirm-cache-size", c.Revocation.ConfirmCacheSize, "confirm cache entries")
+	fs.DurationVar(&c.Revocation.ConfirmTimeout, "confirm-timeout", c.Revocation.ConfirmTimeout, "deadline of one exact lookup at the source")
+	fs.BoolVar(&c.Revocation.AllowUnconfirmed, "allow-unconfirmed", false, "allow a request whose filter match cannot be confirmed (default: deny)")
+	fs.UintVar(&c.Bloom.Entries, "bloom-entries", c.Bloom.Entries, "expected revocations (filter size)")
+	fs.Float64Var(&c.Bloom.FPRate, "bloom-fp-rate", c.Bloom.FPRate, "target false-positive rate of the filter")
+}
+
+// fileIssuer is one entry of the file's "issuers" list.
+type fileIssuer struct {
+	Issuer         string   `json:"issuer"`
+	Audiences      []string `json:"audiences"`
+	JWKSURL        string   `json:"jwks-url"`
+	JWKSFile       string   `json:"jwks-file"`
+	HMACSecretFile string   `json:"hmac-secret-file"`
+	Algs           []string `json:"algs"`
+	JWKSRefresh    string   `json:"jwks-refresh"`
+	JWKSMinRefetch string   `json:"jwks-min-refetch"`
+}
+
+// loadServeConfig fills c from args, then the environment, then the file.
+func loadServeConfig(args []string, env func(string) string, fs *flag.FlagSet) (*serveConfig, error) {
+	c := defaultServeConfig()
+	c.flags(fs)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	onCommandLine := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { onCommandLine[f.Name] = true })
+
+	var fileIssuers []fileIssuer
+	if c.ConfigFile != "" {
+		raw, err := os.ReadFile(c.ConfigFile)
+		if err != nil {
+			return nil, fmt.Errorf("config file: %w", err)
+		}
+		var doc map[string]json.RawMessage
+		if err := yaml.Unmarshal(raw, &doc); err != nil {
+			return nil, fmt.Errorf("config file %s: %w", c.ConfigFile, err)
+		}
+		for key, val := range doc {
+			switch key {
+			case "issuers":
+				dec := json.NewDecoder(strings.NewReader(string(val)))
+				dec.DisallowUnknownFields()
+				if err := dec.Decode(&fileIssuers); err != nil {
+					return nil, fmt.Errorf("config file %s: issuers: %w", c.ConfigFile, err)
+				}
+				continue
+			case "config":
+				return nil, fmt.Errorf("config file %s: key config is not allowed in the file", c.ConfigFile)
+			}
+			if fs.Lookup(key) == nil {
+				return nil, fmt.Errorf("config file %s: unknown key %q", c.ConfigFile, key)
+			}
+			if onCommandLine[key] {
+				continue
+			}
+			if err := setFromJSON(fs, key, val); err != nil {
+				return nil, fmt.Errorf("config file %s: %s: %w", c.ConfigFile, key, err)
+			}
+		}
+	}
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "JWTGUARD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		v := env(name)
+		if v == "" || onCommandLine[f.Name] || f.Name == "config" || envErr != nil {
+			return
+		}
+		if l, ok := f.Value.(*listFlag); ok {
+			*l = nil
+			for _, item := range strings.Split(v, ",") {
+				_ = l.Set(strings.TrimSpace(item))
+			}
+			return
+		}
+		if err := f.Value.Set(v); err != nil {
+			envErr = fmt.Errorf("%s: %w", name, err)
+		}
+	})
+	if envErr != nil {
+		return nil, envErr
+	}
+	if err := c.finish(fileIssuers); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// setFromJSON sets flag key from a file value: a scalar, or a list for
+// repeatable flags (a list for a comma-separated flag is joined).
+func setFromJSON(fs *flag.FlagSet, key string, val json.RawMessage) error {
+	f := fs.Lookup(key)
+	var list []any
+	if json.Unmarshal(val, &list) == nil {
+		if l, ok := f.Value.(*listFlag); ok {
+			*l = nil
+			for _, item := range list {
+				_ = l.Set(fmt.Sprint(item))
+			}
+			return nil
+		}
+		parts := make([]string, len(list))
+		for i, item := range list {
+			parts[i] = fmt.Sprint(item)
+		}
+		return f.Value.Set(strings.Join(parts, ","))
+	}
+	var scalar any
+	if err := json.Unmarshal(val, &scalar); err != nil {
+		return err
+	}
+	if scalar == nil {
+		return nil
+	}
+	if n, ok := scalar.(float64); ok && n == float64(int64(n)) {
+		return f.Value.Set(fmt.Sprint(int64(n)))
+	}
+	return f.Value.Set(fmt.Sprint(scalar))
+}
+
+// finish turns the flag-shaped fields into the components' configs and
+// validates everything, naming the wrong field.
+func (c *serveConfig) finish(fileIssuers []fileIssuer) error {
+	for i, fi := range fileIssuers {
+		ic := authz.DefaultIssuerConfig(fi.Issuer)
+		ic.Audiences, ic.JWKSURL, ic.JWKSFile, ic.HMACSecretFile = fi.Audiences, fi.JWKSURL, fi.JWKSFile, fi.HMACSecretFile
+		if len(fi.Algs) > 0 {
+			ic.Algs = fi.Algs
+		}
+		for _, d := range []struct {
+			raw string
+			dst *time.Duration
+			key string
+		}{{fi.JWKSRefresh, &ic.JWKSRefresh, "jwks-refresh"}, {fi.JWKSMinRefetch, &ic.JWKSMinRefetch, "jwks-min-refetch"}} {
+			if d.raw == "" {
+				continue
+			}
+			v, err := time.ParseDuration(d.raw)
+			if err != nil {
+				return fmt.Errorf("issuers[%d]: %s: %w", i, d.key, err)
+			}
+			*d.dst = v
+		}
+		c.Authz.Issuers = append(c.Authz.Issuers, ic)
+	}
+	if c.issuer != "" {
+		ic := authz.DefaultIssuerConfig(c.issuer)
+		ic.Audiences, ic.JWKSURL, ic.JWKSFile, ic.HMACSecretFile = c.audiences, c.jwksURL, c.jwksFile, c.hmacSecretFile
+		ic.Algs = splitList(c.algs)
+		c.Authz.Issuers = append(c.Authz.Issuers, ic)
+	} else if len(c.audiences) > 0 || c.jwksFile != "" || c.jwksURL != "" || c.hmacSecretFile != "" {
+		return errors.New("--audience, --jwks-file, --jwks-url and --hmac-secret-file need --issuer")
+	}
+	c.Authz.Types = splitList(c.types)
+	if len(c.claimHeaders) > 0 {
+		c.Authz.ClaimHeaders = nil
+		for _, ch := range c.claimHeaders {
+			claim, header, ok := strings.Cut(ch, "=")
+			if !ok || claim == "" || header == "" {
+				return fmt.Errorf("claim-header %q: want claim=header", ch)
+			}
+			c.Authz.ClaimHeaders = append(c.Authz.ClaimHeaders, authz.ClaimHeader{Claim: claim, Header: strings.ToLower(header)})
+		}
+	}
+	switch {
+	case !slices.Contains([]string{"text", "json"}, c.LogFormat):
+		return fmt.Errorf("log-format: %q, want text or json", c.LogFormat)
+	case !strings.HasPrefix(c.ForwardAuthPrefix, "/") || !strings.HasSuffix(c.ForwardAuthPrefix, "/"):
+		return fmt.Errorf("forward-auth-prefix: %q, want a path starting and ending with /", c.ForwardAuthPrefix)
+	case c.MaxStaleness < 0:
+		return fmt.Errorf("max-staleness: %s, want 0 or more", c.MaxStaleness)
+	case c.DataDir == "":
+		return errors.New("data-dir: empty")
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return fmt.Errorf("log-level: %w", err)
+	}
+	if err := c.TLS.Validate(); err != nil {
+		return err
+	}
+	if err := c.Bloom.Validate(); err != nil {
+		return fmt.Errorf("bloom: %w", err)
+	}
+	if err := c.Revocation.Validate(); err != nil {
+		return err
+	}
+	if c.Dev {
+		return nil // the dev issuer is added once its key exists
+	}
+	return c.Authz.Validate()
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

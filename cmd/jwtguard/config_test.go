@@ -1,0 +1,89 @@
+package main
+
+import (
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func loadFor(t *testing.T, file string, env map[string]string, args ...string) (*serveConfig, error) {
+	t.Helper()
+	if file != "" {
+		p := filepath.Join(t.TempDir(), "jwtguard.yaml")
+		if err := os.WriteFile(p, []byte(file), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append([]string{"--config", p}, args...)
+	}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return loadServeConfig(args, func(k string) string { return env[k] }, fs)
+}
+
+const twoIssuers = `
+grpc-addr: ":7000"
+leeway: 10s
+max-token-bytes: 4096
+claim-header: ["sub=x-user", "email=x-email"]
+issuers:
+  - issuer: https://a.test
+    audiences: [api]
+    jwks-url: https://a.test/jwks
+    algs: [RS256]
+    jwks-refresh: 1m
+  - issuer: legacy
+    hmac-secret-file: /secret
+    algs: [HS256]
+`
+
+func TestConfigPrecedence(t *testing.T) {
+	c, err := loadFor(t, twoIssuers, map[string]string{"JWTGUARD_GRPC_ADDR": ":7001", "JWTGUARD_LEEWAY": "20s"}, "--leeway", "5s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.GRPCAddr != ":7001" {
+		t.Errorf("grpc-addr %q: the variable must win over the file", c.GRPCAddr)
+	}
+	if c.Authz.Leeway != 5*time.Second {
+		t.Errorf("leeway %s: the flag must win", c.Authz.Leeway)
+	}
+	if c.Authz.MaxTokenBytes != 4096 || len(c.Authz.Issuers) != 2 || c.Authz.Issuers[0].JWKSRefresh != time.Minute {
+		t.Errorf("file values not applied: %+v", c.Authz)
+	}
+	if len(c.Authz.ClaimHeaders) != 2 || c.Authz.ClaimHeaders[1].Header != "x-email" {
+		t.Errorf("claim headers %+v", c.Authz.ClaimHeaders)
+	}
+}
+
+func TestConfigErrorsNameTheField(t *testing.T) {
+	tests := []struct {
+		name, file string
+		env        map[string]string
+		args       []string
+		want       string
+	}{
+		{"unknown key", "grpc-adr: x\nissuer: a\njwks-file: /j\n", nil, nil, `unknown key "grpc-adr"`},
+		{"no issuer", "", nil, nil, "issuers: none configured"},
+		{"bad duration in a variable", "", map[string]string{"JWTGUARD_LEEWAY": "soon"}, []string{"--issuer", "a", "--jwks-file", "/j"}, "JWTGUARD_LEEWAY"},
+		{"HMAC without secret", "", nil, []string{"--issuer", "a", "--jwks-file", "/j", "--algs", "HS256"}, "HMAC needs hmac-secret-file"},
+		{"alg none", "", nil, []string{"--issuer", "a", "--jwks-file", "/j", "--algs", "none"}, `"none" is not supported`},
+		{"plain http key set", "", nil, []string{"--issuer", "a", "--jwks-url", "http://idp.test/jwks"}, "plain http"},
+		{"bad log format", "", nil, []string{"--issuer", "a", "--jwks-file", "/j", "--log-format", "xml"}, "log-format"},
+		{"bad claim header", "", nil, []string{"--issuer", "a", "--jwks-file", "/j", "--claim-header", "sub"}, "want claim=header"},
+		{"issuer keys without issuer", "", nil, []string{"--jwks-file", "/j"}, "need --issuer"},
+		{"bad issuers entry", "issuers:\n  - issuer: a\n    jwks-file: /j\n    jwks-refersh: 1m\n", nil, nil, "jwks-refersh"},
+		{"leeway too large", "", nil, []string{"--issuer", "a", "--jwks-file", "/j", "--leeway", "1h"}, "leeway"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := loadFor(t, tc.file, tc.env, tc.args...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/jwtguard/jwtguard/authz"
+	"github.com/jwtguard/jwtguard/authz/mint"
+)
+
+const (
+	devIssuer   = "https://jwtguard.dev"
+	devAudience = "jwtguard-dev"
+	devJWKSPath = "/dev/jwks.json"
+)
+
+// devSetup is the signing key and key set of --dev.
+type devSetup struct {
+	key  *mint.Key
+	jwks []byte
+}
+
+// setupDev loads (or makes) the dev signing key under the data dir, writes
+// its JWKS beside it and trusts it as the dev issuer.
+func setupDev(cfg *serveConfig) (*devSetup, error) {
+	dir := filepath.Join(cfg.DataDir, "dev")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("dev: %w", err)
+	}
+	keyPath := filepath.Join(dir, "signing-key.jwk")
+	key, err := mint.Load(keyPath)
+	if errors.Is(err, os.ErrNotExist) {
+		if key, err = mint.NewKey("ES256", "dev-"+time.Now().UTC().Format("20060102")); err == nil {
+			err = key.Save(keyPath)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dev signing key: %w", err)
+	}
+	jwks, err := mint.JWKS(key)
+	if err != nil {
+		return nil, err
+	}
+	jwksPath := filepath.Join(dir, "jwks.json")
+	if err := os.WriteFile(jwksPath, jwks, 0o600); err != nil {
+		return nil, fmt.Errorf("dev: write JWKS: %w", err)
+	}
+	ic := authz.DefaultIssuerConfig(devIssuer)
+	ic.JWKSFile, ic.Audiences, ic.Algs = jwksPath, []string{devAudience}, []string{key.Alg}
+	cfg.Authz.Issuers = append(cfg.Authz.Issuers, ic)
+	if err := cfg.Authz.Validate(); err != nil {
+		return nil, err
+	}
+	return &devSetup{key: key, jwks: jwks}, nil
+}
+
+// printHowTo prints a fresh token and the commands to try it.
+func (d *devSetup) printHowTo(w io.Writer, grpcAddr, httpAddr, adminAddr net.Addr) {
+	jti := make([]byte, 8)
+	_, _ = rand.Read(jti)
+	now := time.Now()
+	tok, err := d.key.Sign(map[string]any{
+		"iss": devIssuer, "aud": devAudience, "sub": "dev-user", "jti": hex.EncodeToString(jti),
+		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+	})
+	if err != nil {
+		fmt.Fprintln(w, "dev: cannot mint a token:", err)
+		return
+	}
+	g, h, a := loopback(grpcAddr), loopback(httpAddr), loopback(adminAddr)
+	fmt.Fprintf(w, `
+jwtguard --dev is ready. Issuer %s, audience %s, JWKS at http://%s%s
+
+A token valid for one hour:
+
+export TOKEN=%s
+
+Check it over gRPC, as Envoy does:
+
+grpcurl -plaintext -d '{"attributes":{"request":{"http":{"headers":{"authorization":"Bearer '"$TOKEN"'"}}}}}' %s envoy.service.auth.v3.Authorization/Check
+
+Check it over HTTP forward-auth:
+
+curl -i -H "Authorization: Bearer $TOKEN" http://%s/authz/
+
+Revoke it, then check again (401, reason revoked):
+
+go run ./cmd/jwtguard revoke --server http://%s --token "$TOKEN" --reason "trying jwtguard"
+
+`, devIssuer, devAudience, h, devJWKSPath, tok, g, h, a)
+}
+
+// loopback turns a wildcard listen address into one a local client can dial.
+func loopback(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		return a.String()
+	}
+	if tcp.IP == nil || tcp.IP.IsUnspecified() {
+		return fmt.Sprintf("127.0.0.1:%d", tcp.Port)
+	}
+	return tcp.String()
+}

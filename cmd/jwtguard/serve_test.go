@@ -1,0 +1,262 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// server is a `jwtguard serve` running in the test process.
+type server struct {
+	grpcAddr, httpAddr, adminAddr string
+	stdout, stderr                *syncBuffer
+	cancel                        context.CancelFunc
+	done                          chan error
+}
+
+func startServe(t *testing.T, args ...string) *server {
+	t.Helper()
+	s := &server{grpcAddr: freeAddr(t), httpAddr: freeAddr(t), adminAddr: freeAddr(t), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	all := append([]string{"serve", "--grpc-addr", s.grpcAddr, "--http-addr", s.httpAddr, "--admin-addr", s.adminAddr}, args...)
+	go func() { s.done <- run(ctx, all, s.stdout, s.stderr) }()
+	t.Cleanup(func() { s.stop(t) })
+	s.waitReady(t)
+	return s
+}
+
+func (s *server) waitReady(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-s.done:
+			t.Fatalf("serve exited: %v\nstderr:\n%s", err, s.stderr.String())
+		default:
+		}
+		resp, err := http.Get("http://" + s.httpAddr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("not ready after 20s\nstderr:\n%s", s.stderr.String())
+}
+
+func (s *server) stop(t *testing.T) {
+	t.Helper()
+	if s.cancel == nil {
+		return
+	}
+	s.cancel()
+	s.cancel = nil
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Errorf("serve returned %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Error("serve did not stop within 20s of SIGTERM")
+	}
+}
+
+var tokenLine = regexp.MustCompile(`export TOKEN=(\S+)`)
+
+func (s *server) devToken(t *testing.T) string {
+	t.Helper()
+	for i := 0; i < 200; i++ {
+		if m := tokenLine.FindStringSubmatch(s.stdout.String()); m != nil {
+			return m[1]
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatalf("no token printed; stdout:\n%s", s.stdout.String())
+	return ""
+}
+
+func (s *server) grpcCheck(t *testing.T, tok string) (codes.Code, string) {
+	t.Helper()
+	conn, err := grpc.NewClient(s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	hc, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: "envoy.service.auth.v3.Authorization"})
+	if err != nil || hc.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("gRPC health: %v %v", hc.GetStatus(), err)
+	}
+	resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Headers: map[string]string{"authorization": "Bearer " + tok, ":path": "/", ":method": "GET"},
+		}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return codes.Code(resp.GetStatus().GetCode()), resp.GetStatus().GetMessage()
+}
+
+func (s *server) forwardAuth(t *testing.T, tok string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+s.httpAddr+"/authz/orders", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("X-Forwarded-Uri", "/orders")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
+}
+
+func jtiOf(t *testing.T, tok string) string {
+	t.Helper()
+	payload, err := base64.RawURLEncoding.DecodeString(strings.Split(tok, ".")[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct{ JTI string }
+	if err := json.Unmarshal(payload, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c.JTI
+}
+
+// TestServeDevEndToEnd runs `serve --dev` as a user would: the printed
+// token is allowed over gRPC and forward-auth, revoked through the admin
+// API, denied at once, and still denied after a restart.
+func TestServeDevEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	s := startServe(t, "--dev", "--data-dir", dir, "--log-level", "warn")
+	tok := s.devToken(t)
+	if strings.Contains(s.stderr.String(), tok) {
+		t.Error("the token appears in the logs")
+	}
+	if code, msg := s.grpcCheck(t, tok); code != codes.OK {
+		t.Fatalf("gRPC check: %v %s", code, msg)
+	}
+	if resp := s.forwardAuth(t, tok); resp.StatusCode != 200 || resp.Header.Get("X-Jwt-Sub") != "dev-user" {
+		t.Fatalf("forward-auth: %d, x-jwt-sub %q", resp.StatusCode, resp.Header.Get("X-Jwt-Sub"))
+	}
+
+	body := `{"kind":"token","issuer":"` + devIssuer + `","value":"` + jtiOf(t, tok) + `","reason":"test","actor":"serve_test"}`
+	resp, err := http.Post("http://"+s.adminAddr+"/v1/revocations", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("revoke: %d %s", resp.StatusCode, b)
+	}
+	// Enforced by this server before the API answered.
+	if code, msg := s.grpcCheck(t, tok); code != codes.Unauthenticated || msg != "revoked" {
+		t.Fatalf("after revoke: %v %q, want UNAUTHENTICATED revoked", code, msg)
+	}
+	if resp := s.forwardAuth(t, tok); resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error_description="revoked"`) {
+		t.Fatalf("forward-auth after revoke: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	metrics := get(t, "http://"+s.httpAddr+"/metrics")
+	for _, want := range []string{`jwtguard_decisions_total{reason="revoked"} 2`, `jwtguard_decisions_total{reason="ok"} 2`, "jwtguard_ready 1"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	s.stop(t)
+
+	// A restart keeps the revocation (and the dev key, so the token verifies).
+	s2 := startServe(t, "--dev", "--data-dir", dir, "--log-level", "warn")
+	if code, msg := s2.grpcCheck(t, tok); code != codes.Unauthenticated || msg != "revoked" {
+		t.Fatalf("after restart: %v %q, want revoked", code, msg)
+	}
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+func TestServeRefusesUnsafeAdminAddress(t *testing.T) {
+	err := run(context.Background(), []string{"serve", "--dev", "--data-dir", t.TempDir(), "--admin-addr", "0.0.0.0:0",
+		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "admin-token-file") {
+		t.Fatalf("err = %v, want a refusal naming --admin-token-file", err)
+	}
+}
+
+// A corrupt data file or node snapshot stops serve with an error naming
+// it; it never starts from a silently empty state.
+func TestServeRefusesCorruptState(t *testing.T) {
+	for _, file := range []string{"filter.snap", "revocations.db"} {
+		t.Run(file, func(t *testing.T) {
+			dir := t.TempDir()
+			s := startServe(t, "--dev", "--data-dir", dir, "--log-level", "error")
+			s.stop(t)
+			if err := os.WriteFile(filepath.Join(dir, file), bytes.Repeat([]byte("corrupt!"), 4096), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			err := run(context.Background(), []string{"serve", "--dev", "--data-dir", dir, "--log-level", "error",
+				"--grpc-addr", freeAddr(t), "--http-addr", freeAddr(t), "--admin-addr", freeAddr(t)}, io.Discard, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), file) {
+				t.Fatalf("err = %v, want an error naming %s", err, file)
+			}
+		})
+	}
+}

@@ -1,0 +1,225 @@
+package source
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/jwtguard/jwtguard/authz"
+	"github.com/jwtguard/jwtguard/bloom"
+)
+
+// SnapshotFile is the node's own last filter snapshot inside its data dir.
+const SnapshotFile = "filter.snap"
+
+// Follower keeps a node's revocation state current from a source: it loads
+// a snapshot (the node's own from disk, else the source's), applies the
+// feed after it, reconnects with jittered backoff, reloads a snapshot when
+// it has fallen behind the retained feed, and never goes backwards.
+type Follower struct {
+	src     Source
+	rev     *authz.Revocations
+	cfg     FollowerConfig
+	log     *slog.Logger
+	lastOK  atomic.Int64 // unix nanoseconds of the last successful feed read
+	reloads atomic.Uint64
+	applied atomic.Uint64
+}
+
+// FollowerConfig tunes a Follower.
+type FollowerConfig struct {
+	// DataDir holds the node's snapshot; "" keeps none.
+	DataDir string
+	// Bloom sizes filters built from the source's records.
+	Bloom bloom.Config
+	// Batch is the most records read from the feed at once.
+	Batch int
+	// MinBackoff and MaxBackoff bound the wait between failed reads.
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// DefaultFollowerConfig returns the defaults.
+func DefaultFollowerConfig() FollowerConfig {
+	return FollowerConfig{Bloom: bloom.DefaultConfig(), Batch: 1000, MinBackoff: 50 * time.Millisecond, MaxBackoff: 5 * time.Second}
+}
+
+// NewFollower returns a follower applying src to rev.
+func NewFollower(src Source, rev *authz.Revocations, cfg FollowerConfig, log *slog.Logger) *Follower {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Follower{src: src, rev: rev, cfg: cfg, log: log}
+}
+
+// Position is the feed position the node's state reflects.
+func (f *Follower) Position() uint64 { return f.rev.Filter().Position() }
+
+// LastSync is when the feed was last read successfully (zero before).
+func (f *Follower) LastSync() time.Time {
+	if n := f.lastOK.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
+// Reloads counts snapshot reloads after falling behind the feed.
+func (f *Follower) Reloads() uint64 { return f.reloads.Load() }
+
+// Start loads the initial state and catches up with the feed as far as the
+// source answers, then marks the state ready. With the source down it
+// starts from the node's own snapshot alone; with neither, it fails.
+func (f *Follower) Start(ctx context.Context) error {
+	local, err := f.loadLocal()
+	if err != nil {
+		return err
+	}
+	if local != nil {
+		f.rev.Replace(local)
+		f.log.Info("revocation state loaded from the node's snapshot", "position", local.Position())
+	} else {
+		snap, err := f.src.Snapshot(ctx, f.cfg.Bloom)
+		if err != nil {
+			return fmt.Errorf("initial revocation state: no snapshot in %s and the source gave none: %w", f.snapshotPath(), err)
+		}
+		f.rev.Replace(snap)
+		f.log.Info("revocation state loaded from the source", "position", snap.Position())
+	}
+	if err := f.catchUp(ctx); err != nil {
+		if local == nil {
+			return err
+		}
+		f.log.Warn("source unreachable at start; enforcing the node's snapshot until it returns", "err", err)
+	}
+	f.rev.SetReady(true)
+	return nil
+}
+
+// catchUp applies the feed until the source's newest position.
+func (f *Follower) catchUp(ctx context.Context) error {
+	st, err := f.src.Stats(ctx)
+	if err != nil {
+		return fmt.Errorf("source stats: %w", err)
+	}
+	for f.Position() < st.Position {
+		if err := f.step(ctx, time.Second); err != nil {
+			return err
+		}
+	}
+	f.lastOK.Store(time.Now().UnixNano())
+	return nil
+}
+
+// Run follows the feed until ctx ends.
+func (f *Follower) Run(ctx context.Context) {
+	backoff := f.cfg.MinBackoff
+	for ctx.Err() == nil {
+		err := f.step(ctx, 30*time.Second)
+		if err == nil || errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			backoff = f.cfg.MinBackoff
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		f.log.Warn("revocation feed read failed; enforcing last known state", "err", err, "retry_in", backoff)
+		wait := backoff/2 + rand.N(backoff/2+1)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		backoff = min(backoff*2, f.cfg.MaxBackoff)
+	}
+}
+
+// step reads one batch of the feed (waiting up to wait) and applies it; a
+// trimmed feed makes it reload a snapshot.
+func (f *Follower) step(ctx context.Context, wait time.Duration) error {
+	rctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	pos := f.Position()
+	recs, err := f.src.Feed(rctx, pos, f.cfg.Batch)
+	switch {
+	case errors.Is(err, ErrFeedTrimmed):
+		return f.reload(ctx, pos)
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		f.lastOK.Store(time.Now().UnixNano()) // the source answered: nothing new
+		return err
+	case err != nil:
+		return err
+	}
+	f.lastOK.Store(time.Now().UnixNano())
+	f.rev.Apply(recs...)
+	f.applied.Add(uint64(len(recs)))
+	return nil
+}
+
+// reload replaces the state by the source's snapshot when that is ahead of
+// the node; it never goes backwards.
+func (f *Follower) reload(ctx context.Context, pos uint64) error {
+	snap, err := f.src.Snapshot(ctx, f.cfg.Bloom)
+	if err != nil {
+		return fmt.Errorf("reload snapshot after falling behind position %d: %w", pos, err)
+	}
+	if snap.Position() < pos {
+		return fmt.Errorf("source snapshot at %d is behind the node at %d and the feed is trimmed: %w", snap.Position(), pos, ErrFeedTrimmed)
+	}
+	f.rev.Replace(snap)
+	f.reloads.Add(1)
+	f.log.Info("reloaded a snapshot after falling behind the feed", "from", pos, "to", snap.Position())
+	return nil
+}
+
+// Rebuild rebuilds the filter from the source's live records, dropping
+// expired ones, sized by cfg; revocations arriving meanwhile are kept.
+func (f *Follower) Rebuild(ctx context.Context, cfg bloom.Config) error {
+	filter := f.rev.Filter()
+	return filter.Rebuild(cfg, filter.Position(), func(add func(bloom.Key)) error {
+		_, err := f.src.Range(ctx, time.Now(), func(r authz.Record) error {
+			add(r.LookupKey().FilterKey())
+			return nil
+		})
+		return err
+	})
+}
+
+func (f *Follower) snapshotPath() string {
+	if f.cfg.DataDir == "" {
+		return "(no data dir)"
+	}
+	return filepath.Join(f.cfg.DataDir, SnapshotFile)
+}
+
+// loadLocal returns the node's own snapshot, nil when there is none, or an
+// error when it is unreadable (never a silent empty state).
+func (f *Follower) loadLocal() (*bloom.Filter, error) {
+	if f.cfg.DataDir == "" {
+		return nil, nil
+	}
+	snap, err := bloom.LoadFile(f.snapshotPath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("node snapshot: %w (remove the file to rebuild it from the source)", err)
+	}
+	return snap, nil
+}
+
+// SaveSnapshot writes the node's state to its data dir, so a restart is
+// fast and works while the source is down.
+func (f *Follower) SaveSnapshot() error {
+	if f.cfg.DataDir == "" {
+		return nil
+	}
+	if err := f.rev.Filter().SaveFile(f.snapshotPath()); err != nil {
+		return fmt.Errorf("save node snapshot: %w", err)
+	}
+	return nil
+}
