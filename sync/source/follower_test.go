@@ -1,0 +1,192 @@
+package source_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jwtguard/jwtguard/authz"
+	"github.com/jwtguard/jwtguard/bloom"
+	"github.com/jwtguard/jwtguard/sync/embedded"
+	"github.com/jwtguard/jwtguard/sync/source"
+)
+
+var smallBloom = bloom.Config{Entries: 10_000, FPRate: 0.0001, DeltaEntries: 1000}
+
+func openStore(t *testing.T, dir string) *embedded.Store {
+	t.Helper()
+	s, err := embedded.Open(dir, embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func put(t *testing.T, s source.Source, values ...string) []authz.Record {
+	t.Helper()
+	var recs []authz.Record
+	for _, v := range values {
+		recs = append(recs, authz.Record{Kind: authz.KindToken, Issuer: "iss", Value: v, ExpiresAt: time.Now().Add(time.Hour)})
+	}
+	out, err := s.Put(context.Background(), recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func newFollower(t *testing.T, src source.Source, dataDir string) (*source.Follower, *authz.Revocations) {
+	t.Helper()
+	f, err := bloom.New(smallBloom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, err := authz.NewRevocations(f, src, authz.DefaultRevocationConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := source.DefaultFollowerConfig()
+	cfg.DataDir, cfg.Bloom = dataDir, smallBloom
+	return source.NewFollower(src, rev, cfg, nil), rev
+}
+
+func enforced(rev *authz.Revocations, value string) bool {
+	k := authz.LookupKey{Kind: authz.KindToken, Issuer: "iss", Value: value}
+	return rev.Filter().MayContain(k.FilterKey())
+}
+
+func TestFollowerStartsFollowsAndRestarts(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	storeDir, nodeDir := t.TempDir(), t.TempDir()
+	src := openStore(t, storeDir)
+	put(t, src, "a", "b")
+
+	fol, rev := newFollower(t, src, nodeDir)
+	if rev.Ready() {
+		t.Fatal("ready before start")
+	}
+	if err := fol.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !rev.Ready() || !enforced(rev, "a") || !enforced(rev, "b") {
+		t.Fatal("start did not load the source's records")
+	}
+	done := make(chan struct{})
+	go func() { fol.Run(ctx); close(done) }()
+
+	recs := put(t, src, "c")
+	waitFor(t, func() bool { return enforced(rev, "c") && fol.Position() >= recs[0].Position })
+	if fol.LastSync().IsZero() {
+		t.Error("no last sync time after reading the feed")
+	}
+	cancel()
+	<-done
+	if err := fol.SaveSnapshot(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A restarted node starts from its snapshot and catches up from there.
+	put(t, src, "d")
+	fol2, rev2 := newFollower(t, src, nodeDir)
+	if err := fol2.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"a", "b", "c", "d"} {
+		if !enforced(rev2, v) {
+			t.Errorf("%s not enforced after restart", v)
+		}
+	}
+	if enforced(rev2, "never-revoked") {
+		t.Error("a value never revoked is in the filter")
+	}
+}
+
+// downSource is a source whose every call fails, as one that is unreachable.
+type downSource struct{ source.Source }
+
+func (downSource) Stats(context.Context) (source.Stats, error) {
+	return source.Stats{}, fmt.Errorf("dial: connection refused")
+}
+func (downSource) Snapshot(context.Context, bloom.Config) (*bloom.Filter, error) {
+	return nil, fmt.Errorf("dial: connection refused")
+}
+func (downSource) Feed(context.Context, uint64, int) ([]authz.Record, error) {
+	return nil, fmt.Errorf("dial: connection refused")
+}
+
+func TestFollowerStartsWhileSourceIsDown(t *testing.T) {
+	src := openStore(t, t.TempDir())
+	put(t, src, "a")
+	nodeDir := t.TempDir()
+	fol, _ := newFollower(t, src, nodeDir)
+	if err := fol.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := fol.SaveSnapshot(); err != nil {
+		t.Fatal(err)
+	}
+
+	// With its own snapshot the node starts and enforces it.
+	fol2, rev2 := newFollower(t, downSource{src}, nodeDir)
+	if err := fol2.Start(context.Background()); err != nil {
+		t.Fatalf("start from the node snapshot with the source down: %v", err)
+	}
+	if !rev2.Ready() || !enforced(rev2, "a") {
+		t.Fatal("not ready, or the snapshot's revocation is not enforced")
+	}
+	// Without one, it refuses: no decision from an empty state.
+	fol3, rev3 := newFollower(t, downSource{src}, t.TempDir())
+	if err := fol3.Start(context.Background()); err == nil || rev3.Ready() {
+		t.Fatalf("started with neither snapshot nor source: err=%v ready=%v", err, rev3.Ready())
+	}
+}
+
+func TestFollowerRefusesCorruptSnapshot(t *testing.T) {
+	src := openStore(t, t.TempDir())
+	nodeDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(nodeDir, source.SnapshotFile), []byte("not a snapshot"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fol, rev := newFollower(t, src, nodeDir)
+	if err := fol.Start(context.Background()); err == nil || rev.Ready() {
+		t.Fatalf("corrupt snapshot accepted: err=%v ready=%v", err, rev.Ready())
+	}
+}
+
+func TestFollowerRebuildDropsExpired(t *testing.T) {
+	src := openStore(t, t.TempDir())
+	ctx := context.Background()
+	if _, err := src.Put(ctx, []authz.Record{{Kind: authz.KindToken, Issuer: "iss", Value: "short", ExpiresAt: time.Now().Add(300 * time.Millisecond)}}); err != nil {
+		t.Fatal(err)
+	}
+	put(t, src, "long")
+	fol, rev := newFollower(t, src, "")
+	if err := fol.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !enforced(rev, "short") {
+		t.Fatal("short-lived record not loaded")
+	}
+	time.Sleep(400 * time.Millisecond)
+	if err := fol.Rebuild(ctx, smallBloom); err != nil {
+		t.Fatal(err)
+	}
+	if enforced(rev, "short") || !enforced(rev, "long") {
+		t.Fatalf("after rebuild: short=%v long=%v, want false true", enforced(rev, "short"), enforced(rev, "long"))
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatal("condition not met within 10s")
+}
