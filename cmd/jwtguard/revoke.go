@@ -1,0 +1,508 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jwtguard/jwtguard/authz"
+	"github.com/jwtguard/jwtguard/sync/admin"
+)
+
+// adminFlags are the flags of every command that calls the admin API.
+type adminFlags struct {
+	server    string
+	tokenFile string
+	timeout   time.Duration
+	output    string
+}
+
+func (a *adminFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&a.server, "server", "http://127.0.0.1:8182", "admin API address of the jwtguard server")
+	fs.StringVar(&a.tokenFile, "admin-token-file", "", "file holding the admin API bearer token (else JWTGUARD_ADMIN_TOKEN)")
+	fs.DurationVar(&a.timeout, "timeout", 30*time.Second, "timeout of each call to the server")
+	fs.StringVar(&a.output, "o", "table", "output format: table or json")
+}
+
+// client checks the output format and returns the admin API client.
+func (a *adminFlags) client() (*admin.Client, error) {
+	if a.output != "table" && a.output != "json" {
+		return nil, fmt.Errorf("-o %q: want table or json", a.output)
+	}
+	token, err := readAdminToken(a.tokenFile)
+	if err != nil {
+		return nil, err
+	}
+	return &admin.Client{BaseURL: a.server, Token: token, HTTP: &http.Client{Timeout: a.timeout}}, nil
+}
+
+// revokeFlags are the flags of jwtguard revoke.
+type revokeFlags struct {
+	adminFlags
+	token, tokenFile, jti, subject, session, kid, issuerBefore, fromFile string
+	issuer, before, reason, actor                                        string
+}
+
+// revokeModes are the flags of which exactly one says what to revoke.
+var revokeModes = []string{"token", "token-file", "jti", "subject", "session", "kid", "issuer-before", "from-file"}
+
+func runRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("revoke", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, `usage: jwtguard revoke <what> [--reason R] [--actor A] [flags]
+
+what (exactly one):
+  --token JWT | --token-file FILE   one token (its jti, or a hash of header.payload)
+  --jti ID --issuer ISS             one token by id
+  --subject SUB [--before T] [--issuer ISS]
+                                    every token of a subject issued at or before T (default now)
+  --session SID --issuer ISS        every token of a login session
+  --kid KID [--issuer ISS]          every token signed with a key
+  --issuer-before T --issuer ISS    every token of an issuer issued at or before T
+  --from-file FILE                  newline-delimited JSON records
+
+Times are RFC 3339 (2026-01-02T15:04:05Z).
+
+flags:`)
+		fs.PrintDefaults()
+	}
+	var f revokeFlags
+	f.register(fs)
+	fs.StringVar(&f.token, "token", "", "revoke this exact token (a JWT; it is decoded, not verified)")
+	fs.StringVar(&f.tokenFile, "token-file", "", "revoke the token (a JWT) held in this file, keeping it off the command line")
+	fs.StringVar(&f.jti, "jti", "", "revoke the token with this jti (needs --issuer)")
+	fs.StringVar(&f.subject, "subject", "", "revoke every token of this subject issued at or before --before")
+	fs.StringVar(&f.session, "session", "", "revoke every token carrying this sid (needs --issuer)")
+	fs.StringVar(&f.kid, "kid", "", "revoke every token signed with this key id")
+	fs.StringVar(&f.issuerBefore, "issuer-before", "", "revoke every token of --issuer issued at or before this time")
+	fs.StringVar(&f.fromFile, "from-file", "", "revoke the records of this file (one JSON record a line)")
+	fs.StringVar(&f.issuer, "issuer", "", "the issuer (iss) the revocation applies to")
+	fs.StringVar(&f.before, "before", "", "with --subject: revoke tokens issued at or before this time (default now)")
+	fs.StringVar(&f.reason, "reason", "", "why (kept with the record and in the audit log)")
+	fs.StringVar(&f.actor, "actor", defaultActor(), "who revokes")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("revoke: unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	var modes []string
+	for _, m := range revokeModes {
+		if set[m] {
+			modes = append(modes, "--"+m)
+		}
+	}
+	if len(modes) != 1 {
+		fs.Usage()
+		if len(modes) == 0 {
+			return errors.New("revoke: say what to revoke (--token, --jti, --subject, --session, --kid, --issuer-before or --from-file)")
+		}
+		return fmt.Errorf("revoke: %s are exclusive; give exactly one", strings.Join(modes, ", "))
+	}
+	client, err := f.client()
+	if err != nil {
+		return fmt.Errorf("revoke: %w", err)
+	}
+	if set["from-file"] {
+		if set["issuer"] || set["before"] {
+			return errors.New("revoke: --issuer and --before do not apply to --from-file (each record carries its own)")
+		}
+		return revokeFile(ctx, client, &f, stdout, stderr)
+	}
+	rec, err := f.record(set, time.Now())
+	if err != nil {
+		return fmt.Errorf("revoke: %w", err)
+	}
+	if err := rec.Validate(); err != nil {
+		return fmt.Errorf("revoke: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	stored, err := client.Revoke(ctx, []authz.Record{rec})
+	if err != nil {
+		return err
+	}
+	return printRecords(stdout, f.output, stored)
+}
+
+// defaultActor is the user running the command, for the audit trail.
+func defaultActor() string {
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	return "cli"
+}
+
+// record builds the one record the flags describe.
+func (f *revokeFlags) record(set map[string]bool, now time.Time) (authz.Record, error) {
+	rec := authz.Record{Issuer: f.issuer, Reason: f.reason, Actor: f.actor}
+	needIssuer := func(flag string) error {
+		if f.issuer == "" {
+			return fmt.Errorf("--%s needs --issuer", flag)
+		}
+		return nil
+	}
+	if set["before"] && !set["subject"] {
+		return rec, errors.New("--before applies to --subject only (use --issuer-before T for a whole issuer)")
+	}
+	var err error
+	switch {
+	case set["token"] || set["token-file"]:
+		if set["issuer"] {
+			return rec, errors.New("--issuer does not apply to --token: the token's iss is used")
+		}
+		jwt := f.token
+		if set["token-file"] {
+			b, err := os.ReadFile(f.tokenFile)
+			if err != nil {
+				return rec, fmt.Errorf("--token-file: %w", err)
+			}
+			jwt = string(b)
+		}
+		tok, err := tokenRecord(jwt)
+		if err != nil {
+			return rec, err
+		}
+		tok.Reason, tok.Actor = rec.Reason, rec.Actor
+		return tok, nil
+	case set["jti"]:
+		rec.Kind, rec.Value, err = authz.KindToken, f.jti, needIssuer("jti")
+	case set["subject"]:
+		rec.Kind, rec.Value, rec.Before = authz.KindSubject, f.subject, now.UTC().Truncate(time.Second)
+		if set["before"] {
+			rec.Before, err = parseTime("before", f.before)
+		}
+	case set["session"]:
+		rec.Kind, rec.Value, err = authz.KindSession, f.session, needIssuer("session")
+	case set["kid"]:
+		rec.Kind, rec.Value = authz.KindKey, f.kid
+	case set["issuer-before"]:
+		rec.Kind, err = authz.KindIssuerBefore, needIssuer("issuer-before")
+		if err == nil {
+			rec.Before, err = parseTime("issuer-before", f.issuerBefore)
+		}
+	}
+	return rec, err
+}
+
+func parseTime(flag, v string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("--%s %q: want an RFC 3339 time such as 2026-01-02T15:04:05Z", flag, v)
+	}
+	return t, nil
+}
+
+// tokenRecord decodes the payload of a compact JWT, without verifying it,
+// into the token record revoking it: its jti, or the SHA-256 of its signing
+// input when it has none; its exp as the record's expiry.
+func tokenRecord(jwt string) (authz.Record, error) {
+	jwt = strings.TrimSpace(jwt)
+	jwt = strings.TrimPrefix(strings.TrimPrefix(jwt, "Bearer "), "bearer ")
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		return authz.Record{}, fmt.Errorf("token: want a compact JWT (header.payload.signature), got %d parts", len(parts))
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
+	if err != nil {
+		return authz.Record{}, fmt.Errorf("token payload: not base64url: %w", err)
+	}
+	var claims struct {
+		Iss string   `json:"iss"`
+		Jti string   `json:"jti"`
+		Exp *float64 `json:"exp"`
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		return authz.Record{}, fmt.Errorf("token payload: not the JSON claims a JWT needs: %w", err)
+	}
+	if claims.Iss == "" {
+		return authz.Record{}, errors.New("token: no iss claim; revoke it with --jti and --issuer, or by --kid")
+	}
+	rec := authz.Record{Kind: authz.KindToken, Issuer: claims.Iss, Value: claims.Jti}
+	if rec.Value == "" {
+		sum := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+		rec.Value = authz.TokenHashPrefix + hex.EncodeToString(sum[:])
+	}
+	if claims.Exp != nil {
+		rec.ExpiresAt = time.Unix(int64(*claims.Exp), 0).UTC()
+	}
+	return rec, nil
+}
+
+// Revocations from a file go to the server in batches of this size.
+const fileBatch = 500
+
+// maxFileLine bounds one line of a --from-file file.
+const maxFileLine = 1 << 20
+
+// fileRecord is one record of a --from-file file and its line number.
+type fileRecord struct {
+	line int
+	rec  authz.Record
+}
+
+// rejection is a line of a --from-file file that was not stored, and why.
+type rejection struct {
+	Line  int    `json:"line"`
+	Error string `json:"error"`
+}
+
+// revokeFile revokes the records of f.fromFile: it validates every line
+// first, sends the valid ones in batches, retries a refused batch record by
+// record, and reports the lines that were rejected.
+func revokeFile(ctx context.Context, client *admin.Client, f *revokeFlags, stdout, stderr io.Writer) error {
+	recs, rejected, err := readRecordFile(f.fromFile, f.actor, f.reason)
+	if err != nil {
+		return fmt.Errorf("revoke: %w", err)
+	}
+	prog := newProgress(stderr, len(recs))
+	var accepted []authz.Record
+	send := func(batch []fileRecord) error {
+		recs := make([]authz.Record, len(batch))
+		for i, fr := range batch {
+			recs[i] = fr.rec
+		}
+		cctx, cancel := context.WithTimeout(ctx, f.timeout)
+		defer cancel()
+		stored, err := client.Revoke(cctx, recs)
+		if err == nil {
+			accepted = append(accepted, stored...)
+		}
+		return err
+	}
+	var sendErr error
+	for start := 0; start < len(recs) && sendErr == nil; start += fileBatch {
+		batch := recs[start:min(start+fileBatch, len(recs))]
+		err := send(batch)
+		if refusedRecords(err) {
+			// Find the records at fault: one request each.
+			err = nil
+			for _, fr := range batch {
+				rerr := send([]fileRecord{fr})
+				if refusedRecords(rerr) {
+					rejected = append(rejected, rejection{Line: fr.line, Error: apiMessage(rerr)})
+				} else if rerr != nil {
+					err = rerr
+					break
+				}
+			}
+		}
+		sendErr = err
+		prog.add(len(batch))
+	}
+	prog.finish()
+	if err := printFileSummary(stdout, f.output, accepted, rejected); err != nil {
+		return err
+	}
+	switch {
+	case sendErr != nil:
+		return fmt.Errorf("revoke: stopped after %d accepted: %w", len(accepted), sendErr)
+	case len(rejected) > 0:
+		return fmt.Errorf("revoke: %d of %d records rejected", len(rejected), len(accepted)+len(rejected))
+	}
+	return nil
+}
+
+// refusedRecords reports whether err is the server refusing the records
+// themselves (so that sending them one by one finds the bad ones), rather
+// than the request (authentication, an outage).
+func refusedRecords(err error) bool {
+	return admin.IsStatus(err, http.StatusBadRequest) || admin.IsStatus(err, http.StatusRequestEntityTooLarge)
+}
+
+// apiMessage is the server's message for a one-record request.
+func apiMessage(err error) string {
+	var e *admin.APIError
+	if errors.As(err, &e) {
+		return strings.TrimPrefix(e.Message, "record 0: ")
+	}
+	return err.Error()
+}
+
+// readRecordFile reads newline-delimited JSON records, skipping blank lines
+// and lines starting with #; a line that does not decode or validate is
+// rejected with its number. Records without actor or reason take the given
+// ones.
+func readRecordFile(path, actor, reason string) ([]fileRecord, []rejection, error) {
+	file, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--from-file: %w", err)
+	}
+	defer file.Close()
+	var recs []fileRecord
+	var rejected []rejection
+	sc := bufio.NewScanner(file)
+	sc.Buffer(make([]byte, 0, 64<<10), maxFileLine)
+	n := 0
+	for sc.Scan() {
+		n++
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 || line[0] == '#' {
+			continue
+		}
+		rec, err := decodeRecordLine(line)
+		if err == nil {
+			if rec.Actor == "" {
+				rec.Actor = actor
+			}
+			if rec.Reason == "" {
+				rec.Reason = reason
+			}
+			err = rec.Validate()
+		}
+		if err != nil {
+			rejected = append(rejected, rejection{Line: n, Error: err.Error()})
+			continue
+		}
+		recs = append(recs, fileRecord{line: n, rec: rec})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, nil, fmt.Errorf("--from-file %s line %d: %w", path, n+1, err)
+	}
+	return recs, rejected, nil
+}
+
+func decodeRecordLine(line []byte) (authz.Record, error) {
+	var rec authz.Record
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&rec); err != nil {
+		return rec, fmt.Errorf("bad JSON: %w", err)
+	}
+	if dec.More() {
+		return rec, errors.New("bad JSON: more than one value on the line")
+	}
+	return rec, nil
+}
+
+// printFileSummary prints "accepted N, rejected M" and the rejected lines,
+// or, with -o json, both lists.
+func printFileSummary(w io.Writer, output string, accepted []authz.Record, rejected []rejection) error {
+	slices.SortFunc(rejected, func(a, b rejection) int { return cmp.Compare(a.Line, b.Line) })
+	if output == "json" {
+		if accepted == nil {
+			accepted = []authz.Record{}
+		}
+		if rejected == nil {
+			rejected = []rejection{}
+		}
+		return writeJSONOut(w, map[string]any{"accepted": accepted, "rejected": rejected})
+	}
+	fmt.Fprintf(w, "accepted %d, rejected %d\n", len(accepted), len(rejected))
+	for _, r := range rejected {
+		fmt.Fprintf(w, "  line %d: %s\n", r.Line, r.Error)
+	}
+	return nil
+}
+
+// progress reports the records sent: a bar redrawn in place on a terminal,
+// otherwise a line at each tenth.
+type progress struct {
+	w           io.Writer
+	tty         bool
+	total, done int
+	tenths      int
+}
+
+func newProgress(w io.Writer, total int) *progress {
+	return &progress{w: w, tty: isTerminal(w), total: total}
+}
+
+func (p *progress) add(n int) {
+	if p.total == 0 {
+		return
+	}
+	p.done += n
+	pct := p.done * 100 / p.total
+	if p.tty {
+		const width = 30
+		fill := p.done * width / p.total
+		fmt.Fprintf(p.w, "\r[%s%s] %3d%% %d/%d", strings.Repeat("=", fill), strings.Repeat(" ", width-fill), pct, p.done, p.total)
+		return
+	}
+	if t := p.done * 10 / p.total; t > p.tenths {
+		p.tenths = t
+		fmt.Fprintf(p.w, "revoke: %d%% (%d/%d records sent)\n", pct, p.done, p.total)
+	}
+}
+
+func (p *progress) finish() {
+	if p.tty && p.total > 0 {
+		fmt.Fprintln(p.w)
+	}
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// printRecords prints recs as a table or as a JSON array.
+func printRecords(w io.Writer, output string, recs []authz.Record) error {
+	if output == "json" {
+		if recs == nil {
+			recs = []authz.Record{}
+		}
+		return writeJSONOut(w, recs)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tKIND\tISSUER\tVALUE\tBEFORE\tEXPIRES\tACTOR\tREASON")
+	for _, r := range recs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Kind, orDash(r.Issuer), orDash(r.Value),
+			formatTime(r.Before), formatTime(r.ExpiresAt), orDash(r.Actor), orDash(tableCell(r.Reason)))
+	}
+	return tw.Flush()
+}
+
+func writeJSONOut(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// tableCell keeps free text on one table line.
+func tableCell(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\t' || r == '\n' || r == '\r' {
+			return ' '
+		}
+		return r
+	}, s)
+}
