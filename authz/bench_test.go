@@ -5,12 +5,12 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
 	"math/big"
+	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -244,15 +244,13 @@ func filledFilter(tb testing.TB, n int) *bloom.Filter {
 	if uint(n) > cfg.Entries {
 		cfg.Entries = uint(n)
 	}
-	var seed [32]byte
-	_, _ = rand.Read(seed[:])
 	f, err := bloom.New(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	if err := f.Rebuild(cfg, uint64(n), func(add func(bloom.Key)) error {
 		for i := 0; i < n; i++ {
-			add(bloom.Key{H1: uint64(i)*0x9E3779B97F4A7C15 ^ uint64(seed[0]), H2: uint64(i)*0xC2B2AE3D27D4EB4F + uint64(seed[1])})
+			add(bloom.Key{H1: mrand.Uint64(), H2: mrand.Uint64()}) // as random as KeyOf's output
 		}
 		return nil
 	}); err != nil {
@@ -330,7 +328,7 @@ func BenchmarkCheckCachedWhileRevoking(b *testing.B) {
 						}
 						_ = f.Rebuild(f.Config(), f.Position(), func(add func(bloom.Key)) error {
 							for i := 0; i < 100_000; i++ {
-								add(bloom.Key{H1: uint64(i), H2: uint64(i) * 31})
+								add(bloom.Key{H1: mrand.Uint64(), H2: mrand.Uint64()})
 							}
 							return nil
 						})
