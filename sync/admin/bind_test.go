@@ -6,8 +6,6 @@ import (
 	"testing"
 )
 
-func errorsAs(err error, target any) bool { return errors.As(err, target) }
-
 func TestCheckBind(t *testing.T) {
 	tests := []struct {
 		addr     string

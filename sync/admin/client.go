@@ -76,7 +76,7 @@ func (c *Client) List(ctx context.Context, q source.ListQuery) ([]authz.Record, 
 	if len(v) > 0 {
 		p += "?" + v.Encode()
 	}
-	var out revocationsBody
+	var out listBody
 	if err := c.do(ctx, http.MethodGet, p, nil, &out); err != nil {
 		return nil, "", fmt.Errorf("list revocations: %w", err)
 	}

@@ -10,6 +10,12 @@
 //	GET  /v1/revocations/{id}  one record
 //	GET  /v1/status            record counts, filter and confirm-cache state
 //
+// The server completes every record it accepts: CreatedAt is the time of
+// the request, ExpiresAt is when no token the record covers can still be
+// valid (for a token record, the token's exp sent by the client, plus the
+// leeway), and ID and Position come from the source; values a client sends
+// for these are replaced.
+//
 // A revocation is enforced by the node that accepted it before the API
 // answers; other nodes enforce it when their follower reads it from the
 // source's feed. Every accepted record is logged (at Info, "revocation

@@ -204,10 +204,16 @@ func (h *handler) postRevocations(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, revocationsBody{Revocations: stored})
 }
 
-// revocationsBody is the answer of POST and GET /v1/revocations.
+// revocationsBody is the answer of POST /v1/revocations.
 type revocationsBody struct {
 	Revocations []authz.Record `json:"revocations"`
-	NextCursor  string         `json:"next_cursor,omitempty"`
+}
+
+// listBody is the answer of GET /v1/revocations; NextCursor is "" on the
+// last page.
+type listBody struct {
+	Revocations []authz.Record `json:"revocations"`
+	NextCursor  string         `json:"next_cursor"`
 }
 
 // listRevocations answers one page of the records matching the query.
@@ -230,7 +236,7 @@ func (h *handler) listRevocations(w http.ResponseWriter, r *http.Request) {
 	if recs == nil {
 		recs = []authz.Record{}
 	}
-	writeJSON(w, http.StatusOK, revocationsBody{Revocations: recs, NextCursor: next})
+	writeJSON(w, http.StatusOK, listBody{Revocations: recs, NextCursor: next})
 }
 
 func (h *handler) getRevocation(w http.ResponseWriter, r *http.Request, id string) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -433,14 +434,24 @@ func TestClientErrors(t *testing.T) {
 	c.Token = "wrong"
 	_, err := c.Revoke(context.Background(), []authz.Record{{Kind: authz.KindKey, Value: "k"}})
 	var apiErr *APIError
-	if !errorsAs(err, &apiErr) || apiErr.StatusCode != 401 {
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 401 {
 		t.Fatalf("err %v, want *APIError 401", err)
 	}
 	if !strings.Contains(err.Error(), "401 unauthorized: missing or wrong admin token") {
 		t.Errorf("message %q", err)
 	}
 	_, err = e.client.Revoke(context.Background(), []authz.Record{{Kind: authz.KindKey, Value: "k"}, {Kind: authz.KindKey}})
-	if !errorsAs(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Index != 1 {
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || apiErr.Index != 1 {
 		t.Fatalf("err %v, want *APIError 400 at index 1", err)
+	}
+
+	// An answer from something else than the admin API, such as a proxy.
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "upstream connect error", http.StatusBadGateway)
+	}))
+	defer proxy.Close()
+	_, err = (&Client{BaseURL: proxy.URL}).Status(context.Background())
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 502 || apiErr.Message != "upstream connect error" {
+		t.Fatalf("err %v, want *APIError 502 with the proxy's text", err)
 	}
 }
