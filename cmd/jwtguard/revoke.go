@@ -276,13 +276,13 @@ func revokeFile(ctx context.Context, client *admin.Client, f *revokeFlags, stdou
 	prog := newProgress(stderr, len(recs))
 	var accepted []authz.Record
 	send := func(batch []fileRecord) error {
-		recs := make([]authz.Record, len(batch))
+		batchRecs := make([]authz.Record, len(batch))
 		for i, fr := range batch {
-			recs[i] = fr.rec
+			batchRecs[i] = fr.rec
 		}
 		cctx, cancel := context.WithTimeout(ctx, f.timeout)
 		defer cancel()
-		stored, err := client.Revoke(cctx, recs)
+		stored, err := client.Revoke(cctx, batchRecs)
 		if err == nil {
 			accepted = append(accepted, stored...)
 		}
