@@ -13,14 +13,13 @@ import (
 	"time"
 
 	"github.com/jwtguard/jwtguard/authz"
-	"github.com/jwtguard/jwtguard/sync/embedded"
 	"github.com/jwtguard/jwtguard/sync/source"
 )
 
 // errInvalidCursor is what a source returns for a List cursor it did not
 // issue. The source package declares no such sentinel yet, so the embedded
 // store's is used; other sources' bad cursors answer 500.
-var errInvalidCursor = embedded.ErrInvalidCursor
+var errInvalidCursor = source.ErrInvalidCursor
 
 // MaxListLimit caps the page size of GET /v1/revocations.
 const MaxListLimit = 1000

@@ -27,7 +27,7 @@ var (
 	// ErrClosed: the Store has been closed.
 	ErrClosed = errors.New("store closed")
 	// ErrInvalidCursor: a List cursor that this store did not issue.
-	ErrInvalidCursor = errors.New("invalid list cursor")
+	ErrInvalidCursor = source.ErrInvalidCursor
 )
 
 // Options tunes a Store. The zero value is ready to use.

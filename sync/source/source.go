@@ -25,6 +25,8 @@ var (
 	// ErrFeedTrimmed: the feed no longer holds the position asked for; the
 	// follower must reload a snapshot.
 	ErrFeedTrimmed = errors.New("feed position no longer retained")
+	// ErrInvalidCursor: a List cursor the source did not issue.
+	ErrInvalidCursor = errors.New("invalid list cursor")
 )
 
 // Source is a revocation source: the authority over revocation records.
