@@ -118,7 +118,7 @@ func TestTruncatedFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, size := range []int64{info.Size() / 2, info.Size() / 4, 3 * 4096, 100} {
+	for _, size := range []int64{info.Size() / 2, info.Size() / 4, 3 * 4096, 4096 + 10, 100} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
 			dst := filepath.Join(t.TempDir(), "d")
 			copyFile(t, path, filepath.Join(dst, FileName))

@@ -180,3 +180,19 @@ func TestRangeStops(t *testing.T) {
 		t.Errorf("Range whose fn fails = %v after %d records; want fn's error after 1", err, visited)
 	}
 }
+
+func TestRangeCallbackPanicIsNotCorruption(t *testing.T) {
+	s, _ := newStore(t)
+	put(t, s, token("i", "a", time.Hour))
+	defer func() {
+		if v := recover(); v != "boom" {
+			t.Errorf("recovered %v, want the callback's own panic", v)
+		}
+		// The store stays usable.
+		if _, err := s.Stats(context.Background()); err != nil {
+			t.Errorf("Stats after a callback panic: %v", err)
+		}
+	}()
+	_, err := s.Range(context.Background(), t0, func(authz.Record) error { panic("boom") })
+	t.Errorf("Range returned %v instead of passing the panic on", err)
+}

@@ -160,20 +160,39 @@ func (s *Store) Range(ctx context.Context, now time.Time, fn func(authz.Record) 
 			if timeKey(r.ExpiresAt) <= nowKey {
 				continue
 			}
-			if err := fn(r); err != nil {
+			if err := callUser(fn, r); err != nil {
 				fnErr = err
 				return err
 			}
 		}
 		return nil
 	})
+	var p userPanic
 	switch {
+	case errors.As(fnErr, &p):
+		panic(p.v) // fn's own panic, not a damaged file: pass it on
 	case fnErr != nil:
 		return 0, fnErr
 	case err != nil:
 		return 0, fmt.Errorf("range revocations: %w", err)
 	}
 	return pos, nil
+}
+
+// userPanic carries a panic of a caller's callback out of a transaction,
+// past the recovery that turns bbolt's panics into ErrCorrupt.
+type userPanic struct{ v any }
+
+func (p userPanic) Error() string { return fmt.Sprint("callback panicked: ", p.v) }
+
+// callUser calls fn(r), turning a panic of fn into a userPanic error.
+func callUser(fn func(authz.Record) error, r authz.Record) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = userPanic{v}
+		}
+	}()
+	return fn(r)
 }
 
 // Snapshot builds a filter sized by cfg holding the filter key of every
@@ -245,14 +264,14 @@ func (s *Store) List(ctx context.Context, q source.ListQuery) ([]authz.Record, s
 		records := tx.Bucket(bucketRecords)
 		c := tx.Bucket(bucketFeed).Cursor()
 		n := 0
+		if after == ^uint64(0) {
+			return nil
+		}
 		for k, id := c.Seek(posKey(after + 1)); k != nil; k, id = c.Next() {
 			if n++; n%ctxCheckEvery == 0 {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
-			}
-			if after == ^uint64(0) {
-				break
 			}
 			r, err := decodeRecord(string(id), records.Get(id))
 			if err != nil {

@@ -3,10 +3,12 @@ package embedded
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"sync"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -116,11 +118,23 @@ func openBolt(path string, timeout time.Duration) (db *bolt.DB, err error) {
 	case errors.Is(err, berrors.ErrTimeout):
 		return nil, fmt.Errorf("open %s: %w by another process (lock not acquired within %v)", path, ErrInUse, timeout)
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum),
-		errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrInvalidMapping):
+		errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrInvalidMapping),
+		file != nil && !isSystemError(err):
+		// bbolt reports some damage with plain errors ("file size too
+		// small"): once the file is open, an error that is not from the
+		// system is about its content.
 		return nil, fmt.Errorf("open %s: %w: %w", path, ErrCorrupt, err)
 	default:
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
+}
+
+// isSystemError reports whether err comes from the operating system (I/O,
+// permissions, memory) rather than from what the file holds.
+func isSystemError(err error) bool {
+	var errno syscall.Errno
+	var pathErr *fs.PathError
+	return errors.As(err, &errno) || errors.As(err, &pathErr)
 }
 
 // init creates the buckets of a new file, or checks those of an existing one.
