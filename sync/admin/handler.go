@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mime"
 	"net/http"
 	"strings"
 	"time"
@@ -172,6 +173,13 @@ func (h *handler) authorized(r *http.Request) bool {
 // postRevocations stores a batch of records, all or nothing, enforces them
 // on this node and answers 201 with the stored records.
 func (h *handler) postRevocations(w http.ResponseWriter, r *http.Request) {
+	// Only JSON: a browser cannot send it cross-origin without a preflight
+	// this API never answers, so a web page cannot revoke through a
+	// loopback admin API that has no token.
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		writeError(w, http.StatusUnsupportedMediaType, "Content-Type must be application/json")
+		return
+	}
 	body := http.MaxBytesReader(w, r.Body, h.cfg.MaxBodyBytes)
 	recs, err := decodeRecords(body, h.cfg.MaxBatch)
 	if err != nil {

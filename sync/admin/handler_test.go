@@ -99,6 +99,9 @@ func (e *env) do(t *testing.T, method, path, token, body string) (int, http.Head
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := e.srv.Client().Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
@@ -178,6 +181,31 @@ func TestRefusedRequestsChangeNothing(t *testing.T) {
 				t.Errorf("state changed: %+v -> %+v", before, after)
 			}
 		})
+	}
+}
+
+// A web page can send a cross-origin POST without a preflight only as a
+// form or text/plain: such requests are refused, so a browser on the
+// machine cannot revoke through a loopback admin API without a token.
+func TestPostNeedsJSONContentType(t *testing.T) {
+	e := newEnv(t, Config{})
+	for _, ct := range []string{"text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", ""} {
+		before := e.state(t)
+		req, _ := http.NewRequest("POST", e.srv.URL+"/v1/revocations", strings.NewReader(`{"kind":"key","value":"k1"}`))
+		if ct != "" {
+			req.Header.Set("Content-Type", ct)
+		}
+		resp, err := e.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnsupportedMediaType {
+			t.Errorf("Content-Type %q: status %d, want 415", ct, resp.StatusCode)
+		}
+		if after := e.state(t); !reflect.DeepEqual(before, after) {
+			t.Errorf("Content-Type %q changed the state", ct)
+		}
 	}
 }
 
