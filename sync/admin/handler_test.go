@@ -219,6 +219,7 @@ func TestPostEnforcesBeforeAnswering(t *testing.T) {
 	body, _ := json.Marshal(rec)
 	req, _ := http.NewRequest("POST", e.srv.URL+"/v1/revocations", bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+testToken)
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := e.srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
