@@ -25,7 +25,7 @@ const (
 	MaxListLimit = 1000
 )
 
-// ctxCheckEvery is how many records Range and Snapshot visit between two
+// ctxCheckEvery is how many records Range, Snapshot and List visit between two
 // looks at their context.
 const ctxCheckEvery = 1024
 
