@@ -128,6 +128,13 @@ func checkWorkloads(t *testing.T, ko *kubeObjects) {
 		}
 		for _, c := range w.pod.Spec.Containers {
 			for _, m := range c.VolumeMounts {
+				for _, inner := range c.VolumeMounts {
+					if v := volumes[m.Name]; (v.ConfigMap != nil || v.Secret != nil) &&
+						strings.HasPrefix(inner.MountPath, strings.TrimSuffix(m.MountPath, "/")+"/") {
+						t.Errorf("%s: container %s mounts %s inside the %s volume at %s; kubelet rewrites that directory on updates",
+							w.where, c.Name, inner.MountPath, m.Name, m.MountPath)
+					}
+				}
 				v, ok := volumes[m.Name]
 				if !ok {
 					t.Errorf("%s: container %s mounts undeclared volume %q", w.where, c.Name, m.Name)
