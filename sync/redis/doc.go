@@ -1,0 +1,48 @@
+// Package redis is the revocation source for a mesh of jwtguard nodes: Redis
+// (or Valkey; standalone, Sentinel or Cluster) holds the revocation records,
+// their ordered feed and the published filter snapshot, and every node
+// follows it. Import it as, say, redissource: it is named for what it
+// serves, and go-redis is imported here as goredis.
+//
+// # Keys
+//
+// Every key starts with Options.Prefix, "{jwtguard}:" by default. The prefix
+// must hold a Redis Cluster hash tag ("{...}") so that all keys live in one
+// slot: the Put script and the pipelines below touch several at once.
+//
+//	seq             the feed position: the position of the newest record
+//	rec:<id>        a record's JSON, expiring (PXAT) at its ExpiresAt
+//	idx:<key>       sorted set of the IDs stored under one lookup key, scored
+//	                by expiry (ms), expiring with its longest-lived record;
+//	                <key> is kind:issuer:value, issuer and value query-escaped
+//	live:<kind>     sorted set of the IDs of one kind, scored by expiry (ms):
+//	                Stats counts it (ZCOUNT) and Range walks it (ZSCAN)
+//	feed            a stream of record JSON with IDs 0-<position>, trimmed
+//	                to about Options.FeedRetention entries (MAXLEN ~)
+//	snapshot        the published filter snapshot (bloom snapshot format)
+//	snapshot:pos    the position that snapshot reflects
+//	lease           the publisher lease: the holder's random ID, with a TTL
+//
+// One Lua script stores a whole Put batch: for each record it writes
+// rec, idx, live and the feed entry, and it moves seq once. Redis runs a
+// script alone, so no reader ever sees a record without its feed entry or
+// the reverse, and positions are contiguous. Record IDs are chosen by the
+// client, which makes the script idempotent: a retry of a batch that was
+// already applied returns its positions instead of storing it twice.
+//
+// Expired records disappear on their own (key expiry); expired members of
+// the sorted sets are removed by later Puts and skipped by every read.
+//
+// # Durability
+//
+// Put is acknowledged once Redis has run the script. That the records then
+// survive a crash of Redis depends on its persistence: run it with
+// appendonly yes and appendfsync always (or replicas and a failover policy
+// you trust) if nothing acknowledged may be lost.
+//
+// # Down Redis
+//
+// New does not contact Redis, so a node starts while Redis is down and runs
+// from its own snapshot; Open also pings. Every call carries a deadline
+// (the caller's, or Options.Timeout) and fails rather than hangs.
+package redis

@@ -1,0 +1,279 @@
+package redis
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/jwtguard/jwtguard/authz"
+	"github.com/jwtguard/jwtguard/bloom"
+)
+
+// Snapshot returns the published filter snapshot when a node loading it can
+// follow the feed from its position (no record after it was trimmed).
+// Otherwise (nothing published yet, a snapshot older than the retained
+// feed, or one that does not decode) it builds a filter sized by cfg from
+// the live records, at the position read before the scan (see Range), so
+// that the first node works before any publisher ran.
+func (s *Source) Snapshot(ctx context.Context, cfg bloom.Config) (*bloom.Filter, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
+	if f, err := s.published(ctx); err != nil || f != nil {
+		return f, err
+	}
+	f, _, err := s.build(ctx, cfg)
+	return f, err
+}
+
+// published returns the published snapshot, or nil when there is none that
+// a node could follow the feed from.
+func (s *Source) published(ctx context.Context) (*bloom.Filter, error) {
+	octx, cancel := s.opContext(ctx)
+	defer cancel()
+	var snap, seq *goredis.StringCmd
+	var head *goredis.XMessageSliceCmd
+	_, err := s.rdb.Pipelined(octx, func(p goredis.Pipeliner) error {
+		snap = p.Get(octx, s.k.snapshot())
+		seq = p.Get(octx, s.k.seq())
+		head = p.XRangeN(octx, s.k.feed(), "-", "+", 1)
+		return nil
+	})
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, s.wrap("snapshot", err)
+	}
+	data, err := snap.Bytes()
+	if errors.Is(err, goredis.Nil) {
+		return nil, nil
+	}
+	f, err := bloom.ReadSnapshot(bytes.NewReader(data))
+	if err != nil {
+		return nil, nil // rebuilt from the records; the next Publish replaces it
+	}
+	top, _ := seq.Uint64()
+	if f.Position() >= top {
+		return f, nil
+	}
+	if msgs := head.Val(); len(msgs) > 0 {
+		if oldest, ok := parseStreamID(msgs[0].ID); ok && oldest <= f.Position()+1 {
+			return f, nil
+		}
+	}
+	return nil, nil
+}
+
+// build builds a filter sized by cfg from the live records, dropping
+// expired ones, and returns it with the position it reflects.
+func (s *Source) build(ctx context.Context, cfg bloom.Config) (*bloom.Filter, uint64, error) {
+	f, err := bloom.New(cfg)
+	if err != nil {
+		return nil, 0, fmt.Errorf("build filter: %w", err)
+	}
+	pos, err := s.position(ctx)
+	if err != nil {
+		return nil, 0, s.wrap("build filter", err)
+	}
+	err = f.Rebuild(cfg, pos, func(add func(bloom.Key)) error {
+		return s.scan(ctx, s.now(), func(r authz.Record) error {
+			add(r.LookupKey().FilterKey())
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("build filter: %w", err)
+	}
+	return f, pos, nil
+}
+
+// publishScript stores a snapshot and its position unless a newer one is
+// there (two publishers overlapping across a lease handover).
+// KEYS: snapshot, snapshot:pos. ARGV: snapshot bytes, position.
+// It returns 1 when stored, 0 when a newer one was kept.
+var publishScript = goredis.NewScript(`
+local cur = tonumber(redis.call('GET', KEYS[2]) or '-1')
+if cur > tonumber(ARGV[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+redis.call('SET', KEYS[2], ARGV[2])
+return 1
+`)
+
+// Publish builds a filter sized by cfg from the live records (expired ones
+// dropped) and stores it as the published snapshot with its position,
+// both in one step, unless a newer snapshot is there already. Nodes load it
+// at start and when they fall behind the retained feed.
+func (s *Source) Publish(ctx context.Context, cfg bloom.Config) error {
+	f, pos, err := s.build(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("publish snapshot: %w", err)
+	}
+	var buf bytes.Buffer
+	if err := f.WriteSnapshot(&buf); err != nil {
+		return fmt.Errorf("publish snapshot: %w", err)
+	}
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	err = publishScript.Run(ctx, s.rdb, []string{s.k.snapshot(), s.k.snapshotPos()}, buf.Bytes(), pos).Err()
+	if err != nil {
+		return s.wrap(fmt.Sprintf("publish snapshot at %d (%d bytes)", pos, buf.Len()), err)
+	}
+	return nil
+}
+
+// publishedPosition returns the position of the published snapshot, and
+// false when there is none.
+func (s *Source) publishedPosition(ctx context.Context) (uint64, bool, error) {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	pos, err := s.rdb.Get(ctx, s.k.snapshotPos()).Uint64()
+	switch {
+	case errors.Is(err, goredis.Nil):
+		return 0, false, nil
+	case err != nil:
+		return 0, false, err
+	}
+	return pos, true, nil
+}
+
+// DefaultPublishInterval is how often a Publisher renews its lease and
+// publishes.
+const DefaultPublishInterval = time.Minute
+
+// PublisherConfig tunes a Publisher.
+type PublisherConfig struct {
+	// Interval is how often the lease is taken or renewed and a snapshot
+	// published; the lease lasts three intervals. Default
+	// DefaultPublishInterval.
+	Interval time.Duration
+	// Bloom sizes the published filters. Default bloom.DefaultConfig().
+	Bloom bloom.Config
+	// Log receives failures and lease changes. Default slog.Default().
+	Log *slog.Logger
+}
+
+// Publisher publishes filter snapshots while it holds the publisher lease,
+// so that among many nodes running one, one at a time publishes. When the
+// holder dies its lease lapses (after three intervals) and another takes
+// over.
+type Publisher struct {
+	src     *Source
+	cfg     PublisherConfig
+	holder  string
+	holding atomic.Bool
+}
+
+// NewPublisher returns a Publisher for s; start it with Run.
+func NewPublisher(s *Source, cfg PublisherConfig) (*Publisher, error) {
+	if cfg.Interval <= 0 {
+		cfg.Interval = DefaultPublishInterval
+	}
+	if cfg.Bloom == (bloom.Config{}) {
+		cfg.Bloom = bloom.DefaultConfig()
+	}
+	if err := cfg.Bloom.Validate(); err != nil {
+		return nil, fmt.Errorf("publisher: %w", err)
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, fmt.Errorf("publisher id: %w", err)
+	}
+	return &Publisher{src: s, cfg: cfg, holder: hex.EncodeToString(b[:])}, nil
+}
+
+// Holding reports whether the publisher held the lease at its last attempt.
+func (p *Publisher) Holding() bool { return p.holding.Load() }
+
+// leaseScript takes the lease when it is free or renews it when the caller
+// holds it. KEYS: lease. ARGV: holder, TTL (ms). It returns 1 when the
+// caller holds the lease afterwards.
+var leaseScript = goredis.NewScript(`
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if not cur then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+`)
+
+// Run takes or renews the lease at once and then every interval, and
+// publishes each time it holds it and records were added since the last
+// snapshot. It returns when ctx ends, without releasing the lease: it
+// lapses as it would if the process died.
+func (p *Publisher) Run(ctx context.Context) {
+	defer p.holding.Store(false)
+	t := time.NewTicker(p.cfg.Interval)
+	defer t.Stop()
+	for {
+		p.tick(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// tick is one round of Run.
+func (p *Publisher) tick(ctx context.Context) {
+	held, err := p.lease(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			p.cfg.Log.Warn("publisher lease", "err", err)
+		}
+		held = false
+	}
+	if was := p.holding.Swap(held); was != held {
+		p.cfg.Log.Info("publisher lease changed", "holding", held, "holder", p.holder)
+	}
+	if !held {
+		return
+	}
+	if err := p.publishIfChanged(ctx); err != nil && ctx.Err() == nil {
+		p.cfg.Log.Warn("publish revocation snapshot", "err", err)
+	}
+}
+
+// lease takes or renews the lease.
+func (p *Publisher) lease(ctx context.Context) (bool, error) {
+	s := p.src
+	ctx, cancel := context.WithTimeout(ctx, min(s.timeout, p.cfg.Interval))
+	defer cancel()
+	ttl := 3 * p.cfg.Interval
+	n, err := leaseScript.Run(ctx, s.rdb, []string{s.k.lease()}, p.holder, ttl.Milliseconds()).Int()
+	if err != nil {
+		return false, s.wrap("publisher lease", err)
+	}
+	return n == 1, nil
+}
+
+// publishIfChanged publishes unless the published snapshot is at the
+// newest position already (expired records it still holds only add false
+// positives until the next change).
+func (p *Publisher) publishIfChanged(ctx context.Context) error {
+	pub, ok, err := p.src.publishedPosition(ctx)
+	if err != nil {
+		return p.src.wrap("read published position", err)
+	}
+	pos, err := p.src.position(ctx)
+	if err != nil {
+		return p.src.wrap("read position", err)
+	}
+	if ok && pub >= pos {
+		return nil
+	}
+	return p.src.Publish(ctx, p.cfg.Bloom)
+}

@@ -1,0 +1,490 @@
+package redis
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/jwtguard/jwtguard/authz"
+	"github.com/jwtguard/jwtguard/sync/source"
+)
+
+// Paging bounds.
+const (
+	// DefaultFeedLimit is the Feed page size when the caller passes 0.
+	DefaultFeedLimit = 1000
+	// DefaultListLimit is the List page size when the query sets none.
+	DefaultListLimit = 100
+	// MaxListLimit caps the List page size.
+	MaxListLimit = 1000
+	// scanCount is the COUNT of each ZSCAN, and so about the records per
+	// MGET, of Range.
+	scanCount = 1000
+)
+
+// Feed waits in slices of at most maxBlock (XREAD BLOCK), ending each one
+// blockMargin before the caller's deadline, so that the reply never races
+// the deadline and the connection stays usable.
+const (
+	maxBlock    = 5 * time.Second
+	blockMargin = 50 * time.Millisecond
+)
+
+// Lookup returns every record stored under key whose ExpiresAt is after
+// now: the IDs of the key's index (unexpired ones only), then their
+// records, in two round trips; a key without records costs one.
+func (s *Source) Lookup(ctx context.Context, key authz.LookupKey) ([]authz.Record, error) {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	now := s.now()
+	op := func() string { return fmt.Sprintf("lookup %s %q", key.Kind, key.Value) }
+	ids, err := s.rdb.ZRangeArgs(ctx, goredis.ZRangeArgs{
+		Key: s.k.idx(key), Start: "(" + strconv.FormatInt(now.UnixMilli(), 10), Stop: "+inf", ByScore: true,
+	}).Result()
+	if err != nil {
+		return nil, s.wrap(op(), err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	recs, err := s.records(ctx, ids)
+	if err != nil {
+		return nil, s.wrap(op(), err)
+	}
+	out := recs[:0]
+	for _, r := range recs {
+		if r.ExpiresAt.After(now) && r.LookupKey() == key {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// records reads the records of ids with one MGET, skipping those that are
+// gone (expired).
+func (s *Source) records(ctx context.Context, ids []string) ([]authz.Record, error) {
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = s.k.rec(id)
+	}
+	vals, err := s.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]authz.Record, 0, len(vals))
+	for i, v := range vals {
+		str, ok := v.(string)
+		if !ok {
+			continue // expired since the index was read
+		}
+		r, err := decodeRecord(ids[i], str)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// decodeRecord decodes the stored JSON of record id.
+func decodeRecord(id, data string) (authz.Record, error) {
+	var r authz.Record
+	if err := json.Unmarshal([]byte(data), &r); err != nil {
+		return r, fmt.Errorf("record %s does not decode: %w", id, err)
+	}
+	if r.ID != id {
+		return r, fmt.Errorf("record stored under %s has id %q", id, r.ID)
+	}
+	return r, nil
+}
+
+// Get returns the record with that ID until it expires (Redis then drops
+// it); otherwise an error wrapping source.ErrNotFound.
+func (s *Source) Get(ctx context.Context, id string) (authz.Record, error) {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	data, err := s.rdb.Get(ctx, s.k.rec(id)).Result()
+	switch {
+	case errors.Is(err, goredis.Nil):
+		return authz.Record{}, fmt.Errorf("get revocation %q: %w", id, source.ErrNotFound)
+	case err != nil:
+		return authz.Record{}, s.wrap(fmt.Sprintf("get revocation %q", id), err)
+	}
+	r, err := decodeRecord(id, data)
+	if err != nil {
+		return authz.Record{}, s.wrap(fmt.Sprintf("get revocation %q", id), err)
+	}
+	return r, nil
+}
+
+// Feed returns up to limit records (0 means DefaultFeedLimit) with a
+// position after the given one, in position order. With none there it
+// waits (XREAD BLOCK) for the next Put, ctx (returning ctx.Err()) or Close
+// (ErrClosed). It returns source.ErrFeedTrimmed when records after the
+// position have been trimmed from the feed, and ErrPositionAhead when the
+// position is beyond every position Redis holds.
+func (s *Source) Feed(ctx context.Context, after uint64, limit int) ([]authz.Record, error) {
+	if limit <= 0 {
+		limit = DefaultFeedLimit
+	}
+	op := func() string { return fmt.Sprintf("feed after %d", after) }
+	recs, err := s.feedCheck(ctx, after, limit)
+	if err != nil || len(recs) > 0 {
+		return recs, err
+	}
+	for {
+		block := maxBlock
+		if dl, ok := ctx.Deadline(); ok {
+			block = min(block, time.Until(dl)-blockMargin)
+		}
+		if block < time.Millisecond {
+			// Too close to the deadline to ask Redis again: wait it out.
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-s.closed:
+				return nil, fmt.Errorf("%s: %w", op(), ErrClosed)
+			}
+		}
+		streams, err := s.blockingRead(ctx, &goredis.XReadArgs{
+			Streams: []string{s.k.feed(), streamID(after)},
+			Count:   int64(limit),
+			Block:   block,
+		})
+		switch {
+		case errors.Is(err, goredis.Nil):
+			continue // nothing within block
+		case err != nil:
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if errors.Is(err, ErrClosed) {
+				return nil, fmt.Errorf("%s: %w", op(), ErrClosed)
+			}
+			return nil, s.wrap(op(), err)
+		}
+		recs, err := s.feedRecords(after, streams)
+		if err != nil {
+			return nil, s.wrap(op(), err)
+		}
+		if len(recs) > 0 {
+			return recs, nil
+		}
+	}
+}
+
+// feedCheck reads the feed after after without waiting, together with seq,
+// and tells an empty answer (caught up) from a trimmed or a lost feed.
+func (s *Source) feedCheck(ctx context.Context, after uint64, limit int) ([]authz.Record, error) {
+	op := func() string { return fmt.Sprintf("feed after %d", after) }
+	octx, cancel := s.opContext(ctx)
+	defer cancel()
+	var seq *goredis.StringCmd
+	var read *goredis.XStreamSliceCmd
+	_, err := s.rdb.Pipelined(octx, func(p goredis.Pipeliner) error {
+		seq = p.Get(octx, s.k.seq())
+		read = p.XRead(octx, &goredis.XReadArgs{Streams: []string{s.k.feed(), streamID(after)}, Count: int64(limit), Block: -1})
+		return nil
+	})
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, s.wrap(op(), err)
+	}
+	streams, _ := read.Result() // redis.Nil: no entry after after
+	recs, err := s.feedRecords(after, streams)
+	if err != nil || len(recs) > 0 {
+		if err != nil {
+			err = s.wrap(op(), err)
+		}
+		return recs, err
+	}
+	top, err := seq.Uint64()
+	if errors.Is(err, goredis.Nil) {
+		top, err = 0, nil
+	}
+	switch {
+	case err != nil:
+		return nil, s.wrap(op(), fmt.Errorf("read %s: %w", s.k.seq(), err))
+	case top > after:
+		return nil, fmt.Errorf("%s: records up to %d were trimmed: %w", op(), top, source.ErrFeedTrimmed)
+	case top < after:
+		return nil, fmt.Errorf("%s: redis at %s is at position %d: %w", op(), s.addr, top, ErrPositionAhead)
+	}
+	return nil, nil
+}
+
+// blockingRead runs a blocking XREAD and returns as soon as ctx ends or the
+// source is closed, leaving the read to finish (within its block time) on
+// its own.
+func (s *Source) blockingRead(ctx context.Context, args *goredis.XReadArgs) ([]goredis.XStream, error) {
+	type result struct {
+		streams []goredis.XStream
+		err     error
+	}
+	done := make(chan result, 1)
+	go func() {
+		streams, err := s.rdb.XRead(ctx, args).Result()
+		done <- result{streams, err}
+	}()
+	select {
+	case r := <-done:
+		return r.streams, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-s.closed:
+		return nil, ErrClosed
+	}
+}
+
+// feedRecords decodes the feed entries of an XREAD answer. The positions
+// are contiguous, so a first entry past after+1 means the ones between were
+// trimmed.
+func (s *Source) feedRecords(after uint64, streams []goredis.XStream) ([]authz.Record, error) {
+	if len(streams) == 0 || len(streams[0].Messages) == 0 {
+		return nil, nil
+	}
+	msgs := streams[0].Messages
+	out := make([]authz.Record, 0, len(msgs))
+	for _, m := range msgs {
+		r, err := decodeEntry(m)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	if out[0].Position > after+1 {
+		return nil, fmt.Errorf("positions %d to %d were trimmed: %w", after+1, out[0].Position-1, source.ErrFeedTrimmed)
+	}
+	return out, nil
+}
+
+// decodeEntry decodes one feed entry and checks it against its stream ID.
+func decodeEntry(m goredis.XMessage) (authz.Record, error) {
+	var r authz.Record
+	pos, ok := parseStreamID(m.ID)
+	if !ok {
+		return r, fmt.Errorf("feed entry %s: not a feed position", m.ID)
+	}
+	data, ok := m.Values["r"].(string)
+	if !ok {
+		return r, fmt.Errorf("feed entry %s: no record", m.ID)
+	}
+	if err := json.Unmarshal([]byte(data), &r); err != nil {
+		return r, fmt.Errorf("feed entry %s: record does not decode: %w", m.ID, err)
+	}
+	if r.Position != pos {
+		return r, fmt.Errorf("feed entry %s holds position %d", m.ID, r.Position)
+	}
+	return r, nil
+}
+
+// streamID is the feed stream ID of a position.
+func streamID(pos uint64) string { return "0-" + strconv.FormatUint(pos, 10) }
+
+// parseStreamID returns the position of a feed stream ID.
+func parseStreamID(id string) (uint64, bool) {
+	rest, ok := strings.CutPrefix(id, "0-")
+	if !ok {
+		return 0, false
+	}
+	pos, err := strconv.ParseUint(rest, 10, 64)
+	return pos, err == nil
+}
+
+// Range calls fn for every record unexpired at now, kind by kind, in no
+// particular order, and returns the position read before the iteration
+// started. That position is safe to follow the feed from: every record at
+// or before it was stored before the iteration began and is visited (ZSCAN
+// returns every member present from start to end); a record stored during
+// the iteration may or may not be visited, and comes again from the feed.
+// A record may be visited twice if Redis resizes a set meanwhile (ZSCAN
+// allows that). An error from fn ends the iteration and is returned as is.
+func (s *Source) Range(ctx context.Context, now time.Time, fn func(authz.Record) error) (uint64, error) {
+	pos, err := s.position(ctx)
+	if err != nil {
+		return 0, s.wrap("range revocations", err)
+	}
+	if err := s.scan(ctx, now, fn); err != nil {
+		return 0, err
+	}
+	return pos, nil
+}
+
+// position reads seq, the newest position.
+func (s *Source) position(ctx context.Context) (uint64, error) {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	pos, err := s.rdb.Get(ctx, s.k.seq()).Uint64()
+	if errors.Is(err, goredis.Nil) {
+		return 0, nil
+	}
+	return pos, err
+}
+
+// fnError carries an error of Range's callback out of scan unwrapped.
+type fnError struct{ err error }
+
+func (e fnError) Error() string { return e.err.Error() }
+
+// scan calls fn for each record unexpired at now: ZSCAN of each live set,
+// then one MGET per page of IDs.
+func (s *Source) scan(ctx context.Context, now time.Time, fn func(authz.Record) error) error {
+	nowMS := float64(now.UnixMilli())
+	for _, kind := range authz.Kinds {
+		key := s.k.live(kind)
+		var cursor uint64
+		for {
+			octx, cancel := s.opContext(ctx)
+			pairs, next, err := s.rdb.ZScan(octx, key, cursor, "", scanCount).Result()
+			var recs []authz.Record
+			if err == nil {
+				ids := make([]string, 0, len(pairs)/2)
+				for i := 0; i+1 < len(pairs); i += 2 {
+					if exp, perr := strconv.ParseFloat(pairs[i+1], 64); perr == nil && exp > nowMS {
+						ids = append(ids, pairs[i])
+					}
+				}
+				if len(ids) > 0 {
+					recs, err = s.records(octx, ids)
+				}
+			}
+			cancel()
+			if err != nil {
+				return s.wrap("range revocations: "+key, err)
+			}
+			for _, r := range recs {
+				if !r.ExpiresAt.After(now) {
+					continue
+				}
+				if err := fn(r); err != nil {
+					return err
+				}
+			}
+			if cursor = next; cursor == 0 {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// List returns the records matching q that are still live, in position
+// order, and the cursor of the next page ("" when there is none). It pages
+// through the retained feed: a live record older than the feed's retention
+// is not listed (Get, Lookup and Range still find it). A cursor this source
+// did not issue yields ErrInvalidCursor.
+func (s *Source) List(ctx context.Context, q source.ListQuery) ([]authz.Record, string, error) {
+	limit := q.Limit
+	switch {
+	case limit < 0:
+		return nil, "", fmt.Errorf("list revocations: negative limit %d", limit)
+	case limit == 0:
+		limit = DefaultListLimit
+	case limit > MaxListLimit:
+		limit = MaxListLimit
+	}
+	var after uint64
+	if q.Cursor != "" {
+		var err error
+		if after, err = decodeCursor(q.Cursor); err != nil {
+			return nil, "", fmt.Errorf("list revocations: %w", err)
+		}
+	}
+	now := s.now()
+	var out []authz.Record
+	for {
+		octx, cancel := s.opContext(ctx)
+		msgs, err := s.rdb.XRangeN(octx, s.k.feed(), "("+streamID(after), "+", int64(MaxListLimit)).Result()
+		cancel()
+		if err != nil {
+			return nil, "", s.wrap("list revocations", err)
+		}
+		for _, m := range msgs {
+			r, err := decodeEntry(m)
+			if err != nil {
+				return nil, "", s.wrap("list revocations", err)
+			}
+			after = r.Position
+			if !matches(q, r) || !r.ExpiresAt.After(now) {
+				continue
+			}
+			if len(out) == limit {
+				return out, encodeCursor(out[len(out)-1].Position), nil
+			}
+			out = append(out, r)
+		}
+		if len(msgs) < MaxListLimit {
+			return out, "", nil
+		}
+	}
+}
+
+func matches(q source.ListQuery, r authz.Record) bool {
+	return (q.Kind == "" || q.Kind == r.Kind) &&
+		(q.Issuer == "" || q.Issuer == r.Issuer) &&
+		(q.Value == "" || q.Value == r.Value)
+}
+
+// cursorPrefix marks List cursors of this package, so that a cursor of
+// another source (or of nothing) is refused rather than misread.
+const cursorPrefix = "rds1."
+
+// encodeCursor returns the List cursor resuming after position pos.
+func encodeCursor(pos uint64) string {
+	return cursorPrefix + base64.RawURLEncoding.EncodeToString(binary.BigEndian.AppendUint64(nil, pos))
+}
+
+// decodeCursor returns the position a List cursor resumes after.
+func decodeCursor(c string) (uint64, error) {
+	rest, ok := strings.CutPrefix(c, cursorPrefix)
+	if !ok {
+		return 0, fmt.Errorf("%w: %q", ErrInvalidCursor, c)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(rest)
+	if err != nil || len(b) != 8 {
+		return 0, fmt.Errorf("%w: %q", ErrInvalidCursor, c)
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+// Stats reports the live records by kind (ZCOUNT of each live set over
+// unexpired scores) and the newest position, in one round trip of six
+// O(log n) commands: cheap enough for every status request.
+func (s *Source) Stats(ctx context.Context) (source.Stats, error) {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	min := "(" + strconv.FormatInt(s.now().UnixMilli(), 10)
+	var seq *goredis.StringCmd
+	counts := make([]*goredis.IntCmd, len(authz.Kinds))
+	_, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		seq = p.Get(ctx, s.k.seq())
+		for i, kind := range authz.Kinds {
+			counts[i] = p.ZCount(ctx, s.k.live(kind), min, "+inf")
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return source.Stats{}, s.wrap("stats", err)
+	}
+	st := source.Stats{ByKind: make(map[authz.Kind]int)}
+	if st.Position, err = seq.Uint64(); err != nil && !errors.Is(err, goredis.Nil) {
+		return source.Stats{}, s.wrap("stats", err)
+	}
+	for i, kind := range authz.Kinds {
+		if n := int(counts[i].Val()); n > 0 {
+			st.ByKind[kind] = n
+			st.Records += n
+		}
+	}
+	return st, nil
+}

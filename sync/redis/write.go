@@ -1,0 +1,169 @@
+package redis
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/jwtguard/jwtguard/authz"
+)
+
+// putScript stores one batch of records atomically.
+//
+// KEYS: seq, feed, then for each record: rec:<id>, idx:<key>, live:<kind>.
+// ARGV: feed retention, now (ms), then for each record: ID, its JSON
+// without a position (a JSON object), its expiry (ms).
+// It returns the position of the batch's first record; the others follow.
+//
+// When the first record is stored already, the batch was applied by an
+// earlier attempt whose answer was lost: it returns that position and
+// writes nothing. Positions continue after the larger of seq and the feed's
+// newest entry, so that a lost seq key never makes XADD fail halfway. Every
+// read comes before the first write, so an error (or a refused write when
+// Redis is out of memory) leaves nothing behind.
+var putScript = goredis.NewScript(`
+local first = redis.call('GET', KEYS[3])
+if first then
+  return cjson.decode(first).position
+end
+local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
+local top = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+if top[1] then
+  local p = tonumber(string.match(top[1][1], '^0%-(%d+)$'))
+  if p and p > seq then seq = p end
+end
+local n = (#KEYS - 2) / 3
+for i = 0, n - 1 do
+  local k = 3 + 3 * i
+  local id, exp = ARGV[k], ARGV[k + 2]
+  local pos = string.format('%d', seq + i + 1)
+  local rec = string.sub(ARGV[k + 1], 1, -2) .. ',"position":' .. pos .. '}'
+  redis.call('SET', KEYS[k], rec, 'PXAT', exp)
+  redis.call('ZADD', KEYS[k + 1], exp, id)
+  redis.call('ZREMRANGEBYSCORE', KEYS[k + 1], '-inf', ARGV[2])
+  local last = redis.call('ZRANGE', KEYS[k + 1], -1, -1, 'WITHSCORES')
+  redis.call('PEXPIREAT', KEYS[k + 1], last[2])
+  redis.call('ZADD', KEYS[k + 2], exp, id)
+  redis.call('ZREMRANGEBYSCORE', KEYS[k + 2], '-inf', ARGV[2])
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '0-' .. pos, 'r', rec)
+end
+redis.call('SET', KEYS[1], string.format('%d', seq + n))
+return seq + 1
+`)
+
+// MaxBatch caps the records of one Put: one script runs them all, and
+// Redis serves nobody else meanwhile.
+const MaxBatch = 10_000
+
+// Put validates recs and stores them all with one script, so that either
+// all or none are stored; each gets its feed entry in the same step. It
+// sets ID (128 random bits in hex), Position and, when zero, CreatedAt.
+// Every record needs an ExpiresAt after its CreatedAt and after now.
+func (s *Source) Put(ctx context.Context, recs []authz.Record) ([]authz.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	if len(recs) > MaxBatch {
+		return nil, fmt.Errorf("put revocations: %d records, at most %d per call", len(recs), MaxBatch)
+	}
+	b, err := s.prepare(recs)
+	if err != nil {
+		return nil, err
+	}
+	return s.store(ctx, b)
+}
+
+// batch is a Put ready to run: the records with their IDs, and the keys
+// and arguments of putScript.
+type batch struct {
+	recs []authz.Record
+	keys []string
+	args []any
+}
+
+// prepare validates recs and makes their batch.
+func (s *Source) prepare(recs []authz.Record) (batch, error) {
+	now := s.now()
+	b := batch{
+		recs: make([]authz.Record, len(recs)),
+		keys: make([]string, 0, 2+3*len(recs)),
+		args: make([]any, 0, 2+3*len(recs)),
+	}
+	b.keys = append(b.keys, s.k.seq(), s.k.feed())
+	b.args = append(b.args, s.retention, now.UnixMilli())
+	for i, r := range recs {
+		if err := r.Validate(); err != nil {
+			return batch{}, fmt.Errorf("record %d: %w", i, err)
+		}
+		if r.CreatedAt.IsZero() {
+			r.CreatedAt = now
+		}
+		switch {
+		case r.ExpiresAt.IsZero():
+			return batch{}, fmt.Errorf("record %d: %w: expires_at is missing", i, authz.ErrInvalidRecord)
+		case !r.ExpiresAt.After(r.CreatedAt):
+			return batch{}, fmt.Errorf("record %d: %w: expires_at %s is not after created_at %s",
+				i, authz.ErrInvalidRecord, r.ExpiresAt.Format(time.RFC3339), r.CreatedAt.Format(time.RFC3339))
+		case !r.ExpiresAt.After(now):
+			return batch{}, fmt.Errorf("record %d: %w: expires_at %s is not in the future",
+				i, authz.ErrInvalidRecord, r.ExpiresAt.Format(time.RFC3339))
+		}
+		id, err := newID()
+		if err != nil {
+			return batch{}, err
+		}
+		r.ID, r.Position = id, 0
+		data, err := json.Marshal(r)
+		if err != nil {
+			return batch{}, fmt.Errorf("record %d: encode: %w", i, err)
+		}
+		b.recs[i] = r
+		b.keys = append(b.keys, s.k.rec(id), s.k.idx(r.LookupKey()), s.k.live(r.Kind))
+		b.args = append(b.args, id, data, expiryMillis(r.ExpiresAt))
+	}
+	return b, nil
+}
+
+// store runs putScript for b and returns its records with their positions.
+func (s *Source) store(ctx context.Context, b batch) ([]authz.Record, error) {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	first, err := putScript.Run(ctx, s.rdb, b.keys, b.args...).Uint64()
+	if err != nil {
+		return nil, s.wrap(fmt.Sprintf("put %d revocations", len(b.recs)), err)
+	}
+	out := make([]authz.Record, len(b.recs))
+	for i, r := range b.recs {
+		r.Position = first + uint64(i)
+		out[i] = r
+	}
+	return out, nil
+}
+
+// expiryMillis returns t in Unix milliseconds, rounded up so that Redis
+// never drops a record before its ExpiresAt.
+func expiryMillis(t time.Time) string {
+	ms := t.UnixMilli()
+	if t.Sub(time.UnixMilli(ms)) > 0 {
+		ms++
+	}
+	return strconv.FormatInt(ms, 10)
+}
+
+// newID returns a random 128-bit record ID in hex.
+func newID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("record id: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
