@@ -1,0 +1,43 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/jwtguard/jwtguard/bench/loadgen"
+)
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg loadgen.ServerConfig
+	var mode, logLevel string
+	fs.StringVar(&mode, "mode", string(loadgen.ModeJWTGuard), "jwtguard (the real stack) or baseline (allows unchecked)")
+	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", "127.0.0.1:9300", "gRPC ext_authz address")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", "127.0.0.1:9301", "HTTP forward-auth address (under "+loadgen.ForwardAuthPrefix+"); empty for none")
+	fs.StringVar(&cfg.KeysDir, "keys", "", "directory of the shared signing keys and JWKS (created when empty)")
+	fs.StringVar(&cfg.DataDir, "data-dir", "", "embedded store directory (default: a temporary one, removed at exit)")
+	fs.IntVar(&cfg.Revocations, "revocations", 0, "random token revocations stored through the embedded store before serving")
+	fs.IntVar(&cfg.FilterKeys, "filter-keys", 0, "random keys added to the Bloom filter only (for sizes the store is too slow to fill)")
+	fs.BoolVar(&cfg.RevokeMix, "revoke-mix", false, "store the fixed revocations the client's revoked tokens match")
+	fs.IntVar(&cfg.CacheSize, "cache-size", 0, "verified-token cache entries (default: jwtguard's default)")
+	fs.StringVar(&logLevel, "log-level", "info", "log level (jwtguard logs each deny at info)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg.Mode = loadgen.Mode(mode)
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
+		return fmt.Errorf("log-level: %w", err)
+	}
+	cfg.Log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	return loadgen.Serve(ctx, cfg, func(info loadgen.ServerInfo) {
+		for _, n := range info.Notes {
+			fmt.Fprintln(stdout, n)
+		}
+		fmt.Fprintf(stdout, "grpc %s http %v\nready\n", info.GRPCAddr, info.HTTPAddr)
+	})
+}
