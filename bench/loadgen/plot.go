@@ -12,12 +12,12 @@ import (
 
 // Chart geometry, in SVG user units.
 const (
-	chartW, chartH              = 820, 500
-	padLeft, padRight           = 80, 30
-	padTop, padBottom           = 50, 60
-	plotW                       = chartW - padLeft - padRight
-	plotH                       = chartH - padTop - padBottom
-	xMin, xMax          float64 = 0.30103, 4 // log10(1/(1-p)) at p = 50% and 99.99%
+	chartW, chartH            = 820, 500
+	padLeft, padRight         = 80, 30
+	padTop, padBottom         = 50, 60
+	plotW                     = chartW - padLeft - padRight
+	plotH                     = chartH - padTop - padBottom
+	xMin, xMax        float64 = 0.30103, 4 // log10(1/(1-p)) at p = 50% and 99.99%
 )
 
 // palette colors the series, in order.
