@@ -147,6 +147,10 @@ func universalOptions(rawURL string, opts Options) (*goredis.UniversalOptions, e
 		ClientName:            "jwtguard",
 		DialTimeout:           opts.DialTimeout,
 		ContextTimeoutEnabled: true, // every call ends at its context's deadline
+		// One dial per attempt: with Redis down a call fails in well under a
+		// second (go-redis still retries the command a few times); callers
+		// have their own backoff.
+		DialerRetries: 1,
 	}
 	if uo.DialTimeout <= 0 {
 		uo.DialTimeout = DefaultDialTimeout

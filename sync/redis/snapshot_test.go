@@ -1,0 +1,294 @@
+package redis
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jwtguard/jwtguard/authz"
+	"github.com/jwtguard/jwtguard/bloom"
+	"github.com/jwtguard/jwtguard/sync/source"
+)
+
+// smallBloom sizes the tests' filters.
+var smallBloom = bloom.Config{Entries: 10_000, FPRate: 0.001, DeltaEntries: 1024}
+
+func snapshot(t testing.TB, s *Source) *bloom.Filter {
+	t.Helper()
+	f, err := s.Snapshot(ctxT(t), smallBloom)
+	if err != nil {
+		t.Fatalf("Snapshot: %v", err)
+	}
+	return f
+}
+
+// checkHolds fails the test for every record of recs whose key f lacks.
+func checkHolds(t testing.TB, f *bloom.Filter, recs []authz.Record) {
+	t.Helper()
+	for _, r := range recs {
+		if !f.MayContain(r.LookupKey().FilterKey()) {
+			t.Errorf("filter at %d lacks the key of record %d (%s %q)", f.Position(), r.Position, r.Kind, r.Value)
+		}
+	}
+}
+
+// tokens returns n token records expiring in an hour, values prefix-0 ...
+func tokens(prefix string, n int) []authz.Record {
+	out := make([]authz.Record, n)
+	for i := range out {
+		out[i] = token("https://idp", fmt.Sprint(prefix, "-", i), time.Hour)
+	}
+	return out
+}
+
+func TestSnapshotBeforeAnyPublish(t *testing.T) {
+	s, _ := newSource(t, Options{})
+	if f := snapshot(t, s); f.Position() != 0 || f.Stats().Entries != 0 {
+		t.Errorf("empty source: snapshot at %d with %d entries", f.Position(), f.Stats().Entries)
+	}
+	recs := put(t, s, tokens("a", 50)...)
+	recs = append(recs, put(t, s, authz.Record{Kind: authz.KindSubject, Value: "bob", Before: time.Now(), ExpiresAt: time.Now().Add(time.Hour)})...)
+	f := snapshot(t, s)
+	if f.Position() != 51 {
+		t.Errorf("snapshot position = %d, want 51", f.Position())
+	}
+	checkHolds(t, f, recs)
+	if f.Config() != smallBloom {
+		t.Errorf("built snapshot sized %+v, want the requested %+v", f.Config(), smallBloom)
+	}
+}
+
+func TestSnapshotAfterPublish(t *testing.T) {
+	s, srv := newSource(t, Options{})
+	old := put(t, s, tokens("old", 30)...)
+	if err := s.Publish(ctxT(t), smallBloom); err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	if pos, ok, err := s.publishedPosition(ctxT(t)); err != nil || !ok || pos != 30 {
+		t.Errorf("published position = %d, %v, %v; want 30", pos, ok, err)
+	}
+	newer := put(t, s, tokens("new", 5)...)
+
+	f := snapshot(t, s)
+	if f.Position() != 30 {
+		t.Fatalf("snapshot position = %d, want the published 30", f.Position())
+	}
+	checkHolds(t, f, old)
+	// The published snapshot plus the feed after it give every record.
+	recs, err := s.Feed(ctxT(t), f.Position(), 0)
+	if err != nil {
+		t.Fatalf("Feed(%d): %v", f.Position(), err)
+	}
+	if fmt.Sprint(ids(recs)) != fmt.Sprint(ids(newer)) {
+		t.Errorf("feed after the snapshot = %v, want %v", ids(recs), ids(newer))
+	}
+
+	// A damaged published snapshot is not served: a fresh one is built.
+	if err := client(t, srv).Set(ctxT(t), s.k.snapshot(), "garbage", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	f = snapshot(t, s)
+	if f.Position() != 35 {
+		t.Errorf("snapshot with a damaged published one at %d, want a fresh one at 35", f.Position())
+	}
+	checkHolds(t, f, append(old, newer...))
+}
+
+func TestSnapshotOlderThanTheFeedIsNotServed(t *testing.T) {
+	s, _ := newSource(t, Options{FeedRetention: 10})
+	put(t, s, tokens("a", 10)...)
+	if err := s.Publish(ctxT(t), smallBloom); err != nil {
+		t.Fatal(err)
+	}
+	var all []authz.Record
+	for i := range 3 {
+		all = append(all, put(t, s, tokens(fmt.Sprint("b", i), 100)...)...)
+	}
+	if _, err := s.Feed(ctxT(t), 10, 0); !errors.Is(err, source.ErrFeedTrimmed) {
+		t.Fatalf("Feed(10) = %v, want ErrFeedTrimmed (the test needs the feed trimmed past the snapshot)", err)
+	}
+	f := snapshot(t, s)
+	if f.Position() != 310 {
+		t.Errorf("snapshot position = %d, want a fresh one at 310", f.Position())
+	}
+	checkHolds(t, f, all)
+}
+
+func TestPublishKeepsANewerSnapshot(t *testing.T) {
+	s, _ := newSource(t, Options{})
+	put(t, s, tokens("a", 3)...)
+	if err := s.Publish(ctxT(t), smallBloom); err != nil {
+		t.Fatal(err)
+	}
+	older, err := bloom.New(smallBloom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := older.WriteSnapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	// A slow publisher arriving late with an older snapshot.
+	n, err := publishScript.Run(ctxT(t), s.rdb, []string{s.k.snapshot(), s.k.snapshotPos()}, buf.Bytes(), 1).Int()
+	if err != nil || n != 0 {
+		t.Errorf("publishing an older snapshot = %d, %v; want it refused (0)", n, err)
+	}
+	if f := snapshot(t, s); f.Position() != 3 {
+		t.Errorf("snapshot position = %d, want 3", f.Position())
+	}
+}
+
+func TestRecordsExpire(t *testing.T) {
+	s, srv := newSource(t, Options{})
+	short := put(t, s,
+		token("https://idp", "short", 1500*time.Millisecond),
+		authz.Record{Kind: authz.KindKey, Value: "kid", ExpiresAt: time.Now().Add(1500 * time.Millisecond)},
+	)
+	long := put(t, s, token("https://idp", "short", time.Hour))[0] // same key as short[0], lives on
+	if got := lookup(t, s, short[0].LookupKey()); len(got) != 2 {
+		t.Fatalf("before expiry Lookup = %d records, want 2", len(got))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := s.Get(ctxT(t), short[0].ID)
+		if errors.Is(err, source.ErrNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("record still there 10s after it expired: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := lookup(t, s, short[0].LookupKey()); len(got) != 1 || got[0].ID != long.ID {
+		t.Errorf("after expiry Lookup = %v, want only the long-lived %s", ids(got), long.ID)
+	}
+	if got := lookup(t, s, short[1].LookupKey()); len(got) != 0 {
+		t.Errorf("after expiry Lookup(kid) = %v, want none", ids(got))
+	}
+	if st := stats(t, s); st.Records != 1 || st.ByKind[authz.KindKey] != 0 {
+		t.Errorf("after expiry Stats = %+v, want the one live record", st)
+	}
+	var seen []string
+	if _, err := s.Range(ctxT(t), time.Now(), func(r authz.Record) error { seen = append(seen, r.ID); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 1 || seen[0] != long.ID {
+		t.Errorf("after expiry Range visited %v, want only %s", seen, long.ID)
+	}
+	if recs, _, err := s.List(ctxT(t), source.ListQuery{}); err != nil || len(recs) != 1 {
+		t.Errorf("after expiry List = %v, %v; want the one live record", ids(recs), err)
+	}
+	// The key's index lives as long as its longest record; the kid's is gone.
+	c := client(t, srv)
+	if ttl := c.PTTL(ctxT(t), s.k.idx(long.LookupKey())).Val(); ttl < 50*time.Minute {
+		t.Errorf("index of a key with a record for an hour expires in %v", ttl)
+	}
+	if n := c.Exists(ctxT(t), s.k.idx(short[1].LookupKey())).Val(); n != 0 {
+		t.Error("index of a key whose only record expired still exists")
+	}
+}
+
+func TestRangePosition(t *testing.T) {
+	s, _ := newSource(t, Options{})
+	recs := put(t, s, tokens("a", 2500)...) // more than one ZSCAN page
+	recs = append(recs, put(t, s, authz.Record{Kind: authz.KindSession, Issuer: "https://idp", Value: "s", ExpiresAt: time.Now().Add(time.Hour)})...)
+	seen := map[string]bool{}
+	pos, err := s.Range(ctxT(t), time.Now(), func(r authz.Record) error { seen[r.ID] = true; return nil })
+	if err != nil || pos != 2501 {
+		t.Fatalf("Range = %d, %v; want position 2501", pos, err)
+	}
+	for _, r := range recs {
+		if !seen[r.ID] {
+			t.Fatalf("Range did not visit record %d", r.Position)
+		}
+	}
+	stop := errors.New("stop")
+	if _, err := s.Range(ctxT(t), time.Now(), func(authz.Record) error { return stop }); err != stop {
+		t.Errorf("Range with a failing fn = %v, want its error as is", err)
+	}
+	// At a later "now", every record has expired.
+	n := 0
+	if _, err := s.Range(ctxT(t), time.Now().Add(2*time.Hour), func(authz.Record) error { n++; return nil }); err != nil || n != 0 {
+		t.Errorf("Range two hours later visited %d, %v; want none", n, err)
+	}
+}
+
+// waitFor polls cond every 20ms until it holds or within fails the test.
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", within, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestPublisherLease(t *testing.T) {
+	s, srv := newSource(t, Options{})
+	other := openSource(t, srv.URL(), Options{})
+	cfg := PublisherConfig{Interval: 200 * time.Millisecond, Bloom: smallBloom, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	pubs := make([]*Publisher, 2)
+	cancels := make([]context.CancelFunc, 2)
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait)
+	for i, src := range []*Source{s, other} {
+		p, err := NewPublisher(src, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		pubs[i], cancels[i] = p, cancel
+		wg.Add(1)
+		go func() { defer wg.Done(); p.Run(ctx) }()
+	}
+	holder := func() int {
+		n, h := 0, -1
+		for i, p := range pubs {
+			if p.Holding() {
+				n, h = n+1, i
+			}
+		}
+		if n != 1 {
+			return -1
+		}
+		return h
+	}
+	waitFor(t, 5*time.Second, "one publisher holds the lease", func() bool { return holder() >= 0 })
+	first := holder()
+	// Over several intervals, the lease stays with one holder.
+	for range 5 {
+		time.Sleep(cfg.Interval)
+		if h := holder(); h != first {
+			t.Fatalf("holder changed from %d to %d while both ran", first, h)
+		}
+	}
+	recs := put(t, s, tokens("a", 5)...)
+	waitFor(t, 5*time.Second, "the holder publishes the new records", func() bool {
+		pos, ok, err := s.publishedPosition(ctxT(t))
+		return err == nil && ok && pos == 5
+	})
+
+	// The holder dies: its lease lapses and the other takes over.
+	cancels[first]()
+	next := 1 - first
+	waitFor(t, 5*time.Second, "the other publisher takes the lease over", func() bool { return pubs[next].Holding() && !pubs[first].Holding() })
+	recs = append(recs, put(t, s, tokens("b", 5)...)...)
+	waitFor(t, 5*time.Second, "the new holder publishes", func() bool {
+		pos, ok, err := s.publishedPosition(ctxT(t))
+		return err == nil && ok && pos == 10
+	})
+	f := snapshot(t, s)
+	if f.Position() != 10 {
+		t.Errorf("snapshot position = %d, want the published 10", f.Position())
+	}
+	checkHolds(t, f, recs)
+}
