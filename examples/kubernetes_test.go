@@ -165,6 +165,10 @@ func TestKubernetes(t *testing.T) {
 	})
 
 	t.Run("admin token", func(t *testing.T) {
+		host, _, _ := net.SplitHostPort(str("admin-addr"))
+		if isLoopback(host) {
+			t.Fatalf("admin-addr %q is loopback: no Service can reach the admin API", str("admin-addr"))
+		}
 		file := str("admin-token-file")
 		if file == "" {
 			t.Fatal("admin-addr is not loopback but no admin-token-file is set: jwtguard refuses to start")
