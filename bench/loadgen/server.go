@@ -153,12 +153,15 @@ func newJWTGuard(ctx context.Context, cfg *ServerConfig, keys *Keys, store *embe
 		notes = append(notes, fmt.Sprintf("%d random token revocations stored through the embedded store in %s",
 			cfg.Revocations, time.Since(start).Round(time.Millisecond)))
 	}
+	held, err := store.Stats(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
 	bcfg := bloom.DefaultConfig()
-	if n := uint(cfg.Revocations + cfg.FilterKeys + len(RevokedSet(start))); n > bcfg.Entries {
+	if n := uint(held.Records + cfg.FilterKeys + len(RevokedSet(start))); n > bcfg.Entries {
 		bcfg.Entries = n
 	}
 	var filter *bloom.Filter
-	var err error
 	if cfg.FilterKeys == 0 {
 		// The real start: a snapshot of the store's live records.
 		if filter, err = store.Snapshot(ctx, bcfg); err != nil {
@@ -172,7 +175,13 @@ func newJWTGuard(ctx context.Context, cfg *ServerConfig, keys *Keys, store *embe
 		notes = append(notes, fmt.Sprintf("%d random keys added to the Bloom filter only (no record in the store) in %s",
 			cfg.FilterKeys, time.Since(t).Round(time.Millisecond)))
 	}
-	notes = append(notes, fmt.Sprintf("Bloom filter sized for %d entries at %g false positives", bcfg.Entries, bcfg.FPRate))
+	st, err := store.Stats(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	notes = append(notes,
+		fmt.Sprintf("embedded store holds %d revocation records", st.Records),
+		fmt.Sprintf("Bloom filter sized for %d entries at %g false positives", bcfg.Entries, bcfg.FPRate))
 	rev, err := authz.NewRevocations(filter, store, authz.DefaultRevocationConfig())
 	if err != nil {
 		return nil, nil, err

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Runs the end-to-end benchmark scenarios: for each round and scenario, a
+# baseline server then a jwtguard server (each its own process, started
+# fresh), driven back to back by the same client settings.
+#
+#   bench/cmd/loadgen/scenarios.sh            # from the repository root
+#   ROUNDS=3 STREAMS=16 OUT=/tmp/bench bench/cmd/loadgen/scenarios.sh
+#
+# Results: $OUT/<scenario>-<mode>-<round>.json and .txt, one chart per
+# scenario ($OUT/<scenario>.svg), and the jwtguard/baseline ratios on stdout.
+set -euo pipefail
+
+OUT=${OUT:-bench-out}
+ROUNDS=${ROUNDS:-2}
+DURATION=${DURATION:-10s}
+CONNS=${CONNS:-4}
+STREAMS=${STREAMS:-64}
+GRPC=${GRPC:-127.0.0.1:9300}
+SCENARIOS=${SCENARIOS:-"repeated fresh revoked10 warm rev10m"}
+# The 10M-revocations scenario: records really stored (bbolt fills at about
+# 20k records/s here) plus random keys in the filter only, 10M in all.
+STORED=${STORED:-1000000}
+FILTER_ONLY=${FILTER_ONLY:-9000000}
+
+mkdir -p "$OUT/logs"
+LOADGEN="$OUT/loadgen"
+go build -o "$LOADGEN" ./bench/cmd/loadgen
+KEYS="$OUT/keys"
+
+server_pid=""
+start_server() { # log, serve flags...
+	local log=$1
+	shift
+	"$LOADGEN" serve --keys "$KEYS" --grpc-addr "$GRPC" --http-addr "" "$@" >"$log.out" 2>"$log.err" &
+	server_pid=$!
+	for _ in $(seq 1 1800); do
+		grep -q '^ready$' "$log.out" && return 0
+		kill -0 "$server_pid" 2>/dev/null || { cat "$log.err" >&2; return 1; }
+		sleep 0.2
+	done
+	echo "server not ready: $log" >&2
+	return 1
+}
+stop_server() {
+	kill -TERM "$server_pid"
+	wait "$server_pid" || true
+}
+trap '[ -n "$server_pid" ] && kill -TERM "$server_pid" 2>/dev/null || true' EXIT
+
+if [[ " $SCENARIOS " == *" rev10m "* && ! -e "$OUT/data-bulk/revocations.db" ]]; then
+	echo "storing $STORED revocations in $OUT/data-bulk (once)"
+	start_server "$OUT/logs/preload" --data-dir "$OUT/data-bulk" --revocations "$STORED"
+	stop_server
+	cat "$OUT/logs/preload.out"
+fi
+
+for round in $(seq 1 "$ROUNDS"); do
+	for sc in $SCENARIOS; do
+		mix=repeated=100 serve=(--revoke-mix) run=()
+		case $sc in
+		repeated) ;;
+		fresh) mix=fresh=100 ;;
+		revoked10) mix=repeated=90,revoked=10 ;;
+		warm) run=(--warm-fresh 100000) ;;
+		rev10m) serve=(--revoke-mix --data-dir "$OUT/data-bulk" --filter-keys "$FILTER_ONLY") ;;
+		*) echo "unknown scenario $sc" >&2; exit 2 ;;
+		esac
+		for mode in baseline jwtguard; do
+			name="$sc-$mode-$round"
+			if [ "$mode" = baseline ]; then
+				start_server "$OUT/logs/$name" --mode baseline
+				expect=false
+			else
+				start_server "$OUT/logs/$name" --mode jwtguard "${serve[@]}"
+				expect=true
+			fi
+			"$LOADGEN" run --target "$GRPC" --keys "$KEYS" --conns "$CONNS" --streams "$STREAMS" \
+				--duration "$DURATION" --mix "$mix" --expect="$expect" ${run[@]+"${run[@]}"} \
+				--label "$name" --json "$OUT/$name.json" >"$OUT/$name.txt" 2>"$OUT/logs/$name.progress" || true
+			stop_server
+			sed -n '1,6p' "$OUT/$name.txt"
+		done
+		"$LOADGEN" compare "$OUT/$sc-baseline-$round.json" "$OUT/$sc-jwtguard-$round.json"
+	done
+done
+
+for sc in $SCENARIOS; do
+	"$LOADGEN" plot -o "$OUT/$sc.svg" "$OUT/$sc"-*.json
+done
