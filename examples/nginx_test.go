@@ -167,16 +167,10 @@ var (
 	logDirective = regexp.MustCompile(`(?m)^(\s*(?:error_log|access_log)\s+)(/[^;\s]+)`)
 )
 
-// nginxTest runs `nginx -t` on a copy of conf whose pid and log files are
-// in a temporary directory (the upstream addresses stay as they are, on
-// loopback), and checks that it passes or fails as wanted.
-func nginxTest(t *testing.T, conf string, wantOK bool) {
+// writeRelocated writes conf into dir with its pid and log files moved
+// there, and returns the path of the copy.
+func writeRelocated(t *testing.T, conf, dir string) string {
 	t.Helper()
-	bin, err := exec.LookPath("nginx")
-	if err != nil {
-		t.Fatal("nginx is not on PATH; install it to test nginx/nginx.conf: apt-get install -y nginx (or nginx-light)")
-	}
-	dir := t.TempDir()
 	if !pidDirective.MatchString(conf) || !logDirective.MatchString(conf) {
 		t.Fatalf("%s: no pid or log directive to move into the test's directory", nginxConf)
 	}
@@ -189,6 +183,20 @@ func nginxTest(t *testing.T, conf string, wantOK bool) {
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return path
+}
+
+// nginxTest runs `nginx -t` on a copy of conf whose pid and log files are
+// in a temporary directory (the upstream addresses stay as they are, on
+// loopback), and checks that it passes or fails as wanted.
+func nginxTest(t *testing.T, conf string, wantOK bool) {
+	t.Helper()
+	bin, err := exec.LookPath("nginx")
+	if err != nil {
+		t.Fatal("nginx is not on PATH; install it to test nginx/nginx.conf: apt-get install -y nginx (or nginx-light)")
+	}
+	dir := t.TempDir()
+	path := writeRelocated(t, conf, dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, bin, "-t", "-q", "-p", dir, "-e", filepath.Join(dir, "error.log"), "-c", path).CombinedOutput()
