@@ -2,31 +2,48 @@ package examples
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"sigs.k8s.io/yaml"
 )
 
-// serveFlags mirrors the flags of `jwtguard serve -h`: container args and
-// the keys of a --config file must be among them. Keep it in step with
-// cmd/jwtguard until the test reads `serve -h` itself.
-var serveFlags = []string{
-	"config", "grpc-addr", "http-addr", "admin-addr", "admin-token-file",
-	"data-dir", "source", "log-format", "log-level", "dev",
-	"tls-cert", "tls-key", "client-ca", "remove-authorization",
-	"forward-auth-prefix", "max-staleness", "shutdown-grace",
-	"snapshot-interval", "rebuild-interval",
-	"issuer", "audience", "jwks-file", "jwks-url", "hmac-secret-file", "algs",
-	"leeway", "max-token-bytes", "typ", "token-header", "token-cookie",
-	"claim-header", "cache-size", "max-token-lifetime",
-	"confirm-cache-size", "confirm-timeout", "allow-unconfirmed",
-	"bloom-entries", "bloom-fp-rate",
+// serveFlags returns the flags of the real `jwtguard serve -h`: container
+// args and the keys of a --config file must be among them.
+func serveFlags(t *testing.T) []string {
+	t.Helper()
+	serveFlagsOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		defer cancel()
+		// -h exits non-zero after printing the flags; the output is what counts.
+		out, _ := exec.CommandContext(ctx, "go", "run", "../cmd/jwtguard", "serve", "-h").CombinedOutput()
+		for _, m := range flagLine.FindAllStringSubmatch(string(out), -1) {
+			serveFlagList = append(serveFlagList, m[1])
+		}
+		if len(serveFlagList) == 0 {
+			serveFlagErr = string(out)
+		}
+	})
+	if serveFlagErr != "" {
+		t.Fatalf("no flags in `jwtguard serve -h`:\n%s", serveFlagErr)
+	}
+	return serveFlagList
 }
+
+var (
+	serveFlagsOnce sync.Once
+	serveFlagList  []string
+	serveFlagErr   string
+	flagLine       = regexp.MustCompile(`(?m)^\s+-([a-z][a-z0-9-]*)`)
+)
 
 // Ports and paths jwtguard serves by default.
 const (
@@ -115,7 +132,7 @@ func TestFlagName(t *testing.T) {
 func checkServeArgs(t *testing.T, where string, args []string) {
 	t.Helper()
 	for _, a := range args {
-		if name := flagName(a); name != "" && !slices.Contains(serveFlags, name) {
+		if name := flagName(a); name != "" && !slices.Contains(serveFlags(t), name) {
 			t.Errorf("%s: argument %q: jwtguard serve has no flag --%s", where, a, name)
 		}
 	}

@@ -131,7 +131,7 @@ func TestKubernetes(t *testing.T) {
 
 	t.Run("config keys", func(t *testing.T) {
 		for key := range cfg {
-			if key == "config" || (key != "issuers" && !slices.Contains(serveFlags, key)) {
+			if key == "config" || (key != "issuers" && !slices.Contains(serveFlags(t), key)) {
 				t.Errorf("config file key %q is no setting of jwtguard serve", key)
 			}
 		}
