@@ -17,8 +17,9 @@ import (
 	"github.com/jwtguard/jwtguard/bloom"
 )
 
-// Snapshot returns the published filter snapshot when a node loading it can
-// follow the feed from its position (no record after it was trimmed).
+// Snapshot returns the published filter snapshot (sized by the publisher's
+// configuration) when a node loading it can follow the feed from its
+// position (no record after it was trimmed).
 // Otherwise (nothing published yet, a snapshot older than the retained
 // feed, or one that does not decode) it builds a filter sized by cfg from
 // the live records, at the position read before the scan (see Range), so
@@ -41,13 +42,13 @@ func (s *Source) published(ctx context.Context) (*bloom.Filter, error) {
 	defer cancel()
 	var snap, seq *goredis.StringCmd
 	var head *goredis.XMessageSliceCmd
-	_, err := s.rdb.Pipelined(octx, func(p goredis.Pipeliner) error {
+	cmds, _ := s.rdb.Pipelined(octx, func(p goredis.Pipeliner) error {
 		snap = p.Get(octx, s.k.snapshot())
 		seq = p.Get(octx, s.k.seq())
 		head = p.XRangeN(octx, s.k.feed(), "-", "+", 1)
 		return nil
 	})
-	if err != nil && !errors.Is(err, goredis.Nil) {
+	if err := pipeErr(cmds); err != nil {
 		return nil, s.wrap("snapshot", err)
 	}
 	data, err := snap.Bytes()

@@ -189,12 +189,12 @@ func (s *Source) feedCheck(ctx context.Context, after uint64, limit int) ([]auth
 	defer cancel()
 	var seq *goredis.StringCmd
 	var read *goredis.XStreamSliceCmd
-	_, err := s.rdb.Pipelined(octx, func(p goredis.Pipeliner) error {
+	cmds, _ := s.rdb.Pipelined(octx, func(p goredis.Pipeliner) error {
 		seq = p.Get(octx, s.k.seq())
 		read = p.XRead(octx, &goredis.XReadArgs{Streams: []string{s.k.feed(), streamID(after)}, Count: int64(limit), Block: -1})
 		return nil
 	})
-	if err != nil && !errors.Is(err, goredis.Nil) {
+	if err := pipeErr(cmds); err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -463,22 +463,23 @@ func decodeCursor(c string) (uint64, error) {
 func (s *Source) Stats(ctx context.Context) (source.Stats, error) {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
-	min := "(" + strconv.FormatInt(s.now().UnixMilli(), 10)
+	live := "(" + strconv.FormatInt(s.now().UnixMilli(), 10) // scores after now
 	var seq *goredis.StringCmd
 	counts := make([]*goredis.IntCmd, len(authz.Kinds))
-	_, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+	cmds, _ := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		seq = p.Get(ctx, s.k.seq())
 		for i, kind := range authz.Kinds {
-			counts[i] = p.ZCount(ctx, s.k.live(kind), min, "+inf")
+			counts[i] = p.ZCount(ctx, s.k.live(kind), live, "+inf")
 		}
 		return nil
 	})
-	if err != nil && !errors.Is(err, goredis.Nil) {
+	if err := pipeErr(cmds); err != nil {
 		return source.Stats{}, s.wrap("stats", err)
 	}
 	st := source.Stats{ByKind: make(map[authz.Kind]int)}
+	var err error
 	if st.Position, err = seq.Uint64(); err != nil && !errors.Is(err, goredis.Nil) {
-		return source.Stats{}, s.wrap("stats", err)
+		return source.Stats{}, s.wrap("stats: "+s.k.seq(), err)
 	}
 	for i, kind := range authz.Kinds {
 		if n := int(counts[i].Val()); n > 0 {
@@ -487,4 +488,15 @@ func (s *Source) Stats(ctx context.Context) (source.Stats, error) {
 		}
 	}
 	return st, nil
+}
+
+// pipeErr returns the first error of a pipeline's commands other than
+// redis.Nil (a missing key, which callers handle per command).
+func pipeErr(cmds []goredis.Cmder) error {
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && !errors.Is(err, goredis.Nil) {
+			return fmt.Errorf("%s: %w", c.Name(), err)
+		}
+	}
+	return nil
 }
