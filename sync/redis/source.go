@@ -50,7 +50,8 @@ type Options struct {
 	Prefix string
 	// FeedRetention is about how many entries the feed keeps (trimmed with
 	// MAXLEN ~, so a few more may stay). A node that falls further behind
-	// reloads a snapshot. Default DefaultFeedRetention.
+	// reloads a snapshot. Puts trim the feed, so it is the setting of the
+	// writers (give every writer the same). Default DefaultFeedRetention.
 	FeedRetention int64
 	// Username and Password, when set, replace those of the URL (ACL).
 	Username, Password string
