@@ -67,6 +67,9 @@ type Revocations struct {
 	mu    sync.Mutex
 	gen   atomic.Uint64
 	ready atomic.Bool
+	// next, while ReplaceWith catches a new filter up, receives every
+	// record applied meanwhile too, so the swap loses none.
+	next atomic.Pointer[bloom.Filter]
 
 	maybes, confirmHits, lookups, lookupErrors, lookupNanos atomic.Uint64
 }
@@ -124,9 +127,14 @@ func (r *Revocations) Apply(recs ...Record) {
 	for i := range recs {
 		rec := &recs[i]
 		k := rec.LookupKey().FilterKey()
-		r.filter.Add(k, rec.Position)
 		rule := revocationRule{issuer: rec.Issuer, before: rec.Before.Unix()}
 		r.mu.Lock()
+		// Under mu, so a ReplaceWith swap sees the record in both filters
+		// or in neither (and then it is in the live one).
+		r.filter.Add(k, rec.Position)
+		if next := r.next.Load(); next != nil {
+			next.Add(k, rec.Position)
+		}
 		r.gen.Add(1)
 		if old, ok := r.confirm.Peek(k); ok {
 			rules := append(append(make([]revocationRule, 0, len(old.rules)+1), old.rules...), rule)
@@ -153,6 +161,30 @@ func (r *Revocations) Replace(f *bloom.Filter) {
 	r.filter.Replace(f)
 	r.gen.Add(1)
 	r.confirm.Purge()
+}
+
+// ReplaceWith swaps in f (a snapshot, typically older than the live
+// filter) once catchUp has brought it up to date, without a moment in which
+// a revocation already enforced is not: records applied while catchUp runs
+// go to both filters. The live filter's position never goes backwards: if
+// f ends behind it, nothing is swapped and an error says so.
+func (r *Revocations) ReplaceWith(f *bloom.Filter, catchUp func(*bloom.Filter) error) error {
+	if !r.next.CompareAndSwap(nil, f) {
+		return errors.New("a filter replacement is already running")
+	}
+	defer r.next.Store(nil)
+	if err := catchUp(f); err != nil {
+		return fmt.Errorf("catch up the new filter: %w", err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if f.Position() < r.filter.Position() {
+		return fmt.Errorf("new filter at position %d is behind the live one at %d", f.Position(), r.filter.Position())
+	}
+	r.filter.Replace(f)
+	r.gen.Add(1)
+	r.confirm.Purge()
+	return nil
 }
 
 // RevocationStats counts the work of the revocation check.

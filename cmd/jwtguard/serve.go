@@ -314,8 +314,8 @@ func (n *node) maintain(ctx context.Context) {
 					n.log.Info("pruned expired revocations", "count", dropped)
 				}
 			}
-			if err := n.follower.Rebuild(ctx, n.cfg.Bloom); err != nil {
-				n.log.Error("filter rebuild failed; keeping the current filter", "err", err)
+			if err := n.follower.Refresh(ctx); err != nil {
+				n.log.Error("filter refresh failed; keeping the current filter", "err", err)
 			}
 		}
 	}

@@ -160,33 +160,78 @@ func (f *Follower) step(ctx context.Context, wait time.Duration) error {
 	return nil
 }
 
-// reload replaces the state by the source's snapshot when that is ahead of
-// the node; it never goes backwards.
+// reload brings the node back after it fell behind the retained feed.
 func (f *Follower) reload(ctx context.Context, pos uint64) error {
-	snap, err := f.src.Snapshot(ctx, f.cfg.Bloom)
-	if err != nil {
-		return fmt.Errorf("reload snapshot after falling behind position %d: %w", pos, err)
+	if err := f.Refresh(ctx); err != nil {
+		return fmt.Errorf("reload after falling behind position %d: %w", pos, err)
 	}
-	if snap.Position() < pos {
-		return fmt.Errorf("source snapshot at %d is behind the node at %d and the feed is trimmed: %w", snap.Position(), pos, ErrFeedTrimmed)
-	}
-	f.rev.Replace(snap)
 	f.reloads.Add(1)
-	f.log.Info("reloaded a snapshot after falling behind the feed", "from", pos, "to", snap.Position())
+	f.log.Info("reloaded a snapshot after falling behind the feed", "from", pos, "to", f.Position())
 	return nil
 }
 
-// Rebuild rebuilds the filter from the source's live records, dropping
-// expired ones, sized by cfg; revocations arriving meanwhile are kept.
-func (f *Follower) Rebuild(ctx context.Context, cfg bloom.Config) error {
-	filter := f.rev.Filter()
-	return filter.Rebuild(cfg, filter.Position(), func(add func(bloom.Key)) error {
-		_, err := f.src.Range(ctx, time.Now(), func(r authz.Record) error {
-			add(r.LookupKey().FilterKey())
-			return nil
-		})
+// Refresh replaces the node's filter by a fresh one, which drops expired
+// revocations and takes the size of the follower's bloom config: the
+// source's snapshot caught up with the feed or, when that snapshot is older
+// than the retained feed, one built from the source's live records.
+// Revocations arriving meanwhile are enforced throughout, and the position
+// never goes backwards.
+func (f *Follower) Refresh(ctx context.Context) error {
+	snap, err := f.src.Snapshot(ctx, f.cfg.Bloom)
+	if err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	err = f.rev.ReplaceWith(snap, f.catchUpFilter(ctx))
+	if !errors.Is(err, ErrFeedTrimmed) {
 		return err
+	}
+	f.log.Warn("the source's snapshot is older than its feed; building the filter from its records")
+	built, err := bloom.New(f.cfg.Bloom)
+	if err != nil {
+		return err
+	}
+	return f.rev.ReplaceWith(built, func(g *bloom.Filter) error {
+		st, err := f.src.Stats(ctx)
+		if err != nil {
+			return fmt.Errorf("source stats: %w", err)
+		}
+		// The records reflect at least st.Position: the feed after it is
+		// added next, so nothing between is missed.
+		err = g.Rebuild(f.cfg.Bloom, st.Position, func(add func(bloom.Key)) error {
+			_, err := f.src.Range(ctx, time.Now(), func(r authz.Record) error {
+				add(r.LookupKey().FilterKey())
+				return nil
+			})
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("build from the source's records: %w", err)
+		}
+		return f.catchUpFilter(ctx)(g)
 	})
+}
+
+// catchUpFilter returns a function that adds the feed to g up to the
+// source's newest position.
+func (f *Follower) catchUpFilter(ctx context.Context) func(g *bloom.Filter) error {
+	return func(g *bloom.Filter) error {
+		st, err := f.src.Stats(ctx)
+		if err != nil {
+			return fmt.Errorf("source stats: %w", err)
+		}
+		for g.Position() < st.Position {
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			recs, err := f.src.Feed(rctx, g.Position(), f.cfg.Batch)
+			cancel()
+			if err != nil {
+				return fmt.Errorf("feed after %d: %w", g.Position(), err)
+			}
+			for _, r := range recs {
+				g.Add(r.LookupKey().FilterKey(), r.Position)
+			}
+		}
+		return nil
+	}
 }
 
 func (f *Follower) snapshotPath() string {

@@ -158,7 +158,7 @@ func TestFollowerRefusesCorruptSnapshot(t *testing.T) {
 	}
 }
 
-func TestFollowerRebuildDropsExpired(t *testing.T) {
+func TestFollowerRefreshDropsExpired(t *testing.T) {
 	src := openStore(t, t.TempDir())
 	ctx := context.Background()
 	if _, err := src.Put(ctx, []authz.Record{{Kind: authz.KindToken, Issuer: "iss", Value: "short", ExpiresAt: time.Now().Add(300 * time.Millisecond)}}); err != nil {
@@ -173,7 +173,7 @@ func TestFollowerRebuildDropsExpired(t *testing.T) {
 		t.Fatal("short-lived record not loaded")
 	}
 	time.Sleep(400 * time.Millisecond)
-	if err := fol.Rebuild(ctx, smallBloom); err != nil {
+	if err := fol.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if enforced(rev, "short") || !enforced(rev, "long") {
@@ -189,4 +189,57 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 	}
 	t.Fatal("condition not met within 10s")
+}
+
+// While refreshes swap the filter, a revocation enforced is never missing,
+// not even for a moment, and the position never goes backwards.
+func TestRefreshLosesNothingEnforcedMeanwhile(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	store := openStore(t, t.TempDir())
+	src := slowStats{store}
+	// No Run: nothing but the refresh itself may repair a loss.
+	fol, rev := newFollower(t, src, "")
+	if err := fol.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	refreshed := make(chan int)
+	go func() {
+		n := 0
+		for ctx.Err() == nil && n < 200 {
+			if err := fol.Refresh(ctx); err == nil {
+				n++
+			}
+		}
+		refreshed <- n
+	}()
+	var last uint64
+	for i := 0; i < 300; i++ {
+		v := fmt.Sprintf("v-%d", i)
+		rev.Enforce(put(t, src, v)...)
+		for j := 0; j <= i; j++ {
+			if w := fmt.Sprintf("v-%d", j); !enforced(rev, w) {
+				t.Fatalf("%s not enforced after %d revocations", w, i+1)
+			}
+		}
+		if p := rev.Filter().Position(); p < last {
+			t.Fatalf("position went back from %d to %d", last, p)
+		} else {
+			last = p
+		}
+	}
+	cancel()
+	if n := <-refreshed; n == 0 {
+		t.Fatal("no refresh completed during the test")
+	}
+}
+
+// slowStats widens the window between a refresh reading the source's head
+// and swapping the filter, where a revocation could be lost.
+type slowStats struct{ source.Source }
+
+func (s slowStats) Stats(ctx context.Context) (source.Stats, error) {
+	st, err := s.Source.Stats(ctx)
+	time.Sleep(time.Millisecond)
+	return st, err
 }
