@@ -40,6 +40,8 @@ type serveConfig struct {
 	ShutdownGrace       time.Duration
 	SnapshotInterval    time.Duration
 	RebuildInterval     time.Duration
+	PublishInterval     time.Duration
+	Redis               redisFlags
 
 	Authz      authz.Config
 	Revocation authz.RevocationConfig
@@ -69,6 +71,7 @@ func defaultServeConfig() serveConfig {
 		ShutdownGrace:     15 * time.Second,
 		SnapshotInterval:  time.Minute,
 		RebuildInterval:   time.Hour,
+		PublishInterval:   time.Minute,
 		Authz:             authz.DefaultConfig(),
 		Revocation:        authz.DefaultRevocationConfig(),
 		Bloom:             bloom.DefaultConfig(),
@@ -94,7 +97,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, "admin API listen address (loopback only unless --admin-token-file is set)")
 	fs.StringVar(&c.AdminTokenFile, "admin-token-file", "", "file holding the admin API bearer token (or JWTGUARD_ADMIN_TOKEN)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the embedded store and the node's filter snapshot")
-	fs.StringVar(&c.Source, "source", c.Source, "revocation source: embedded")
+	fs.StringVar(&c.Source, "source", c.Source, "revocation source: embedded, or a redis:// or rediss:// URL (user:password@ for ACL, /db)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 	fs.BoolVar(&c.Dev, "dev", false, "development mode: generate a signing key in the data dir, serve its JWKS, print a token to try")
@@ -107,7 +110,9 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.MaxStaleness, "max-staleness", 0, "turn not ready when the source has not been read for this long (0: keep serving the last known state)")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", c.ShutdownGrace, "time to drain in-flight checks on SIGTERM")
 	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", c.SnapshotInterval, "how often the node saves its filter snapshot")
-	fs.DurationVar(&c.RebuildInterval, "rebuild-interval", c.RebuildInterval, "how often the filter is rebuilt to drop expired revocations")
+	fs.DurationVar(&c.RebuildInterval, "rebuild-interval", c.RebuildInterval, "how often the filter is refreshed from the source to drop expired revocations")
+	fs.DurationVar(&c.PublishInterval, "publish-interval", c.PublishInterval, "with Redis: how often the node holding the publisher lease publishes a filter snapshot (0: never; use jwtguard publish)")
+	c.Redis.register(fs)
 
 	fs.StringVar(&c.issuer, "issuer", "", "accepted issuer (iss); more issuers through the config file")
 	fs.Var(&c.audiences, "audience", "accepted audience of --issuer (repeatable)")
@@ -301,6 +306,10 @@ func (c *serveConfig) finish(fileIssuers []fileIssuer) error {
 		return fmt.Errorf("max-staleness: %s, want 0 or more", c.MaxStaleness)
 	case c.DataDir == "":
 		return errors.New("data-dir: empty")
+	case c.Source != "embedded" && !isRedisURL(c.Source):
+		return fmt.Errorf("source: %q, want embedded or a redis:// or rediss:// URL", c.Source)
+	case c.PublishInterval < 0:
+		return fmt.Errorf("publish-interval: %s, want 0 or more", c.PublishInterval)
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {

@@ -25,6 +25,7 @@ var commands = []command{
 	{"revoke", "revoke tokens, subjects, sessions, keys or an issuer's past tokens", runRevoke},
 	{"revocations", "list revocations (revocations list)", runRevocations},
 	{"status", "show a server's revocation state", runStatus},
+	{"publish", "publish a filter snapshot to a Redis source once", runPublish},
 }
 
 func main() {

@@ -54,6 +54,10 @@ func (a *adminFlags) client() (*admin.Client, error) {
 // revokeFlags are the flags of jwtguard revoke.
 type revokeFlags struct {
 	adminFlags
+	redisURL                                                             string
+	redis                                                                redisFlags
+	maxTokenLifetime                                                     time.Duration
+	leeway                                                               time.Duration
 	token, tokenFile, jti, subject, session, kid, issuerBefore, fromFile string
 	issuer, before, reason, actor                                        string
 }
@@ -96,6 +100,10 @@ flags:`)
 	fs.StringVar(&f.before, "before", "", "with --subject: revoke tokens issued at or before this time (default now)")
 	fs.StringVar(&f.reason, "reason", "", "why (kept with the record and in the audit log)")
 	fs.StringVar(&f.actor, "actor", defaultActor(), "who revokes")
+	fs.StringVar(&f.redisURL, "redis", "", "write straight to this Redis revocation source (redis:// or rediss://) instead of a server's admin API")
+	f.redis.register(fs)
+	fs.DurationVar(&f.maxTokenLifetime, "max-token-lifetime", 24*time.Hour, "with --redis: the longest token lifetime (how long records are kept), as the servers have it")
+	fs.DurationVar(&f.leeway, "leeway", 30*time.Second, "with --redis: the servers' clock skew allowance")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -117,9 +125,12 @@ flags:`)
 		}
 		return fmt.Errorf("revoke: %s are exclusive; give exactly one", strings.Join(modes, ", "))
 	}
-	client, err := f.client()
+	client, err := f.revoker()
 	if err != nil {
 		return fmt.Errorf("revoke: %w", err)
+	}
+	if c, ok := client.(io.Closer); ok {
+		defer c.Close()
 	}
 	if set["from-file"] {
 		if set["issuer"] || set["before"] {
@@ -141,6 +152,36 @@ flags:`)
 		return err
 	}
 	return printRecords(stdout, f.output, stored)
+}
+
+// revoker stores revocations: a server's admin API, or a source directly.
+type revoker interface {
+	Revoke(ctx context.Context, recs []authz.Record) ([]authz.Record, error)
+}
+
+// sourceRevoker writes to a Redis source and closes it when done.
+type sourceRevoker struct {
+	admin.SourceRevoker
+}
+
+func (s *sourceRevoker) Close() error { return s.Source.Close() }
+
+// revoker returns where the revocations go: --redis, else the admin API.
+func (f *revokeFlags) revoker() (revoker, error) {
+	if f.redisURL == "" {
+		return f.client()
+	}
+	if f.output != "table" && f.output != "json" {
+		return nil, fmt.Errorf("-o %q: want table or json", f.output)
+	}
+	if !isRedisURL(f.redisURL) {
+		return nil, fmt.Errorf("--redis %q: want a redis:// or rediss:// URL", f.redisURL)
+	}
+	src, err := f.redis.open(f.redisURL)
+	if err != nil {
+		return nil, err
+	}
+	return &sourceRevoker{admin.SourceRevoker{Source: src, Config: admin.Config{MaxTokenLifetime: f.maxTokenLifetime, Leeway: f.leeway}}}, nil
 }
 
 // defaultActor is the user running the command, for the audit trail.
@@ -268,7 +309,7 @@ type rejection struct {
 // revokeFile revokes the records of f.fromFile: it validates every line
 // first, sends the valid ones in batches, retries a refused batch record by
 // record, and reports the lines that were rejected.
-func revokeFile(ctx context.Context, client *admin.Client, f *revokeFlags, stdout, stderr io.Writer) error {
+func revokeFile(ctx context.Context, client revoker, f *revokeFlags, stdout, stderr io.Writer) error {
 	recs, rejected, err := readRecordFile(f.fromFile, f.actor, f.reason)
 	if err != nil {
 		return fmt.Errorf("revoke: %w", err)

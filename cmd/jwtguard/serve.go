@@ -25,6 +25,7 @@ import (
 	"github.com/jwtguard/jwtguard/envoy"
 	"github.com/jwtguard/jwtguard/sync/admin"
 	"github.com/jwtguard/jwtguard/sync/embedded"
+	"github.com/jwtguard/jwtguard/sync/redis"
 	"github.com/jwtguard/jwtguard/sync/source"
 )
 
@@ -52,14 +53,15 @@ func newLogger(cfg *serveConfig, w io.Writer) *slog.Logger {
 
 // node is one running jwtguard: its state and its listeners.
 type node struct {
-	cfg      *serveConfig
-	log      *slog.Logger
-	src      source.Source
-	rev      *authz.Revocations
-	checker  *authz.Checker
-	follower *source.Follower
-	health   *health.Server
-	dev      *devSetup
+	cfg       *serveConfig
+	log       *slog.Logger
+	src       source.Source
+	rev       *authz.Revocations
+	checker   *authz.Checker
+	follower  *source.Follower
+	health    *health.Server
+	dev       *devSetup
+	publisher *redis.Publisher // nil unless the source is Redis
 }
 
 // ready reports whether decisions may be made: keys and revocation state
@@ -175,6 +177,15 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger, stdout io.Wr
 		go func() { defer wg.Done(); n.follower.Run(ctx) }()
 		go func() { defer wg.Done(); n.maintain(ctx) }()
 		go func() { defer wg.Done(); n.watchReadiness(ctx) }()
+		if rs, ok := n.src.(*redis.Source); ok && cfg.PublishInterval > 0 {
+			pub, err := redis.NewPublisher(rs, redis.PublisherConfig{Interval: cfg.PublishInterval, Bloom: cfg.Bloom, Log: log})
+			if err != nil {
+				return err
+			}
+			n.publisher = pub
+			wg.Add(1)
+			go func() { defer wg.Done(); pub.Run(ctx) }()
+		}
 		if n.dev != nil {
 			n.dev.printHowTo(stdout, grpcLis.Addr(), httpLis.Addr(), adminLis.Addr())
 		}
@@ -230,16 +241,14 @@ func readAdminToken(path string) (string, error) {
 }
 
 func openSource(cfg *serveConfig) (source.Source, error) {
-	switch {
-	case cfg.Source == "embedded":
-		s, err := embedded.Open(cfg.DataDir, embedded.Options{})
-		if err != nil {
-			return nil, fmt.Errorf("embedded source: %w", err)
-		}
-		return s, nil
-	default:
-		return nil, fmt.Errorf("source: %q is not supported (want embedded)", cfg.Source)
+	if isRedisURL(cfg.Source) {
+		return cfg.Redis.open(cfg.Source)
 	}
+	s, err := embedded.Open(cfg.DataDir, embedded.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("embedded source: %w", err)
+	}
+	return s, nil
 }
 
 func (n *node) httpMux(reg *prometheus.Registry, authzSvc *envoy.Authorization) http.Handler {
@@ -367,5 +376,11 @@ func (n *node) registerMetrics(reg *prometheus.Registry) {
 	counter("jwtguard_confirm_lookups_total", "Exact lookups at the revocation source.", func() float64 { return float64(n.rev.Stats().Lookups) })
 	counter("jwtguard_confirm_lookup_errors_total", "Exact lookups that failed.", func() float64 { return float64(n.rev.Stats().LookupErrors) })
 	counter("jwtguard_confirm_lookup_seconds_total", "Time spent in exact lookups.", func() float64 { return n.rev.Stats().LookupTime.Seconds() })
+	gauge("jwtguard_snapshot_publisher", "1 while this node holds the Redis publisher lease.", func() float64 {
+		return b2f(n.publisher != nil && n.publisher.Holding())
+	})
+	gauge("jwtguard_source_diverged", "1 when the revocation source is behind this node (it lost data): an operator must look.", func() float64 {
+		return b2f(n.follower.Diverged())
+	})
 	counter("jwtguard_snapshot_reloads_total", "Snapshot reloads after falling behind the feed.", func() float64 { return float64(n.follower.Reloads()) })
 }

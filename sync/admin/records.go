@@ -91,6 +91,12 @@ func decodeStrict(data []byte, v any) error {
 // complete validates rec and sets what the server decides: CreatedAt,
 // ExpiresAt, and no ID or Position (the source assigns them).
 func (h *handler) complete(rec *authz.Record, now time.Time) error {
+	return h.cfg.complete(rec, now)
+}
+
+// complete validates rec as a client sent it and fills what the server
+// decides: CreatedAt and ExpiresAt (ID and Position come from the source).
+func (c Config) complete(rec *authz.Record, now time.Time) error {
 	if err := rec.Validate(); err != nil {
 		return err
 	}
@@ -103,20 +109,20 @@ func (h *handler) complete(rec *authz.Record, now time.Time) error {
 	}
 	rec.ID, rec.Position = "", 0
 	rec.CreatedAt = now
-	lifetime := h.cfg.MaxTokenLifetime + h.cfg.Leeway
+	lifetime := c.MaxTokenLifetime + c.Leeway
 	if rec.Kind == authz.KindToken && !rec.ExpiresAt.IsZero() {
 		// The client sent the token's exp: the checker accepts the token
 		// until exp + Leeway, and the record must last that long.
 		exp := rec.ExpiresAt
-		if !exp.Add(h.cfg.Leeway).After(now) {
+		if !exp.Add(c.Leeway).After(now) {
 			return fmt.Errorf("%w: expires_at %s is in the past: the token has expired already",
 				authz.ErrInvalidRecord, exp.Format(time.RFC3339))
 		}
-		if limit := now.Add(10 * h.cfg.MaxTokenLifetime); exp.After(limit) {
+		if limit := now.Add(10 * c.MaxTokenLifetime); exp.After(limit) {
 			return fmt.Errorf("%w: expires_at %s is later than 10 times the max token lifetime (%s) from now",
-				authz.ErrInvalidRecord, exp.Format(time.RFC3339), h.cfg.MaxTokenLifetime)
+				authz.ErrInvalidRecord, exp.Format(time.RFC3339), c.MaxTokenLifetime)
 		}
-		rec.ExpiresAt = exp.Add(h.cfg.Leeway)
+		rec.ExpiresAt = exp.Add(c.Leeway)
 		return nil
 	}
 	// Any token this record covers was issued at or before max(now, Before)

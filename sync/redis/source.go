@@ -34,13 +34,13 @@ var (
 	// ErrClosed: the Source has been closed.
 	ErrClosed = errors.New("redis source closed")
 	// ErrInvalidCursor: a List cursor that this source did not issue.
-	ErrInvalidCursor = errors.New("invalid list cursor")
+	ErrInvalidCursor = source.ErrInvalidCursor
 	// ErrPositionAhead: the caller has seen feed positions that Redis does
 	// not hold. Its data was lost or replaced (an instance without
 	// persistence restarted, a failover to a replica that missed writes, a
 	// different database); a node cannot catch up from it and must be
 	// looked at by an operator.
-	ErrPositionAhead = errors.New("feed position is ahead of the source")
+	ErrPositionAhead = source.ErrPositionAhead
 )
 
 // Options configures a Source. The zero value, with a URL, is ready to use.

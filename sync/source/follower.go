@@ -23,13 +23,14 @@ const SnapshotFile = "filter.snap"
 // feed after it, reconnects with jittered backoff, reloads a snapshot when
 // it has fallen behind the retained feed, and never goes backwards.
 type Follower struct {
-	src     Source
-	rev     *authz.Revocations
-	cfg     FollowerConfig
-	log     *slog.Logger
-	lastOK  atomic.Int64 // unix nanoseconds of the last successful feed read
-	reloads atomic.Uint64
-	applied atomic.Uint64
+	src      Source
+	rev      *authz.Revocations
+	cfg      FollowerConfig
+	log      *slog.Logger
+	lastOK   atomic.Int64 // unix nanoseconds of the last successful feed read
+	reloads  atomic.Uint64
+	applied  atomic.Uint64
+	diverged atomic.Bool
 }
 
 // FollowerConfig tunes a Follower.
@@ -67,6 +68,11 @@ func (f *Follower) LastSync() time.Time {
 	}
 	return time.Time{}
 }
+
+// Diverged reports whether the source was last seen behind the node
+// (ErrPositionAhead): it lost revocations the node still enforces, and new
+// ones written to it may not reach the node until an operator acts.
+func (f *Follower) Diverged() bool { return f.diverged.Load() }
 
 // Reloads counts snapshot reloads after falling behind the feed.
 func (f *Follower) Reloads() uint64 { return f.reloads.Load() }
@@ -127,7 +133,13 @@ func (f *Follower) Run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		f.log.Warn("revocation feed read failed; enforcing last known state", "err", err, "retry_in", backoff)
+		if errors.Is(err, ErrPositionAhead) {
+			f.diverged.Store(true)
+			f.log.Error("the revocation source is behind this node: it lost data or was replaced; enforcing the node's state, new revocations may not arrive",
+				"err", err, "node_position", f.Position())
+		} else {
+			f.log.Warn("revocation feed read failed; enforcing last known state", "err", err, "retry_in", backoff)
+		}
 		wait := backoff/2 + rand.N(backoff/2+1)
 		select {
 		case <-ctx.Done():
@@ -155,6 +167,7 @@ func (f *Follower) step(ctx context.Context, wait time.Duration) error {
 		return err
 	}
 	f.lastOK.Store(time.Now().UnixNano())
+	f.diverged.Store(false)
 	f.rev.Apply(recs...)
 	f.applied.Add(uint64(len(recs)))
 	return nil

@@ -25,6 +25,10 @@ var (
 	// ErrFeedTrimmed: the feed no longer holds the position asked for; the
 	// follower must reload a snapshot.
 	ErrFeedTrimmed = errors.New("feed position no longer retained")
+	// ErrPositionAhead: the node has read further than anything the source
+	// holds: the source lost data or was replaced. The node cannot catch up
+	// and keeps enforcing what it has; an operator must look.
+	ErrPositionAhead = errors.New("feed position is ahead of the source")
 	// ErrInvalidCursor: a List cursor the source did not issue.
 	ErrInvalidCursor = errors.New("invalid list cursor")
 )
