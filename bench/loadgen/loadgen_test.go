@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strconv"
@@ -384,13 +385,47 @@ func TestSchedule(t *testing.T) {
 }
 
 func TestCompare(t *testing.T) {
-	base := &Result{Label: "baseline", Throughput: 40000, Latency: Latency{P99: 1000}}
-	cand := &Result{Label: "jwtguard", Throughput: 36000, Latency: Latency{P99: 1100}}
-	c := Compare(base, cand)
-	if c.ThroughputRatio != 0.9 || c.P99Ratio != 1.1 {
-		t.Errorf("Compare = %+v, want 0.9 and 1.1", c)
+	tests := []struct {
+		name          string
+		base, cand    Result
+		want          string
+		wantNoCPUText bool
+	}{
+		{
+			name: "without CPU",
+			base: Result{Label: "baseline", Throughput: 40000, Latency: Latency{P99: 1000}},
+			cand: Result{Label: "jwtguard", Throughput: 36000, Latency: Latency{P99: 1100}},
+			want: "jwtguard vs baseline: throughput 0.900x, p99 1.100x", wantNoCPUText: true,
+		},
+		{
+			name: "with CPU",
+			base: Result{Label: "b", Throughput: 10000, Latency: Latency{P99: 500}, ServerCPUPerRequest: 40},
+			cand: Result{Label: "j", Throughput: 5000, Latency: Latency{P99: 1000}, ServerCPUPerRequest: 50},
+			want: "j vs b: throughput 0.500x, p99 2.000x, server CPU per request 1.250x",
+		},
 	}
-	if !strings.Contains(c.String(), "throughput 0.900x, p99 1.100x") {
-		t.Errorf("String() = %q", c.String())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Compare(&tt.base, &tt.cand).String()
+			if !strings.HasPrefix(got, tt.want) {
+				t.Errorf("Compare = %q, want %q", got, tt.want)
+			}
+			if tt.wantNoCPUText && strings.Contains(got, "CPU") {
+				t.Errorf("Compare = %q mentions CPU it did not measure", got)
+			}
+		})
+	}
+}
+
+func TestServerCPU(t *testing.T) {
+	s := startServer(t, ServerConfig{Mode: ModeJWTGuard})
+	// The server runs in this process, so its pid is ours.
+	res := s.run(t, "fresh=1", func(c *RunConfig) { c.Requests, c.ServerPID = 300, os.Getpid() })
+	if res.ServerCPUSeconds <= 0 || res.ServerCPUPerRequest <= 0 || res.ClientCPUSeconds <= 0 {
+		t.Errorf("CPU: server %vs (%vµs/request), client %vs; want all positive",
+			res.ServerCPUSeconds, res.ServerCPUPerRequest, res.ClientCPUSeconds)
+	}
+	if _, err := processCPU(-1); err == nil {
+		t.Error("processCPU(-1): no error")
 	}
 }

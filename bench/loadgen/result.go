@@ -51,6 +51,13 @@ type Result struct {
 	// Curve is the latency (µs) at percentiles from 50 to 99.99, for plots.
 	Curve    []Point          `json:"curve"`
 	Outcomes map[string]int64 `json:"outcomes"`
+	// ServerCPUSeconds is the CPU time the server used during the measured
+	// phase (when its pid was given), and ServerCPUPerRequest the same per
+	// decision in microseconds: steadier than throughput on a shared
+	// machine. ClientCPUSeconds is the generator's own.
+	ServerCPUSeconds    float64 `json:"server_cpu_seconds,omitempty"`
+	ServerCPUPerRequest float64 `json:"server_cpu_us_per_request,omitempty"`
+	ClientCPUSeconds    float64 `json:"client_cpu_seconds"`
 	// Wrong counts decisions that differed from the expected one (when
 	// Expect), including those of the priming pass; WrongExamples shows
 	// the first few.
@@ -101,12 +108,6 @@ func (r *Result) Err() error {
 		errs = append(errs, fmt.Errorf("%w: %d", ErrTransport, r.TransportErrors))
 	}
 	return errors.Join(errs...)
-}
-
-func (r *Result) noteTransportError(msg string) {
-	if r.FirstTransportError == "" {
-		r.FirstTransportError = msg
-	}
 }
 
 // fillLatency computes the summary and curve of h (nanoseconds).
@@ -178,6 +179,11 @@ func (r *Result) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "  warmed with %d fresh tokens before measuring\n", r.WarmFresh)
 	}
 	fmt.Fprintf(w, "  %d requests in %.2fs: %.0f req/s\n", r.Requests, r.Seconds, r.Throughput)
+	fmt.Fprintf(w, "  CPU: generator %.2fs", r.ClientCPUSeconds)
+	if r.ServerCPUSeconds > 0 {
+		fmt.Fprintf(w, ", server %.2fs (%.1f µs per request)", r.ServerCPUSeconds, r.ServerCPUPerRequest)
+	}
+	fmt.Fprintln(w)
 	l := r.Latency
 	fmt.Fprintf(w, "  latency µs: p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  (mean %.1f)\n",
 		l.P50, l.P90, l.P99, l.P999, l.Max, l.Mean)
@@ -207,6 +213,9 @@ type Comparison struct {
 	ThroughputRatio float64
 	// P99Ratio is candidate/baseline p99 latency.
 	P99Ratio float64
+	// CPURatio is candidate/baseline server CPU per request (NaN unless
+	// both runs measured it).
+	CPURatio float64
 }
 
 // Compare measures cand against base.
@@ -221,10 +230,15 @@ func Compare(base, cand *Result) Comparison {
 		Baseline: base.Label, Candidate: cand.Label,
 		ThroughputRatio: div(cand.Throughput, base.Throughput),
 		P99Ratio:        div(cand.Latency.P99, base.Latency.P99),
+		CPURatio:        div(cand.ServerCPUPerRequest, base.ServerCPUPerRequest),
 	}
 }
 
 // String prints the ratios.
 func (c Comparison) String() string {
-	return fmt.Sprintf("%s vs %s: throughput %.3fx, p99 %.3fx", c.Candidate, c.Baseline, c.ThroughputRatio, c.P99Ratio)
+	s := fmt.Sprintf("%s vs %s: throughput %.3fx, p99 %.3fx", c.Candidate, c.Baseline, c.ThroughputRatio, c.P99Ratio)
+	if !math.IsNaN(c.CPURatio) {
+		s += fmt.Sprintf(", server CPU per request %.3fx", c.CPURatio)
+	}
+	return s
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 	"strings"
 	"sync"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/jwtguard/jwtguard/authz"
 )
 
 // RunConfig is one run of the generator.
@@ -43,6 +46,9 @@ type RunConfig struct {
 	// RequestTimeout is each request's deadline (Envoy sets one too).
 	RequestTimeout time.Duration
 	Label          string
+	// ServerPID, when set, is the server's process id on this machine:
+	// its CPU time during the measured phase is reported (Linux).
+	ServerPID int
 	// Progress receives a line a second while running; nil for none.
 	Progress io.Writer
 }
@@ -120,8 +126,10 @@ const maxWrongExamples = 5
 type stats struct {
 	hist     *hdrhistogram.Histogram
 	outcomes map[string]int64
-	wrong    []string
-	firstErr string // the first transport error
+	// wrongCount counts wrong decisions; wrong describes the first few.
+	wrongCount int64
+	wrong      []string
+	firstErr   string // the first transport error
 }
 
 func newStats() *stats {
@@ -175,76 +183,114 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 	}
 	defer r.tgt.close()
 
-	// Prime: every repeated, revoked and invalid token of the mix once, so the
-	// measured phase sees a server that has met them all (as a long-lived
-	// one has) and the connections are up.
+	r.warmUp(ctx, res)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := r.measure(ctx, res); err != nil {
+		return nil, err
+	}
+	return res, ctx.Err()
+}
+
+// warmUp primes the server with every repeated, revoked and invalid token
+// of the mix once, so the measured phase sees a server that has met them
+// all (as a long-lived one has) over connections that are up; then it
+// sends the warm-up tokens. Its decisions are checked but not measured.
+func (r *runner) warmUp(ctx context.Context, res *Result) {
+	sets := map[Category][]Token{Repeated: r.tokens.Repeated, Revoked: r.tokens.Revoked, Invalid: r.tokens.Invalid}
 	var prime []*Token
-	for c, set := range map[Category][]Token{Repeated: r.tokens.Repeated, Revoked: r.tokens.Revoked, Invalid: r.tokens.Invalid} {
-		if cfg.Mix[c] == 0 {
+	for _, c := range Categories {
+		if r.cfg.Mix[c] == 0 {
 			continue
 		}
+		set := sets[c]
 		for i := range set {
 			prime = append(prime, &set[i])
 		}
 	}
-	primed := r.phase(ctx, "prime", func(i int64) *Token {
-		if i < int64(len(prime)) {
-			return prime[i]
-		}
-		return nil
-	}, time.Minute)
-	if len(r.tokens.Warm) > 0 {
-		r.logf("warming with %d fresh tokens", len(r.tokens.Warm))
-		warm := r.phase(ctx, "warm", func(i int64) *Token {
-			if i < int64(len(r.tokens.Warm)) {
-				return &r.tokens.Warm[i]
+	from := func(toks []*Token) func(int64) *Token {
+		return func(i int64) *Token {
+			if i < int64(len(toks)) {
+				return toks[i]
 			}
 			return nil
-		}, cfg.MaxDuration)
-		primed = append(primed, warm...)
+		}
 	}
-	for _, st := range primed {
-		res.Wrong += int64(len(st.wrong))
-		res.WrongExamples = appendExamples(res.WrongExamples, st.wrong)
-		res.TransportErrors += st.outcomes[OutcomeTransportError]
-		res.noteTransportError(st.firstErr)
+	all := r.phase(ctx, "prime", from(prime), time.Minute)
+	if len(r.tokens.Warm) > 0 {
+		r.logf("warming with %d fresh tokens", len(r.tokens.Warm))
+		warm := make([]*Token, len(r.tokens.Warm))
+		for i := range warm {
+			warm[i] = &r.tokens.Warm[i]
+		}
+		all = append(all, r.phase(ctx, "warm", from(warm), r.cfg.MaxDuration)...)
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
+	for _, st := range all {
+		res.add(st, false)
 	}
+}
 
-	sched := cfg.Mix.schedule()
+// measure runs the measured phase and fills res with its figures.
+func (r *runner) measure(ctx context.Context, res *Result) error {
+	sched := r.cfg.Mix.schedule()
 	r.done.Store(0)
+	var serverCPU time.Duration
+	if r.cfg.ServerPID > 0 {
+		var err error
+		if serverCPU, err = processCPU(r.cfg.ServerPID); err != nil {
+			return err
+		}
+	}
+	clientCPU := selfCPU()
 	began := time.Now()
 	res.Started = began
 	measured := r.phase(ctx, "run", func(i int64) *Token {
-		if cfg.Requests > 0 && i >= cfg.Requests {
+		if r.cfg.Requests > 0 && i >= r.cfg.Requests {
 			return nil
 		}
 		return r.tokens.pick(sched[i%int64(len(sched))])
-	}, cfg.phase())
+	}, r.cfg.phase())
 	res.Seconds = time.Since(began).Seconds()
+	res.ClientCPUSeconds = (selfCPU() - clientCPU).Seconds()
+	if r.cfg.ServerPID > 0 {
+		after, err := processCPU(r.cfg.ServerPID)
+		if err != nil {
+			return err
+		}
+		res.ServerCPUSeconds = (after - serverCPU).Seconds()
+	}
 	res.FreshExhausted = r.tokens.exhausted.Load()
 
 	hist := newStats().hist
 	for _, st := range measured {
 		hist.Merge(st.hist)
-		for k, v := range st.outcomes {
-			res.Outcomes[k] += v
-		}
-		res.Wrong += int64(len(st.wrong))
-		res.WrongExamples = appendExamples(res.WrongExamples, st.wrong)
-		res.noteTransportError(st.firstErr)
+		res.add(st, true)
 	}
-	res.TransportErrors += res.Outcomes[OutcomeTransportError]
 	res.Requests = hist.TotalCount() + res.Outcomes[OutcomeTransportError]
 	if res.Seconds > 0 {
 		res.Throughput = float64(hist.TotalCount()) / res.Seconds
 	}
-	if err := res.fillLatency(hist); err != nil {
-		return nil, err
+	if n := hist.TotalCount(); n > 0 && res.ServerCPUSeconds > 0 {
+		res.ServerCPUPerRequest = math.Round(res.ServerCPUSeconds/float64(n)*1e8) / 100
 	}
-	return res, ctx.Err()
+	return res.fillLatency(hist)
+}
+
+// add counts a worker's wrong decisions and transport errors into res,
+// and its outcomes too when they were measured.
+func (res *Result) add(st *stats, measured bool) {
+	if measured {
+		for k, v := range st.outcomes {
+			res.Outcomes[k] += v
+		}
+	}
+	res.Wrong += st.wrongCount
+	res.WrongExamples = appendExamples(res.WrongExamples, st.wrong)
+	res.TransportErrors += st.outcomes[OutcomeTransportError]
+	if res.FirstTransportError == "" {
+		res.FirstTransportError = st.firstErr
+	}
 }
 
 func appendExamples(dst, src []string) []string {
@@ -315,6 +361,9 @@ func (r *runner) work(ctx context.Context, w int, st *stats, seq *atomic.Int64, 
 		st.outcomes[string(out.Reason)]++
 		if r.cfg.Expect && !r.matches(tok, out) {
 			r.wrong.Add(1)
+			if st.wrongCount++; len(st.wrong) >= maxWrongExamples {
+				continue
+			}
 			st.wrong = append(st.wrong, fmt.Sprintf("%s token (%s): want %s, got %s",
 				tok.Category, short(tok.Value), describe(tok.Expect.Reason, tok.Expect.RevokedBy), describe(out.Reason, out.RevokedBy)))
 		}
@@ -329,12 +378,11 @@ func (r *runner) matches(tok *Token, out Outcome) bool {
 	return !r.tgt.reportsKind() || tok.Expect.RevokedBy == "" || out.RevokedBy == tok.Expect.RevokedBy
 }
 
-func describe(reason any, kind any) string {
-	s := fmt.Sprint(reason)
-	if k := fmt.Sprint(kind); k != "" {
-		s += " by " + k
+func describe(r authz.Reason, k authz.Kind) string {
+	if k != "" {
+		return string(r) + " by " + string(k)
 	}
-	return s
+	return string(r)
 }
 
 // short identifies a token in a message without printing it whole.

@@ -20,7 +20,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.StringVar(&keysDir, "keys", "", "directory of the keys `loadgen serve` created")
 	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "gRPC connections")
 	fs.IntVar(&cfg.Streams, "streams", cfg.Streams, "requests in flight, in total")
-	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "measured phase length (0 with --requests: up to --max-duration)")
+	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "measured phase length (default 10s; with --requests, up to --max-duration)")
 	fs.Int64Var(&cfg.Requests, "requests", 0, "requests in the measured phase (0: as many as --duration allows)")
 	fs.DurationVar(&cfg.MaxDuration, "max-duration", cfg.MaxDuration, "longest measured phase, whatever the other flags say")
 	fs.StringVar(&mix, "mix", cfg.Mix.String(), "token mix: weights of repeated, fresh, revoked, invalid")
@@ -30,10 +30,16 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.IntVar(&cfg.RepeatedTokens, "repeated-tokens", cfg.RepeatedTokens, "distinct tokens of the repeated category")
 	fs.DurationVar(&cfg.RequestTimeout, "request-timeout", cfg.RequestTimeout, "deadline of each request")
 	fs.StringVar(&cfg.Label, "label", cfg.Label, "name of this run in results and plots")
+	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "the server's process id, to report its CPU time per request (Linux)")
 	fs.StringVar(&jsonOut, "json", "", "write the result as JSON to this file")
 	fs.StringVar(&svgOut, "plot", "", "write the latency chart of this run as SVG to this file")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	durationSet := false
+	fs.Visit(func(f *flag.Flag) { durationSet = durationSet || f.Name == "duration" })
+	if cfg.Requests > 0 && !durationSet {
+		cfg.Duration = 0 // bounded by --requests, and by --max-duration
 	}
 	if keysDir == "" {
 		return fmt.Errorf("--keys is required (the directory given to loadgen serve)")

@@ -76,9 +76,9 @@ for round in $(seq 1 "$ROUNDS"); do
 			fi
 			"$LOADGEN" run --target "$GRPC" --keys "$KEYS" --conns "$CONNS" --streams "$STREAMS" \
 				--duration "$DURATION" --mix "$mix" --expect="$expect" ${run[@]+"${run[@]}"} \
-				--label "$name" --json "$OUT/$name.json" >"$OUT/$name.txt" 2>"$OUT/logs/$name.progress" || true
+				--server-pid "$server_pid" --label "$name" --json "$OUT/$name.json" >"$OUT/$name.txt" 2>"$OUT/logs/$name.progress" || true
 			stop_server
-			sed -n '1,6p' "$OUT/$name.txt"
+			sed -n '1,7p' "$OUT/$name.txt"
 		done
 		"$LOADGEN" compare "$OUT/$sc-baseline-$round.json" "$OUT/$sc-jwtguard-$round.json"
 	done

@@ -38,6 +38,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		for _, n := range info.Notes {
 			fmt.Fprintln(stdout, n)
 		}
-		fmt.Fprintf(stdout, "grpc %s http %v\nready\n", info.GRPCAddr, info.HTTPAddr)
+		fmt.Fprintf(stdout, "grpc %s\n", info.GRPCAddr)
+		if info.HTTPAddr != nil {
+			fmt.Fprintf(stdout, "http %s (forward-auth under %s)\n", info.HTTPAddr, loadgen.ForwardAuthPrefix)
+		}
+		fmt.Fprintln(stdout, "ready")
 	})
 }
