@@ -57,6 +57,8 @@ type server struct {
 	stdout, stderr                *syncBuffer
 	cancel                        context.CancelFunc
 	done                          chan error
+	connOnce                      sync.Once
+	grpcConn                      *grpc.ClientConn
 }
 
 func startServe(t *testing.T, args ...string) *server {
@@ -97,6 +99,9 @@ func (s *server) stop(t *testing.T) {
 	if s.cancel == nil {
 		return
 	}
+	if s.grpcConn != nil {
+		s.grpcConn.Close()
+	}
 	s.cancel()
 	s.cancel = nil
 	select {
@@ -123,28 +128,48 @@ func (s *server) devToken(t *testing.T) string {
 	return ""
 }
 
+// conn is the server's gRPC client connection, made once.
+func (s *server) conn() *grpc.ClientConn {
+	s.connOnce.Do(func() {
+		s.grpcConn, _ = grpc.NewClient(s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	})
+	return s.grpcConn
+}
+
+// grpcCheck checks tok through ext_authz as Envoy would and returns the
+// status code and message.
 func (s *server) grpcCheck(t *testing.T, tok string) (codes.Code, string) {
 	t.Helper()
-	conn, err := grpc.NewClient(s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
+	code, msg := s.grpcCheckQuiet(tok)
+	if code == codes.Unavailable && msg == "" {
+		t.Fatalf("gRPC check failed")
 	}
-	defer conn.Close()
+	return code, msg
+}
+
+// grpcCheckQuiet is grpcCheck for goroutines: a failed call is
+// codes.Unavailable with an empty message.
+func (s *server) grpcCheckQuiet(tok string) (codes.Code, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	hc, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: "envoy.service.auth.v3.Authorization"})
-	if err != nil || hc.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-		t.Errorf("gRPC health: %v %v", hc.GetStatus(), err)
-	}
-	resp, err := authv3.NewAuthorizationClient(conn).Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+	resp, err := authv3.NewAuthorizationClient(s.conn()).Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
 		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
 			Headers: map[string]string{"authorization": "Bearer " + tok, ":path": "/", ":method": "GET"},
 		}},
 	}})
 	if err != nil {
-		t.Fatal(err)
+		return codes.Unavailable, ""
 	}
 	return codes.Code(resp.GetStatus().GetCode()), resp.GetStatus().GetMessage()
+}
+
+// healthy reports whether gRPC health says the ext_authz service serves.
+func (s *server) healthy(t *testing.T) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	hc, err := healthpb.NewHealthClient(s.conn()).Check(ctx, &healthpb.HealthCheckRequest{Service: "envoy.service.auth.v3.Authorization"})
+	return err == nil && hc.GetStatus() == healthpb.HealthCheckResponse_SERVING
 }
 
 func (s *server) forwardAuth(t *testing.T, tok string) *http.Response {
@@ -182,6 +207,9 @@ func TestServeDevEndToEnd(t *testing.T) {
 	tok := s.devToken(t)
 	if strings.Contains(s.stderr.String(), tok) {
 		t.Error("the token appears in the logs")
+	}
+	if !s.healthy(t) {
+		t.Error("gRPC health does not say SERVING once ready")
 	}
 	if code, msg := s.grpcCheck(t, tok); code != codes.OK {
 		t.Fatalf("gRPC check: %v %s", code, msg)

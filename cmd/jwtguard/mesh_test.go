@@ -1,0 +1,267 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/jwtguard/jwtguard/authz/mint"
+	"github.com/jwtguard/jwtguard/sync/redis/redistest"
+)
+
+const meshIssuer = "https://mesh.test"
+
+// mesh is several `serve` nodes following one real Redis.
+type mesh struct {
+	redis *redistest.Server
+	key   *mint.Key
+	jwks  string
+	nodes []*server
+	dirs  []string
+}
+
+func newMesh(t *testing.T, n int, extra ...string) *mesh {
+	t.Helper()
+	m := &mesh{redis: redistest.Start(t, redistest.Persistent())}
+	var err error
+	if m.key, err = mint.NewKey("ES256", "mesh-1"); err != nil {
+		t.Fatal(err)
+	}
+	jwks, err := mint.JWKS(m.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.jwks = filepath.Join(t.TempDir(), "jwks.json")
+	if err := os.WriteFile(m.jwks, jwks, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		m.dirs = append(m.dirs, t.TempDir())
+		m.nodes = append(m.nodes, m.start(t, i, extra...))
+	}
+	return m
+}
+
+// start runs node i (again) with its own data dir.
+func (m *mesh) start(t *testing.T, i int, extra ...string) *server {
+	t.Helper()
+	args := append([]string{"--source", m.redis.URL(), "--data-dir", m.dirs[i], "--issuer", meshIssuer,
+		"--jwks-file", m.jwks, "--audience", "mesh", "--log-level", "error", "--publish-interval", "200ms"}, extra...)
+	s := startServe(t, args...)
+	if i < len(m.nodes) {
+		m.nodes[i] = s
+	}
+	return s
+}
+
+func (m *mesh) token(t *testing.T, jti string) string {
+	t.Helper()
+	now := time.Now()
+	tok, err := m.key.Sign(map[string]any{"iss": meshIssuer, "aud": "mesh", "sub": "user-" + jti, "jti": jti,
+		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// revokeVia posts a token revocation to node s's admin API.
+func revokeVia(t *testing.T, s *server, jti string) int {
+	t.Helper()
+	body := `{"kind":"token","issuer":"` + meshIssuer + `","value":"` + jti + `","reason":"mesh test"}`
+	resp, err := http.Post("http://"+s.adminAddr+"/v1/revocations", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// waitRevoked polls every node until it denies tok as revoked and returns
+// how long each took from start.
+func (m *mesh) waitRevoked(t *testing.T, tok string, start time.Time, nodes ...*server) []time.Duration {
+	t.Helper()
+	took := make([]time.Duration, len(nodes))
+	for i, s := range nodes {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			if code, msg := s.grpcCheck(t, tok); code == codes.Unauthenticated && msg == "revoked" {
+				took[i] = time.Since(start)
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d did not enforce the revocation within 10s", i)
+			}
+		}
+	}
+	return took
+}
+
+func TestMeshRevocationReachesEveryNode(t *testing.T) {
+	m := newMesh(t, 3)
+	a, b := m.token(t, "a"), m.token(t, "b")
+	for i, s := range m.nodes {
+		if code, msg := s.grpcCheck(t, a); code != codes.OK {
+			t.Fatalf("node %d denies a valid token: %s", i, msg)
+		}
+	}
+	start := time.Now()
+	if st := revokeVia(t, m.nodes[1], "a"); st != http.StatusCreated {
+		t.Fatalf("revoke through node 1: %d", st)
+	}
+	took := m.waitRevoked(t, a, start, m.nodes...)
+	t.Logf("admin API of node 1 -> enforced on nodes 0, 1, 2 after %v", took)
+
+	start = time.Now()
+	var out syncBuffer
+	if err := run(context.Background(), []string{"revoke", "--redis", m.redis.URL(), "--jti", "b", "--issuer", meshIssuer, "--reason", "test"}, &out, &out); err != nil {
+		t.Fatalf("revoke --redis: %v\n%s", err, out.String())
+	}
+	took = m.waitRevoked(t, b, start, m.nodes...)
+	t.Logf("jwtguard revoke --redis -> enforced on nodes 0, 1, 2 after %v", took)
+	if code, _ := m.nodes[0].grpcCheck(t, m.token(t, "c")); code != codes.OK {
+		t.Error("an unrevoked token is denied")
+	}
+}
+
+// checkLoad checks tokens on every node until stopped, counting any
+// decision that is not the expected one and any failed call.
+type checkLoad struct {
+	wrong, failed, done atomic.Int64
+	stop               chan struct{}
+	wg                 sync.WaitGroup
+}
+
+func (m *mesh) load(t *testing.T, allowed, revoked string, nodes ...*server) *checkLoad {
+	t.Helper()
+	l := &checkLoad{stop: make(chan struct{})}
+	for _, s := range nodes {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); {
+				select {
+				case <-l.stop:
+					return
+				default:
+				}
+				codeA, _ := s.grpcCheckQuiet(allowed)
+				codeR, msgR := s.grpcCheckQuiet(revoked)
+				switch {
+				case codeA == codes.Unavailable || codeR == codes.Unavailable && msgR != "revoked":
+					l.failed.Add(1)
+				case codeA != codes.OK || codeR != codes.Unauthenticated:
+					l.wrong.Add(1)
+				}
+				l.done.Add(2)
+				time.Sleep(2 * time.Millisecond)
+			}
+		}()
+	}
+	return l
+}
+
+func (l *checkLoad) finish() { close(l.stop); l.wg.Wait() }
+
+func TestMeshKeepsEnforcingWhileRedisIsDown(t *testing.T) {
+	m := newMesh(t, 3)
+	good, stolen := m.token(t, "good"), m.token(t, "stolen")
+	if st := revokeVia(t, m.nodes[0], "stolen"); st != http.StatusCreated {
+		t.Fatalf("revoke: %d", st)
+	}
+	m.waitRevoked(t, stolen, time.Now(), m.nodes...)
+
+	l := m.load(t, good, stolen, m.nodes[0], m.nodes[1])
+	time.Sleep(200 * time.Millisecond)
+	m.redis.Stop()
+	time.Sleep(time.Second)
+	// Nothing can be acknowledged while Redis is down.
+	if st := revokeVia(t, m.nodes[1], "during-outage"); st == http.StatusCreated {
+		t.Fatal("a revocation was acknowledged while Redis was down")
+	}
+	// A node cut off from the mesh: stopped now, back after new revocations.
+	m.nodes[2].stop(t)
+	m.redis.Restart()
+	time.Sleep(200 * time.Millisecond)
+	after := m.token(t, "after")
+	start := time.Now()
+	for deadline := time.Now().Add(10 * time.Second); revokeVia(t, m.nodes[1], "after") != http.StatusCreated; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("revocations still refused 10s after Redis returned")
+		}
+	}
+	took := m.waitRevoked(t, after, start, m.nodes[0], m.nodes[1])
+	l.finish()
+	t.Logf("load: %d checks, %d wrong, %d failed; revocation after the outage enforced after %v", l.done.Load(), l.wrong.Load(), l.failed.Load(), took)
+	if l.wrong.Load() != 0 || l.failed.Load() != 0 {
+		t.Fatalf("%d wrong decisions and %d failed checks during the outage", l.wrong.Load(), l.failed.Load())
+	}
+	// The node that was away catches up when it reconnects.
+	back := m.start(t, 2)
+	m.waitRevoked(t, after, time.Now(), back)
+	if code, msg := back.grpcCheck(t, stolen); msg != "revoked" {
+		t.Fatalf("returning node: %v %s for a token revoked before", code, msg)
+	}
+}
+
+func TestMeshNodeStartsFromItsSnapshotWhileRedisIsDown(t *testing.T) {
+	m := newMesh(t, 1)
+	tok := m.token(t, "x")
+	if st := revokeVia(t, m.nodes[0], "x"); st != http.StatusCreated {
+		t.Fatalf("revoke: %d", st)
+	}
+	m.nodes[0].stop(t) // saves its snapshot
+	m.redis.Stop()
+	s := m.start(t, 0) // ready without Redis
+	// The snapshot holds the filter, not the records: a match it cannot
+	// confirm is denied (the failure policy), never allowed.
+	if code, msg := s.grpcCheck(t, tok); code == codes.OK || (msg != "revoked" && msg != "revocation_unavailable") {
+		t.Fatalf("%v %s, want the revoked token denied from the node's snapshot", code, msg)
+	}
+	if code, _ := s.grpcCheck(t, m.token(t, "y")); code != codes.OK {
+		t.Fatal("an unrevoked token is denied")
+	}
+}
+
+func TestMeshNodeFarBehindReloadsASnapshot(t *testing.T) {
+	m := newMesh(t, 2, "--redis-feed-retention", "5")
+	m.nodes[1].stop(t)
+	var jtis []string
+	for i := 0; i < 40; i++ {
+		jti := fmt.Sprintf("far-%d", i)
+		if st := revokeVia(t, m.nodes[0], jti); st != http.StatusCreated {
+			t.Fatalf("revoke %s: %d", jti, st)
+		}
+		jtis = append(jtis, jti)
+	}
+	var out syncBuffer
+	if err := run(context.Background(), []string{"publish", "--redis", m.redis.URL()}, &out, &out); err != nil {
+		t.Fatalf("publish: %v\n%s", err, out.String())
+	}
+	back := m.start(t, 1, "--redis-feed-retention", "5")
+	for _, jti := range slices.Concat(jtis[:3], jtis[len(jtis)-3:]) {
+		m.waitRevoked(t, m.token(t, jti), time.Now(), back)
+	}
+	if metrics := get(t, "http://"+back.httpAddr+"/metrics"); !strings.Contains(metrics, "jwtguard_snapshot_reloads_total 1") {
+		t.Errorf("no snapshot reload counted:\n%s", grepLines(metrics, "reloads"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
