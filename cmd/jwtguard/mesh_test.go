@@ -137,8 +137,8 @@ func TestMeshRevocationReachesEveryNode(t *testing.T) {
 // decision that is not the expected one and any failed call.
 type checkLoad struct {
 	wrong, failed, done atomic.Int64
-	stop               chan struct{}
-	wg                 sync.WaitGroup
+	stop                chan struct{}
+	wg                  sync.WaitGroup
 }
 
 func (m *mesh) load(t *testing.T, allowed, revoked string, nodes ...*server) *checkLoad {
