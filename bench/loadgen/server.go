@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -58,6 +59,10 @@ type ServerConfig struct {
 	RevokeMix bool
 	// CacheSize bounds the verified-token cache (authz.Config.CacheSize).
 	CacheSize int
+	// BallastMB, for the baseline, keeps a pointer-free buffer of that
+	// many MiB live: with a heap of about jwtguard's size it is paced by
+	// the garbage collector alike (a near-empty heap collects far more often).
+	BallastMB int
 	Log       *slog.Logger
 }
 
@@ -74,6 +79,10 @@ func (c *ServerConfig) Validate() error {
 		return errors.New("revocations and filter-keys: want zero or more")
 	case c.Mode == ModeBaseline && (c.Revocations > 0 || c.FilterKeys > 0 || c.RevokeMix):
 		return errors.New("revocations, filter-keys and revoke-mix: the baseline has no revocation state")
+	case c.BallastMB < 0 || c.BallastMB > 4096:
+		return fmt.Errorf("ballast-mb: %d, want 0..4096", c.BallastMB)
+	case c.Mode == ModeJWTGuard && c.BallastMB > 0:
+		return errors.New("ballast-mb: only for the baseline")
 	case c.CacheSize < 0:
 		return fmt.Errorf("cache-size: %d, want zero (the default) or more", c.CacheSize)
 	}
@@ -111,6 +120,11 @@ func Serve(ctx context.Context, cfg ServerConfig, ready func(ServerInfo)) error 
 	if cfg.Mode == ModeBaseline {
 		grpcSrv, httpHandler = newBaselineGRPCServer(hs), baseline{}
 		info.Notes = append(info.Notes, "baseline: every request allowed unchecked")
+		if cfg.BallastMB > 0 {
+			ballast := make([]byte, cfg.BallastMB<<20)
+			defer runtime.KeepAlive(ballast)
+			info.Notes = append(info.Notes, fmt.Sprintf("baseline: %d MiB ballast kept live", cfg.BallastMB))
+		}
 	} else {
 		dataDir := cfg.DataDir
 		if dataDir == "" {

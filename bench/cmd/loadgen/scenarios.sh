@@ -21,6 +21,9 @@ SCENARIOS=${SCENARIOS:-"repeated fresh revoked10 warm rev10m"}
 # 20k records/s here) plus random keys in the filter only, 10M in all.
 STORED=${STORED:-1000000}
 FILTER_ONLY=${FILTER_ONLY:-9000000}
+# MiB the baseline keeps live so that it is paced by the GC like jwtguard
+# (0: none; an almost empty heap collects about three times as often).
+BALLAST_MB=${BALLAST_MB:-0}
 
 mkdir -p "$OUT/logs"
 LOADGEN="$OUT/loadgen"
@@ -68,7 +71,7 @@ for round in $(seq 1 "$ROUNDS"); do
 		for mode in baseline jwtguard; do
 			name="$sc-$mode-$round"
 			if [ "$mode" = baseline ]; then
-				start_server "$OUT/logs/$name" --mode baseline
+				start_server "$OUT/logs/$name" --mode baseline --ballast-mb "$BALLAST_MB"
 				expect=false
 			else
 				start_server "$OUT/logs/$name" --mode jwtguard "${serve[@]}"

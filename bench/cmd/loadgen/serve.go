@@ -24,6 +24,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.FilterKeys, "filter-keys", 0, "random keys added to the Bloom filter only (for sizes the store is too slow to fill)")
 	fs.BoolVar(&cfg.RevokeMix, "revoke-mix", false, "store the fixed revocations the client's revoked tokens match")
 	fs.IntVar(&cfg.CacheSize, "cache-size", 0, "verified-token cache entries (default: jwtguard's default)")
+	fs.IntVar(&cfg.BallastMB, "ballast-mb", 0, "baseline only: MiB kept live so its GC paces like jwtguard's heap")
 	fs.StringVar(&logLevel, "log-level", "info", "log level (jwtguard logs each deny at info)")
 	if err := parse(fs, args); err != nil {
 		return err
