@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"github.com/jwtguard/jwtguard/envoy"
 	"net/http"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -63,9 +64,13 @@ func (baseline) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 }
 
 // newBaselineGRPCServer mirrors envoy.NewGRPCServer without TLS: the same
-// services registered on a server with the same (default) options.
+// services registered on a server with the same options.
 func newBaselineGRPCServer(hs *health.Server) *grpc.Server {
-	s := grpc.NewServer()
+	opts, err := envoy.ServerOptions(envoy.TLSConfig{})
+	if err != nil {
+		panic(err) // no TLS: there is nothing to fail
+	}
+	s := grpc.NewServer(opts...)
 	authv3.RegisterAuthorizationServer(s, baseline{})
 	healthpb.RegisterHealthServer(s, hs)
 	reflection.Register(s)

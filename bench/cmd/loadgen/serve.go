@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime/pprof"
 
 	"github.com/jwtguard/jwtguard/bench/loadgen"
 )
@@ -26,8 +28,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.CacheSize, "cache-size", 0, "verified-token cache entries (default: jwtguard's default)")
 	fs.IntVar(&cfg.BallastMB, "ballast-mb", 0, "baseline only: MiB kept live so its GC paces like jwtguard's heap")
 	fs.StringVar(&logLevel, "log-level", "info", "log level (jwtguard logs each deny at info)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole serving time to this file")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	cfg.Mode = loadgen.Mode(mode)
 	var lvl slog.Level
