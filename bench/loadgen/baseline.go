@@ -2,7 +2,6 @@ package loadgen
 
 import (
 	"context"
-	"github.com/jwtguard/jwtguard/envoy"
 	"net/http"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -13,6 +12,8 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
+
+	"github.com/jwtguard/jwtguard/envoy"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
