@@ -12,9 +12,9 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/jwtguard/jwtguard/envoy"
-	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // baselineSub and baselineIss are the claim values the baseline answers
