@@ -22,7 +22,7 @@ import (
 var errInvalidCursor = source.ErrInvalidCursor
 
 // MaxListLimit caps the page size of GET /v1/revocations.
-const MaxListLimit = 1000
+const MaxListLimit = source.MaxListLimit
 
 // maxFuture bounds how far in the future a Before time may lie: a subject
 // may be suspended for years, but not past what the store's clock holds.

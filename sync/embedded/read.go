@@ -20,9 +20,9 @@ const (
 	// DefaultFeedLimit is the Feed page size when the caller passes 0.
 	DefaultFeedLimit = 1000
 	// DefaultListLimit is the List page size when the query sets none.
-	DefaultListLimit = 100
+	DefaultListLimit = source.DefaultListLimit
 	// MaxListLimit caps the List page size.
-	MaxListLimit = 1000
+	MaxListLimit = source.MaxListLimit
 )
 
 // ctxCheckEvery is how many records Range, Snapshot and List visit between two
@@ -242,25 +242,19 @@ func (s *Store) List(ctx context.Context, q source.ListQuery) ([]authz.Record, s
 	if err := ctx.Err(); err != nil {
 		return nil, "", err
 	}
-	limit := q.Limit
-	switch {
-	case limit < 0:
-		return nil, "", fmt.Errorf("list revocations: negative limit %d", limit)
-	case limit == 0:
-		limit = DefaultListLimit
-	case limit > MaxListLimit:
-		limit = MaxListLimit
+	limit, err := q.PageSize()
+	if err != nil {
+		return nil, "", err
 	}
 	var after uint64
 	if q.Cursor != "" {
-		var err error
 		if after, err = decodeCursor(q.Cursor); err != nil {
 			return nil, "", fmt.Errorf("list revocations: %w", err)
 		}
 	}
 	var out []authz.Record
 	next := ""
-	err := s.view(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *bolt.Tx) error {
 		records := tx.Bucket(bucketRecords)
 		c := tx.Bucket(bucketFeed).Cursor()
 		n := 0
@@ -277,7 +271,7 @@ func (s *Store) List(ctx context.Context, q source.ListQuery) ([]authz.Record, s
 			if err != nil {
 				return err
 			}
-			if !matches(q, r) {
+			if !q.Matches(r) {
 				continue
 			}
 			if len(out) == limit {
@@ -292,12 +286,6 @@ func (s *Store) List(ctx context.Context, q source.ListQuery) ([]authz.Record, s
 		return nil, "", fmt.Errorf("list revocations: %w", err)
 	}
 	return out, next, nil
-}
-
-func matches(q source.ListQuery, r authz.Record) bool {
-	return (q.Kind == "" || q.Kind == r.Kind) &&
-		(q.Issuer == "" || q.Issuer == r.Issuer) &&
-		(q.Value == "" || q.Value == r.Value)
 }
 
 // Stats reports the stored records (expired ones included until Prune

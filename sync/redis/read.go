@@ -22,9 +22,9 @@ const (
 	// DefaultFeedLimit is the Feed page size when the caller passes 0.
 	DefaultFeedLimit = 1000
 	// DefaultListLimit is the List page size when the query sets none.
-	DefaultListLimit = 100
+	DefaultListLimit = source.DefaultListLimit
 	// MaxListLimit caps the List page size.
-	MaxListLimit = 1000
+	MaxListLimit = source.MaxListLimit
 	// scanCount is the COUNT of each ZSCAN, and so about the records per
 	// MGET, of Range.
 	scanCount = 1000
@@ -384,18 +384,12 @@ func (s *Source) scan(ctx context.Context, now time.Time, fn func(authz.Record) 
 // is not listed (Get, Lookup and Range still find it). A cursor this source
 // did not issue yields ErrInvalidCursor.
 func (s *Source) List(ctx context.Context, q source.ListQuery) ([]authz.Record, string, error) {
-	limit := q.Limit
-	switch {
-	case limit < 0:
-		return nil, "", fmt.Errorf("list revocations: negative limit %d", limit)
-	case limit == 0:
-		limit = DefaultListLimit
-	case limit > MaxListLimit:
-		limit = MaxListLimit
+	limit, err := q.PageSize()
+	if err != nil {
+		return nil, "", err
 	}
 	var after uint64
 	if q.Cursor != "" {
-		var err error
 		if after, err = decodeCursor(q.Cursor); err != nil {
 			return nil, "", fmt.Errorf("list revocations: %w", err)
 		}
@@ -415,7 +409,7 @@ func (s *Source) List(ctx context.Context, q source.ListQuery) ([]authz.Record, 
 				return nil, "", s.wrap("list revocations", err)
 			}
 			after = r.Position
-			if !matches(q, r) || !r.ExpiresAt.After(now) {
+			if !q.Matches(r) || !r.ExpiresAt.After(now) {
 				continue
 			}
 			if len(out) == limit {
@@ -427,12 +421,6 @@ func (s *Source) List(ctx context.Context, q source.ListQuery) ([]authz.Record, 
 			return out, "", nil
 		}
 	}
-}
-
-func matches(q source.ListQuery, r authz.Record) bool {
-	return (q.Kind == "" || q.Kind == r.Kind) &&
-		(q.Issuer == "" || q.Issuer == r.Issuer) &&
-		(q.Value == "" || q.Value == r.Value)
 }
 
 // cursorPrefix marks List cursors of this package, so that a cursor of

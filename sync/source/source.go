@@ -10,6 +10,7 @@ package source
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/jwtguard/jwtguard/authz"
@@ -81,6 +82,33 @@ type ListQuery struct {
 	Cursor string
 	// Limit caps the page size; zero means 100.
 	Limit int
+}
+
+// Page sizes of List.
+const (
+	// DefaultListLimit is the page size when a query sets none.
+	DefaultListLimit = 100
+	// MaxListLimit caps the page size.
+	MaxListLimit = 1000
+)
+
+// PageSize is the page size q asks for: Limit, DefaultListLimit when zero,
+// at most MaxListLimit.
+func (q ListQuery) PageSize() (int, error) {
+	switch {
+	case q.Limit < 0:
+		return 0, fmt.Errorf("list revocations: negative limit %d", q.Limit)
+	case q.Limit == 0:
+		return DefaultListLimit, nil
+	}
+	return min(q.Limit, MaxListLimit), nil
+}
+
+// Matches reports whether r passes the filters of q.
+func (q ListQuery) Matches(r authz.Record) bool {
+	return (q.Kind == "" || q.Kind == r.Kind) &&
+		(q.Issuer == "" || q.Issuer == r.Issuer) &&
+		(q.Value == "" || q.Value == r.Value)
 }
 
 // Stats is a source's view of its records.
