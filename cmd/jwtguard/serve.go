@@ -361,6 +361,8 @@ func (n *node) registerMetrics(reg *prometheus.Registry) {
 	}
 	gauge("jwtguard_ready", "1 when keys and revocation state are loaded.", func() float64 { return b2f(n.ready()) })
 	gauge("jwtguard_feed_position", "Feed position the node's revocation state reflects.", func() float64 { return float64(n.follower.Position()) })
+	gauge("jwtguard_feed_lag", "Feed positions the node is behind the revocation source, as of its last read.", func() float64 { return float64(n.follower.Lag()) })
+	gauge("jwtguard_snapshot_age_seconds", "Seconds since the node's filter was loaded from a snapshot or refreshed from the source.", func() float64 { return n.follower.SnapshotAge().Seconds() })
 	gauge("jwtguard_source_staleness_seconds", "Seconds since the revocation source was last read successfully.", func() float64 {
 		if l := n.follower.LastSync(); !l.IsZero() {
 			return time.Since(l).Seconds()

@@ -31,6 +31,8 @@ type Follower struct {
 	reloads  atomic.Uint64
 	applied  atomic.Uint64
 	diverged atomic.Bool
+	head     atomic.Uint64 // the source's newest position, as last seen
+	loadedAt atomic.Int64  // unix nanoseconds: when the node's filter was last loaded or refreshed
 }
 
 // FollowerConfig tunes a Follower.
@@ -74,6 +76,31 @@ func (f *Follower) LastSync() time.Time {
 // ones written to it may not reach the node until an operator acts.
 func (f *Follower) Diverged() bool { return f.diverged.Load() }
 
+// Lag is how many feed positions the node is behind the source, as of the
+// last read (0 when it is current).
+func (f *Follower) Lag() uint64 {
+	if h, p := f.head.Load(), f.Position(); h > p {
+		return h - p
+	}
+	return 0
+}
+
+// SnapshotAge is how long ago the node's filter was loaded from a snapshot
+// or refreshed from the source.
+func (f *Follower) SnapshotAge() time.Duration {
+	return time.Since(time.Unix(0, f.loadedAt.Load()))
+}
+
+// seeHead records a position the source has reached.
+func (f *Follower) seeHead(pos uint64) {
+	for {
+		h := f.head.Load()
+		if pos <= h || f.head.CompareAndSwap(h, pos) {
+			return
+		}
+	}
+}
+
 // Reloads counts snapshot reloads after falling behind the feed.
 func (f *Follower) Reloads() uint64 { return f.reloads.Load() }
 
@@ -87,6 +114,7 @@ func (f *Follower) Start(ctx context.Context) error {
 	}
 	if local != nil {
 		f.rev.Replace(local)
+		f.loadedAt.Store(time.Now().UnixNano())
 		f.log.Info("revocation state loaded from the node's snapshot", "position", local.Position())
 	} else {
 		snap, err := f.src.Snapshot(ctx, f.cfg.Bloom)
@@ -94,6 +122,7 @@ func (f *Follower) Start(ctx context.Context) error {
 			return fmt.Errorf("initial revocation state: no snapshot in %s and the source gave none: %w", f.snapshotPath(), err)
 		}
 		f.rev.Replace(snap)
+		f.loadedAt.Store(time.Now().UnixNano())
 		f.log.Info("revocation state loaded from the source", "position", snap.Position())
 	}
 	if err := f.catchUp(ctx); err != nil {
@@ -112,6 +141,7 @@ func (f *Follower) catchUp(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("source stats: %w", err)
 	}
+	f.seeHead(st.Position)
 	for f.Position() < st.Position {
 		if err := f.step(ctx, time.Second); err != nil {
 			return err
@@ -169,6 +199,14 @@ func (f *Follower) step(ctx context.Context, wait time.Duration) error {
 	f.lastOK.Store(time.Now().UnixNano())
 	f.diverged.Store(false)
 	f.rev.Apply(recs...)
+	if n := len(recs); n > 0 {
+		f.seeHead(recs[n-1].Position)
+		if n == f.cfg.Batch { // more may wait: learn how far behind
+			if st, err := f.src.Stats(ctx); err == nil {
+				f.seeHead(st.Position)
+			}
+		}
+	}
 	f.applied.Add(uint64(len(recs)))
 	return nil
 }
@@ -195,6 +233,9 @@ func (f *Follower) Refresh(ctx context.Context) error {
 		return fmt.Errorf("snapshot: %w", err)
 	}
 	err = f.rev.ReplaceWith(snap, f.catchUpFilter(ctx))
+	if err == nil {
+		f.loadedAt.Store(time.Now().UnixNano())
+	}
 	if !errors.Is(err, ErrFeedTrimmed) {
 		return err
 	}
@@ -203,6 +244,7 @@ func (f *Follower) Refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	defer f.loadedAt.Store(time.Now().UnixNano())
 	return f.rev.ReplaceWith(built, func(g *bloom.Filter) error {
 		st, err := f.src.Stats(ctx)
 		if err != nil {

@@ -84,6 +84,9 @@ func TestFollowerStartsFollowsAndRestarts(t *testing.T) {
 	if fol.LastSync().IsZero() {
 		t.Error("no last sync time after reading the feed")
 	}
+	if fol.Lag() != 0 || fol.SnapshotAge() > time.Minute {
+		t.Errorf("lag %d, snapshot age %s after catching up", fol.Lag(), fol.SnapshotAge())
+	}
 	cancel()
 	<-done
 	if err := fol.SaveSnapshot(); err != nil {
