@@ -317,7 +317,7 @@ func BenchmarkCheckCachedWhileRevoking(b *testing.B) {
 						}
 					}
 				}()
-				go func() { // rebuilds back to back, from 100k live records
+				go func() { // rebuilds back to back, each of a full filter (1M live records)
 					defer wg.Done()
 					f := c.rev.Filter()
 					for {
@@ -327,7 +327,7 @@ func BenchmarkCheckCachedWhileRevoking(b *testing.B) {
 						default:
 						}
 						_ = f.Rebuild(f.Config(), f.Position(), func(add func(bloom.Key)) error {
-							for i := 0; i < 100_000; i++ {
+							for i := uint(0); i < f.Config().Entries; i++ {
 								add(bloom.Key{H1: mrand.Uint64(), H2: mrand.Uint64()})
 							}
 							return nil
