@@ -85,10 +85,9 @@ func (k *verificationKey) fits(alg string) bool {
 
 // keyMap is an immutable view of an issuer's keys, swapped whole.
 type keyMap struct {
-	byKID  map[string]*verificationKey
-	all    []*verificationKey
-	hmac   *verificationKey // the issuer's configured secret, if any
-	loaded time.Time
+	byKID map[string]*verificationKey
+	all   []*verificationKey
+	hmac  *verificationKey // the issuer's configured secret, if any
 }
 
 // find returns the key for kid and alg. A token without kid is accepted
@@ -177,6 +176,11 @@ func (ks *keySet) fetch(ctx context.Context) error {
 	}
 	ks.fetchMu.Lock()
 	defer ks.fetchMu.Unlock()
+	return ks.fetchLocked(ctx)
+}
+
+// fetchLocked is fetch with fetchMu held.
+func (ks *keySet) fetchLocked(ctx context.Context) error {
 	ks.lastAttempt.Store(time.Now().UnixNano())
 	set, err := ks.load(ctx)
 	if err != nil {
@@ -190,7 +194,7 @@ func (ks *keySet) fetch(ctx context.Context) error {
 // every key jwtguard must not use: symmetric keys, keys for encryption,
 // short RSA keys, unsupported types.
 func (ks *keySet) install(set jwk.Set) {
-	m := &keyMap{byKID: make(map[string]*verificationKey), loaded: time.Now()}
+	m := &keyMap{byKID: make(map[string]*verificationKey)}
 	if set != nil {
 		for i := 0; i < set.Len(); i++ {
 			key, _ := set.Key(i)
@@ -236,8 +240,8 @@ func toVerificationKey(key jwk.Key) (*verificationKey, error) {
 			return nil, fmt.Errorf("RSA key of %d bits, want at least %d", r.N.BitLen(), minRSABits)
 		}
 	case *ecdsa.PublicKey:
-		if !r.Curve.IsOnCurve(r.X, r.Y) { //nolint:staticcheck // validates untrusted key material once
-			return nil, errors.New("EC point is not on its curve")
+		if _, err := r.Bytes(); err != nil { // rejects a point off its curve
+			return nil, fmt.Errorf("EC key: %w", err)
 		}
 	case ed25519.PublicKey:
 	default:
@@ -256,17 +260,17 @@ func (ks *keySet) lookup(ctx context.Context, kid, alg string) (*verificationKey
 	if ks.load == nil || kid == "" {
 		return nil, false
 	}
-	last := ks.lastAttempt.Load()
-	if time.Since(time.Unix(0, last)) < ks.minRefetch {
+	recent := func() bool { return time.Since(time.Unix(0, ks.lastAttempt.Load())) < ks.minRefetch }
+	if recent() { // checked before the lock, so a flood of unknown kids does not queue
 		return nil, false
 	}
-	if !ks.lastAttempt.CompareAndSwap(last, time.Now().UnixNano()) {
-		// Another request is refetching; wait for it by taking the lock.
-		ks.fetchMu.Lock()
-		ks.fetchMu.Unlock() //nolint:staticcheck // an empty critical section waits for the fetch in flight
-		return ks.keys.Load().find(kid, alg)
+	ks.fetchMu.Lock()
+	defer ks.fetchMu.Unlock()
+	// A fetch that held the lock meanwhile may have brought the key.
+	if k, ok := ks.keys.Load().find(kid, alg); ok || recent() {
+		return k, ok
 	}
-	if err := ks.fetch(ctx); err != nil {
+	if err := ks.fetchLocked(ctx); err != nil {
 		ks.log.Warn("refetch for unknown kid failed; keeping last good keys", "kid", kid, "err", err)
 	}
 	return ks.keys.Load().find(kid, alg)

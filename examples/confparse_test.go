@@ -103,11 +103,17 @@ func lex(src, punct string) ([]token, error) {
 // parseNginx parses nginx configuration syntax: directives end with ';'
 // or a '{ ... }' block.
 func parseNginx(src string) ([]*directive, error) {
-	toks, err := lex(src, "{};")
+	return parseWith(src, "{};", nginxBlock)
+}
+
+// parseWith lexes src with the given special characters and parses the
+// top level with block, which must consume every token.
+func parseWith(src, specials string, block func([]token, bool) ([]*directive, []token, error)) ([]*directive, error) {
+	toks, err := lex(src, specials)
 	if err != nil {
 		return nil, err
 	}
-	ds, rest, err := nginxBlock(toks, false)
+	ds, rest, err := block(toks, false)
 	if err != nil {
 		return nil, err
 	}
@@ -161,18 +167,7 @@ func nginxBlock(toks []token, inner bool) ([]*directive, []token, error) {
 // parseCaddyfile parses Caddyfile syntax: one directive a line, a '{' at
 // the end of a line opens its block, a '}' alone on a line closes it.
 func parseCaddyfile(src string) ([]*directive, error) {
-	toks, err := lex(src, "")
-	if err != nil {
-		return nil, err
-	}
-	ds, rest, err := caddyBlock(toks, false)
-	if err != nil {
-		return nil, err
-	}
-	if len(rest) > 0 {
-		return nil, fmt.Errorf("unexpected %q", rest[0].text)
-	}
-	return ds, nil
+	return parseWith(src, "", caddyBlock)
 }
 
 func caddyBlock(toks []token, inner bool) ([]*directive, []token, error) {

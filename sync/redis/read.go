@@ -331,11 +331,6 @@ func (s *Source) position(ctx context.Context) (uint64, error) {
 	return pos, err
 }
 
-// fnError carries an error of Range's callback out of scan unwrapped.
-type fnError struct{ err error }
-
-func (e fnError) Error() string { return e.err.Error() }
-
 // scan calls fn for each record unexpired at now: ZSCAN of each live set,
 // then one MGET per page of IDs.
 func (s *Source) scan(ctx context.Context, now time.Time, fn func(authz.Record) error) error {
