@@ -2,8 +2,6 @@ package authz
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,7 +36,8 @@ type Claims struct {
 	Session string // the "sid" claim
 	KeyID   string // the kid of the key that verified the token
 	Expiry  int64  // unix seconds
-	// IssuedAt is the "iat" claim in unix seconds, when HasIssuedAt.
+	// IssuedAt is the token's issue time in unix seconds: its "iat", or
+	// its "nbf" when it has no iat (every verified token has one).
 	IssuedAt    int64
 	HasIssuedAt bool
 	// Extra holds the values of Config.ClaimHeaders, in order.
@@ -104,9 +103,11 @@ type Checker struct {
 	rev       *Revocations
 	parseOpts parseOptions
 	leeway    int64
-	header    string
-	now       func() time.Time
-	log       *slog.Logger
+	// maxLifetime bounds exp minus issue time, in seconds.
+	maxLifetime int64
+	header      string
+	now         func() time.Time
+	log         *slog.Logger
 }
 
 type issuer struct {
@@ -146,14 +147,15 @@ func NewChecker(cfg Config, rev *Revocations, opts ...Option) (*Checker, error) 
 		opt(&o)
 	}
 	c := &Checker{
-		cfg:     cfg,
-		issuers: make(map[string]*issuer, len(cfg.Issuers)),
-		cache:   newTokenCache(cfg.CacheSize),
-		rev:     rev,
-		leeway:  int64(cfg.Leeway / time.Second),
-		header:  strings.ToLower(cfg.TokenHeader),
-		now:     o.now,
-		log:     o.log,
+		cfg:         cfg,
+		issuers:     make(map[string]*issuer, len(cfg.Issuers)),
+		cache:       newTokenCache(cfg.CacheSize),
+		rev:         rev,
+		leeway:      int64(cfg.Leeway / time.Second),
+		maxLifetime: int64(cfg.MaxTokenLifetime / time.Second),
+		header:      strings.ToLower(cfg.TokenHeader),
+		now:         o.now,
+		log:         o.log,
 		parseOpts: parseOptions{
 			MaxBytes: cfg.MaxTokenBytes,
 			Types:    cfg.Types,
@@ -280,6 +282,13 @@ func (c *Checker) verify(ctx context.Context, tok string, now int64, v *verified
 	case cl.HasIat && now+c.leeway < cl.Iat:
 		return ReasonIssuedInFuture, fmt.Errorf("issued at %d, in the future", cl.Iat)
 	}
+	start, ok := issueTime(cl)
+	switch {
+	case !ok:
+		return ReasonLifetimeTooLong, errors.New("token has neither iat nor nbf: its lifetime cannot be bounded")
+	case cl.Exp-start > c.maxLifetime:
+		return ReasonLifetimeTooLong, fmt.Errorf("lifetime %ds from issue time %d exceeds max-token-lifetime %ds", cl.Exp-start, start, c.maxLifetime)
+	}
 	if len(is.cfg.Audiences) > 0 && !slices.ContainsFunc(cl.Aud, func(a string) bool { return slices.Contains(is.cfg.Audiences, a) }) {
 		return ReasonWrongAudience, fmt.Errorf("audience %q not accepted by issuer %s", truncate(strings.Join(cl.Aud, ",")), is.cfg.Issuer)
 	}
@@ -287,21 +296,16 @@ func (c *Checker) verify(ctx context.Context, tok string, now int64, v *verified
 	if kid == "" {
 		kid = p.Header.Kid
 	}
-	tokenID := cl.Jti
-	if tokenID == "" {
-		sum := sha256.Sum256([]byte(p.SigningInput))
-		tokenID = TokenHashPrefix + hex.EncodeToString(sum[:])
-	}
 	v.claims = Claims{
 		Issuer:      cl.Iss,
 		Subject:     cl.Sub,
 		JTI:         cl.Jti,
-		TokenID:     tokenID,
+		TokenID:     tokenID(&p),
 		Session:     cl.Sid,
 		KeyID:       kid,
 		Expiry:      cl.Exp,
-		IssuedAt:    cl.Iat,
-		HasIssuedAt: cl.HasIat,
+		IssuedAt:    start,
+		HasIssuedAt: true,
 	}
 	copy(v.claims.Extra[:], cl.Extra)
 	for i := 0; i < numChecks; i++ {

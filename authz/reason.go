@@ -20,9 +20,14 @@ const (
 	ReasonIssuedInFuture Reason = "issued_in_future"
 	ReasonWrongIssuer    Reason = "wrong_issuer"
 	ReasonWrongAudience  Reason = "wrong_audience"
-	ReasonRevoked        Reason = "revoked"
-	ReasonUnavailable    Reason = "revocation_unavailable" // a filter "maybe" that could not be confirmed
-	ReasonNotReady       Reason = "not_ready"
+	// ReasonLifetimeTooLong: exp lies more than Config.MaxTokenLifetime
+	// after the token's issue time, or the token has no issue time (neither
+	// iat nor nbf). Revocations last MaxTokenLifetime, so such a token could
+	// outlive the record that revokes it.
+	ReasonLifetimeTooLong Reason = "lifetime_too_long"
+	ReasonRevoked         Reason = "revoked"
+	ReasonUnavailable     Reason = "revocation_unavailable" // a filter "maybe" that could not be confirmed
+	ReasonNotReady        Reason = "not_ready"
 )
 
 // Reasons lists every reason, for metrics that pre-create one series each.
@@ -30,5 +35,5 @@ var Reasons = []Reason{
 	ReasonOK, ReasonMissingToken, ReasonMalformed, ReasonTooLarge, ReasonUnsupported,
 	ReasonBadAlgorithm, ReasonBadSignature, ReasonUnknownKey, ReasonExpired,
 	ReasonNotYetValid, ReasonIssuedInFuture, ReasonWrongIssuer, ReasonWrongAudience,
-	ReasonRevoked, ReasonUnavailable, ReasonNotReady,
+	ReasonLifetimeTooLong, ReasonRevoked, ReasonUnavailable, ReasonNotReady,
 }

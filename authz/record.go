@@ -21,12 +21,14 @@ const (
 	// "sha256:" + the hex SHA-256 of its signing input when it has no jti.
 	KindToken Kind = "token"
 	// KindSubject revokes every token of subject Value issued at or before
-	// Before; Issuer, when set, limits it to one issuer.
+	// Before; Issuer, when set, limits it to one issuer. The admin API sets
+	// a Before the client leaves out (see sync/admin).
 	KindSubject Kind = "subject"
-	// KindSession revokes every token of Issuer whose sid claim is Value.
+	// KindSession revokes every token of Issuer whose sid claim is Value
+	// issued at or before Before (every one when Before is zero).
 	KindSession Kind = "session"
-	// KindKey revokes every token signed with key id Value; Issuer, when
-	// set, limits it to one issuer.
+	// KindKey revokes every token signed with key id Value, issued at or
+	// before Before when set; Issuer, when set, limits it to one issuer.
 	KindKey Kind = "key"
 	// KindIssuerBefore revokes every token of Issuer issued at or before Before.
 	KindIssuerBefore Kind = "issuer-before"
@@ -74,23 +76,24 @@ func (r Record) Validate() error {
 		}
 	}
 	switch r.Kind {
-	case KindToken, KindSession:
+	case KindToken:
 		if r.Issuer == "" || r.Value == "" {
-			return bad("kind %s needs issuer and value", r.Kind)
+			return bad("kind token needs issuer and value")
 		}
 		if !r.Before.IsZero() {
-			return bad("kind %s takes no before time", r.Kind)
+			return bad("kind token takes no before time")
+		}
+	case KindSession:
+		if r.Issuer == "" || r.Value == "" {
+			return bad("kind session needs issuer and value")
 		}
 	case KindKey:
 		if r.Value == "" {
 			return bad("kind key needs value (the kid)")
 		}
-		if !r.Before.IsZero() {
-			return bad("kind key takes no before time")
-		}
 	case KindSubject:
-		if r.Value == "" || r.Before.IsZero() {
-			return bad("kind subject needs value (the sub) and before")
+		if r.Value == "" {
+			return bad("kind subject needs value (the sub)")
 		}
 	case KindIssuerBefore:
 		if r.Issuer == "" || r.Before.IsZero() {

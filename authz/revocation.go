@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -82,7 +83,18 @@ type confirmAnswer struct {
 
 type revocationRule struct {
 	issuer string // "" matches every issuer
-	before int64  // unix seconds; used by subject and issuer-before
+	// before is the latest issue time (unix seconds) the rule covers;
+	// math.MaxInt64 when the record has no Before.
+	before int64
+}
+
+// rule is what r enforces on the tokens under its lookup key.
+func (r *Record) rule() revocationRule {
+	before := int64(math.MaxInt64)
+	if !r.Before.IsZero() {
+		before = r.Before.Unix()
+	}
+	return revocationRule{issuer: r.Issuer, before: before}
 }
 
 // NewRevocations returns the state over filter, confirmed through lookup.
@@ -127,7 +139,7 @@ func (r *Revocations) Apply(recs ...Record) {
 	for i := range recs {
 		rec := &recs[i]
 		k := rec.LookupKey().FilterKey()
-		rule := revocationRule{issuer: rec.Issuer, before: rec.Before.Unix()}
+		rule := rec.rule()
 		r.mu.Lock()
 		// Under mu, so a ReplaceWith swap sees the record in both filters
 		// or in neither (and then it is in the live one).
@@ -149,7 +161,10 @@ func (r *Revocations) Apply(recs ...Record) {
 // coversEveryToken reports whether rec alone decides every token under its
 // lookup key, so it can be cached as the whole answer.
 func (r *Record) coversEveryToken() bool {
-	return r.Kind == KindToken || r.Kind == KindSession || (r.Kind == KindKey && r.Issuer == "")
+	// Subject and key records are looked up without their issuer, so one
+	// that names an issuer leaves the other issuers' tokens to other records.
+	issuerInKey := r.Kind != KindSubject && r.Kind != KindKey
+	return r.Before.IsZero() && (r.Issuer == "" || issuerInKey)
 }
 
 // Replace swaps in a whole new filter (a reloaded snapshot) and forgets
@@ -254,7 +269,7 @@ func (r *Revocations) answer(ctx context.Context, i int, v *verified) (*confirmA
 	a := &confirmAnswer{}
 	for _, rec := range recs {
 		if rec.LookupKey() == lk {
-			a.rules = append(a.rules, revocationRule{issuer: rec.Issuer, before: rec.Before.Unix()})
+			a.rules = append(a.rules, rec.rule())
 		}
 	}
 	r.mu.Lock()
@@ -265,19 +280,15 @@ func (r *Revocations) answer(ctx context.Context, i int, v *verified) (*confirmA
 	return a, nil
 }
 
-// revokes reports whether any rule of a revokes v under check i. A token
-// without iat counts as issued before any time.
+// revokes reports whether any rule of a revokes v under check i: a rule of
+// its issuer (or of every issuer) whose Before, when it has one, is at or
+// after the token's issue time.
 func (a *confirmAnswer) revokes(i int, v *verified) bool {
 	for _, rule := range a.rules {
 		if rule.issuer != "" && rule.issuer != v.claims.Issuer {
 			continue
 		}
-		switch i {
-		case checkSubject, checkIssuerBefore:
-			if !v.claims.HasIssuedAt || v.claims.IssuedAt <= rule.before {
-				return true
-			}
-		default:
+		if v.claims.IssuedAt <= rule.before {
 			return true
 		}
 	}

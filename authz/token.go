@@ -42,6 +42,9 @@ type parseOptions struct {
 	// compared case-insensitively, with or without the "application/"
 	// prefix (RFC 7515 section 4.1.9). Empty means defaultTokenTypes.
 	Types []string
+	// AnyType accepts every string "typ": for TokenRecord, which names a
+	// token whatever the server's accepted types.
+	AnyType bool
 	// Extra names claims whose values parseToken renders into
 	// tokenClaims.Extra, in this order.
 	Extra []string
@@ -206,7 +209,7 @@ func parseTokenHeader(text string, opts *parseOptions) (tokenHeader, Reason, err
 		return tokenHeader{}, ReasonBadAlgorithm, fmt.Errorf(`"alg" is %q: unsigned tokens are not accepted`, alg.str)
 	case hasTyp && typ.kind != jsonString:
 		return tokenHeader{}, ReasonUnsupported, fmt.Errorf(`"typ" is %s, want a string`, typ.kind)
-	case hasTyp && !typeAccepted(typ.str, opts.Types):
+	case hasTyp && !opts.AnyType && !typeAccepted(typ.str, opts.Types):
 		return tokenHeader{}, ReasonUnsupported, fmt.Errorf(`"typ" %q is not accepted`, snippet(typ.str))
 	case hasKid && kid.kind != jsonString:
 		return tokenHeader{}, ReasonMalformed, fmt.Errorf(`"kid" is %s, want a string`, kid.kind)

@@ -59,7 +59,8 @@ func TestRevocationKinds(t *testing.T) {
 				{"issued before", "ES256", func(c map[string]any) {}, true},
 				{"issued exactly at the time", "RS256", nil, true}, // iat set to the record's time below
 				{"issued after (a new login)", "ES256", func(c map[string]any) { c["iat"] = time.Now().Add(2 * time.Second).Unix() }, false},
-				{"without iat", "ES256", func(c map[string]any) { delete(c, "iat") }, true},
+				{"without iat, nbf before", "ES256", func(c map[string]any) { c["nbf"] = c["iat"]; delete(c, "iat") }, true},
+				{"without iat, nbf after", "ES256", func(c map[string]any) { delete(c, "iat"); c["nbf"] = time.Now().Add(2 * time.Second).Unix() }, false},
 				{"another subject", "ES256", func(c map[string]any) { c["sub"] = "bob" }, false},
 				{"same subject at another issuer", "B", func(c map[string]any) {}, true},
 			},

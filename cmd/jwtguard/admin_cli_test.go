@@ -113,7 +113,7 @@ func TestRevokeModes(t *testing.T) {
 		args       []string
 		want       authz.Record // Kind, Issuer, Value, Before
 		wantExpiry time.Time    // zero: not checked
-		beforeNow  bool         // Before is "now"
+		beforeNow  bool         // Before is the server's default: now + leeway
 	}{
 		{"token with jti", []string{"--token", withJTI}, authz.Record{Kind: authz.KindToken, Issuer: "https://idp", Value: "jti-7"}, exp.Add(30 * time.Second), false},
 		{"token without jti", []string{"--token", noJTI}, authz.Record{Kind: authz.KindToken, Issuer: "https://idp", Value: hash}, exp.Add(30 * time.Second), false},
@@ -121,7 +121,9 @@ func TestRevokeModes(t *testing.T) {
 		{"jti", []string{"--jti", "j-1", "--issuer", "https://idp"}, authz.Record{Kind: authz.KindToken, Issuer: "https://idp", Value: "j-1"}, time.Time{}, false},
 		{"subject now", []string{"--subject", "bob"}, authz.Record{Kind: authz.KindSubject, Value: "bob"}, time.Time{}, true},
 		{"subject before", []string{"--subject", "bob", "--before", "2030-01-02T03:04:05Z", "--issuer", "https://idp"}, authz.Record{Kind: authz.KindSubject, Issuer: "https://idp", Value: "bob", Before: before}, time.Time{}, false},
-		{"session", []string{"--session", "sid-9", "--issuer", "https://idp"}, authz.Record{Kind: authz.KindSession, Issuer: "https://idp", Value: "sid-9"}, time.Time{}, false},
+		{"session", []string{"--session", "sid-9", "--issuer", "https://idp"}, authz.Record{Kind: authz.KindSession, Issuer: "https://idp", Value: "sid-9"}, time.Time{}, true},
+		{"session before", []string{"--session", "sid-9", "--issuer", "https://idp", "--before", "2030-01-02T03:04:05Z"}, authz.Record{Kind: authz.KindSession, Issuer: "https://idp", Value: "sid-9", Before: before}, time.Time{}, false},
+		{"key before", []string{"--kid", "k3", "--before", "2030-01-02T03:04:05Z"}, authz.Record{Kind: authz.KindKey, Value: "k3", Before: before}, time.Time{}, false},
 		{"key", []string{"--kid", "k1"}, authz.Record{Kind: authz.KindKey, Value: "k1"}, time.Time{}, false},
 		{"key of one issuer", []string{"--kid", "k2", "--issuer", "https://idp"}, authz.Record{Kind: authz.KindKey, Issuer: "https://idp", Value: "k2"}, time.Time{}, false},
 		{"issuer-before", []string{"--issuer-before", "2030-01-02T03:04:05Z", "--issuer", "https://idp"}, authz.Record{Kind: authz.KindIssuerBefore, Issuer: "https://idp", Before: before}, time.Time{}, false},
@@ -153,8 +155,9 @@ func TestRevokeModes(t *testing.T) {
 			}
 			switch {
 			case tc.beforeNow:
-				if got.Before.Before(start) || got.Before.After(time.Now()) {
-					t.Errorf("before %s, want now (%s)", got.Before, start)
+				leeway := authz.DefaultConfig().Leeway
+				if got.Before.Before(start.Add(leeway)) || got.Before.After(time.Now().Add(leeway)) {
+					t.Errorf("before %s, want now + leeway (%s)", got.Before, start.Add(leeway))
 				}
 			case !got.Before.Equal(tc.want.Before):
 				t.Errorf("before %s, want %s", got.Before, tc.want.Before)
@@ -185,9 +188,9 @@ func TestRevokeUsageErrors(t *testing.T) {
 		{"session without issuer", []string{"--session", "s"}, "--session needs --issuer"},
 		{"issuer-before without issuer", []string{"--issuer-before", "2030-01-02T03:04:05Z"}, "needs --issuer"},
 		{"bad time", []string{"--subject", "bob", "--before", "yesterday"}, "RFC 3339"},
-		{"before without subject", []string{"--kid", "k", "--before", "2030-01-02T03:04:05Z"}, "--before applies to --subject"},
-		{"not a JWT", []string{"--token", "abc"}, "compact JWT"},
-		{"JWT without iss", []string{"--token", "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln"}, "no iss"},
+		{"before with jti", []string{"--jti", "j", "--issuer", "i", "--before", "2030-01-02T03:04:05Z"}, "--before applies to --subject"},
+		{"not a JWT", []string{"--token", "abc"}, "want 3"},
+		{"JWT without iss", []string{"--token", "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIiwiZXhwIjo0MDAwMDAwMDAwfQ.c2ln"}, "no iss"},
 		{"expired token", []string{"--token", "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJpIiwiZXhwIjoxMDAwfQ.c2ln"}, "400 bad request"},
 		{"bad output", []string{"--kid", "k", "-o", "yaml"}, "want table or json"},
 	}

@@ -5,9 +5,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -75,9 +72,14 @@ what (exactly one):
   --token JWT | --token-file FILE   one token (its jti, or a hash of header.payload)
   --jti ID --issuer ISS             one token by id
   --subject SUB [--before T] [--issuer ISS]
-                                    every token of a subject issued at or before T (default now)
-  --session SID --issuer ISS        every token of a login session
-  --kid KID [--issuer ISS]          every token signed with a key
+                                    every token of a subject issued at or before T
+                                    (default: every token acceptable now)
+  --session SID --issuer ISS [--before T]
+                                    every token of a login session issued at or before T
+                                    (default: every token acceptable now)
+  --kid KID [--issuer ISS] [--before T]
+                                    every token signed with a key (issued at or before T;
+                                    without --before, kept until lifted)
   --issuer-before T --issuer ISS    every token of an issuer issued at or before T
   --from-file FILE                  newline-delimited JSON records
 
@@ -97,7 +99,7 @@ flags:`)
 	fs.StringVar(&f.issuerBefore, "issuer-before", "", "revoke every token of --issuer issued at or before this time")
 	fs.StringVar(&f.fromFile, "from-file", "", "revoke the records of this file (one JSON record a line)")
 	fs.StringVar(&f.issuer, "issuer", "", "the issuer (iss) the revocation applies to")
-	fs.StringVar(&f.before, "before", "", "with --subject: revoke tokens issued at or before this time (default now)")
+	fs.StringVar(&f.before, "before", "", "with --subject, --session or --kid: revoke tokens issued at or before this time")
 	fs.StringVar(&f.reason, "reason", "", "why (kept with the record and in the audit log)")
 	fs.StringVar(&f.actor, "actor", defaultActor(), "who revokes")
 	fs.StringVar(&f.redisURL, "redis", "", "write straight to this Redis revocation source (redis:// or rediss://) instead of a server's admin API")
@@ -138,7 +140,7 @@ flags:`)
 		}
 		return revokeFile(ctx, client, &f, stdout, stderr)
 	}
-	rec, err := f.record(set, time.Now())
+	rec, err := f.record(set)
 	if err != nil {
 		return fmt.Errorf("revoke: %w", err)
 	}
@@ -193,18 +195,23 @@ func defaultActor() string {
 }
 
 // record builds the one record the flags describe.
-func (f *revokeFlags) record(set map[string]bool, now time.Time) (authz.Record, error) {
+func (f *revokeFlags) record(set map[string]bool) (authz.Record, error) {
 	rec := authz.Record{Issuer: f.issuer, Reason: f.reason, Actor: f.actor}
+	var err error
 	needIssuer := func(flag string) error {
 		if f.issuer == "" {
 			return fmt.Errorf("--%s needs --issuer", flag)
 		}
 		return nil
 	}
-	if set["before"] && !set["subject"] {
-		return rec, errors.New("--before applies to --subject only (use --issuer-before T for a whole issuer)")
+	if set["before"] && !set["subject"] && !set["session"] && !set["kid"] {
+		return rec, errors.New("--before applies to --subject, --session and --kid only (use --issuer-before T for a whole issuer)")
 	}
-	var err error
+	if set["before"] {
+		if rec.Before, err = parseTime("before", f.before); err != nil {
+			return rec, err
+		}
+	}
 	switch {
 	case set["token"] || set["token-file"]:
 		if set["issuer"] {
@@ -218,19 +225,17 @@ func (f *revokeFlags) record(set map[string]bool, now time.Time) (authz.Record, 
 			}
 			jwt = string(b)
 		}
-		tok, err := tokenRecord(jwt)
+		tok, err := authz.TokenRecord(jwt)
 		if err != nil {
-			return rec, err
+			return rec, fmt.Errorf("--token: %w", err)
 		}
 		tok.Reason, tok.Actor = rec.Reason, rec.Actor
 		return tok, nil
 	case set["jti"]:
 		rec.Kind, rec.Value, err = authz.KindToken, f.jti, needIssuer("jti")
 	case set["subject"]:
-		rec.Kind, rec.Value, rec.Before = authz.KindSubject, f.subject, now.UTC().Truncate(time.Second)
-		if set["before"] {
-			rec.Before, err = parseTime("before", f.before)
-		}
+		// Without --before the server covers every token acceptable now.
+		rec.Kind, rec.Value = authz.KindSubject, f.subject
 	case set["session"]:
 		rec.Kind, rec.Value, err = authz.KindSession, f.session, needIssuer("session")
 	case set["kid"]:
@@ -250,42 +255,6 @@ func parseTime(flag, v string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("--%s %q: want an RFC 3339 time such as 2026-01-02T15:04:05Z", flag, v)
 	}
 	return t, nil
-}
-
-// tokenRecord decodes the payload of a compact JWT, without verifying it,
-// into the token record revoking it: its jti, or the SHA-256 of its signing
-// input when it has none; its exp as the record's expiry.
-func tokenRecord(jwt string) (authz.Record, error) {
-	jwt = strings.TrimSpace(jwt)
-	jwt = strings.TrimPrefix(strings.TrimPrefix(jwt, "Bearer "), "bearer ")
-	parts := strings.Split(jwt, ".")
-	if len(parts) != 3 {
-		return authz.Record{}, fmt.Errorf("token: want a compact JWT (header.payload.signature), got %d parts", len(parts))
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
-	if err != nil {
-		return authz.Record{}, fmt.Errorf("token payload: not base64url: %w", err)
-	}
-	var claims struct {
-		Iss string   `json:"iss"`
-		Jti string   `json:"jti"`
-		Exp *float64 `json:"exp"`
-	}
-	if err := json.Unmarshal(payload, &claims); err != nil {
-		return authz.Record{}, fmt.Errorf("token payload: not the JSON claims a JWT needs: %w", err)
-	}
-	if claims.Iss == "" {
-		return authz.Record{}, errors.New("token: no iss claim; revoke it with --jti and --issuer, or by --kid")
-	}
-	rec := authz.Record{Kind: authz.KindToken, Issuer: claims.Iss, Value: claims.Jti}
-	if rec.Value == "" {
-		sum := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
-		rec.Value = authz.TokenHashPrefix + hex.EncodeToString(sum[:])
-	}
-	if claims.Exp != nil {
-		rec.ExpiresAt = time.Unix(int64(*claims.Exp), 0).UTC()
-	}
-	return rec, nil
 }
 
 // Revocations from a file go to the server in batches of this size.

@@ -95,8 +95,20 @@ func (h *handler) complete(rec *authz.Record, now time.Time) error {
 }
 
 // complete validates rec as a client sent it and fills what the server
-// decides: CreatedAt and ExpiresAt (ID and Position come from the source).
+// decides: CreatedAt, the default Before of subject and session records,
+// and ExpiresAt (ID and Position come from the source).
+//
+// A record must outlive every token it covers, and the checker accepts no
+// token whose exp lies more than MaxTokenLifetime after its issue time
+// (authz.ReasonLifetimeTooLong): a record covering tokens issued at or
+// before B is kept until B + MaxTokenLifetime + Leeway. A token acceptable
+// now was issued at or before now + Leeway, which is therefore the default
+// Before, and the B of a record without one.
 func (c Config) complete(rec *authz.Record, now time.Time) error {
+	latest := now.Add(c.Leeway).Truncate(time.Second)
+	if (rec.Kind == authz.KindSubject || rec.Kind == authz.KindSession) && rec.Before.IsZero() {
+		rec.Before = latest
+	}
 	if err := rec.Validate(); err != nil {
 		return err
 	}
@@ -109,29 +121,31 @@ func (c Config) complete(rec *authz.Record, now time.Time) error {
 	}
 	rec.ID, rec.Position = "", 0
 	rec.CreatedAt = now
-	lifetime := c.MaxTokenLifetime + c.Leeway
-	if rec.Kind == authz.KindToken && !rec.ExpiresAt.IsZero() {
-		// The client sent the token's exp: the checker accepts the token
-		// until exp + Leeway, and the record must last that long.
-		exp := rec.ExpiresAt
-		if !exp.Add(c.Leeway).After(now) {
-			return fmt.Errorf("%w: expires_at %s is in the past: the token has expired already",
-				authz.ErrInvalidRecord, exp.Format(time.RFC3339))
-		}
-		if limit := now.Add(10 * c.MaxTokenLifetime); exp.After(limit) {
-			return fmt.Errorf("%w: expires_at %s is later than 10 times the max token lifetime (%s) from now",
-				authz.ErrInvalidRecord, exp.Format(time.RFC3339), c.MaxTokenLifetime)
-		}
-		rec.ExpiresAt = exp.Add(c.Leeway)
+	// The latest exp of a token the record covers.
+	lastExp := latest
+	if rec.Before.After(lastExp) {
+		lastExp = rec.Before
+	}
+	lastExp = lastExp.Add(c.MaxTokenLifetime)
+	switch {
+	case rec.Kind == authz.KindKey && rec.Before.IsZero():
+		// Every token signed with the key, whenever it was issued: kept
+		// until lifted.
+		rec.ExpiresAt = now.Add(maxFuture)
 		return nil
+	case rec.Kind == authz.KindToken && !rec.ExpiresAt.IsZero():
+		// The client sent the token's exp: the checker accepts the token
+		// until exp + Leeway. A later exp than lastExp belongs to a token
+		// the checker refuses (lifetime_too_long) after lastExp anyway.
+		if !rec.ExpiresAt.Add(c.Leeway).After(now) {
+			return fmt.Errorf("%w: expires_at %s is in the past: the token has expired already",
+				authz.ErrInvalidRecord, rec.ExpiresAt.Format(time.RFC3339))
+		}
+		if rec.ExpiresAt.Before(lastExp) {
+			lastExp = rec.ExpiresAt
+		}
 	}
-	// Any token this record covers was issued at or before max(now, Before)
-	// and lives at most MaxTokenLifetime (plus the leeway on exp).
-	from := now
-	if rec.Before.After(from) {
-		from = rec.Before
-	}
-	rec.ExpiresAt = from.Add(lifetime)
+	rec.ExpiresAt = lastExp.Add(c.Leeway)
 	return nil
 }
 
