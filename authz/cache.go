@@ -133,10 +133,11 @@ func (c *tokenCache) renew(tok string, old, gen uint64) {
 	s.mu.Unlock()
 }
 
-// drop removes tok from the cache.
-func (c *tokenCache) drop(tok string) {
+// drop removes tok, verified under key generation old, from the cache
+// (unless it was verified again meanwhile).
+func (c *tokenCache) drop(tok string, old uint64) {
 	s, i, ok := c.lockFind(tok)
-	if ok {
+	if ok && s.slots[i].keyGen == old {
 		delete(s.index, s.slots[i].hash)
 		s.slots[i] = cacheEntry{hash: s.slots[i].hash}
 	}

@@ -37,11 +37,11 @@ var (
 const (
 	minRSABits       = 2048
 	minHMACSecretLen = 32
-	// MaxKidlessCandidates bounds the signature verifications one token
+	// maxKidlessCandidates bounds the signature verifications one token
 	// without "kid" may cost: it is tried against each key of its issuer
 	// that fits its algorithm, as Envoy's jwt_authn does, and denied
 	// unknown_key when more keys than this fit.
-	MaxKidlessCandidates = 4
+	maxKidlessCandidates = 4
 	// defaultFetchTimeout bounds an unknown-kid refetch when the HTTP
 	// client sets no timeout of its own.
 	defaultFetchTimeout = 10 * time.Second
@@ -171,7 +171,7 @@ func (m *keyMap) holds(ref keyRef, kid string) bool {
 		k, ok := m.byKID[kid]
 		return ok && k.id == ref.id
 	}
-	if len(m.all) > MaxKidlessCandidates {
+	if len(m.all) > maxKidlessCandidates {
 		return false // re-verify: the key may no longer be among the candidates tried
 	}
 	for _, k := range m.all {
@@ -400,7 +400,7 @@ func checkEd25519(pub ed25519.PublicKey) error {
 
 // verify checks sig over input with the key of the token's kid and alg and
 // returns a reference to the key that verified it. A token without kid is
-// tried against every key that fits alg, at most MaxKidlessCandidates.
+// tried against every key that fits alg, at most maxKidlessCandidates.
 func (ks *keySet) verify(ctx context.Context, kid, alg string, input, sig []byte) (keyRef, *verificationKey, Reason, error) {
 	ref := keyRef{gen: keyGeneration.Load(), named: kid != ""} // read before the keys (see install)
 	verifier := verifiers[alg]
@@ -415,7 +415,7 @@ func (ks *keySet) verify(ctx context.Context, kid, alg string, input, sig []byte
 		ref.id = key.id
 		return ref, key, ReasonOK, nil
 	}
-	var buf [MaxKidlessCandidates]*verificationKey
+	var buf [maxKidlessCandidates]*verificationKey
 	n := ks.keys.Load().fitting(alg, buf[:])
 	switch {
 	case n == 0:
@@ -523,6 +523,6 @@ func (c *Checker) keyCurrent(tok string, v *verified) bool {
 		c.cache.renew(tok, v.key.gen, gen)
 		return true
 	}
-	c.cache.drop(tok)
+	c.cache.drop(tok, v.key.gen)
 	return false
 }

@@ -189,7 +189,7 @@ func TestCachedCheckAfterKeySetChange(t *testing.T) {
 }
 
 // A token without kid is tried against each key that fits its alg, as
-// Envoy does, but against at most MaxKidlessCandidates of them.
+// Envoy does, but against at most maxKidlessCandidates of them.
 func TestKidlessTokenTriesEachKey(t *testing.T) {
 	es := func(n int) []*mint.Key {
 		var ks []*mint.Key
