@@ -16,7 +16,8 @@ import (
 // followed by its claim values) plus plain numbers. A hash collision only
 // costs a miss: a hit requires the stored token to equal the presented one
 // byte for byte, so a collision can never skip verification. Eviction is
-// first-in first-out per shard; entries past their exp are never served.
+// first-in first-out per shard; entries past their exp are never served,
+// nor those whose key has left its issuer's key set (Checker.keyCurrent).
 type tokenCache struct {
 	seed   maphash.Seed
 	shards [cacheShards]cacheShard

@@ -192,7 +192,7 @@ func (ic *IssuerConfig) Validate() error {
 			return fmt.Errorf("issuer %s: hmac-kid is set without hmac-secret-file", ic.Issuer)
 		}
 		if len(ic.HMACKeyID) > maxHMACKeyIDLen || strings.ContainsFunc(ic.HMACKeyID, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-			return fmt.Errorf("issuer %s: hmac-kid: %q, want at most %d characters and no control characters", ic.Issuer, ic.HMACKeyID, maxHMACKeyIDLen)
+			return fmt.Errorf("issuer %s: hmac-kid: %q, want at most %d bytes and no control characters", ic.Issuer, ic.HMACKeyID, maxHMACKeyIDLen)
 		}
 	}
 	if ic.JWKSRefresh < time.Second {
