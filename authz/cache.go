@@ -16,7 +16,8 @@ import (
 // followed by its claim values) plus plain numbers. A hash collision only
 // costs a miss: a hit requires the stored token to equal the presented one
 // byte for byte, so a collision can never skip verification. Eviction is
-// first-in first-out per shard; entries past their exp are never served.
+// first-in first-out per shard; entries past their exp are never served,
+// nor those whose key has left its issuer's key set (Checker.keyCurrent).
 type tokenCache struct {
 	seed   maphash.Seed
 	shards [cacheShards]cacheShard
@@ -39,13 +40,15 @@ type cacheShard struct {
 // cacheEntry is one verified token. data holds the token followed by the
 // claim strings; ends[i] is where field i ends (field 0 is the token).
 type cacheEntry struct {
-	hash  uint64
-	data  string
-	ends  [numFields]uint32
-	exp   int64
-	iat   int64
-	keys  [numChecks]bloom.Key
-	flags uint8
+	hash   uint64
+	data   string
+	ends   [numFields]uint32
+	exp    int64
+	iat    int64
+	keys   [numChecks]bloom.Key
+	keyGen uint64 // keyRef of the key that verified the token
+	keyID  uint64
+	flags  uint8
 }
 
 const (
@@ -60,7 +63,10 @@ const (
 	numFields  = fieldExtra + MaxClaimHeaders
 )
 
-const flagHasIAT = 1
+const (
+	flagHasIAT = 1 << iota
+	flagKeyNamed
+)
 
 func newTokenCache(size int) *tokenCache {
 	c := &tokenCache{seed: maphash.MakeSeed()}
@@ -110,10 +116,47 @@ func (c *tokenCache) put(tok string, v *verified) {
 		return
 	}
 	old := &s.slots[s.hand]
-	delete(s.index, old.hash)
+	if j, ok := s.index[old.hash]; ok && j == uint32(s.hand) { // a dropped slot is no longer indexed
+		delete(s.index, old.hash)
+	}
 	*old = e
 	s.index[h] = uint32(s.hand)
 	s.hand = (s.hand + 1) % s.limit
+}
+
+// renew records that the cached tok, verified under key generation old,
+// is still valid under gen.
+func (c *tokenCache) renew(tok string, old, gen uint64) {
+	s, i, ok := c.lockFind(tok)
+	if ok && s.slots[i].keyGen == old {
+		s.slots[i].keyGen = gen
+	}
+	s.mu.Unlock()
+}
+
+// drop removes tok, verified under key generation old, from the cache
+// (unless it was verified again meanwhile).
+func (c *tokenCache) drop(tok string, old uint64) {
+	s, i, ok := c.lockFind(tok)
+	if ok && s.slots[i].keyGen == old {
+		delete(s.index, s.slots[i].hash)
+		s.slots[i] = cacheEntry{hash: s.slots[i].hash}
+	}
+	s.mu.Unlock()
+}
+
+// lockFind write-locks the shard of tok and finds its slot; the caller
+// unlocks.
+func (c *tokenCache) lockFind(tok string) (*cacheShard, uint32, bool) {
+	h := maphash.String(c.seed, tok)
+	s := &c.shards[h>>cacheShardShift]
+	s.mu.Lock()
+	i, ok := s.index[h]
+	if ok {
+		e := &s.slots[i]
+		ok = e.data[:e.ends[fieldToken]] == tok
+	}
+	return s, i, ok
 }
 
 // len counts the cached tokens.
@@ -145,7 +188,7 @@ func newCacheEntry(h uint64, tok string, v *verified) cacheEntry {
 	}
 	var b strings.Builder
 	b.Grow(n)
-	e := cacheEntry{hash: h, exp: v.claims.Expiry, iat: v.claims.IssuedAt, keys: v.keys}
+	e := cacheEntry{hash: h, exp: v.claims.Expiry, iat: v.claims.IssuedAt, keys: v.keys, keyGen: v.key.gen, keyID: v.key.id}
 	for i, f := range fields {
 		b.WriteString(f)
 		e.ends[i] = uint32(b.Len())
@@ -153,6 +196,9 @@ func newCacheEntry(h uint64, tok string, v *verified) cacheEntry {
 	e.data = b.String()
 	if v.claims.HasIssuedAt {
 		e.flags |= flagHasIAT
+	}
+	if v.key.named {
+		e.flags |= flagKeyNamed
 	}
 	return e
 }
@@ -180,4 +226,5 @@ func (e *cacheEntry) load(v *verified) {
 	v.claims.IssuedAt = e.iat
 	v.claims.HasIssuedAt = e.flags&flagHasIAT != 0
 	v.keys = e.keys
+	v.key = keyRef{gen: e.keyGen, id: e.keyID, named: e.flags&flagKeyNamed != 0}
 }

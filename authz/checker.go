@@ -64,6 +64,7 @@ func (d *Decision) Allowed() bool { return d.Reason == ReasonOK }
 type verified struct {
 	claims Claims
 	keys   [numChecks]bloom.Key
+	key    keyRef // the key that verified it, checked again on a cache hit after a key set change
 }
 
 // applies reports whether revocation check i concerns v.
@@ -237,7 +238,11 @@ func (c *Checker) CheckToken(ctx context.Context, tok string) Decision {
 	}
 	now := c.now().Unix()
 	var v verified
-	if c.cache.get(tok, &v) {
+	hit := c.cache.get(tok, &v)
+	if hit && v.key.gen != keyGeneration.Load() {
+		hit = c.keyCurrent(tok, &v) // a key set changed since: is its key still there?
+	}
+	if hit {
 		if now >= v.claims.Expiry+c.leeway {
 			return Decision{Reason: ReasonExpired, Claims: v.claims}
 		}
@@ -266,12 +271,9 @@ func (c *Checker) verify(ctx context.Context, tok string, now int64, v *verified
 	if !slices.Contains(is.cfg.Algs, alg) {
 		return ReasonBadAlgorithm, fmt.Errorf("alg %q is not allowed for issuer %s", truncate(alg), is.cfg.Issuer)
 	}
-	key, ok := is.keys.lookup(ctx, p.Header.Kid, alg)
-	if !ok {
-		return ReasonUnknownKey, fmt.Errorf("no key of issuer %s for kid %q and alg %s", is.cfg.Issuer, truncate(p.Header.Kid), alg)
-	}
-	if err := verifiers[alg].Verify([]byte(p.SigningInput), p.Signature, key.raw); err != nil {
-		return ReasonBadSignature, fmt.Errorf("signature (alg %s, kid %q): %w", alg, key.kid, err)
+	ref, key, reason, err := is.keys.verify(ctx, p.Header.Kid, alg, []byte(p.SigningInput), p.Signature)
+	if reason != ReasonOK {
+		return reason, err
 	}
 	cl := &p.Claims
 	switch {
@@ -308,6 +310,7 @@ func (c *Checker) verify(ctx context.Context, tok string, now int64, v *verified
 		HasIssuedAt: true,
 	}
 	copy(v.claims.Extra[:], cl.Extra)
+	v.key = ref
 	for i := 0; i < numChecks; i++ {
 		if v.applies(i) {
 			v.keys[i] = v.lookupKey(i).FilterKey()

@@ -54,6 +54,11 @@ type IssuerConfig struct {
 	// HMACSecretFile holds the issuer's HMAC secret (at least 32 bytes);
 	// HS256/384/512 are accepted only with it.
 	HMACSecretFile string
+	// HMACKeyID is the kid of the HMAC secret. An HMAC token naming a kid
+	// verifies only when it is this one; with HMACKeyID empty, an HMAC
+	// token naming any kid is refused (unknown_key). A token without kid
+	// is verified with the secret either way.
+	HMACKeyID string
 	// Algs is the allowlist of "alg" values, compared exactly.
 	Algs []string
 	// JWKSRefresh is how often the key set is reloaded.
@@ -143,6 +148,9 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// maxHMACKeyIDLen bounds IssuerConfig.HMACKeyID.
+const maxHMACKeyIDLen = 256
+
 // Validate says exactly which field is wrong.
 func (ic *IssuerConfig) Validate() error {
 	if ic.Issuer == "" {
@@ -178,6 +186,14 @@ func (ic *IssuerConfig) Validate() error {
 	}
 	if !hasHMAC && ic.HMACSecretFile != "" {
 		return fmt.Errorf("issuer %s: hmac-secret-file is set but algs has no HS256/HS384/HS512", ic.Issuer)
+	}
+	if ic.HMACKeyID != "" {
+		if ic.HMACSecretFile == "" {
+			return fmt.Errorf("issuer %s: hmac-kid is set without hmac-secret-file", ic.Issuer)
+		}
+		if len(ic.HMACKeyID) > maxHMACKeyIDLen || strings.ContainsFunc(ic.HMACKeyID, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return fmt.Errorf("issuer %s: hmac-kid: %q, want at most %d bytes and no control characters", ic.Issuer, ic.HMACKeyID, maxHMACKeyIDLen)
+		}
 	}
 	if ic.JWKSRefresh < time.Second {
 		return fmt.Errorf("issuer %s: jwks-refresh: %s, want at least 1s", ic.Issuer, ic.JWKSRefresh)

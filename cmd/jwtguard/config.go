@@ -53,6 +53,7 @@ type serveConfig struct {
 	jwksFile       string
 	jwksURL        string
 	hmacSecretFile string
+	hmacKID        string
 	algs           string
 	claimHeaders   listFlag
 	types          string
@@ -119,6 +120,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.jwksFile, "jwks-file", "", "JWKS file of --issuer")
 	fs.StringVar(&c.jwksURL, "jwks-url", "", "JWKS URL of --issuer (https; refreshed periodically)")
 	fs.StringVar(&c.hmacSecretFile, "hmac-secret-file", "", "HMAC secret of --issuer (enables HS256/384/512 when listed in --algs)")
+	fs.StringVar(&c.hmacKID, "hmac-kid", "", "kid of the HMAC secret of --issuer: an HMAC token naming another kid is refused (unset: one naming any kid is)")
 	fs.StringVar(&c.algs, "algs", c.algs, "allowed algorithms of --issuer, comma-separated")
 	fs.DurationVar(&c.Authz.Leeway, "leeway", c.Authz.Leeway, "clock skew allowed on exp, nbf and iat")
 	fs.IntVar(&c.Authz.MaxTokenBytes, "max-token-bytes", c.Authz.MaxTokenBytes, "longest token accepted")
@@ -143,6 +145,7 @@ type fileIssuer struct {
 	JWKSURL        string   `json:"jwks-url"`
 	JWKSFile       string   `json:"jwks-file"`
 	HMACSecretFile string   `json:"hmac-secret-file"`
+	HMACKeyID      string   `json:"hmac-kid"`
 	Algs           []string `json:"algs"`
 	JWKSRefresh    string   `json:"jwks-refresh"`
 	JWKSMinRefetch string   `json:"jwks-min-refetch"`
@@ -259,6 +262,7 @@ func (c *serveConfig) finish(fileIssuers []fileIssuer) error {
 	for i, fi := range fileIssuers {
 		ic := authz.DefaultIssuerConfig(fi.Issuer)
 		ic.Audiences, ic.JWKSURL, ic.JWKSFile, ic.HMACSecretFile = fi.Audiences, fi.JWKSURL, fi.JWKSFile, fi.HMACSecretFile
+		ic.HMACKeyID = fi.HMACKeyID
 		if len(fi.Algs) > 0 {
 			ic.Algs = fi.Algs
 		}
@@ -281,10 +285,11 @@ func (c *serveConfig) finish(fileIssuers []fileIssuer) error {
 	if c.issuer != "" {
 		ic := authz.DefaultIssuerConfig(c.issuer)
 		ic.Audiences, ic.JWKSURL, ic.JWKSFile, ic.HMACSecretFile = c.audiences, c.jwksURL, c.jwksFile, c.hmacSecretFile
+		ic.HMACKeyID = c.hmacKID
 		ic.Algs = splitList(c.algs)
 		c.Authz.Issuers = append(c.Authz.Issuers, ic)
-	} else if len(c.audiences) > 0 || c.jwksFile != "" || c.jwksURL != "" || c.hmacSecretFile != "" {
-		return errors.New("--audience, --jwks-file, --jwks-url and --hmac-secret-file need --issuer")
+	} else if len(c.audiences) > 0 || c.jwksFile != "" || c.jwksURL != "" || c.hmacSecretFile != "" || c.hmacKID != "" {
+		return errors.New("--audience, --jwks-file, --jwks-url, --hmac-secret-file and --hmac-kid need --issuer")
 	}
 	c.Authz.Types = splitList(c.types)
 	if len(c.claimHeaders) > 0 {
