@@ -64,8 +64,7 @@ const (
 )
 
 const (
-	flagHasIAT = 1 << iota
-	flagKeyNamed
+	flagKeyNamed = 1 << iota
 )
 
 func newTokenCache(size int) *tokenCache {
@@ -194,9 +193,6 @@ func newCacheEntry(h uint64, tok string, v *verified) cacheEntry {
 		e.ends[i] = uint32(b.Len())
 	}
 	e.data = b.String()
-	if v.claims.HasIssuedAt {
-		e.flags |= flagHasIAT
-	}
 	if v.key.named {
 		e.flags |= flagKeyNamed
 	}
@@ -224,7 +220,6 @@ func (e *cacheEntry) load(v *verified) {
 	}
 	v.claims.Expiry = e.exp
 	v.claims.IssuedAt = e.iat
-	v.claims.HasIssuedAt = e.flags&flagHasIAT != 0
 	v.keys = e.keys
 	v.key = keyRef{gen: e.keyGen, id: e.keyID, named: e.flags&flagKeyNamed != 0}
 }

@@ -38,8 +38,7 @@ type Claims struct {
 	Expiry  int64  // unix seconds
 	// IssuedAt is the token's issue time in unix seconds: its "iat", or
 	// its "nbf" when it has no iat (every verified token has one).
-	IssuedAt    int64
-	HasIssuedAt bool
+	IssuedAt int64
 	// Extra holds the values of Config.ClaimHeaders, in order.
 	Extra [MaxClaimHeaders]string
 }
@@ -299,15 +298,14 @@ func (c *Checker) verify(ctx context.Context, tok string, now int64, v *verified
 		kid = p.Header.Kid
 	}
 	v.claims = Claims{
-		Issuer:      cl.Iss,
-		Subject:     cl.Sub,
-		JTI:         cl.Jti,
-		TokenID:     tokenID(&p),
-		Session:     cl.Sid,
-		KeyID:       kid,
-		Expiry:      cl.Exp,
-		IssuedAt:    start,
-		HasIssuedAt: true,
+		Issuer:   cl.Iss,
+		Subject:  cl.Sub,
+		JTI:      cl.Jti,
+		TokenID:  tokenID(&p),
+		Session:  cl.Sid,
+		KeyID:    kid,
+		Expiry:   cl.Exp,
+		IssuedAt: start,
 	}
 	copy(v.claims.Extra[:], cl.Extra)
 	v.key = ref
