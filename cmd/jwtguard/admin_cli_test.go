@@ -106,6 +106,10 @@ func TestRevokeModes(t *testing.T) {
 	noJTI, input := testJWT(t, map[string]any{"iss": "https://idp", "sub": "alice", "exp": exp.Unix()})
 	sum := sha256.Sum256([]byte(input))
 	hash := authz.TokenHashPrefix + hex.EncodeToString(sum[:])
+	// Claim names are case-sensitive: "JTI" is not a jti, as the checker reads it.
+	caseJTI, _ := testJWT(t, map[string]any{"iss": "https://idp", "jti": "real", "JTI": "fake", "exp": exp.Unix()})
+	onlyUpper, upperInput := testJWT(t, map[string]any{"iss": "https://idp", "JTI": "fake", "exp": exp.Unix()})
+	upperSum := sha256.Sum256([]byte(upperInput))
 	tokenFile := writeTestFile(t, "token.jwt", withJTI+"\n")
 	before := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	tests := []struct {
@@ -117,6 +121,8 @@ func TestRevokeModes(t *testing.T) {
 	}{
 		{"token with jti", []string{"--token", withJTI}, authz.Record{Kind: authz.KindToken, Issuer: "https://idp", Value: "jti-7"}, exp.Add(30 * time.Second), false},
 		{"token without jti", []string{"--token", noJTI}, authz.Record{Kind: authz.KindToken, Issuer: "https://idp", Value: hash}, exp.Add(30 * time.Second), false},
+		{"token with jti and JTI", []string{"--token", caseJTI}, authz.Record{Kind: authz.KindToken, Issuer: "https://idp", Value: "real"}, exp.Add(30 * time.Second), false},
+		{"token with JTI only", []string{"--token", onlyUpper}, authz.Record{Kind: authz.KindToken, Issuer: "https://idp", Value: authz.TokenHashPrefix + hex.EncodeToString(upperSum[:])}, exp.Add(30 * time.Second), false},
 		{"token from file", []string{"--token-file", tokenFile}, authz.Record{Kind: authz.KindToken, Issuer: "https://idp", Value: "jti-7"}, exp.Add(30 * time.Second), false},
 		{"jti", []string{"--jti", "j-1", "--issuer", "https://idp"}, authz.Record{Kind: authz.KindToken, Issuer: "https://idp", Value: "j-1"}, time.Time{}, false},
 		{"subject now", []string{"--subject", "bob"}, authz.Record{Kind: authz.KindSubject, Value: "bob"}, time.Time{}, true},
