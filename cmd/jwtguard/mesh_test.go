@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -251,9 +252,29 @@ func TestMeshNodeFarBehindReloadsASnapshot(t *testing.T) {
 	for _, jti := range slices.Concat(jtis[:3], jtis[len(jtis)-3:]) {
 		m.waitRevoked(t, m.token(t, jti), time.Now(), back)
 	}
-	if metrics := get(t, "http://"+back.httpAddr+"/metrics"); !strings.Contains(metrics, "jwtguard_snapshot_reloads_total 1") {
-		t.Errorf("no snapshot reload counted:\n%s", grepLines(metrics, "reloads"))
+	metrics := get(t, "http://"+back.httpAddr+"/metrics")
+	if n, ok := metricValue(metrics, "jwtguard_snapshot_reloads_total"); !ok || n < 1 {
+		t.Errorf("no snapshot reload counted (%v, %v):\n%s", n, ok, grepLines(metrics, "reloads"))
 	}
+}
+
+// metricValue returns the value of the unlabelled sample name in a
+// Prometheus text exposition, and whether there is exactly one.
+func metricValue(exposition, name string) (float64, bool) {
+	var v float64
+	found := 0
+	for _, line := range strings.Split(exposition, "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 2 || fields[0] != name {
+			continue // a comment, another metric, or one with labels
+		}
+		f, err := strconv.ParseFloat(fields[1], 64)
+		if err != nil {
+			return 0, false
+		}
+		v, found = f, found+1
+	}
+	return v, found == 1
 }
 
 func grepLines(s, sub string) string {
@@ -264,4 +285,28 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+func TestMetricValue(t *testing.T) {
+	const name = "jwtguard_snapshot_reloads_total"
+	tests := []struct {
+		name, exposition string
+		want             float64
+		ok               bool
+	}{
+		{"one", "# HELP x\n" + name + " 1\n", 1, true},
+		{"ten is not one", name + " 10\n", 10, true},
+		{"a longer name is another metric", name + "_more 1\n", 0, false},
+		{"labelled samples are others", name + `{a="b"} 1` + "\n", 0, false},
+		{"missing", "other 1\n", 0, false},
+		{"not a number", name + " x\n", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := metricValue(tt.exposition, name)
+			if got != tt.want || ok != tt.ok {
+				t.Errorf("metricValue = %v, %v; want %v, %v", got, ok, tt.want, tt.ok)
+			}
+		})
+	}
 }

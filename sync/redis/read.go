@@ -163,8 +163,8 @@ func (s *Source) Feed(ctx context.Context, after uint64, limit int) ([]authz.Rec
 		case errors.Is(err, goredis.Nil):
 			continue // nothing within block
 		case err != nil:
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
+			if cerr := ctxErr(ctx); cerr != nil {
+				return nil, cerr
 			}
 			if errors.Is(err, ErrClosed) {
 				return nil, fmt.Errorf("%s: %w", op(), ErrClosed)
@@ -195,8 +195,8 @@ func (s *Source) feedCheck(ctx context.Context, after uint64, limit int) ([]auth
 		return nil
 	})
 	if err := pipeErr(cmds); err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+		if cerr := ctxErr(ctx); cerr != nil {
+			return nil, cerr
 		}
 		return nil, s.wrap(op(), err)
 	}
@@ -221,6 +221,20 @@ func (s *Source) feedCheck(ctx context.Context, after uint64, limit int) ([]auth
 		return nil, fmt.Errorf("%s: redis at %s is at position %d: %w", op(), s.addr, top, ErrPositionAhead)
 	}
 	return nil, nil
+}
+
+// ctxErr returns ctx's error, and DeadlineExceeded as soon as ctx's
+// deadline has passed, even before ctx's own timer reports it: go-redis
+// sets the connection's deadline from ctx's, so a read can fail with an i/o
+// timeout a moment before ctx.Err() says why.
+func ctxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // blockingRead runs a blocking XREAD and returns as soon as ctx ends or the
