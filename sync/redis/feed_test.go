@@ -119,7 +119,7 @@ func TestFeedEndsWithItsContext(t *testing.T) {
 }
 
 // waitBlocked waits until a client of srv is blocked in XREAD.
-func waitBlocked(t *testing.T, srv *redistest.Server) {
+func waitBlocked(t testing.TB, srv *redistest.Server) {
 	t.Helper()
 	c := client(t, srv)
 	waitFor(t, testTimeout, "a client blocks in XREAD", func() bool {

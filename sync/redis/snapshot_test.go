@@ -219,7 +219,7 @@ func TestRangePosition(t *testing.T) {
 }
 
 // waitFor polls cond every 20ms until it holds or within fails the test.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !cond() {
