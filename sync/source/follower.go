@@ -124,14 +124,34 @@ func (f *Follower) Start(ctx context.Context) error {
 		f.loadedAt.Store(time.Now().UnixNano())
 		f.log.Info("revocation state loaded from the source", "position", snap.Position())
 	}
+	f.hold()
 	if err := f.catchUp(ctx); err != nil {
-		if local == nil {
+		switch {
+		case errors.Is(err, ErrPositionAhead):
+			f.sourceBehind(err)
+		case local == nil:
 			return err
+		default:
+			f.log.Warn("source unreachable at start; enforcing the node's snapshot until it returns", "err", err)
 		}
-		f.log.Warn("source unreachable at start; enforcing the node's snapshot until it returns", "err", err)
 	}
 	f.rev.SetReady(true)
 	return nil
+}
+
+// hold tells a source that can lose its data the position the node
+// enforces (see Holder).
+func (f *Follower) hold() {
+	if h, ok := f.src.(Holder); ok {
+		h.Hold(f.Position())
+	}
+}
+
+// sourceBehind reports a source found behind the node.
+func (f *Follower) sourceBehind(err error) {
+	f.diverged.Store(true)
+	f.log.Error("the revocation source is behind this node: it lost data or was replaced; enforcing the node's state, new revocations may not arrive",
+		"err", err, "node_position", f.Position())
 }
 
 // catchUp applies the feed until the source's newest position.
@@ -139,6 +159,9 @@ func (f *Follower) catchUp(ctx context.Context) error {
 	st, err := f.src.Stats(ctx)
 	if err != nil {
 		return fmt.Errorf("source stats: %w", err)
+	}
+	if pos := f.Position(); st.Position < pos {
+		return fmt.Errorf("source at position %d, node at %d: %w", st.Position, pos, ErrPositionAhead)
 	}
 	f.seeHead(st.Position)
 	for f.Position() < st.Position {
@@ -163,9 +186,7 @@ func (f *Follower) Run(ctx context.Context) {
 			return
 		}
 		if errors.Is(err, ErrPositionAhead) {
-			f.diverged.Store(true)
-			f.log.Error("the revocation source is behind this node: it lost data or was replaced; enforcing the node's state, new revocations may not arrive",
-				"err", err, "node_position", f.Position())
+			f.sourceBehind(err)
 		} else {
 			f.log.Warn("revocation feed read failed; enforcing last known state", "err", err, "retry_in", backoff)
 		}
@@ -198,6 +219,7 @@ func (f *Follower) step(ctx context.Context, wait time.Duration) error {
 	f.lastOK.Store(time.Now().UnixNano())
 	f.diverged.Store(false)
 	f.rev.Apply(recs...)
+	f.hold()
 	if n := len(recs); n > 0 {
 		f.seeHead(recs[n-1].Position)
 		if n == f.cfg.Batch { // more may wait: learn how far behind
@@ -215,6 +237,7 @@ func (f *Follower) reload(ctx context.Context, pos uint64) error {
 		return fmt.Errorf("reload after falling behind position %d: %w", pos, err)
 	}
 	f.reloads.Add(1)
+	f.hold()
 	f.log.Info("reloaded a snapshot after falling behind the feed", "from", pos, "to", f.Position())
 	return nil
 }

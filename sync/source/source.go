@@ -73,6 +73,15 @@ type Source interface {
 	Close() error
 }
 
+// Holder is implemented by a source that can lose its data behind a node's
+// back (Redis): Hold tells it the feed position the node enforces, so that
+// it refuses to answer lookups and the feed (ErrPositionAhead) once it is
+// found behind that position, instead of answering from what it has left.
+// The Follower calls it whenever its position moves.
+type Holder interface {
+	Hold(pos uint64)
+}
+
 // ListQuery filters and pages List. Empty fields match everything.
 type ListQuery struct {
 	Kind   authz.Kind
