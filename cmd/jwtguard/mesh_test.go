@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -309,4 +311,66 @@ func TestMetricValue(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMeshRedisLostItsDataKeepsDenying: after Redis loses its data, a node
+// that never confirmed a subject revocation (its confirm cache has no
+// answer) must not look the record up in the emptied Redis, find nothing
+// and allow the token: it denies, and reports the source diverged at once.
+func TestMeshRedisLostItsDataKeepsDenying(t *testing.T) {
+	m := newMesh(t, 2)
+	tok := m.token(t, "alice") // sub user-alice, issued before the revocation's time
+	before := time.Now().Add(time.Minute).UTC().Format(time.RFC3339)
+	body := `{"kind":"subject","issuer":"` + meshIssuer + `","value":"user-alice","before":"` + before + `","reason":"mesh test"}`
+	resp, err := http.Post("http://"+m.nodes[0].adminAddr+"/v1/revocations", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("revoke subject: %d", resp.StatusCode)
+	}
+	// Node 1 applies it from the feed without checking a token of alice,
+	// so its confirm cache holds no answer for her.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if pos, ok := metricValue(get(t, "http://"+m.nodes[1].httpAddr+"/metrics"), "jwtguard_feed_position"); ok && pos >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("node 1 did not apply the revocation within 10s")
+		}
+	}
+	if out := redisCLIFlushAll(t, m.redis.Addr()); !strings.Contains(out, "OK") {
+		t.Fatalf("FLUSHALL: %s", out)
+	}
+	if code, msg := m.nodes[1].grpcCheck(t, tok); code == codes.OK || (msg != "revoked" && msg != "revocation_unavailable") {
+		t.Fatalf("after Redis lost its data: %v %q, want the subject-revoked token denied", code, msg)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if v, ok := metricValue(get(t, "http://"+m.nodes[1].httpAddr+"/metrics"), "jwtguard_source_diverged"); ok && v == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("jwtguard_source_diverged did not rise within 10s")
+		}
+	}
+	if code, _ := m.nodes[1].grpcCheck(t, m.token(t, "bob")); code != codes.OK {
+		t.Error("an unrevoked token is denied")
+	}
+}
+
+// redisCLIFlushAll empties the Redis at addr with redis-cli.
+func redisCLIFlushAll(t *testing.T, addr string) string {
+	t.Helper()
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "redis-cli", "-h", host, "-p", port, "FLUSHALL").CombinedOutput()
+	if err != nil {
+		t.Fatalf("redis-cli FLUSHALL: %v\n%s", err, out)
+	}
+	return string(out)
 }
