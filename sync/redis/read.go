@@ -292,22 +292,31 @@ var errBehind = errors.New("redis seen behind")
 
 // feedRecords decodes the feed entries of an XREAD answer. The positions
 // are contiguous, so a first entry past after+1 means the ones between were
-// trimmed.
+// trimmed. An entry that does not decode ends the answer: the records
+// before it are returned, or, when it comes first, a
+// *source.BadEntryError naming its position.
 func (s *Source) feedRecords(after uint64, streams []goredis.XStream) ([]authz.Record, error) {
 	if len(streams) == 0 || len(streams[0].Messages) == 0 {
 		return nil, nil
 	}
 	msgs := streams[0].Messages
+	if first, ok := parseStreamID(msgs[0].ID); ok && first > after+1 {
+		return nil, fmt.Errorf("positions %d to %d were trimmed: %w", after+1, first-1, source.ErrFeedTrimmed)
+	}
 	out := make([]authz.Record, 0, len(msgs))
 	for _, m := range msgs {
 		r, err := decodeEntry(m)
 		if err != nil {
-			return nil, err
+			pos, ok := parseStreamID(m.ID)
+			switch {
+			case !ok:
+				return nil, err
+			case len(out) > 0:
+				return out, nil // the bad entry comes first next time
+			}
+			return nil, &source.BadEntryError{Position: pos, Err: err}
 		}
 		out = append(out, r)
-	}
-	if out[0].Position > after+1 {
-		return nil, fmt.Errorf("positions %d to %d were trimmed: %w", after+1, out[0].Position-1, source.ErrFeedTrimmed)
 	}
 	return out, nil
 }
