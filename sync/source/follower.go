@@ -218,7 +218,7 @@ func (f *Follower) step(ctx context.Context, wait time.Duration) error {
 	case errors.Is(err, ErrFeedTrimmed):
 		return f.reload(ctx, pos)
 	case errors.As(err, &bad):
-		f.skip(ctx, bad)
+		f.skip(ctx, bad.Position, err)
 		return nil
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
 		f.lastOK.Store(time.Now().UnixNano()) // the source answered: nothing new
@@ -246,18 +246,18 @@ func (f *Follower) step(ctx context.Context, wait time.Duration) error {
 // it: the node's state is first rebuilt from the source's records (which
 // does not read that entry), and it is counted and logged at ERROR either
 // way.
-func (f *Follower) skip(ctx context.Context, bad *BadEntryError) {
+func (f *Follower) skip(ctx context.Context, pos uint64, bad error) {
 	f.bad.Add(1)
 	f.log.Error("revocation feed entry does not decode: reloading the state from the source's records and skipping it; a revocation may be lost with it",
-		"position", bad.Position, "err", bad.Err)
+		"position", pos, "err", bad)
 	if err := f.Refresh(ctx); err != nil {
 		f.log.Error("reload after a feed entry that does not decode failed: skipping the entry all the same",
-			"position", bad.Position, "err", err)
+			"position", pos, "err", err)
 	}
 	// Refresh moved past it when the source's records reflect it; an entry
 	// written past the source's position, or a failed reload, did not.
-	if f.Position() < bad.Position {
-		f.rev.Filter().Advance(bad.Position)
+	if f.Position() < pos {
+		f.rev.Filter().Advance(pos)
 	}
 	f.hold()
 }
