@@ -3,12 +3,18 @@ package redis
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"log/slog"
+	"math"
+	"runtime"
 	"testing"
 	"time"
+
+	bitsbloom "github.com/bits-and-blooms/bloom/v3"
 
 	"github.com/jwtguard/jwtguard/authz"
 	"github.com/jwtguard/jwtguard/bloom"
@@ -345,4 +351,44 @@ func TestPublisherRun(t *testing.T) {
 	if p.Holding() {
 		t.Error("Holding after Run returned")
 	}
+}
+
+// TestSnapshotForgedHeader: a published snapshot whose header (checksum
+// made right) claims a base of tens of GiB must not make the node allocate
+// it: it is refused, and the filter is built from the records instead.
+func TestSnapshotForgedHeader(t *testing.T) {
+	s, srv := newSource(t, Options{})
+	recs := put(t, s, tokens("a", 3)...)
+	f, err := bloom.New(smallBloom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := f.WriteSnapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	// The header layout of the bloom package's documentation.
+	h := buf.Bytes()[:76]
+	le := binary.LittleEndian
+	huge := bloom.Config{Entries: 1 << 32, FPRate: 1e-12, DeltaEntries: 1024}
+	m, k := bitsbloom.EstimateParameters(huge.Entries, huge.FPRate)
+	le.PutUint64(h[12:], uint64(huge.Entries))
+	le.PutUint64(h[20:], math.Float64bits(huge.FPRate))
+	le.PutUint64(h[52:], uint64(m))
+	le.PutUint32(h[60:], uint32(k))
+	le.PutUint32(h[72:], crc32.Checksum(h[:72], crc32.MakeTable(crc32.Castagnoli)))
+	if err := client(t, srv).Set(ctxT(t), s.k.snapshot(), h, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	g := snapshot(t, s)
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<20 {
+		t.Errorf("Snapshot allocated %d bytes for a 76-byte forged snapshot", n)
+	}
+	if g.Position() != 3 {
+		t.Errorf("snapshot at %d, want one built from the records at 3", g.Position())
+	}
+	checkHolds(t, g, recs)
 }
