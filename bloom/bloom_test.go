@@ -463,3 +463,35 @@ func TestStats(t *testing.T) {
 		t.Errorf("EstimatedFPRate = %g, want in (0, %g]", st.EstimatedFPRate, smallConfig.FPRate)
 	}
 }
+
+func TestAdvance(t *testing.T) {
+	f := mustNew(t, smallConfig)
+	f.Add(Key{H1: 1, H2: 2}, 3)
+	tests := []struct {
+		name     string
+		pos      uint64
+		wantPos  uint64
+		wantKeys uint64
+	}{
+		{"ahead", 5, 5, 1},
+		{"behind: no change", 4, 5, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f.Advance(tt.pos)
+			if got := f.Position(); got != tt.wantPos {
+				t.Errorf("Position = %d, want %d", got, tt.wantPos)
+			}
+			if got := f.Stats().Entries; got != tt.wantKeys {
+				t.Errorf("Entries = %d, want %d: Advance adds no key", got, tt.wantKeys)
+			}
+		})
+	}
+	// A rebuild running meanwhile keeps the advanced position.
+	if err := f.Rebuild(smallConfig, 1, func(add func(Key)) error { f.Advance(9); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Position(); got != 9 {
+		t.Errorf("Position after a Rebuild during which it advanced = %d, want 9", got)
+	}
+}

@@ -85,6 +85,18 @@ func (f *Filter) Add(k Key, pos uint64) {
 	}
 }
 
+// Advance moves the position to pos, when that is ahead, without adding a
+// key: for a feed entry that holds nothing to add (one that does not
+// decode, skipped), so that the feed goes on after it.
+func (f *Filter) Advance(pos uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if s := f.cur.Load(); pos > s.pos.Load() {
+		s.pos.Store(pos)
+	}
+	f.addedMax = max(f.addedMax, pos)
+}
+
 // compactInBackground starts one goroutine, unless one runs already, that
 // compacts until the delta is no longer full.
 func (f *Filter) compactInBackground() {

@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/bits-and-blooms/bloom/v3"
 )
@@ -119,8 +120,18 @@ func (f *Filter) WriteSnapshot(w io.Writer) error {
 // ReadSnapshot reads one filter written by WriteSnapshot, and no byte
 // past it. A damaged or truncated snapshot yields an error wrapping
 // ErrCorruptSnapshot; one from another format version, ErrUnsupportedVersion.
+//
+// It allocates in proportion to the bytes it actually reads, never to the
+// sizes a header claims: a reader that knows how many bytes it holds
+// (Len, as bytes.Reader and bytes.Buffer have) has a header claiming more
+// refused before anything is allocated, and any other has its data read in
+// chunks, so a short snapshot fails as soon as it runs out.
 func ReadSnapshot(r io.Reader) (*Filter, error) {
-	return readSnapshot(r)
+	size := int64(-1)
+	if l, ok := r.(interface{ Len() int }); ok {
+		size = int64(l.Len())
+	}
+	return readSnapshot(r, size, false)
 }
 
 // crcReader feeds what it reads to a hash.
@@ -146,7 +157,20 @@ func readFull(r io.Reader, p []byte, what string) error {
 	return nil
 }
 
-func readSnapshot(r io.Reader) (*Filter, error) {
+// snapshotLen returns the length in bytes of a snapshot whose base has
+// words words and whose delta holds nKeys keys, and false when it exceeds
+// any length a reader could hold.
+func snapshotLen(words, nKeys uint64) (uint64, bool) {
+	const limit = math.MaxInt64
+	if words > (limit-headerSize-4)/8 || nKeys > (limit-headerSize-4-8*words)/16 {
+		return 0, false
+	}
+	return headerSize + 8*words + 16*nKeys + 4, true
+}
+
+// readSnapshot reads a snapshot from r, which holds size bytes (-1: not
+// known). With exact, those bytes must be the snapshot and nothing more.
+func readSnapshot(r io.Reader, size int64, exact bool) (*Filter, error) {
 	cr := &crcReader{r: r, h: crc32.New(castagnoli)}
 	le := binary.LittleEndian
 
@@ -181,25 +205,50 @@ func readSnapshot(r io.Reader) (*Filter, error) {
 			ErrCorruptSnapshot, le.Uint64(h[offBaseBits:]), le.Uint32(h[offBaseK:]), m, k)
 	}
 	pos, baseEntries, nKeys := le.Uint64(h[offPosition:]), le.Uint64(h[offBaseEntries:]), le.Uint64(h[offDeltaKeys:])
+	nWords := (uint64(m) + 63) / 64
+	want, ok := snapshotLen(nWords, nKeys)
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("%w: header claims %d base words and %d delta keys, more than any snapshot holds", ErrCorruptSnapshot, nWords, nKeys)
+	case size >= 0 && uint64(size) < want:
+		return nil, fmt.Errorf("%w: header claims %d bytes (%d base bits, %d delta keys), only %d are there",
+			ErrCorruptSnapshot, want, m, nKeys, size)
+	case exact && uint64(size) > want:
+		return nil, fmt.Errorf("%w: header claims %d bytes, %d are there", ErrCorruptSnapshot, want, size)
+	}
 
-	words := make([]uint64, (m+63)/64)
+	// Unless the size is known, grow words as they arrive: a header alone
+	// does not justify an allocation.
+	var words []uint64
+	if size >= 0 {
+		words = make([]uint64, 0, nWords)
+	}
 	buf := make([]byte, 8*chunkWords)
-	for i := 0; i < len(words); i += chunkWords {
-		chunk := words[i:min(i+chunkWords, len(words))]
-		p := buf[:8*len(chunk)]
+	for left := nWords; left > 0; {
+		n := min(left, chunkWords)
+		p := buf[:8*n]
 		if err := readFull(cr, p, "base"); err != nil {
 			return nil, err
 		}
-		for j := range chunk {
-			chunk[j] = le.Uint64(p[8*j:])
+		if free := uint64(cap(words) - len(words)); free < n {
+			// Double, up to the claimed size, so that the last growth
+			// lands on it exactly.
+			words = slices.Grow(words, int(min(left, max(n, uint64(len(words))))))
 		}
+		for j := range n {
+			words = append(words, le.Uint64(p[8*j:]))
+		}
+		left -= n
 	}
 	if tail := m % 64; tail != 0 && words[len(words)-1]>>tail != 0 {
 		return nil, fmt.Errorf("%w: bits set past the end of the base", ErrCorruptSnapshot)
 	}
 
-	// Grow keys as they arrive: a count alone does not justify an allocation.
-	keys := make([]Key, 0, min(nKeys, uint64(cfg.DeltaEntries)))
+	// Likewise keys: a count alone does not justify an allocation.
+	var keys []Key
+	if size >= 0 {
+		keys = make([]Key, 0, nKeys)
+	}
 	for left := nKeys; left > 0; {
 		n := min(left, uint64(len(buf)/16))
 		p := buf[:16*n]
@@ -276,8 +325,12 @@ func LoadFile(path string) (*Filter, error) {
 		return nil, fmt.Errorf("bloom: load snapshot: %w", err) // *PathError names path
 	}
 	defer file.Close()
+	info, err := file.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("bloom: load snapshot: %w", err)
+	}
 	br := bufio.NewReaderSize(file, 64<<10)
-	f, err := ReadSnapshot(br)
+	f, err := readSnapshot(br, info.Size(), true)
 	if err != nil {
 		return nil, fmt.Errorf("bloom: load snapshot %s: %w", path, err)
 	}

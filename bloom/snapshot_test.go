@@ -2,12 +2,16 @@ package bloom
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
+	"hash/crc32"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -300,4 +304,94 @@ func FuzzReadSnapshot(f *testing.F) {
 			t.Fatalf("accepted snapshot writes back differently")
 		}
 	})
+}
+
+// forgeHeader returns the header of good with edit applied and its checksum
+// made right again, as a forger would.
+func forgeHeader(good []byte, edit func(h []byte)) []byte {
+	h := bytes.Clone(good[:headerSize])
+	edit(h)
+	binary.LittleEndian.PutUint32(h[offHeaderCRC:], crc32.Checksum(h[:offHeaderCRC], castagnoli))
+	return h
+}
+
+// onlyReader hides every method of r but Read, so the reader cannot tell
+// how many bytes there are.
+type onlyReader struct{ r io.Reader }
+
+func (o onlyReader) Read(p []byte) (int, error) { return o.r.Read(p) }
+
+// TestReadSnapshotForgedHeaders feeds snapshots whose (checksummed) header
+// claims far more than the bytes behind it. Each read must fail with
+// ErrCorruptSnapshot having allocated little, whether the reader knows its
+// size (bytes.Reader, a file) or not: a 76-byte file claiming a base of
+// tens of GiB used to make the node allocate it and die.
+func TestReadSnapshotForgedHeaders(t *testing.T) {
+	f, _ := snapshotFixture(t)
+	good := snapshotBytes(t, f)
+	le := binary.LittleEndian
+	huge := Config{Entries: maxEntries, FPRate: minFPRate, DeltaEntries: maxDeltaEntries}
+	hugeM, hugeK := huge.baseParams()
+	hugeBase := func(h []byte) {
+		le.PutUint64(h[offEntries:], uint64(huge.Entries))
+		le.PutUint64(h[offFPRate:], math.Float64bits(huge.FPRate))
+		le.PutUint64(h[offDeltaEntries:], uint64(huge.DeltaEntries))
+		le.PutUint64(h[offBaseBits:], uint64(hugeM))
+		le.PutUint32(h[offBaseK:], uint32(hugeK))
+	}
+	body := good[headerSize:]
+	tests := []struct {
+		name string
+		data []byte
+	}{
+		{"huge base, header alone", forgeHeader(good, hugeBase)},
+		{"huge base, the real body behind", append(forgeHeader(good, hugeBase), body...)},
+		{"huge delta key count", append(forgeHeader(good, func(h []byte) { le.PutUint64(h[offDeltaKeys:], 1<<40) }), body...)},
+		{"delta key count past any length", append(forgeHeader(good, func(h []byte) { le.PutUint64(h[offDeltaKeys:], math.MaxUint64) }), body...)},
+		{"huge delta config and key count", append(forgeHeader(good, func(h []byte) {
+			le.PutUint64(h[offDeltaEntries:], maxDeltaEntries)
+			le.PutUint64(h[offDeltaKeys:], maxDeltaEntries)
+		}), body...)},
+		{"one key more than there is", append(forgeHeader(good, func(h []byte) { le.PutUint64(h[offDeltaKeys:], le.Uint64(h[offDeltaKeys:])+1) }), body...)},
+		{"truncated body", append(forgeHeader(good, func([]byte) {}), body[:len(body)/2]...)},
+	}
+	dir := t.TempDir()
+	for i, tt := range tests {
+		path := filepath.Join(dir, fmt.Sprint(i, ".snap"))
+		if err := os.WriteFile(path, tt.data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		reads := []struct {
+			name string
+			read func() error
+		}{
+			{"ReadSnapshot of bytes", func() error { _, err := ReadSnapshot(bytes.NewReader(tt.data)); return err }},
+			{"ReadSnapshot of a stream", func() error { _, err := ReadSnapshot(onlyReader{bytes.NewReader(tt.data)}); return err }},
+			{"LoadFile", func() error { _, err := LoadFile(path); return err }},
+		}
+		for _, rd := range reads {
+			t.Run(tt.name+"/"+rd.name, func(t *testing.T) {
+				var err error
+				allocated := bytesAllocated(func() { err = rd.read() })
+				if !errors.Is(err, ErrCorruptSnapshot) {
+					t.Fatalf("read = %v, want %v", err, ErrCorruptSnapshot)
+				}
+				// The real snapshot is a few KiB; a forged one may cost a
+				// small multiple of what it holds, never what it claims.
+				const limit = 1 << 20
+				if allocated > limit {
+					t.Errorf("read allocated %d bytes before failing, want at most %d", allocated, limit)
+				}
+			})
+		}
+	}
+}
+
+// bytesAllocated returns the bytes allocated on the heap while fn ran.
+func bytesAllocated(fn func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	fn()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
 }

@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -251,9 +254,29 @@ func TestMeshNodeFarBehindReloadsASnapshot(t *testing.T) {
 	for _, jti := range slices.Concat(jtis[:3], jtis[len(jtis)-3:]) {
 		m.waitRevoked(t, m.token(t, jti), time.Now(), back)
 	}
-	if metrics := get(t, "http://"+back.httpAddr+"/metrics"); !strings.Contains(metrics, "jwtguard_snapshot_reloads_total 1") {
-		t.Errorf("no snapshot reload counted:\n%s", grepLines(metrics, "reloads"))
+	metrics := get(t, "http://"+back.httpAddr+"/metrics")
+	if n, ok := metricValue(metrics, "jwtguard_snapshot_reloads_total"); !ok || n < 1 {
+		t.Errorf("no snapshot reload counted (%v, %v):\n%s", n, ok, grepLines(metrics, "reloads"))
 	}
+}
+
+// metricValue returns the value of the unlabelled sample name in a
+// Prometheus text exposition, and whether there is exactly one.
+func metricValue(exposition, name string) (float64, bool) {
+	var v float64
+	found := 0
+	for _, line := range strings.Split(exposition, "\n") {
+		fields := strings.Fields(line)
+		if len(fields) < 2 || fields[0] != name {
+			continue // a comment, another metric, or one with labels
+		}
+		f, err := strconv.ParseFloat(fields[1], 64)
+		if err != nil {
+			return 0, false
+		}
+		v, found = f, found+1
+	}
+	return v, found == 1
 }
 
 func grepLines(s, sub string) string {
@@ -264,4 +287,90 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+func TestMetricValue(t *testing.T) {
+	const name = "jwtguard_snapshot_reloads_total"
+	tests := []struct {
+		name, exposition string
+		want             float64
+		ok               bool
+	}{
+		{"one", "# HELP x\n" + name + " 1\n", 1, true},
+		{"ten is not one", name + " 10\n", 10, true},
+		{"a longer name is another metric", name + "_more 1\n", 0, false},
+		{"labelled samples are others", name + `{a="b"} 1` + "\n", 0, false},
+		{"missing", "other 1\n", 0, false},
+		{"not a number", name + " x\n", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := metricValue(tt.exposition, name)
+			if got != tt.want || ok != tt.ok {
+				t.Errorf("metricValue = %v, %v; want %v, %v", got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}
+
+// TestMeshRedisLostItsDataKeepsDenying: after Redis loses its data, a node
+// that never confirmed a subject revocation (its confirm cache has no
+// answer) must not look the record up in the emptied Redis, find nothing
+// and allow the token: it denies, and reports the source diverged at once.
+func TestMeshRedisLostItsDataKeepsDenying(t *testing.T) {
+	m := newMesh(t, 2)
+	tok := m.token(t, "alice") // sub user-alice, issued before the revocation's time
+	before := time.Now().Add(time.Minute).UTC().Format(time.RFC3339)
+	body := `{"kind":"subject","issuer":"` + meshIssuer + `","value":"user-alice","before":"` + before + `","reason":"mesh test"}`
+	resp, err := http.Post("http://"+m.nodes[0].adminAddr+"/v1/revocations", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("revoke subject: %d", resp.StatusCode)
+	}
+	// Node 1 applies it from the feed without checking a token of alice,
+	// so its confirm cache holds no answer for her.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if pos, ok := metricValue(get(t, "http://"+m.nodes[1].httpAddr+"/metrics"), "jwtguard_feed_position"); ok && pos >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("node 1 did not apply the revocation within 10s")
+		}
+	}
+	if out := redisCLIFlushAll(t, m.redis.Addr()); !strings.Contains(out, "OK") {
+		t.Fatalf("FLUSHALL: %s", out)
+	}
+	if code, msg := m.nodes[1].grpcCheck(t, tok); code == codes.OK || (msg != "revoked" && msg != "revocation_unavailable") {
+		t.Fatalf("after Redis lost its data: %v %q, want the subject-revoked token denied", code, msg)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if v, ok := metricValue(get(t, "http://"+m.nodes[1].httpAddr+"/metrics"), "jwtguard_source_diverged"); ok && v == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("jwtguard_source_diverged did not rise within 10s")
+		}
+	}
+	if code, _ := m.nodes[1].grpcCheck(t, m.token(t, "bob")); code != codes.OK {
+		t.Error("an unrevoked token is denied")
+	}
+}
+
+// redisCLIFlushAll empties the Redis at addr with redis-cli.
+func redisCLIFlushAll(t *testing.T, addr string) string {
+	t.Helper()
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "redis-cli", "-h", host, "-p", port, "FLUSHALL").CombinedOutput()
+	if err != nil {
+		t.Fatalf("redis-cli FLUSHALL: %v\n%s", err, out)
+	}
+	return string(out)
 }

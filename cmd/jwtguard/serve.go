@@ -385,4 +385,5 @@ func (n *node) registerMetrics(reg *prometheus.Registry) {
 		return b2f(n.follower.Diverged())
 	})
 	counter("jwtguard_snapshot_reloads_total", "Snapshot reloads after falling behind the feed.", func() float64 { return float64(n.follower.Reloads()) })
+	counter("jwtguard_feed_bad_entries_total", "Feed entries that did not decode and were skipped (a revocation may be lost): alert when it rises.", func() float64 { return float64(n.follower.BadEntries()) })
 }

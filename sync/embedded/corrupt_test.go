@@ -161,8 +161,20 @@ func TestRecordThatDoesNotDecode(t *testing.T) {
 	wantCorrupt(t, "Get", err, path)
 	_, err = s.Lookup(ctx, bad.LookupKey())
 	wantCorrupt(t, "Lookup", err, path)
-	_, err = s.Feed(ctx, 0, 10)
+	// The feed gives the records before it, then names its position, so
+	// that a follower can go past it.
+	if got, err := s.Feed(ctx, 0, 10); err != nil || len(got) != 1 || got[0].ID != recs[0].ID {
+		t.Errorf("Feed(0) = %d records, %v; want the one before the bad record", len(got), err)
+	}
+	_, err = s.Feed(ctx, 1, 10)
 	wantCorrupt(t, "Feed", err, path)
+	var badEntry *source.BadEntryError
+	if !errors.As(err, &badEntry) || badEntry.Position != recs[1].Position {
+		t.Errorf("Feed(1) = %v, want a BadEntryError at position %d", err, recs[1].Position)
+	}
+	if got, err := s.Feed(ctx, 2, 10); err != nil || len(got) != 1 || got[0].ID != recs[2].ID {
+		t.Errorf("Feed(2) = %d records, %v; want the one after the bad record", len(got), err)
+	}
 	_, _, err = s.List(ctx, source.ListQuery{})
 	wantCorrupt(t, "List", err, path)
 	_, err = s.Range(ctx, t0, func(authz.Record) error { return nil })

@@ -86,6 +86,9 @@ func (s *Store) Get(ctx context.Context, id string) (authz.Record, error) {
 // position after the given one, in position order, expired or not until
 // Prune deletes them; pruned positions are skipped. With none there, it
 // waits for the next Put, ctx (returning ctx.Err()) or Close (ErrClosed).
+// A record that does not decode ends the answer: the records before it are
+// returned, or, when it comes first, a *source.BadEntryError naming its
+// position (and wrapping ErrCorrupt).
 func (s *Store) Feed(ctx context.Context, after uint64, limit int) ([]authz.Record, error) {
 	if limit <= 0 {
 		limit = DefaultFeedLimit
@@ -120,10 +123,16 @@ func (s *Store) feedPage(after uint64, limit int) ([]authz.Record, error) {
 		c := tx.Bucket(bucketFeed).Cursor()
 		for k, id := c.Seek(posKey(after + 1)); k != nil && len(out) < limit; k, id = c.Next() {
 			r, err := decodeRecord(string(id), records.Get(id))
-			if err != nil {
-				return err
+			switch {
+			case err == nil:
+				out = append(out, r)
+				continue
+			case len(k) != 8:
+				return fmt.Errorf("%w: feed key %x is not a position", ErrCorrupt, k)
+			case len(out) > 0:
+				return nil // the bad entry comes first next time
 			}
-			out = append(out, r)
+			return &source.BadEntryError{Position: binary.BigEndian.Uint64(k), Err: err} // view adds the path
 		}
 		return nil
 	})

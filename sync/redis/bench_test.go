@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -18,8 +17,6 @@ import (
 	"github.com/jwtguard/jwtguard/sync/redis/redistest"
 	"github.com/jwtguard/jwtguard/sync/source"
 )
-
-var idlePeriod = flag.Duration("idle-period", 6*time.Second, "how long BenchmarkCommandsPerFollower watches an idle follower")
 
 // fill puts n token records (jti "jti-0" ...) into s, 1000 per Put.
 func fill(b *testing.B, s *Source, n int) {
@@ -183,60 +180,78 @@ func diffCalls(before, after map[string]int) (map[string]int, int) {
 	return d, total
 }
 
-// BenchmarkCommandsPerFollower reports the Redis commands that one idle,
-// caught-up follower costs per second (a real source.Follower in its Run
-// loop), and the commands of one Lookup, hit and miss, from INFO
-// commandstats. It watches for -idle-period; b.N does not matter.
+// idleSlice is how long one operation of BenchmarkCommandsPerFollower/idle
+// watches the follower: with -benchtime 200x, ten seconds, two of the
+// follower's five-second blocking reads.
+const idleSlice = 50 * time.Millisecond
+
+// BenchmarkCommandsPerFollower reports, from INFO commandstats, the Redis
+// commands that one idle, caught-up follower costs per second (a real
+// source.Follower in its Run loop, watched for b.N slices of idleSlice),
+// and the commands of one Lookup, hit and miss (b.N lookups each).
 func BenchmarkCommandsPerFollower(b *testing.B) {
 	s, srv := newSource(b, Options{})
 	c := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
 	defer c.Close()
 	recs := put(b, s, token("https://idp", "x", time.Hour))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 
-	filter, err := bloom.New(smallBloom)
-	if err != nil {
-		b.Fatal(err)
-	}
-	rev, err := authz.NewRevocations(filter, s, authz.DefaultRevocationConfig())
-	if err != nil {
-		b.Fatal(err)
-	}
-	fcfg := source.DefaultFollowerConfig()
-	fcfg.Bloom = smallBloom
-	f := source.NewFollower(s, rev, fcfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err := f.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); f.Run(ctx) }()
-	time.Sleep(200 * time.Millisecond) // past the first, non-blocking feed read
+	b.Run("idle", func(b *testing.B) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		filter, err := bloom.New(smallBloom)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rev, err := authz.NewRevocations(filter, s, authz.DefaultRevocationConfig())
+		if err != nil {
+			b.Fatal(err)
+		}
+		fcfg := source.DefaultFollowerConfig()
+		fcfg.Bloom = smallBloom
+		f := source.NewFollower(s, rev, fcfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err := f.Start(ctx); err != nil {
+			b.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { defer close(done); f.Run(ctx) }()
+		defer func() { cancel(); <-done }()
+		waitBlocked(b, srv) // past the first, non-blocking feed read
 
-	before := commandCalls(b, c)
-	time.Sleep(*idlePeriod)
-	idle, total := diffCalls(before, commandCalls(b, c))
-	cancel()
-	<-done
-	b.ReportMetric(float64(total)/idlePeriod.Seconds(), "cmds/s/follower")
-	b.Logf("idle follower over %v: %d commands %v", *idlePeriod, total, idle)
+		before := commandCalls(b, c)
+		start := time.Now()
+		b.ResetTimer()
+		for range b.N {
+			time.Sleep(idleSlice)
+		}
+		b.StopTimer()
+		idle, total := diffCalls(before, commandCalls(b, c))
+		b.ReportMetric(float64(total)/time.Since(start).Seconds(), "cmds/s/follower")
+		b.Logf("idle follower over %v: %d commands %v", time.Since(start), total, idle)
+	})
 
 	for _, tc := range []struct {
 		name string
 		key  authz.LookupKey
 	}{
-		{"hit", recs[0].LookupKey()},
-		{"miss", authz.LookupKey{Kind: authz.KindToken, Issuer: "https://idp", Value: "absent"}},
+		{"lookup-hit", recs[0].LookupKey()},
+		{"lookup-miss", authz.LookupKey{Kind: authz.KindToken, Issuer: "https://idp", Value: "absent"}},
 	} {
-		const lookups = 100
-		before := commandCalls(b, c)
-		for range lookups {
+		b.Run(tc.name, func(b *testing.B) {
+			// One lookup first, so that no connection set-up is counted.
 			if _, err := s.Lookup(context.Background(), tc.key); err != nil {
 				b.Fatal(err)
 			}
-		}
-		calls, total := diffCalls(before, commandCalls(b, c))
-		b.ReportMetric(float64(total)/lookups, "cmds/lookup-"+tc.name)
-		b.Logf("lookup %s: %d commands for %d lookups %v", tc.name, total, lookups, calls)
+			before := commandCalls(b, c)
+			b.ResetTimer()
+			for range b.N {
+				if _, err := s.Lookup(context.Background(), tc.key); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			calls, total := diffCalls(before, commandCalls(b, c))
+			b.ReportMetric(float64(total)/float64(b.N), "cmds/op")
+			b.Logf("%s: %d commands for %d lookups %v", tc.name, total, b.N, calls)
+		})
 	}
 }

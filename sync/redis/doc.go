@@ -11,6 +11,8 @@
 // slot: the Put script and the pipelines below touch several at once.
 //
 //	seq             the feed position: the position of the newest record
+//	epoch           a random ID the first Put writes, once: it names this
+//	                Redis's data, so that a loss is seen (below)
 //	rec:<id>        a record's JSON, expiring (PXAT) at its ExpiresAt
 //	idx:<key>       sorted set of the IDs stored under one lookup key, scored
 //	                by expiry (ms), expiring with its longest-lived record;
@@ -39,6 +41,21 @@
 // survive a crash of Redis depends on its persistence: run it with
 // appendonly yes and appendfsync always (or replicas and a failover policy
 // you trust) if nothing acknowledged may be lost.
+//
+// # A Redis that lost its data
+//
+// A Redis restarted without persistence, flushed, failed over to a replica
+// that missed writes, or swapped for another, has lost revocations that
+// nodes still enforce. A node must not take its silence for "not revoked".
+// So every Lookup and Feed reads epoch and seq after its data, in the same
+// round trip, and fails with ErrPositionAhead when the epoch changed or
+// vanished or seq is behind a position the Source has seen or holds (Hold:
+// the follower's own position, which may come from its snapshot on disk).
+// The checker then denies what it cannot confirm (revocation_unavailable),
+// the follower reports the source diverged at once (a failed Lookup wakes
+// its waiting feed read), and the node keeps enforcing its own state until
+// an operator restores the data or, having accepted the loss, restarts the
+// nodes without their snapshots.
 //
 // # Down Redis
 //

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jwtguard/jwtguard/authz"
+	"github.com/jwtguard/jwtguard/sync/redis/redistest"
 	"github.com/jwtguard/jwtguard/sync/source"
 )
 
@@ -64,7 +66,14 @@ func TestFeedWaitsForPutOfAnotherClient(t *testing.T) {
 		recs, err := s.Feed(ctx, 1, 0)
 		got <- result{recs, err}
 	}()
-	time.Sleep(100 * time.Millisecond) // let Feed reach its blocking read; the result does not depend on it
+	// Feed must wait in a blocking read (XREAD BLOCK on the server), not
+	// return early nor poll.
+	waitBlocked(t, srv)
+	select {
+	case r := <-got:
+		t.Fatalf("Feed returned before any Put: %v, %v", ids(r.recs), r.err)
+	default:
+	}
 	want := put(t, writer, token("https://idp", "new", time.Hour))
 	r := <-got
 	if r.err != nil {
@@ -109,14 +118,32 @@ func TestFeedEndsWithItsContext(t *testing.T) {
 	}
 }
 
+// waitBlocked waits until a client of srv is blocked in XREAD.
+func waitBlocked(t testing.TB, srv *redistest.Server) {
+	t.Helper()
+	c := client(t, srv)
+	waitFor(t, testTimeout, "a client blocks in XREAD", func() bool {
+		list, err := c.ClientList(ctxT(t)).Result()
+		if err != nil {
+			return false
+		}
+		for _, line := range strings.Split(list, "\n") {
+			if strings.Contains(line, " cmd=xread") && strings.Contains(line, " flags=b") {
+				return true
+			}
+		}
+		return false
+	})
+}
+
 func TestFeedEndsWithClose(t *testing.T) {
-	s, _ := newSource(t, Options{})
+	s, srv := newSource(t, Options{})
 	done := make(chan error, 1)
 	go func() {
 		_, err := s.Feed(ctxT(t), 0, 0)
 		done <- err
 	}()
-	time.Sleep(50 * time.Millisecond)
+	waitBlocked(t, srv)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}

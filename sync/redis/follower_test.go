@@ -15,6 +15,12 @@ import (
 // newFollower returns a follower of s over a fresh filter, not started.
 func newFollower(t *testing.T, s *Source) (*source.Follower, *authz.Revocations) {
 	t.Helper()
+	return newFollowerLogging(t, s, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// newFollowerLogging is newFollower logging to log.
+func newFollowerLogging(t *testing.T, s *Source, log *slog.Logger) (*source.Follower, *authz.Revocations) {
+	t.Helper()
 	filter, err := bloom.New(smallBloom)
 	if err != nil {
 		t.Fatal(err)
@@ -26,7 +32,7 @@ func newFollower(t *testing.T, s *Source) (*source.Follower, *authz.Revocations)
 	cfg := source.DefaultFollowerConfig()
 	cfg.Bloom = smallBloom
 	cfg.Batch = 50
-	return source.NewFollower(s, rev, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))), rev
+	return source.NewFollower(s, rev, cfg, log), rev
 }
 
 // TestFollowerFollowsRedis runs the real follower against the source: it

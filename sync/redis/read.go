@@ -40,22 +40,35 @@ const (
 
 // Lookup returns every record stored under key whose ExpiresAt is after
 // now: the IDs of the key's index (unexpired ones only), then their
-// records, in two round trips; a key without records costs one.
+// records, in two round trips; a key without records costs one. Each round
+// trip also reads the guard (after the data), so that an answer never
+// comes from a Redis that lost its data: then Lookup fails with
+// ErrPositionAhead, and the caller denies what it cannot confirm.
 func (s *Source) Lookup(ctx context.Context, key authz.LookupKey) ([]authz.Record, error) {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
 	now := s.now()
 	op := func() string { return fmt.Sprintf("lookup %s %q", key.Kind, key.Value) }
-	ids, err := s.rdb.ZRangeArgs(ctx, goredis.ZRangeArgs{
-		Key: s.k.idx(key), Start: "(" + strconv.FormatInt(now.UnixMilli(), 10), Stop: "+inf", ByScore: true,
-	}).Result()
-	if err != nil {
+	var idx *goredis.StringSliceCmd
+	var g guardCmds
+	cmds, _ := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		idx = p.ZRangeArgs(ctx, goredis.ZRangeArgs{
+			Key: s.k.idx(key), Start: "(" + strconv.FormatInt(now.UnixMilli(), 10), Stop: "+inf", ByScore: true,
+		})
+		g = s.queueGuard(ctx, p)
+		return nil
+	})
+	if err := pipeErr(cmds); err != nil {
 		return nil, s.wrap(op(), err)
 	}
+	if _, err := s.check(g); err != nil {
+		return nil, s.wrap(op(), err)
+	}
+	ids := idx.Val()
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	recs, err := s.records(ctx, ids)
+	recs, err := s.records(ctx, ids, true)
 	if err != nil {
 		return nil, s.wrap(op(), err)
 	}
@@ -69,16 +82,31 @@ func (s *Source) Lookup(ctx context.Context, key authz.LookupKey) ([]authz.Recor
 }
 
 // records reads the records of ids with one MGET, skipping those that are
-// gone (expired).
-func (s *Source) records(ctx context.Context, ids []string) ([]authz.Record, error) {
+// gone (expired). With guarded, the same round trip reads the guard after
+// the records and fails when Redis has lost data.
+func (s *Source) records(ctx context.Context, ids []string, guarded bool) ([]authz.Record, error) {
 	keys := make([]string, len(ids))
 	for i, id := range ids {
 		keys[i] = s.k.rec(id)
 	}
-	vals, err := s.rdb.MGet(ctx, keys...).Result()
-	if err != nil {
+	var mget *goredis.SliceCmd
+	var g guardCmds
+	cmds, _ := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		mget = p.MGet(ctx, keys...)
+		if guarded {
+			g = s.queueGuard(ctx, p)
+		}
+		return nil
+	})
+	if err := pipeErr(cmds); err != nil {
 		return nil, err
 	}
+	if guarded {
+		if _, err := s.check(g); err != nil {
+			return nil, err
+		}
+	}
+	vals := mget.Val()
 	out := make([]authz.Record, 0, len(vals))
 	for i, v := range vals {
 		str, ok := v.(string)
@@ -129,18 +157,22 @@ func (s *Source) Get(ctx context.Context, id string) (authz.Record, error) {
 // position after the given one, in position order. With none there it
 // waits (XREAD BLOCK) for the next Put, ctx (returning ctx.Err()) or Close
 // (ErrClosed). It returns source.ErrFeedTrimmed when records after the
-// position have been trimmed from the feed, and ErrPositionAhead when the
-// position is beyond every position Redis holds.
+// position have been trimmed from the feed, and ErrPositionAhead when
+// Redis is behind the position, behind what this source has seen or holds
+// (see Hold), or has another epoch: it lost its data. Every answer, and
+// every wake-up of the wait, reads the feed together with the guard, so a
+// loss is reported within one blocking slice (maxBlock), and at once when
+// a Lookup has run into it.
 func (s *Source) Feed(ctx context.Context, after uint64, limit int) ([]authz.Record, error) {
 	if limit <= 0 {
 		limit = DefaultFeedLimit
 	}
 	op := func() string { return fmt.Sprintf("feed after %d", after) }
-	recs, err := s.feedCheck(ctx, after, limit)
-	if err != nil || len(recs) > 0 {
-		return recs, err
-	}
 	for {
+		recs, err := s.feedCheck(ctx, after, limit)
+		if err != nil || len(recs) > 0 {
+			return recs, err
+		}
 		block := maxBlock
 		if dl, ok := ctx.Deadline(); ok {
 			block = min(block, time.Until(dl)-blockMargin)
@@ -152,53 +184,55 @@ func (s *Source) Feed(ctx context.Context, after uint64, limit int) ([]authz.Rec
 				return nil, ctx.Err()
 			case <-s.closed:
 				return nil, fmt.Errorf("%s: %w", op(), ErrClosed)
+			case <-s.behind:
+				continue
 			}
 		}
-		streams, err := s.blockingRead(ctx, &goredis.XReadArgs{
+		// A wake-up only: the records are read by feedCheck, with the guard.
+		_, err = s.blockingRead(ctx, &goredis.XReadArgs{
 			Streams: []string{s.k.feed(), streamID(after)},
-			Count:   int64(limit),
+			Count:   1,
 			Block:   block,
 		})
 		switch {
-		case errors.Is(err, goredis.Nil):
-			continue // nothing within block
-		case err != nil:
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			if errors.Is(err, ErrClosed) {
-				return nil, fmt.Errorf("%s: %w", op(), ErrClosed)
-			}
+		case err == nil, errors.Is(err, goredis.Nil), errors.Is(err, errBehind):
+			continue // a Put, nothing within block, or Redis seen behind
+		case ctxErr(ctx) != nil:
+			return nil, ctxErr(ctx)
+		case errors.Is(err, ErrClosed):
+			return nil, fmt.Errorf("%s: %w", op(), ErrClosed)
+		default:
 			return nil, s.wrap(op(), err)
-		}
-		recs, err := s.feedRecords(after, streams)
-		if err != nil {
-			return nil, s.wrap(op(), err)
-		}
-		if len(recs) > 0 {
-			return recs, nil
 		}
 	}
 }
 
-// feedCheck reads the feed after after without waiting, together with seq,
-// and tells an empty answer (caught up) from a trimmed or a lost feed.
+// feedCheck reads the feed after after without waiting, with the guard
+// after it, and tells an empty answer (caught up) from a trimmed or a lost
+// feed.
 func (s *Source) feedCheck(ctx context.Context, after uint64, limit int) ([]authz.Record, error) {
 	op := func() string { return fmt.Sprintf("feed after %d", after) }
 	octx, cancel := s.opContext(ctx)
 	defer cancel()
-	var seq *goredis.StringCmd
 	var read *goredis.XStreamSliceCmd
+	var g guardCmds
 	cmds, _ := s.rdb.Pipelined(octx, func(p goredis.Pipeliner) error {
-		seq = p.Get(octx, s.k.seq())
 		read = p.XRead(octx, &goredis.XReadArgs{Streams: []string{s.k.feed(), streamID(after)}, Count: int64(limit), Block: -1})
+		g = s.queueGuard(octx, p)
 		return nil
 	})
 	if err := pipeErr(cmds); err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+		if cerr := ctxErr(ctx); cerr != nil {
+			return nil, cerr
 		}
 		return nil, s.wrap(op(), err)
+	}
+	top, err := s.check(g)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("%s: %w", op(), err)
+	case top < after:
+		return nil, fmt.Errorf("%s: redis at %s is at position %d: %w", op(), s.addr, top, ErrPositionAhead)
 	}
 	streams, _ := read.Result() // redis.Nil: no entry after after
 	recs, err := s.feedRecords(after, streams)
@@ -208,24 +242,29 @@ func (s *Source) feedCheck(ctx context.Context, after uint64, limit int) ([]auth
 		}
 		return recs, err
 	}
-	top, err := seq.Uint64()
-	if errors.Is(err, goredis.Nil) {
-		top, err = 0, nil
-	}
-	switch {
-	case err != nil:
-		return nil, s.wrap(op(), fmt.Errorf("read %s: %w", s.k.seq(), err))
-	case top > after:
+	if top > after {
 		return nil, fmt.Errorf("%s: records up to %d were trimmed: %w", op(), top, source.ErrFeedTrimmed)
-	case top < after:
-		return nil, fmt.Errorf("%s: redis at %s is at position %d: %w", op(), s.addr, top, ErrPositionAhead)
 	}
 	return nil, nil
 }
 
-// blockingRead runs a blocking XREAD and returns as soon as ctx ends or the
-// source is closed, leaving the read to finish (within its block time) on
-// its own.
+// ctxErr returns ctx's error, and DeadlineExceeded as soon as ctx's
+// deadline has passed, even before ctx's own timer reports it: go-redis
+// sets the connection's deadline from ctx's, so a read can fail with an i/o
+// timeout a moment before ctx.Err() says why.
+func ctxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// blockingRead runs a blocking XREAD and returns as soon as ctx ends, the
+// source is closed or a Lookup finds Redis behind, leaving the read to
+// finish (within its block time) on its own.
 func (s *Source) blockingRead(ctx context.Context, args *goredis.XReadArgs) ([]goredis.XStream, error) {
 	type result struct {
 		streams []goredis.XStream
@@ -243,27 +282,41 @@ func (s *Source) blockingRead(ctx context.Context, args *goredis.XReadArgs) ([]g
 		return nil, ctx.Err()
 	case <-s.closed:
 		return nil, ErrClosed
+	case <-s.behind:
+		return nil, errBehind
 	}
 }
 
+// errBehind ends a blocking read when a Lookup has found Redis behind.
+var errBehind = errors.New("redis seen behind")
+
 // feedRecords decodes the feed entries of an XREAD answer. The positions
 // are contiguous, so a first entry past after+1 means the ones between were
-// trimmed.
+// trimmed. An entry that does not decode ends the answer: the records
+// before it are returned, or, when it comes first, a
+// *source.BadEntryError naming its position.
 func (s *Source) feedRecords(after uint64, streams []goredis.XStream) ([]authz.Record, error) {
 	if len(streams) == 0 || len(streams[0].Messages) == 0 {
 		return nil, nil
 	}
 	msgs := streams[0].Messages
+	if first, ok := parseStreamID(msgs[0].ID); ok && first > after+1 {
+		return nil, fmt.Errorf("positions %d to %d were trimmed: %w", after+1, first-1, source.ErrFeedTrimmed)
+	}
 	out := make([]authz.Record, 0, len(msgs))
 	for _, m := range msgs {
 		r, err := decodeEntry(m)
 		if err != nil {
-			return nil, err
+			pos, ok := parseStreamID(m.ID)
+			switch {
+			case !ok:
+				return nil, err
+			case len(out) > 0:
+				return out, nil // the bad entry comes first next time
+			}
+			return nil, &source.BadEntryError{Position: pos, Err: err}
 		}
 		out = append(out, r)
-	}
-	if out[0].Position > after+1 {
-		return nil, fmt.Errorf("positions %d to %d were trimmed: %w", after+1, out[0].Position-1, source.ErrFeedTrimmed)
 	}
 	return out, nil
 }
@@ -350,7 +403,7 @@ func (s *Source) scan(ctx context.Context, now time.Time, fn func(authz.Record) 
 					}
 				}
 				if len(ids) > 0 {
-					recs, err = s.records(octx, ids)
+					recs, err = s.records(octx, ids, false)
 				}
 			}
 			cancel()

@@ -3,13 +3,18 @@ package redis
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"log/slog"
-	"sync"
+	"math"
+	"runtime"
 	"testing"
 	"time"
+
+	bitsbloom "github.com/bits-and-blooms/bloom/v3"
 
 	"github.com/jwtguard/jwtguard/authz"
 	"github.com/jwtguard/jwtguard/bloom"
@@ -220,7 +225,7 @@ func TestRangePosition(t *testing.T) {
 }
 
 // waitFor polls cond every 20ms until it holds or within fails the test.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !cond() {
@@ -231,24 +236,23 @@ func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) 
 	}
 }
 
+// TestPublisherLease drives two publishers round by round (tick is one
+// round of Run), so that no timing decides the outcome: the lease stays with
+// one holder while it renews, the holder publishes new records, and when its
+// lease lapses the other takes over.
 func TestPublisherLease(t *testing.T) {
 	s, srv := newSource(t, Options{})
 	other := openSource(t, srv.URL(), Options{})
-	cfg := PublisherConfig{Interval: 200 * time.Millisecond, Bloom: smallBloom, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	// A long interval: the lease (three intervals) never lapses on its own
+	// during the test, however slow the machine.
+	cfg := PublisherConfig{Interval: time.Hour, Bloom: smallBloom, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	pubs := make([]*Publisher, 2)
-	cancels := make([]context.CancelFunc, 2)
-	var wg sync.WaitGroup
-	t.Cleanup(wg.Wait)
 	for i, src := range []*Source{s, other} {
 		p, err := NewPublisher(src, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		t.Cleanup(cancel)
-		pubs[i], cancels[i] = p, cancel
-		wg.Add(1)
-		go func() { defer wg.Done(); p.Run(ctx) }()
+		pubs[i] = p
 	}
 	holder := func() int {
 		n, h := 0, -1
@@ -262,33 +266,129 @@ func TestPublisherLease(t *testing.T) {
 		}
 		return h
 	}
-	waitFor(t, 5*time.Second, "one publisher holds the lease", func() bool { return holder() >= 0 })
-	first := holder()
-	// Over several intervals, the lease stays with one holder.
-	for range 5 {
-		time.Sleep(cfg.Interval)
-		if h := holder(); h != first {
-			t.Fatalf("holder changed from %d to %d while both ran", first, h)
+	ctx := ctxT(t)
+	first := -1
+	for round := range 5 {
+		// Both contend, in alternating order.
+		pubs[round%2].tick(ctx)
+		pubs[1-round%2].tick(ctx)
+		h := holder()
+		if h < 0 {
+			t.Fatalf("round %d: holding = %v, %v; want exactly one holder", round, pubs[0].Holding(), pubs[1].Holding())
+		}
+		if first < 0 {
+			first = h
+		}
+		if h != first {
+			t.Fatalf("round %d: holder changed from %d to %d while both renewed", round, first, h)
 		}
 	}
+	published := func() uint64 {
+		t.Helper()
+		pos, ok, err := s.publishedPosition(ctx)
+		if err != nil || !ok {
+			t.Fatalf("published position: %d, %v, %v", pos, ok, err)
+		}
+		return pos
+	}
 	recs := put(t, s, tokens("a", 5)...)
-	waitFor(t, 5*time.Second, "the holder publishes the new records", func() bool {
-		pos, ok, err := s.publishedPosition(ctxT(t))
-		return err == nil && ok && pos == 5
-	})
-
-	// The holder dies: its lease lapses and the other takes over.
-	cancels[first]()
 	next := 1 - first
-	waitFor(t, 5*time.Second, "the other publisher takes the lease over", func() bool { return pubs[next].Holding() && !pubs[first].Holding() })
+	pubs[next].tick(ctx)
+	pubs[first].tick(ctx)
+	if pos := published(); pos != 5 {
+		t.Fatalf("published position after the holder's round = %d, want 5", pos)
+	}
+
+	// The holder dies: its lease lapses (made to, here, rather than waited
+	// for) and the other takes over at its next round.
+	c := client(t, srv)
+	if err := c.PExpire(ctx, s.k.lease(), time.Millisecond).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the lease lapses", func() bool { return c.Exists(ctx, s.k.lease()).Val() == 0 })
 	recs = append(recs, put(t, s, tokens("b", 5)...)...)
-	waitFor(t, 5*time.Second, "the new holder publishes", func() bool {
-		pos, ok, err := s.publishedPosition(ctxT(t))
-		return err == nil && ok && pos == 10
-	})
+	pubs[next].tick(ctx)
+	if !pubs[next].Holding() {
+		t.Fatal("the other publisher did not take the lapsed lease")
+	}
+	pubs[first].tick(ctx) // back from the dead: the lease is taken
+	if pubs[first].Holding() {
+		t.Fatal("the old holder took the lease back from the new one")
+	}
+	if pos := published(); pos != 10 {
+		t.Fatalf("published position after the new holder's round = %d, want 10", pos)
+	}
 	f := snapshot(t, s)
 	if f.Position() != 10 {
 		t.Errorf("snapshot position = %d, want the published 10", f.Position())
 	}
 	checkHolds(t, f, recs)
+}
+
+// TestPublisherRun checks that Run takes the lease and publishes at once,
+// then again at its interval once records arrive, and returns with ctx.
+func TestPublisherRun(t *testing.T) {
+	s, _ := newSource(t, Options{})
+	p, err := NewPublisher(s, PublisherConfig{Interval: 20 * time.Millisecond, Bloom: smallBloom, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, s, tokens("a", 2)...)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); p.Run(ctx) }()
+	published := func(want uint64) func() bool {
+		return func() bool {
+			pos, ok, err := s.publishedPosition(ctxT(t))
+			return err == nil && ok && pos == want
+		}
+	}
+	waitFor(t, 10*time.Second, "Run publishes the records there at start", published(2))
+	put(t, s, tokens("b", 3)...)
+	waitFor(t, 10*time.Second, "Run publishes new records", published(5))
+	cancel()
+	<-done
+	if p.Holding() {
+		t.Error("Holding after Run returned")
+	}
+}
+
+// TestSnapshotForgedHeader: a published snapshot whose header (checksum
+// made right) claims a base of tens of GiB must not make the node allocate
+// it: it is refused, and the filter is built from the records instead.
+func TestSnapshotForgedHeader(t *testing.T) {
+	s, srv := newSource(t, Options{})
+	recs := put(t, s, tokens("a", 3)...)
+	f, err := bloom.New(smallBloom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := f.WriteSnapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	// The header layout of the bloom package's documentation.
+	h := buf.Bytes()[:76]
+	le := binary.LittleEndian
+	huge := bloom.Config{Entries: 1 << 32, FPRate: 1e-12, DeltaEntries: 1024}
+	m, k := bitsbloom.EstimateParameters(huge.Entries, huge.FPRate)
+	le.PutUint64(h[12:], uint64(huge.Entries))
+	le.PutUint64(h[20:], math.Float64bits(huge.FPRate))
+	le.PutUint64(h[52:], uint64(m))
+	le.PutUint32(h[60:], uint32(k))
+	le.PutUint32(h[72:], crc32.Checksum(h[:72], crc32.MakeTable(crc32.Castagnoli)))
+	if err := client(t, srv).Set(ctxT(t), s.k.snapshot(), h, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	g := snapshot(t, s)
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 64<<20 {
+		t.Errorf("Snapshot allocated %d bytes for a 76-byte forged snapshot", n)
+	}
+	if g.Position() != 3 {
+		t.Errorf("snapshot at %d, want one built from the records at 3", g.Position())
+	}
+	checkHolds(t, g, recs)
 }

@@ -87,6 +87,11 @@ type Source struct {
 
 	closeOnce sync.Once
 	closed    chan struct{}
+
+	guard guard
+	// behind wakes a waiting Feed when a Lookup found Redis behind what
+	// this source has seen, so that the follower reports it at once.
+	behind chan struct{}
 }
 
 var _ source.Source = (*Source)(nil)
@@ -125,6 +130,7 @@ func New(rawURL string, opts Options) (*Source, error) {
 		timeout:   opts.Timeout,
 		now:       opts.Now,
 		closed:    make(chan struct{}),
+		behind:    make(chan struct{}, 1),
 	}, nil
 }
 
@@ -259,6 +265,7 @@ func (s *Source) wrap(op string, err error) error {
 type keys struct{ prefix string }
 
 func (k keys) seq() string         { return k.prefix + "seq" }
+func (k keys) epoch() string       { return k.prefix + "epoch" }
 func (k keys) feed() string        { return k.prefix + "feed" }
 func (k keys) snapshot() string    { return k.prefix + "snapshot" }
 func (k keys) snapshotPos() string { return k.prefix + "snapshot:pos" }

@@ -72,10 +72,14 @@ func TestRedisCluster(t *testing.T) {
 		addrs = append(addrs, srv.Addr())
 	}
 	redisCLI(t, append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", "0", "--cluster-yes")...)
-	host, port, _ := net.SplitHostPort(addrs[0])
-	for deadline := time.Now().Add(15 * time.Second); !strings.Contains(redisCLI(t, "-h", host, "-p", port, "cluster", "info"), "cluster_state:ok"); time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the cluster did not reach cluster_state:ok within 15s")
+	// Every node must see the cluster ok: one that does not yet answers
+	// CLUSTERDOWN to the commands routed to it.
+	for _, addr := range addrs {
+		host, port, _ := net.SplitHostPort(addr)
+		for deadline := time.Now().Add(30 * time.Second); !strings.Contains(redisCLI(t, "-h", host, "-p", port, "cluster", "info"), "cluster_state:ok"); time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("cluster node %s did not reach cluster_state:ok within 30s", addr)
+			}
 		}
 	}
 	s, err := Open(ctxT(t), "", Options{ClusterAddrs: addrs})

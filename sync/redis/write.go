@@ -16,19 +16,22 @@ import (
 
 // putScript stores one batch of records atomically.
 //
-// KEYS: seq, feed, then for each record: rec:<id>, idx:<key>, live:<kind>.
-// ARGV: feed retention, now (ms), then for each record: ID, its JSON
-// without a position (a JSON object), its expiry (ms).
+// KEYS: seq, feed, epoch, then for each record: rec:<id>, idx:<key>,
+// live:<kind>.
+// ARGV: feed retention, now (ms), a new epoch, then for each record: ID,
+// its JSON without a position (a JSON object), its expiry (ms).
 // It returns the position of the batch's first record; the others follow.
 //
 // When the first record is stored already, the batch was applied by an
 // earlier attempt whose answer was lost: it returns that position and
 // writes nothing. Positions continue after the larger of seq and the feed's
-// newest entry, so that a lost seq key never makes XADD fail halfway. Every
-// read comes before the first write, so an error (or a refused write when
-// Redis is out of memory) leaves nothing behind.
+// newest entry, so that a lost seq key never makes XADD fail halfway. The
+// epoch is set unless there is one (see "A Redis that lost its data" in the
+// package documentation). Every read comes before the first write, so an
+// error (or a refused write when Redis is out of memory) leaves nothing
+// behind.
 var putScript = goredis.NewScript(`
-local first = redis.call('GET', KEYS[3])
+local first = redis.call('GET', KEYS[4])
 if first then
   return cjson.decode(first).position
 end
@@ -38,9 +41,10 @@ if top[1] then
   local p = tonumber(string.match(top[1][1], '^0%-(%d+)$'))
   if p and p > seq then seq = p end
 end
-local n = (#KEYS - 2) / 3
+redis.call('SET', KEYS[3], ARGV[3], 'NX')
+local n = (#KEYS - 3) / 3
 for i = 0, n - 1 do
-  local k = 3 + 3 * i
+  local k = 4 + 3 * i
   local id, exp = ARGV[k], ARGV[k + 2]
   local pos = string.format('%d', seq + i + 1)
   local rec = string.sub(ARGV[k + 1], 1, -2) .. ',"position":' .. pos .. '}'
@@ -93,13 +97,17 @@ type batch struct {
 // prepare validates recs and makes their batch.
 func (s *Source) prepare(recs []authz.Record) (batch, error) {
 	now := s.now()
+	epoch, err := newID()
+	if err != nil {
+		return batch{}, err
+	}
 	b := batch{
 		recs: make([]authz.Record, len(recs)),
-		keys: make([]string, 0, 2+3*len(recs)),
-		args: make([]any, 0, 2+3*len(recs)),
+		keys: make([]string, 0, 3+3*len(recs)),
+		args: make([]any, 0, 3+3*len(recs)),
 	}
-	b.keys = append(b.keys, s.k.seq(), s.k.feed())
-	b.args = append(b.args, s.retention, now.UnixMilli())
+	b.keys = append(b.keys, s.k.seq(), s.k.feed(), s.k.epoch())
+	b.args = append(b.args, s.retention, now.UnixMilli(), epoch)
 	for i, r := range recs {
 		if err := r.Validate(); err != nil {
 			return batch{}, fmt.Errorf("record %d: %w", i, err)

@@ -29,6 +29,7 @@ type Follower struct {
 	log      *slog.Logger
 	lastOK   atomic.Int64 // unix nanoseconds of the last successful feed read
 	reloads  atomic.Uint64
+	bad      atomic.Uint64 // feed entries that did not decode
 	diverged atomic.Bool
 	head     atomic.Uint64 // the source's newest position, as last seen
 	loadedAt atomic.Int64  // unix nanoseconds: when the node's filter was last loaded or refreshed
@@ -103,6 +104,11 @@ func (f *Follower) seeHead(pos uint64) {
 // Reloads counts snapshot reloads after falling behind the feed.
 func (f *Follower) Reloads() uint64 { return f.reloads.Load() }
 
+// BadEntries counts feed entries that did not decode and were skipped
+// (each logged at ERROR): a revocation may have been lost with one, unless
+// the reload that followed found its record. Alert when it rises.
+func (f *Follower) BadEntries() uint64 { return f.bad.Load() }
+
 // Start loads the initial state and catches up with the feed as far as the
 // source answers, then marks the state ready. With the source down it
 // starts from the node's own snapshot alone; with neither, it fails.
@@ -124,14 +130,34 @@ func (f *Follower) Start(ctx context.Context) error {
 		f.loadedAt.Store(time.Now().UnixNano())
 		f.log.Info("revocation state loaded from the source", "position", snap.Position())
 	}
+	f.hold()
 	if err := f.catchUp(ctx); err != nil {
-		if local == nil {
+		switch {
+		case errors.Is(err, ErrPositionAhead):
+			f.sourceBehind(err)
+		case local == nil:
 			return err
+		default:
+			f.log.Warn("source unreachable at start; enforcing the node's snapshot until it returns", "err", err)
 		}
-		f.log.Warn("source unreachable at start; enforcing the node's snapshot until it returns", "err", err)
 	}
 	f.rev.SetReady(true)
 	return nil
+}
+
+// hold tells a source that can lose its data the position the node
+// enforces (see Holder).
+func (f *Follower) hold() {
+	if h, ok := f.src.(Holder); ok {
+		h.Hold(f.Position())
+	}
+}
+
+// sourceBehind reports a source found behind the node.
+func (f *Follower) sourceBehind(err error) {
+	f.diverged.Store(true)
+	f.log.Error("the revocation source is behind this node: it lost data or was replaced; enforcing the node's state, new revocations may not arrive",
+		"err", err, "node_position", f.Position())
 }
 
 // catchUp applies the feed until the source's newest position.
@@ -139,6 +165,9 @@ func (f *Follower) catchUp(ctx context.Context) error {
 	st, err := f.src.Stats(ctx)
 	if err != nil {
 		return fmt.Errorf("source stats: %w", err)
+	}
+	if pos := f.Position(); st.Position < pos {
+		return fmt.Errorf("source at position %d, node at %d: %w", st.Position, pos, ErrPositionAhead)
 	}
 	f.seeHead(st.Position)
 	for f.Position() < st.Position {
@@ -163,9 +192,7 @@ func (f *Follower) Run(ctx context.Context) {
 			return
 		}
 		if errors.Is(err, ErrPositionAhead) {
-			f.diverged.Store(true)
-			f.log.Error("the revocation source is behind this node: it lost data or was replaced; enforcing the node's state, new revocations may not arrive",
-				"err", err, "node_position", f.Position())
+			f.sourceBehind(err)
 		} else {
 			f.log.Warn("revocation feed read failed; enforcing last known state", "err", err, "retry_in", backoff)
 		}
@@ -186,9 +213,13 @@ func (f *Follower) step(ctx context.Context, wait time.Duration) error {
 	defer cancel()
 	pos := f.Position()
 	recs, err := f.src.Feed(rctx, pos, f.cfg.Batch)
+	var bad *BadEntryError
 	switch {
 	case errors.Is(err, ErrFeedTrimmed):
 		return f.reload(ctx, pos)
+	case errors.As(err, &bad):
+		f.skip(ctx, bad.Position, err)
+		return nil
 	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
 		f.lastOK.Store(time.Now().UnixNano()) // the source answered: nothing new
 		return err
@@ -198,6 +229,7 @@ func (f *Follower) step(ctx context.Context, wait time.Duration) error {
 	f.lastOK.Store(time.Now().UnixNano())
 	f.diverged.Store(false)
 	f.rev.Apply(recs...)
+	f.hold()
 	if n := len(recs); n > 0 {
 		f.seeHead(recs[n-1].Position)
 		if n == f.cfg.Batch { // more may wait: learn how far behind
@@ -209,12 +241,34 @@ func (f *Follower) step(ctx context.Context, wait time.Duration) error {
 	return nil
 }
 
+// skip goes past a feed entry that does not decode, so that it stalls
+// nothing behind it. Its record is lost to the node unless the source holds
+// it: the node's state is first rebuilt from the source's records (which
+// does not read that entry), and it is counted and logged at ERROR either
+// way.
+func (f *Follower) skip(ctx context.Context, pos uint64, bad error) {
+	f.bad.Add(1)
+	f.log.Error("revocation feed entry does not decode: reloading the state from the source's records and skipping it; a revocation may be lost with it",
+		"position", pos, "err", bad)
+	if err := f.Refresh(ctx); err != nil {
+		f.log.Error("reload after a feed entry that does not decode failed: skipping the entry all the same",
+			"position", pos, "err", err)
+	}
+	// Refresh moved past it when the source's records reflect it; an entry
+	// written past the source's position, or a failed reload, did not.
+	if f.Position() < pos {
+		f.rev.Filter().Advance(pos)
+	}
+	f.hold()
+}
+
 // reload brings the node back after it fell behind the retained feed.
 func (f *Follower) reload(ctx context.Context, pos uint64) error {
 	if err := f.Refresh(ctx); err != nil {
 		return fmt.Errorf("reload after falling behind position %d: %w", pos, err)
 	}
 	f.reloads.Add(1)
+	f.hold()
 	f.log.Info("reloaded a snapshot after falling behind the feed", "from", pos, "to", f.Position())
 	return nil
 }
@@ -222,7 +276,8 @@ func (f *Follower) reload(ctx context.Context, pos uint64) error {
 // Refresh replaces the node's filter by a fresh one, which drops expired
 // revocations and takes the size of the follower's bloom config: the
 // source's snapshot caught up with the feed or, when that snapshot is older
-// than the retained feed, one built from the source's live records.
+// than the retained feed or the feed after it holds an entry that does not
+// decode, one built from the source's live records.
 // Revocations arriving meanwhile are enforced throughout, and the position
 // never goes backwards.
 func (f *Follower) Refresh(ctx context.Context) error {
@@ -234,10 +289,10 @@ func (f *Follower) Refresh(ctx context.Context) error {
 	if err == nil {
 		f.loadedAt.Store(time.Now().UnixNano())
 	}
-	if !errors.Is(err, ErrFeedTrimmed) {
+	if !errors.Is(err, ErrFeedTrimmed) && !errors.Is(err, ErrBadEntry) {
 		return err
 	}
-	f.log.Warn("the source's snapshot is older than its feed; building the filter from its records")
+	f.log.Warn("the source's snapshot cannot be caught up with its feed; building the filter from its records", "err", err)
 	built, err := bloom.New(f.cfg.Bloom)
 	if err != nil {
 		return err

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/jwtguard/jwtguard/authz"
 	"github.com/jwtguard/jwtguard/bloom"
 	"github.com/jwtguard/jwtguard/sync/embedded"
@@ -245,4 +247,56 @@ func (s slowStats) Stats(ctx context.Context) (source.Stats, error) {
 	st, err := s.Source.Stats(ctx)
 	time.Sleep(time.Millisecond)
 	return st, err
+}
+
+// TestFollowerGoesPastARecordThatDoesNotDecode: a record of the embedded
+// store that does not decode (a damaged file) must not stall the feed
+// behind it: the follower counts it and goes on.
+func TestFollowerGoesPastARecordThatDoesNotDecode(t *testing.T) {
+	storeDir, nodeDir := t.TempDir(), t.TempDir()
+	open := func() *embedded.Store {
+		t.Helper()
+		s, err := embedded.Open(storeDir, embedded.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	src := open()
+	put(t, src, "a")
+	fol, _ := newFollower(t, src, nodeDir)
+	if err := fol.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := fol.SaveSnapshot(); err != nil {
+		t.Fatal(err)
+	}
+	bad := put(t, src, "b", "c")[0]
+	if err := src.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(filepath.Join(storeDir, embedded.FileName), 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error { return tx.Bucket([]byte("records")).Put([]byte(bad.ID), []byte("{not json")) })
+	if cerr := db.Close(); err != nil || cerr != nil {
+		t.Fatal(err, cerr)
+	}
+
+	src = open()
+	t.Cleanup(func() { src.Close() })
+	fol, rev := newFollower(t, src, nodeDir)
+	if err := fol.Start(context.Background()); err != nil {
+		t.Fatalf("Start past a record that does not decode: %v", err)
+	}
+	if !enforced(rev, "c") || fol.BadEntries() != 1 {
+		t.Fatalf("after Start: c enforced %v, bad entries %d; want true, 1", enforced(rev, "c"), fol.BadEntries())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { fol.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	put(t, src, "d")
+	waitFor(t, func() bool { return enforced(rev, "d") })
 }

@@ -32,7 +32,30 @@ var (
 	ErrPositionAhead = errors.New("feed position is ahead of the source")
 	// ErrInvalidCursor: a List cursor the source did not issue.
 	ErrInvalidCursor = errors.New("invalid list cursor")
+	// ErrBadEntry: a feed entry does not decode (see BadEntryError).
+	ErrBadEntry = errors.New("feed entry does not decode")
 )
+
+// BadEntryError is Feed's error for an entry that does not decode: it
+// holds no record a node can apply, yet must not stop the feed behind it.
+// Feed returns the good records before it first, so Position is the one
+// after the caller's. The Follower counts it, logs it at ERROR, reloads its
+// state from the source's records (which hold the entry's record if the
+// source has it) and goes on past it.
+type BadEntryError struct {
+	Position uint64
+	Err      error
+}
+
+func (e *BadEntryError) Error() string {
+	return fmt.Sprintf("feed entry at position %d does not decode: %v", e.Position, e.Err)
+}
+
+// Is makes errors.Is(err, ErrBadEntry) true.
+func (e *BadEntryError) Is(target error) bool { return target == ErrBadEntry }
+
+// Unwrap returns the decoding error.
+func (e *BadEntryError) Unwrap() error { return e.Err }
 
 // Source is a revocation source: the authority over revocation records.
 type Source interface {
@@ -71,6 +94,15 @@ type Source interface {
 
 	// Close releases the source.
 	Close() error
+}
+
+// Holder is implemented by a source that can lose its data behind a node's
+// back (Redis): Hold tells it the feed position the node enforces, so that
+// it refuses to answer lookups and the feed (ErrPositionAhead) once it is
+// found behind that position, instead of answering from what it has left.
+// The Follower calls it whenever its position moves.
+type Holder interface {
+	Hold(pos uint64)
 }
 
 // ListQuery filters and pages List. Empty fields match everything.
