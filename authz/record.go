@@ -116,6 +116,22 @@ func (r Record) Validate() error {
 	return nil
 }
 
+// ValidateStored is Validate for a record as a source stores it: complete,
+// with the Before a subject record needs (the admin API fills it when a
+// client leaves it out) and an ExpiresAt.
+func (r Record) ValidateStored() error {
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case r.Kind == KindSubject && r.Before.IsZero():
+		return fmt.Errorf("%w: kind subject needs before", ErrInvalidRecord)
+	case r.ExpiresAt.IsZero():
+		return fmt.Errorf("%w: expires_at is missing", ErrInvalidRecord)
+	}
+	return nil
+}
+
 // LookupKey is what a filter key stands for and what a source looks up
 // exactly. Subject and key records are found by value alone (their Issuer,
 // when set, is applied after the lookup), so their LookupKey has no issuer.

@@ -28,14 +28,11 @@ func (s *Store) Put(ctx context.Context, recs []authz.Record) ([]authz.Record, e
 	now := s.now()
 	out := make([]authz.Record, len(recs))
 	for i, r := range recs {
-		if err := r.Validate(); err != nil {
+		if err := r.ValidateStored(); err != nil {
 			return nil, fmt.Errorf("record %d: %w", i, err)
 		}
 		if r.CreatedAt.IsZero() {
 			r.CreatedAt = now
-		}
-		if r.ExpiresAt.IsZero() {
-			return nil, fmt.Errorf("record %d: %w: expires_at is missing", i, authz.ErrInvalidRecord)
 		}
 		if !r.ExpiresAt.After(r.CreatedAt) {
 			return nil, fmt.Errorf("record %d: %w: expires_at %s is not after created_at %s",

@@ -109,15 +109,13 @@ func (s *Source) prepare(recs []authz.Record) (batch, error) {
 	b.keys = append(b.keys, s.k.seq(), s.k.feed(), s.k.epoch())
 	b.args = append(b.args, s.retention, now.UnixMilli(), epoch)
 	for i, r := range recs {
-		if err := r.Validate(); err != nil {
+		if err := r.ValidateStored(); err != nil {
 			return batch{}, fmt.Errorf("record %d: %w", i, err)
 		}
 		if r.CreatedAt.IsZero() {
 			r.CreatedAt = now
 		}
 		switch {
-		case r.ExpiresAt.IsZero():
-			return batch{}, fmt.Errorf("record %d: %w: expires_at is missing", i, authz.ErrInvalidRecord)
 		case !r.ExpiresAt.After(r.CreatedAt):
 			return batch{}, fmt.Errorf("record %d: %w: expires_at %s is not after created_at %s",
 				i, authz.ErrInvalidRecord, r.ExpiresAt.Format(time.RFC3339), r.CreatedAt.Format(time.RFC3339))
