@@ -307,7 +307,9 @@ func (c *serveConfig) finish(fileIssuers []fileIssuer) error {
 	case c.DataDir == "":
 		return errors.New("data-dir: empty")
 	case c.Source != "embedded" && !isRedisURL(c.Source):
-		return fmt.Errorf("source: %q, want embedded or a redis:// or rediss:// URL", c.Source)
+		return fmt.Errorf("source: %q, want embedded or a redis:// or rediss:// URL", redactURL(c.Source))
+	case c.Source != "embedded" && checkRedisURL(c.Source) != nil:
+		return fmt.Errorf("source: %w", checkRedisURL(c.Source))
 	case c.PublishInterval < 0:
 		return fmt.Errorf("publish-interval: %s, want 0 or more", c.PublishInterval)
 	}

@@ -175,7 +175,7 @@ func (f *revokeFlags) revoker() (revoker, error) {
 		return nil, fmt.Errorf("-o %q: want table or json", f.output)
 	}
 	if !isRedisURL(f.redisURL) {
-		return nil, fmt.Errorf("--redis %q: want a redis:// or rediss:// URL", f.redisURL)
+		return nil, fmt.Errorf("--redis %q: want a redis:// or rediss:// URL", redactURL(f.redisURL))
 	}
 	src, err := f.redis.open(f.redisURL)
 	if err != nil {

@@ -165,7 +165,7 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger, stdout io.Wr
 			}
 		}()
 	}
-	log.Info("jwtguard listening", "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(), "admin", adminLis.Addr().String(), "source", cfg.Source)
+	log.Info("jwtguard listening", "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(), "admin", adminLis.Addr().String(), "source", redactURL(cfg.Source))
 
 	if err := n.checker.LoadKeys(ctx); err != nil {
 		log.Warn("key sets not loaded yet; not ready until they are", "err", err)
