@@ -142,7 +142,7 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger, stdout io.Wr
 	}
 	httpSrv := &http.Server{Handler: n.httpMux(reg, authzSvc), ReadHeaderTimeout: 10 * time.Second}
 	adminSrv := &http.Server{Handler: admin.NewHandler(n.src, n.rev, admin.Config{
-		Token: adminToken, MaxTokenLifetime: cfg.Authz.MaxTokenLifetime, Leeway: cfg.Authz.Leeway,
+		Token: adminToken, MaxTokenLifetime: cfg.Authz.MaxTokenLifetime, Leeway: cfg.Authz.Leeway, Addr: cfg.AdminAddr,
 	}, admin.WithLogger(log), admin.WithStatus(n.status)), ReadHeaderTimeout: 10 * time.Second}
 
 	ctx, cancel := context.WithCancel(ctx)

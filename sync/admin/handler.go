@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -33,6 +34,9 @@ type Config struct {
 	MaxBodyBytes int64
 	// MaxBatch bounds the records of one POST. Default 10 000.
 	MaxBatch int
+	// Addr is the address the API listens on. Without a Token, requests
+	// must name a loopback host or this address's host in Host.
+	Addr string
 }
 
 // DefaultConfig returns the defaults (no token).
@@ -124,6 +128,12 @@ const (
 )
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if len(h.token) == 0 {
+		if msg := h.browserOrForeignHost(r); msg != "" {
+			writeError(w, http.StatusForbidden, msg)
+			return
+		}
+	}
 	if !h.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="jwtguard-admin"`)
 		writeError(w, http.StatusUnauthorized, "missing or wrong admin token (Authorization: Bearer <token>)")
@@ -154,6 +164,47 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeError(w, http.StatusNotFound, "no such endpoint: "+p)
 	}
+}
+
+// browserOrForeignHost says why a request must be refused by an API without
+// a token, or "": only its own loopback host names may reach it (a web
+// page that rebinds its DNS name to 127.0.0.1 still sends its own name in
+// Host), and never from a browser page (Origin, or a cross-site fetch).
+func (h *handler) browserOrForeignHost(r *http.Request) string {
+	if r.Header.Get("Origin") != "" {
+		return "requests from a browser page (Origin) are refused by an admin API without a token"
+	}
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "cross-site", "same-site":
+		return "cross-site requests are refused by an admin API without a token"
+	}
+	if !h.localHost(r.Host) {
+		return fmt.Sprintf("Host %q is not a loopback name of this admin API; without a token only 127.0.0.1, ::1, localhost or its listen address are accepted", r.Host)
+	}
+	return ""
+}
+
+// localHost reports whether a Host header names a loopback address,
+// localhost, or the configured listen address's host, with any port.
+func (h *handler) localHost(hostport string) bool {
+	host := hostport
+	if hh, _, err := net.SplitHostPort(hostport); err == nil {
+		host = hh
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if host == "" {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return true
+	}
+	if ah, _, err := net.SplitHostPort(h.cfg.Addr); err == nil && ah != "" {
+		return strings.EqualFold(host, ah)
+	}
+	return false
 }
 
 // authorized compares the bearer token in constant time; with no admin
