@@ -50,7 +50,8 @@ func WithMetrics(m *Metrics) AuthorizationOption { return func(a *Authorization)
 func WithLogger(l *slog.Logger) AuthorizationOption { return func(a *Authorization) { a.log = l } }
 
 // WithRemoveAuthorization removes the Authorization header from allowed
-// requests before they reach the upstream.
+// requests before they reach the upstream (forward-auth: names it in
+// X-Envoy-Auth-Headers-To-Remove).
 func WithRemoveAuthorization(on bool) AuthorizationOption {
 	return func(a *Authorization) { a.removeAuth = on }
 }
@@ -104,17 +105,14 @@ func requestHeaders(req *authv3.CheckRequest) authz.Headers {
 
 func (a *Authorization) okResponse(d *authz.Decision) *authv3.CheckResponse {
 	ok := &authv3.OkHttpResponse{}
-	upstreamHeaders(a.checker, d, func(name, value string) {
+	a.upstreamHeaders(d, func(name, value string) {
 		ok.Headers = append(ok.Headers, &corev3.HeaderValueOption{
 			Header:       &corev3.HeaderValue{Key: name, Value: value},
 			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
 		})
-	}, func(name, _ string) {
+	}, func(name string) {
 		ok.HeadersToRemove = append(ok.HeadersToRemove, name)
 	})
-	if a.removeAuth {
-		ok.HeadersToRemove = append(ok.HeadersToRemove, "authorization")
-	}
 	return &authv3.CheckResponse{
 		Status:          &status.Status{Code: int32(codes.OK)},
 		HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
