@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"runtime"
 	"strings"
@@ -123,8 +124,11 @@ func (a *Authorization) okResponse(d *authz.Decision) *authv3.CheckResponse {
 func deniedResponse(d *authz.Decision) *authv3.CheckResponse {
 	den := denialOf(d.Reason)
 	code := codes.Unauthenticated
-	if unavailable(d.Reason) {
+	switch {
+	case unavailable(d.Reason):
 		code = codes.Unavailable
+	case den.status == http.StatusBadRequest:
+		code = codes.InvalidArgument
 	}
 	headers := []*corev3.HeaderValueOption{{
 		Header:       &corev3.HeaderValue{Key: "content-type", Value: "application/json"},

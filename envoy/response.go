@@ -34,6 +34,13 @@ func denialFor(r authz.Reason) denial {
 	case r == authz.ReasonMissingToken:
 		// No credentials: the challenge carries no error code (RFC 6750 3.1).
 		return denial{status: http.StatusUnauthorized, wwwAuthenticate: "Bearer", body: body("missing_token")}
+	case r == authz.ReasonMultipleTokens:
+		// More than one credential: a malformed request (RFC 6750 3.1).
+		return denial{
+			status:          http.StatusBadRequest,
+			wwwAuthenticate: `Bearer error="invalid_request", error_description="` + string(r) + `"`,
+			body:            body("invalid_request"),
+		}
 	case unavailable(r):
 		return denial{status: http.StatusServiceUnavailable, body: body("temporarily_unavailable")}
 	default:
