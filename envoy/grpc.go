@@ -38,6 +38,7 @@ type Authorization struct {
 	checker    *authz.Checker
 	metrics    *Metrics
 	log        *slog.Logger
+	denyLog    denyLog
 	removeAuth bool
 }
 
@@ -50,6 +51,13 @@ func WithMetrics(m *Metrics) AuthorizationOption { return func(a *Authorization)
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) AuthorizationOption { return func(a *Authorization) { a.log = l } }
 
+// WithDenyLogLimit logs at most n denies a second, then one line with the
+// count of those left out; n <= 0 logs every deny. Default
+// DefaultDenyLogLimit. Metrics count every deny either way.
+func WithDenyLogLimit(n int) AuthorizationOption {
+	return func(a *Authorization) { a.denyLog.limit = uint64(max(n, 0)) }
+}
+
 // WithRemoveAuthorization removes the Authorization header from allowed
 // requests before they reach the upstream (forward-auth: names it in
 // X-Envoy-Auth-Headers-To-Remove).
@@ -60,6 +68,7 @@ func WithRemoveAuthorization(on bool) AuthorizationOption {
 // NewAuthorization returns the ext_authz service deciding with c.
 func NewAuthorization(c *authz.Checker, opts ...AuthorizationOption) *Authorization {
 	a := &Authorization{checker: c, log: slog.Default()}
+	a.denyLog.limit = DefaultDenyLogLimit
 	for _, o := range opts {
 		o(a)
 	}
@@ -174,12 +183,12 @@ func metadata(d *authz.Decision) *structpb.Struct {
 }
 
 // observe records a decision in metrics and logs denies with their reason
-// and token id, never the token.
+// and token id, never the token, at most so many a second (denyLog).
 func (a *Authorization) observe(d *authz.Decision, start time.Time, transport string) {
 	if a.metrics != nil {
 		a.metrics.observe(d, time.Since(start))
 	}
-	if d.Allowed() || d.Reason == authz.ReasonMissingToken {
+	if d.Allowed() || d.Reason == authz.ReasonMissingToken || !a.denyLog.allow(a.log, start) {
 		return
 	}
 	attrs := []any{"reason", d.Reason, "transport", transport}
