@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
+	"google.golang.org/grpc/keepalive"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -242,6 +243,10 @@ func (c TLSConfig) credentials() (credentials.TransportCredentials, error) {
 	return credentials.NewTLS(cfg), nil
 }
 
+// MaxConcurrentStreams bounds the checks in flight on one gRPC connection;
+// Envoy opens another connection when it needs more.
+const MaxConcurrentStreams = 1024
+
 // ServerOptions are the options of jwtguard's gRPC server: stream workers
 // and, when tc names a certificate, TLS.
 func ServerOptions(tc TLSConfig) ([]grpc.ServerOption, error) {
@@ -252,7 +257,14 @@ func ServerOptions(tc TLSConfig) ([]grpc.ServerOption, error) {
 	// a goroutine per request, growing and copying stacks took 14% of the
 	// server's CPU (bench/README.md, "Profile"). Enough workers that a
 	// request rarely finds them all busy.
-	opts := []grpc.ServerOption{grpc.NumStreamWorkers(uint32(32 * runtime.GOMAXPROCS(0)))}
+	opts := []grpc.ServerOption{
+		grpc.NumStreamWorkers(uint32(32 * runtime.GOMAXPROCS(0))),
+		// Bounds per client: streams in flight on one connection, and a
+		// ping to a connection idle for 2 minutes, closed when unanswered,
+		// so a vanished peer does not keep its file descriptor.
+		grpc.MaxConcurrentStreams(MaxConcurrentStreams),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
+	}
 	if tc.CertFile != "" {
 		creds, err := tc.credentials()
 		if err != nil {

@@ -140,10 +140,11 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger, stdout io.Wr
 		httpLis.Close()
 		return fmt.Errorf("admin-addr: %w", err)
 	}
-	httpSrv := &http.Server{Handler: n.httpMux(reg, authzSvc), ReadHeaderTimeout: 10 * time.Second}
-	adminSrv := &http.Server{Handler: admin.NewHandler(n.src, n.rev, admin.Config{
+	httpSrv := forwardAuthLimits.server(n.httpMux(reg, authzSvc))
+	adminSrv := adminLimits.server(admin.NewHandler(n.src, n.rev, admin.Config{
 		Token: adminToken, MaxTokenLifetime: cfg.Authz.MaxTokenLifetime, Leeway: cfg.Authz.Leeway, Addr: cfg.AdminAddr,
-	}, admin.WithLogger(log), admin.WithStatus(n.status)), ReadHeaderTimeout: 10 * time.Second}
+	}, admin.WithLogger(log), admin.WithStatus(n.status)))
+	httpLis, adminLis = forwardAuthLimits.listener(httpLis), adminLimits.listener(adminLis)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
