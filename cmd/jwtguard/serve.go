@@ -141,8 +141,13 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger, stdout io.Wr
 		return fmt.Errorf("admin-addr: %w", err)
 	}
 	httpSrv := forwardAuthLimits.server(n.httpMux(reg, authzSvc))
+	var issuers []string
+	for _, ic := range cfg.Authz.Issuers {
+		issuers = append(issuers, ic.Issuer)
+	}
 	adminSrv := adminLimits.server(admin.NewHandler(n.src, n.rev, admin.Config{
-		Token: adminToken, MaxTokenLifetime: cfg.Authz.MaxTokenLifetime, Leeway: cfg.Authz.Leeway, Addr: cfg.AdminAddr,
+		Token: adminToken, MaxTokenLifetime: cfg.Authz.MaxTokenLifetime, Leeway: cfg.Authz.Leeway,
+		Issuers: issuers, Addr: cfg.AdminAddr,
 	}, admin.WithLogger(log), admin.WithStatus(n.status)))
 	httpLis, adminLis = forwardAuthLimits.listener(httpLis), adminLimits.listener(adminLis)
 
@@ -226,17 +231,27 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger, stdout io.Wr
 
 const authzServiceName = "envoy.service.auth.v3.Authorization"
 
+// minAdminToken is the shortest admin token accepted, from a file or the
+// environment.
+const minAdminToken = 16
+
+// readAdminToken reads the admin token from path, else from
+// JWTGUARD_ADMIN_TOKEN; "" when neither is set.
 func readAdminToken(path string) (string, error) {
 	if path == "" {
-		return strings.TrimSpace(os.Getenv("JWTGUARD_ADMIN_TOKEN")), nil
+		tok := strings.TrimSpace(os.Getenv("JWTGUARD_ADMIN_TOKEN"))
+		if tok != "" && len(tok) < minAdminToken {
+			return "", fmt.Errorf("JWTGUARD_ADMIN_TOKEN: token shorter than %d characters", minAdminToken)
+		}
+		return tok, nil
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", fmt.Errorf("admin-token-file: %w", err)
 	}
 	tok := strings.TrimSpace(string(b))
-	if len(tok) < 16 {
-		return "", fmt.Errorf("admin-token-file %s: token shorter than 16 characters", path)
+	if len(tok) < minAdminToken {
+		return "", fmt.Errorf("admin-token-file %s: token shorter than %d characters", path, minAdminToken)
 	}
 	return tok, nil
 }

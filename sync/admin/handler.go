@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,6 +35,10 @@ type Config struct {
 	MaxBodyBytes int64
 	// MaxBatch bounds the records of one POST. Default 10 000.
 	MaxBatch int
+	// Issuers are the issuers the server accepts tokens of; a revocation
+	// naming another one is stored, with a warning in the answer. Empty: no
+	// warnings.
+	Issuers []string
 	// Addr is the address the API listens on. Without a Token, requests
 	// must name a loopback host or this address's host in Host.
 	Addr string
@@ -260,12 +265,31 @@ func (h *handler) postRevocations(w http.ResponseWriter, r *http.Request) {
 			"value", rec.Value, "before", rec.Before, "actor", rec.Actor, "reason", rec.Reason,
 			"expires_at", rec.ExpiresAt, "position", rec.Position, "remote", r.RemoteAddr)
 	}
-	writeJSON(w, http.StatusCreated, revocationsBody{Revocations: stored})
+	writeJSON(w, http.StatusCreated, revocationsBody{Revocations: stored, Warnings: h.warnings(recs)})
 }
 
 // revocationsBody is the answer of POST /v1/revocations.
 type revocationsBody struct {
 	Revocations []authz.Record `json:"revocations"`
+	// Warnings are about records stored as sent that may not do what
+	// their sender meant.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// warnings names the records of an issuer this server does not accept:
+// a typo in --issuer would otherwise revoke nothing, silently.
+func (h *handler) warnings(recs []authz.Record) []string {
+	if len(h.cfg.Issuers) == 0 {
+		return nil
+	}
+	var out []string
+	for i, rec := range recs {
+		if rec.Issuer != "" && !slices.Contains(h.cfg.Issuers, rec.Issuer) {
+			out = append(out, fmt.Sprintf("record %d: issuer %q is not configured on this server (configured: %s); the revocation is stored but matches none of the tokens it accepts",
+				i, rec.Issuer, strings.Join(h.cfg.Issuers, ", ")))
+		}
+	}
+	return out
 }
 
 // listBody is the answer of GET /v1/revocations; NextCursor is "" on the
