@@ -107,15 +107,14 @@ func (c *Config) Validate() error {
 		}
 		seen[ic.Issuer] = true
 	}
+	if err := c.ValidateTiming(); err != nil {
+		return err
+	}
 	switch {
-	case c.Leeway < 0 || c.Leeway > 5*time.Minute:
-		return fmt.Errorf("leeway: %s, want between 0 and 5m", c.Leeway)
 	case c.MaxTokenBytes < 256 || c.MaxTokenBytes > 1<<20:
 		return fmt.Errorf("max-token-bytes: %d, want between 256 and 1048576", c.MaxTokenBytes)
 	case c.CacheSize < 1:
 		return fmt.Errorf("cache-size: %d, want at least 1", c.CacheSize)
-	case c.MaxTokenLifetime < time.Minute:
-		return fmt.Errorf("max-token-lifetime: %s, want at least 1m", c.MaxTokenLifetime)
 	case len(c.ClaimHeaders) > MaxClaimHeaders:
 		return fmt.Errorf("claim-headers: %d, want at most %d", len(c.ClaimHeaders), MaxClaimHeaders)
 	}
@@ -139,6 +138,19 @@ func (c *Config) Validate() error {
 		if h := strings.ToLower(ch.Header); h == "authorization" || strings.HasPrefix(h, ":") || h == "host" {
 			return fmt.Errorf("claim-headers[%d]: header %q may not be set", i, ch.Header)
 		}
+	}
+	return nil
+}
+
+// ValidateTiming checks Leeway and MaxTokenLifetime, the settings that
+// decide how long revocation records live, for tools that write records
+// without a full Config (jwtguard revoke --redis).
+func (c *Config) ValidateTiming() error {
+	switch {
+	case c.Leeway < 0 || c.Leeway > 5*time.Minute:
+		return fmt.Errorf("leeway: %s, want between 0 and 5m", c.Leeway)
+	case c.MaxTokenLifetime < time.Minute:
+		return fmt.Errorf("max-token-lifetime: %s, want at least 1m", c.MaxTokenLifetime)
 	}
 	return nil
 }

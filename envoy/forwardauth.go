@@ -22,7 +22,7 @@ const HeadersToRemove = "X-Envoy-Auth-Headers-To-Remove"
 // same deny as the gRPC service: 401 with WWW-Authenticate and a JSON body.
 func (a *Authorization) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	d := a.checker.Check(r.Context(), r.Header)
+	d := a.decide(r.Context(), r.Header)
 	a.observe(&d, start, "http")
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")

@@ -79,12 +79,24 @@ func NewAuthorization(c *authz.Checker, opts ...AuthorizationOption) *Authorizat
 // Check implements envoy.service.auth.v3.Authorization/Check.
 func (a *Authorization) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	start := time.Now()
-	d := a.checker.Check(ctx, requestHeaders(req))
+	d := a.decide(ctx, requestHeaders(req))
 	a.observe(&d, start, "grpc")
 	if d.Allowed() {
 		return a.okResponse(&d), nil
 	}
 	return deniedResponse(&d), nil
+}
+
+// decide is the checker's decision on h, the same for both adapters. A
+// key set that has not loaded yet cannot tell a token's key from an
+// unknown one: until every key set is loaded, unknown_key is answered
+// not_ready (503), as /readyz says.
+func (a *Authorization) decide(ctx context.Context, h authz.Headers) authz.Decision {
+	d := a.checker.Check(ctx, h)
+	if d.Reason == authz.ReasonUnknownKey && !a.checker.Ready() {
+		d = authz.Decision{Reason: authz.ReasonNotReady, Err: d.Err}
+	}
+	return d
 }
 
 // requestHeaders returns the original request's headers: Envoy sends them

@@ -75,6 +75,9 @@ func (r *redisFlags) open(rawURL string) (*redis.Source, error) {
 	if err := checkRedisURL(rawURL); err != nil {
 		return nil, fmt.Errorf("redis source: %w", err)
 	}
+	if r.feedRetention < 1 {
+		return nil, fmt.Errorf("redis-feed-retention: %d, want at least 1", r.feedRetention)
+	}
 	opts := redis.Options{
 		Prefix:         r.prefix,
 		FeedRetention:  r.feedRetention,
@@ -92,7 +95,7 @@ func (r *redisFlags) open(rawURL string) (*redis.Source, error) {
 	goredis.SetLogger(redisLog{slog.Default()})
 	src, err := redis.New(rawURL, opts)
 	if err != nil {
-		return nil, fmt.Errorf("redis source: %w", err)
+		return nil, err // "redis source: ..." naming the option
 	}
 	return src, nil
 }

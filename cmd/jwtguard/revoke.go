@@ -105,8 +105,9 @@ flags:`)
 	fs.StringVar(&f.actor, "actor", defaultActor(), "who revokes")
 	fs.StringVar(&f.redisURL, "redis", "", "write straight to this Redis revocation source (redis:// or rediss://) instead of a server's admin API")
 	f.redis.register(fs)
-	fs.DurationVar(&f.maxTokenLifetime, "max-token-lifetime", 24*time.Hour, "with --redis: the longest token lifetime (how long records are kept), as the servers have it")
-	fs.DurationVar(&f.leeway, "leeway", 30*time.Second, "with --redis: the servers' clock skew allowance")
+	defaults := authz.DefaultConfig()
+	fs.DurationVar(&f.maxTokenLifetime, "max-token-lifetime", defaults.MaxTokenLifetime, "with --redis: the longest token lifetime (how long records are kept), as the servers have it")
+	fs.DurationVar(&f.leeway, "leeway", defaults.Leeway, "with --redis: the servers' clock skew allowance")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -204,6 +205,10 @@ func (f *revokeFlags) revoker() (revoker, error) {
 	}
 	if !isRedisURL(f.redisURL) {
 		return nil, fmt.Errorf("--redis %q: want a redis:// or rediss:// URL", redactURL(f.redisURL))
+	}
+	timing := authz.Config{MaxTokenLifetime: f.maxTokenLifetime, Leeway: f.leeway}
+	if err := timing.ValidateTiming(); err != nil {
+		return nil, err
 	}
 	src, err := f.redis.open(f.redisURL)
 	if err != nil {

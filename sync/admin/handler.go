@@ -27,9 +27,10 @@ type Config struct {
 	// MaxTokenLifetime is the longest lifetime of a token the issuers mint.
 	// A record other than a token record expires MaxTokenLifetime + Leeway
 	// after the later of now and its Before time: by then no token it
-	// covers can still be valid. Default 24h.
+	// covers can still be valid. Default authz.DefaultConfig's.
 	MaxTokenLifetime time.Duration
-	// Leeway is the clock skew the checker allows on exp. Default 30s.
+	// Leeway is the clock skew the checker allows on exp. Default
+	// authz.DefaultConfig's.
 	Leeway time.Duration
 	// MaxBodyBytes bounds a POST body. Default 16 MiB.
 	MaxBodyBytes int64
@@ -46,9 +47,10 @@ type Config struct {
 
 // DefaultConfig returns the defaults (no token).
 func DefaultConfig() Config {
+	ac := authz.DefaultConfig()
 	return Config{
-		MaxTokenLifetime: 24 * time.Hour,
-		Leeway:           30 * time.Second,
+		MaxTokenLifetime: ac.MaxTokenLifetime,
+		Leeway:           ac.Leeway,
 		MaxBodyBytes:     16 << 20,
 		MaxBatch:         10_000,
 	}
