@@ -201,10 +201,15 @@ func (ic *IssuerConfig) Validate() error {
 }
 
 // checkJWKSURL accepts https URLs, and http only to loopback addresses.
+// Its errors show the URL without its password.
 func checkJWKSURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return err
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the url.Error quotes the whole URL
+		}
+		return fmt.Errorf("unparsable URL: %w", err)
 	}
 	switch u.Scheme {
 	case "https":
@@ -214,9 +219,9 @@ func checkJWKSURL(raw string) error {
 		if ip := net.ParseIP(host); (ip != nil && ip.IsLoopback()) || host == "localhost" {
 			return nil
 		}
-		return fmt.Errorf("%s: plain http is allowed only to a loopback address; use https", raw)
+		return fmt.Errorf("%s: plain http is allowed only to a loopback address; use https", u.Redacted())
 	default:
-		return fmt.Errorf("%s: scheme must be https", raw)
+		return fmt.Errorf("%s: scheme must be https", u.Redacted())
 	}
 }
 

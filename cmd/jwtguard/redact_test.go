@@ -10,10 +10,10 @@ import (
 // secretPassword must never appear in a log line or an error message.
 const secretPassword = "s3cret-Pa55word"
 
-// TestRedisPasswordNeverPrinted starts serve against a Redis URL holding a
+// TestURLPasswordsNeverPrinted starts serve against a Redis URL holding a
 // password (a closed port, so the start fails after logging), and feeds
 // config and CLI errors such URLs: no output carries the password.
-func TestRedisPasswordNeverPrinted(t *testing.T) {
+func TestURLPasswordsNeverPrinted(t *testing.T) {
 	t.Run("serve start-up", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
@@ -39,6 +39,8 @@ func TestRedisPasswordNeverPrinted(t *testing.T) {
 	}{
 		{"serve --source with another scheme", []string{"serve", "--issuer", "a", "--jwks-file", "/j", "--source", "http://u:" + secretPassword + "@redis.test:6379"}},
 		{"serve --source unparsable", []string{"serve", "--issuer", "a", "--jwks-file", "/j", "--source", "redis://u:" + secretPassword + "%zz@redis.test:6379"}},
+		{"serve --jwks-url over plain http", []string{"serve", "--issuer", "a", "--jwks-url", "http://u:" + secretPassword + "@idp.test/jwks"}},
+		{"serve --jwks-url unparsable", []string{"serve", "--issuer", "a", "--jwks-url", "https://u:" + secretPassword + "%zz@idp.test/jwks"}},
 		{"revoke --redis with another scheme", []string{"revoke", "--subject", "alice", "--redis", "http://u:" + secretPassword + "@redis.test:6379"}},
 		{"publish --redis unparsable", []string{"publish", "--redis", "redis://u:" + secretPassword + "%zz@redis.test:6379"}},
 	} {
