@@ -17,9 +17,10 @@ const HeadersToRemove = "X-Envoy-Auth-Headers-To-Remove"
 // ServeHTTP is the HTTP forward-auth check (Envoy's ext_authz http_service,
 // nginx auth_request, Traefik forwardAuth, Caddy forward_auth): the request
 // carries the original request's headers (Authorization, X-Forwarded-*,
-// X-Original-URI, ...). It answers 200 with the upstream headers (and
-// HeadersToRemove), or the
-// same deny as the gRPC service: 401 with WWW-Authenticate and a JSON body.
+// X-Original-URI, ...). It answers 200 with the upstream headers and
+// HeadersToRemove, or the same deny as the gRPC service: 401 (400 for
+// several credentials, 503 when jwtguard cannot decide) with
+// WWW-Authenticate and a JSON body.
 func (a *Authorization) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	d := a.decide(r.Context(), r.Header)
