@@ -128,6 +128,10 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("token-header/token-cookie: %q is not a valid name", name)
 		}
 	}
+	if h := strings.ToLower(c.TokenHeader); h == "authorization" || h == "cookie" {
+		// Both are always read: naming one would count every token twice.
+		return fmt.Errorf("token-header: %q is read anyway; name another header (or use token-cookie)", c.TokenHeader)
+	}
 	for i, ch := range c.ClaimHeaders {
 		if ch.Claim == "" {
 			return fmt.Errorf("claim-headers[%d]: claim is empty", i)

@@ -43,6 +43,7 @@ func TestBadSettingsRefusedAtStart(t *testing.T) {
 		{"claim header", []string{"--claim-header", "sub"}, "claim-header"},
 		{"claim header authorization", []string{"--claim-header", "sub=authorization"}, "claim-headers[0]"},
 		{"token header", []string{"--token-header", "bad header"}, "token-header"},
+		{"token header authorization", []string{"--token-header", "Authorization"}, "token-header"},
 		{"algorithm", []string{"--algs", "none"}, "algs"},
 		{"tls cert without key", []string{"--tls-cert", "/c.pem"}, "tls-cert and tls-key"},
 		{"redis feed retention", []string{"--source", "redis://127.0.0.1:1", "--redis-feed-retention", "0"}, "redis-feed-retention: 0"},
