@@ -222,9 +222,9 @@ func (c *Checker) CachedTokens() int { return c.cache.len() }
 
 // Check decides a request from its headers.
 func (c *Checker) Check(ctx context.Context, h Headers) Decision {
-	tok, ok := c.extract(h)
-	if !ok {
-		return Decision{Reason: ReasonMissingToken}
+	tok, reason := c.extract(h)
+	if reason != ReasonOK {
+		return Decision{Reason: reason}
 	}
 	return c.CheckToken(ctx, tok)
 }
@@ -326,23 +326,78 @@ func truncate(s string) string {
 	return s
 }
 
-// extract finds the token: the configured header or cookie first, then
-// "Authorization: Bearer <token>" (RFC 6750; the scheme is case-insensitive).
-func (c *Checker) extract(h Headers) (string, bool) {
+// extract finds the one credential of a request: in the configured header
+// or cookie, or "Authorization: Bearer <token>" (RFC 6750; the scheme is
+// case-insensitive). A request carrying more than one is ambiguous and gets
+// ReasonMultipleTokens (RFC 6750 3.1, invalid_request): the configured
+// header or cookie plus any Authorization, the header or Authorization sent
+// twice, the cookie set twice, or a comma in a value (how Envoy and HTTP
+// join repeated headers; base64url never holds one). Deciding on one of
+// them would let the others reach the upstream unchecked.
+func (c *Checker) extract(h Headers) (string, Reason) {
+	mh, _ := h.(multiHeaders)
+	var tok string
+	n := 0 // credentials seen
 	if c.header != "" {
-		if v := strings.TrimSpace(h.Get(c.header)); v != "" {
-			if tok, ok := bearer(v); ok {
-				return tok, true
+		n += eachValue(h, mh, c.header, func(v string) int {
+			if v = strings.TrimSpace(v); v == "" {
+				return 0
 			}
-			return v, true
-		}
+			if t, ok := bearer(v); ok {
+				v = t
+			}
+			tok = v
+			return 1 + strings.Count(v, ",")
+		})
 	}
 	if c.cfg.TokenCookie != "" {
-		if tok, ok := cookie(h.Get("cookie"), c.cfg.TokenCookie); ok {
-			return tok, true
-		}
+		n += eachValue(h, mh, "cookie", func(v string) int {
+			m, last := cookie(v, c.cfg.TokenCookie)
+			if m > 0 {
+				tok = last
+			}
+			return m
+		})
 	}
-	return bearer(h.Get("authorization"))
+	n += eachValue(h, mh, "authorization", func(v string) int {
+		if strings.TrimSpace(v) == "" {
+			return 0
+		}
+		if t, ok := bearer(v); ok {
+			tok = t
+			return 1 + strings.Count(t, ",")
+		}
+		return 1 // another scheme: still a credential the upstream would see
+	})
+	switch {
+	case n > 1:
+		return "", ReasonMultipleTokens
+	case n == 0 || tok == "":
+		return "", ReasonMissingToken
+	}
+	return tok, ReasonOK
+}
+
+// multiHeaders are headers that can hold several values of one name, as
+// http.Header does.
+type multiHeaders interface {
+	Values(name string) []string
+}
+
+// eachValue sums count over every value of header name: all of them when h
+// keeps several (mh non-nil), else the one Get returns.
+func eachValue(h Headers, mh multiHeaders, name string, count func(string) int) int {
+	if mh == nil {
+		if v := h.Get(name); v != "" {
+			return count(v)
+		}
+		return 0
+	}
+	n := 0
+	for _, v := range mh.Values(name) {
+		n += count(v)
+	}
+	return n
 }
 
 // bearer returns the token of a "Bearer <token>" credential.
@@ -356,17 +411,18 @@ func bearer(v string) (string, bool) {
 	return tok, tok != ""
 }
 
-// cookie returns the value of cookie name in a Cookie header, without
-// allocating.
-func cookie(header, name string) (string, bool) {
+// cookie returns how many times cookie name is set in a Cookie header, and
+// its last value, without allocating.
+func cookie(header, name string) (n int, value string) {
 	for header != "" {
 		var part string
 		part, header, _ = strings.Cut(header, ";")
 		part = strings.TrimSpace(part)
 		k, val, ok := strings.Cut(part, "=")
 		if ok && k == name && val != "" {
-			return strings.Trim(val, `"`), true
+			n++
+			value = strings.Trim(val, `"`)
 		}
 	}
-	return "", false
+	return n, value
 }

@@ -112,15 +112,14 @@ func (c *Config) Validate() error {
 		}
 		seen[ic.Issuer] = true
 	}
+	if err := c.ValidateTiming(); err != nil {
+		return err
+	}
 	switch {
-	case c.Leeway < 0 || c.Leeway > 5*time.Minute:
-		return fmt.Errorf("leeway: %s, want between 0 and 5m", c.Leeway)
 	case c.MaxTokenBytes < 256 || c.MaxTokenBytes > 1<<20:
 		return fmt.Errorf("max-token-bytes: %d, want between 256 and 1048576", c.MaxTokenBytes)
 	case c.CacheSize < 1:
 		return fmt.Errorf("cache-size: %d, want at least 1", c.CacheSize)
-	case c.MaxTokenLifetime < time.Minute:
-		return fmt.Errorf("max-token-lifetime: %s, want at least 1m", c.MaxTokenLifetime)
 	case len(c.ClaimHeaders) > MaxClaimHeaders:
 		return fmt.Errorf("claim-headers: %d, want at most %d", len(c.ClaimHeaders), MaxClaimHeaders)
 	}
@@ -133,6 +132,10 @@ func (c *Config) Validate() error {
 		if name != "" && !validHeaderName(name) {
 			return fmt.Errorf("token-header/token-cookie: %q is not a valid name", name)
 		}
+	}
+	if h := strings.ToLower(c.TokenHeader); h == "authorization" || h == "cookie" {
+		// Both are always read: naming one would count every token twice.
+		return fmt.Errorf("token-header: %q is read anyway; name another header (or use token-cookie)", c.TokenHeader)
 	}
 	for i, ch := range c.ClaimHeaders {
 		if ch.Claim == "" {
@@ -150,6 +153,19 @@ func (c *Config) Validate() error {
 
 // maxHMACKeyIDLen bounds IssuerConfig.HMACKeyID.
 const maxHMACKeyIDLen = 256
+
+// ValidateTiming checks Leeway and MaxTokenLifetime, the settings that
+// decide how long revocation records live, for tools that write records
+// without a full Config (jwtguard revoke --redis).
+func (c *Config) ValidateTiming() error {
+	switch {
+	case c.Leeway < 0 || c.Leeway > 5*time.Minute:
+		return fmt.Errorf("leeway: %s, want between 0 and 5m", c.Leeway)
+	case c.MaxTokenLifetime < time.Minute:
+		return fmt.Errorf("max-token-lifetime: %s, want at least 1m", c.MaxTokenLifetime)
+	}
+	return nil
+}
 
 // Validate says exactly which field is wrong.
 func (ic *IssuerConfig) Validate() error {
@@ -205,10 +221,15 @@ func (ic *IssuerConfig) Validate() error {
 }
 
 // checkJWKSURL accepts https URLs, and http only to loopback addresses.
+// Its errors show the URL without its password.
 func checkJWKSURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return err
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the url.Error quotes the whole URL
+		}
+		return fmt.Errorf("unparsable URL: %w", err)
 	}
 	switch u.Scheme {
 	case "https":
@@ -218,9 +239,9 @@ func checkJWKSURL(raw string) error {
 		if ip := net.ParseIP(host); (ip != nil && ip.IsLoopback()) || host == "localhost" {
 			return nil
 		}
-		return fmt.Errorf("%s: plain http is allowed only to a loopback address; use https", raw)
+		return fmt.Errorf("%s: plain http is allowed only to a loopback address; use https", u.Redacted())
 	default:
-		return fmt.Errorf("%s: scheme must be https", raw)
+		return fmt.Errorf("%s: scheme must be https", u.Redacted())
 	}
 }
 

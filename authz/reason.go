@@ -9,6 +9,7 @@ type Reason string
 const (
 	ReasonOK             Reason = "ok"
 	ReasonMissingToken   Reason = "missing_token"
+	ReasonMultipleTokens Reason = "multiple_tokens" // more than one credential in one request
 	ReasonMalformed      Reason = "malformed"
 	ReasonTooLarge       Reason = "token_too_large"
 	ReasonUnsupported    Reason = "unsupported_token" // JWE, unknown crit, disallowed typ
@@ -32,7 +33,7 @@ const (
 
 // Reasons lists every reason, for metrics that pre-create one series each.
 var Reasons = []Reason{
-	ReasonOK, ReasonMissingToken, ReasonMalformed, ReasonTooLarge, ReasonUnsupported,
+	ReasonOK, ReasonMissingToken, ReasonMultipleTokens, ReasonMalformed, ReasonTooLarge, ReasonUnsupported,
 	ReasonBadAlgorithm, ReasonBadSignature, ReasonUnknownKey, ReasonExpired,
 	ReasonNotYetValid, ReasonIssuedInFuture, ReasonWrongIssuer, ReasonWrongAudience,
 	ReasonLifetimeTooLong, ReasonRevoked, ReasonUnavailable, ReasonNotReady,

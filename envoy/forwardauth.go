@@ -3,22 +3,36 @@ package envoy
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
+
+// HeadersToRemove is the header of a forward-auth answer listing, comma
+// separated, the request headers the proxy must remove before the request
+// reaches the upstream (Envoy's ext_authz http_service applies it; nginx,
+// Caddy and Traefik copy only the headers they are told to, and get no
+// value for these).
+const HeadersToRemove = "X-Envoy-Auth-Headers-To-Remove"
 
 // ServeHTTP is the HTTP forward-auth check (Envoy's ext_authz http_service,
 // nginx auth_request, Traefik forwardAuth, Caddy forward_auth): the request
 // carries the original request's headers (Authorization, X-Forwarded-*,
-// X-Original-URI, ...). It answers 200 with the upstream headers, or the
-// same deny as the gRPC service: 401 with WWW-Authenticate and a JSON body.
+// X-Original-URI, ...). It answers 200 with the upstream headers and
+// HeadersToRemove, or the same deny as the gRPC service: 401 (400 for
+// several credentials, 503 when jwtguard cannot decide) with
+// WWW-Authenticate and a JSON body.
 func (a *Authorization) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	d := a.checker.Check(r.Context(), r.Header)
+	d := a.decide(r.Context(), r.Header)
 	a.observe(&d, start, "http")
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	if d.Allowed() {
-		upstreamHeaders(a.checker, &d, h.Set, func(string, string) {})
+		var remove []string
+		a.upstreamHeaders(&d, h.Set, func(name string) { remove = append(remove, name) })
+		if len(remove) > 0 {
+			h.Set(HeadersToRemove, strings.Join(remove, ", "))
+		}
 		w.WriteHeader(http.StatusOK)
 		return
 	}

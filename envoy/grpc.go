@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"runtime"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -37,6 +39,7 @@ type Authorization struct {
 	checker    *authz.Checker
 	metrics    *Metrics
 	log        *slog.Logger
+	denyLog    denyLog
 	removeAuth bool
 }
 
@@ -49,8 +52,16 @@ func WithMetrics(m *Metrics) AuthorizationOption { return func(a *Authorization)
 // WithLogger sets the logger.
 func WithLogger(l *slog.Logger) AuthorizationOption { return func(a *Authorization) { a.log = l } }
 
+// WithDenyLogLimit logs at most n denies a second, then one line with the
+// count of those left out; n <= 0 logs every deny. Default
+// DefaultDenyLogLimit. Metrics count every deny either way.
+func WithDenyLogLimit(n int) AuthorizationOption {
+	return func(a *Authorization) { a.denyLog.limit = uint64(max(n, 0)) }
+}
+
 // WithRemoveAuthorization removes the Authorization header from allowed
-// requests before they reach the upstream.
+// requests before they reach the upstream (forward-auth: names it in
+// X-Envoy-Auth-Headers-To-Remove).
 func WithRemoveAuthorization(on bool) AuthorizationOption {
 	return func(a *Authorization) { a.removeAuth = on }
 }
@@ -58,6 +69,7 @@ func WithRemoveAuthorization(on bool) AuthorizationOption {
 // NewAuthorization returns the ext_authz service deciding with c.
 func NewAuthorization(c *authz.Checker, opts ...AuthorizationOption) *Authorization {
 	a := &Authorization{checker: c, log: slog.Default()}
+	a.denyLog.limit = DefaultDenyLogLimit
 	for _, o := range opts {
 		o(a)
 	}
@@ -67,12 +79,24 @@ func NewAuthorization(c *authz.Checker, opts ...AuthorizationOption) *Authorizat
 // Check implements envoy.service.auth.v3.Authorization/Check.
 func (a *Authorization) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	start := time.Now()
-	d := a.checker.Check(ctx, requestHeaders(req))
+	d := a.decide(ctx, requestHeaders(req))
 	a.observe(&d, start, "grpc")
 	if d.Allowed() {
 		return a.okResponse(&d), nil
 	}
 	return deniedResponse(&d), nil
+}
+
+// decide is the checker's decision on h, the same for both adapters. A
+// key set that has not loaded yet cannot tell a token's key from an
+// unknown one: until every key set is loaded, unknown_key is answered
+// not_ready (503), as /readyz says.
+func (a *Authorization) decide(ctx context.Context, h authz.Headers) authz.Decision {
+	d := a.checker.Check(ctx, h)
+	if d.Reason == authz.ReasonUnknownKey && !a.checker.Ready() {
+		d = authz.Decision{Reason: authz.ReasonNotReady, Err: d.Err}
+	}
+	return d
 }
 
 // requestHeaders returns the original request's headers: Envoy sends them
@@ -104,17 +128,14 @@ func requestHeaders(req *authv3.CheckRequest) authz.Headers {
 
 func (a *Authorization) okResponse(d *authz.Decision) *authv3.CheckResponse {
 	ok := &authv3.OkHttpResponse{}
-	upstreamHeaders(a.checker, d, func(name, value string) {
+	a.upstreamHeaders(d, func(name, value string) {
 		ok.Headers = append(ok.Headers, &corev3.HeaderValueOption{
 			Header:       &corev3.HeaderValue{Key: name, Value: value},
 			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
 		})
-	}, func(name, _ string) {
+	}, func(name string) {
 		ok.HeadersToRemove = append(ok.HeadersToRemove, name)
 	})
-	if a.removeAuth {
-		ok.HeadersToRemove = append(ok.HeadersToRemove, "authorization")
-	}
 	return &authv3.CheckResponse{
 		Status:          &status.Status{Code: int32(codes.OK)},
 		HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
@@ -125,8 +146,11 @@ func (a *Authorization) okResponse(d *authz.Decision) *authv3.CheckResponse {
 func deniedResponse(d *authz.Decision) *authv3.CheckResponse {
 	den := denialOf(d.Reason)
 	code := codes.Unauthenticated
-	if unavailable(d.Reason) {
+	switch {
+	case unavailable(d.Reason):
 		code = codes.Unavailable
+	case den.status == http.StatusBadRequest:
+		code = codes.InvalidArgument
 	}
 	headers := []*corev3.HeaderValueOption{{
 		Header:       &corev3.HeaderValue{Key: "content-type", Value: "application/json"},
@@ -172,12 +196,12 @@ func metadata(d *authz.Decision) *structpb.Struct {
 }
 
 // observe records a decision in metrics and logs denies with their reason
-// and token id, never the token.
+// and token id, never the token, at most so many a second (denyLog).
 func (a *Authorization) observe(d *authz.Decision, start time.Time, transport string) {
 	if a.metrics != nil {
 		a.metrics.observe(d, time.Since(start))
 	}
-	if d.Allowed() || d.Reason == authz.ReasonMissingToken {
+	if d.Allowed() || d.Reason == authz.ReasonMissingToken || !a.denyLog.allow(a.log, start) {
 		return
 	}
 	attrs := []any{"reason", d.Reason, "transport", transport}
@@ -231,6 +255,10 @@ func (c TLSConfig) credentials() (credentials.TransportCredentials, error) {
 	return credentials.NewTLS(cfg), nil
 }
 
+// MaxConcurrentStreams bounds the checks in flight on one gRPC connection;
+// Envoy opens another connection when it needs more.
+const MaxConcurrentStreams = 1024
+
 // ServerOptions are the options of jwtguard's gRPC server: stream workers
 // and, when tc names a certificate, TLS.
 func ServerOptions(tc TLSConfig) ([]grpc.ServerOption, error) {
@@ -241,7 +269,14 @@ func ServerOptions(tc TLSConfig) ([]grpc.ServerOption, error) {
 	// a goroutine per request, growing and copying stacks took 14% of the
 	// server's CPU (bench/README.md, "Profile"). Enough workers that a
 	// request rarely finds them all busy.
-	opts := []grpc.ServerOption{grpc.NumStreamWorkers(uint32(32 * runtime.GOMAXPROCS(0)))}
+	opts := []grpc.ServerOption{
+		grpc.NumStreamWorkers(uint32(32 * runtime.GOMAXPROCS(0))),
+		// Bounds per client: streams in flight on one connection, and a
+		// ping to a connection idle for 2 minutes, closed when unanswered,
+		// so a vanished peer does not keep its file descriptor.
+		grpc.MaxConcurrentStreams(MaxConcurrentStreams),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
+	}
 	if tc.CertFile != "" {
 		creds, err := tc.credentials()
 		if err != nil {

@@ -14,6 +14,7 @@ type Metrics struct {
 	decisions map[authz.Reason]prometheus.Counter
 	revoked   map[authz.Kind]prometheus.Counter
 	duration  prometheus.Histogram
+	dropped   prometheus.Counter
 }
 
 // NewMetrics registers the decision metrics with reg.
@@ -31,8 +32,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Help:    "Time to decide one request inside jwtguard.",
 		Buckets: []float64{1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 5e-2, 0.1},
 	})
-	reg.MustRegister(dec, rev, dur)
-	m := &Metrics{decisions: map[authz.Reason]prometheus.Counter{}, revoked: map[authz.Kind]prometheus.Counter{}, duration: dur}
+	dropped := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "jwtguard_claim_headers_dropped_total",
+		Help: "Claim headers of allowed requests removed instead of sent, their value holding a control character (CR, LF, NUL, ...).",
+	})
+	reg.MustRegister(dec, rev, dur, dropped)
+	m := &Metrics{decisions: map[authz.Reason]prometheus.Counter{}, revoked: map[authz.Kind]prometheus.Counter{}, duration: dur, dropped: dropped}
 	for _, r := range authz.Reasons {
 		m.decisions[r] = dec.WithLabelValues(string(r))
 	}
@@ -50,4 +55,12 @@ func (m *Metrics) observe(d *authz.Decision, took time.Duration) {
 		c.Inc()
 	}
 	m.duration.Observe(took.Seconds())
+}
+
+// droppedHeader counts a claim header removed for an unsafe value; m may
+// be nil.
+func (m *Metrics) droppedHeader() {
+	if m != nil {
+		m.dropped.Inc()
+	}
 }

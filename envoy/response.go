@@ -34,6 +34,13 @@ func denialFor(r authz.Reason) denial {
 	case r == authz.ReasonMissingToken:
 		// No credentials: the challenge carries no error code (RFC 6750 3.1).
 		return denial{status: http.StatusUnauthorized, wwwAuthenticate: "Bearer", body: body("missing_token")}
+	case r == authz.ReasonMultipleTokens:
+		// More than one credential: a malformed request (RFC 6750 3.1).
+		return denial{
+			status:          http.StatusBadRequest,
+			wwwAuthenticate: `Bearer error="invalid_request", error_description="` + string(r) + `"`,
+			body:            body("invalid_request"),
+		}
 	case unavailable(r):
 		return denial{status: http.StatusServiceUnavailable, body: body("temporarily_unavailable")}
 	default:
@@ -62,14 +69,37 @@ func denialOf(r authz.Reason) denial {
 }
 
 // upstreamHeaders calls set for each claim header of an allowed decision
-// and remove for each claim header the token has no value for (so a client
-// can never smuggle its own x-jwt-sub past jwtguard).
-func upstreamHeaders(c *authz.Checker, d *authz.Decision, set, remove func(name, value string)) {
-	for i, ch := range c.ClaimHeaders() {
-		if v := d.Claims.Extra[i]; v != "" {
+// that has a safe value, and remove for every header the upstream must not
+// receive from the client: a claim header the token has no value for (so a
+// client can never smuggle its own x-jwt-sub past jwtguard), one whose value
+// holds a control character (counted: never emitted, since CR/LF would split
+// it into more headers and NUL breaks proxies), and Authorization when
+// configured so.
+func (a *Authorization) upstreamHeaders(d *authz.Decision, set func(name, value string), remove func(name string)) {
+	for i, ch := range a.checker.ClaimHeaders() {
+		switch v := d.Claims.Extra[i]; {
+		case v == "":
+			remove(ch.Header)
+		case !safeHeaderValue(v):
+			a.metrics.droppedHeader()
+			remove(ch.Header)
+		default:
 			set(ch.Header, v)
-		} else {
-			remove(ch.Header, "")
 		}
 	}
+	if a.removeAuth {
+		remove("authorization")
+	}
+}
+
+// safeHeaderValue reports whether v can be sent as a header value as is:
+// no control character (CR, LF, NUL, TAB, DEL, ...). Bytes from 0x80 up
+// (UTF-8) pass, as RFC 9110 obs-text.
+func safeHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }

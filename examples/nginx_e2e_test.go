@@ -177,6 +177,7 @@ func TestNginxForwardAuthEndToEnd(t *testing.T) {
 		return tok
 	}
 	good, stolen := token("alice", "j-1"), token("bob", "j-2")
+	injected, nul := token("alice\r\nX-Admin: true", "j-3"), token("alice\x00", "j-4")
 	revoke(authz.Record{Kind: authz.KindToken, Issuer: "https://idp.test", Value: "j-2"})
 
 	tests := []struct {
@@ -184,15 +185,19 @@ func TestNginxForwardAuthEndToEnd(t *testing.T) {
 		headers   map[string]string
 		path      string
 		status    int
-		upstream  string // x-jwt-sub the app must see; "" = the app must not be reached
+		upstream  string // x-jwt-sub the app must see; "" = the app must not be reached; "-" = reached without one
 		challenge string // part of WWW-Authenticate on a deny
+		second    string // a second Authorization header
 	}{
-		{"valid token", map[string]string{"Authorization": "Bearer " + good}, "/orders", 200, "alice", ""},
-		{"a client's own x-jwt-sub is replaced", map[string]string{"Authorization": "Bearer " + good, "X-Jwt-Sub": "admin"}, "/orders", 200, "alice", ""},
-		{"no token", nil, "/orders", 401, "", "Bearer"},
-		{"bad signature", map[string]string{"Authorization": "Bearer " + good[:len(good)-4] + "AAAA"}, "/orders", 401, "", `error_description="bad_signature"`},
-		{"revoked token", map[string]string{"Authorization": "Bearer " + stolen}, "/orders", 401, "", `error_description="revoked"`},
-		{"health path is not checked", nil, "/healthz", 200, "", ""},
+		{"valid token", map[string]string{"Authorization": "Bearer " + good}, "/orders", 200, "alice", "", ""},
+		{"a client's own x-jwt-sub is replaced", map[string]string{"Authorization": "Bearer " + good, "X-Jwt-Sub": "admin"}, "/orders", 200, "alice", "", ""},
+		{"no token", nil, "/orders", 401, "", "Bearer", ""},
+		{"bad signature", map[string]string{"Authorization": "Bearer " + good[:len(good)-4] + "AAAA"}, "/orders", 401, "", `error_description="bad_signature"`, ""},
+		{"revoked token", map[string]string{"Authorization": "Bearer " + stolen}, "/orders", 401, "", `error_description="revoked"`, ""},
+		{"health path is not checked", nil, "/healthz", 200, "", "", ""},
+		{"CRLF in the subject: no header, none smuggled", map[string]string{"Authorization": "Bearer " + injected, "X-Jwt-Sub": "admin"}, "/orders", 200, "-", "", ""},
+		{"NUL in the subject: no header, no 500", map[string]string{"Authorization": "Bearer " + nul}, "/orders", 200, "-", "", ""},
+		{"two Authorization headers", map[string]string{"Authorization": "Bearer " + good}, "/orders", 400, "", "", "Bearer " + stolen},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -200,6 +205,9 @@ func TestNginxForwardAuthEndToEnd(t *testing.T) {
 			req, _ := http.NewRequest("GET", "http://"+nginx+tc.path, nil)
 			for k, v := range tc.headers {
 				req.Header.Set(k, v)
+			}
+			if tc.second != "" {
+				req.Header.Add("Authorization", tc.second)
 			}
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
@@ -214,7 +222,9 @@ func TestNginxForwardAuthEndToEnd(t *testing.T) {
 			switch {
 			case tc.upstream == "" && len(seen) > 0:
 				t.Errorf("the app was reached: %v", seen)
-			case tc.upstream != "" && (len(seen) != 1 || seen[0] != tc.upstream):
+			case tc.upstream == "-" && (len(seen) != 1 || seen[0] != ""):
+				t.Errorf("the app saw x-jwt-sub %q, want one request without it", seen)
+			case tc.upstream != "" && tc.upstream != "-" && (len(seen) != 1 || seen[0] != tc.upstream):
 				t.Errorf("the app saw x-jwt-sub %v, want [%s]", seen, tc.upstream)
 			}
 			if tc.challenge != "" {

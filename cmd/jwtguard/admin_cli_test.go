@@ -32,7 +32,7 @@ type adminEnv struct {
 	flags []string
 }
 
-func newAdminEnv(t *testing.T) *adminEnv {
+func newAdminEnv(t *testing.T, mods ...func(*admin.Config)) *adminEnv {
 	t.Helper()
 	dir := t.TempDir()
 	store, err := embedded.Open(filepath.Join(dir, "data"), embedded.Options{})
@@ -49,7 +49,11 @@ func newAdminEnv(t *testing.T) *adminEnv {
 		t.Fatal(err)
 	}
 	quiet := slog.New(slog.NewTextHandler(&bytes.Buffer{}, nil))
-	srv := httptest.NewServer(admin.NewHandler(store, rev, admin.Config{Token: cliAdminToken}, admin.WithLogger(quiet)))
+	cfg := admin.Config{Token: cliAdminToken}
+	for _, m := range mods {
+		m(&cfg)
+	}
+	srv := httptest.NewServer(admin.NewHandler(store, rev, cfg, admin.WithLogger(quiet)))
 	t.Cleanup(srv.Close)
 	tokenFile := writeTestFile(t, "admin-token", cliAdminToken+"\n")
 	return &adminEnv{store: store, rev: rev, flags: []string{"--server", srv.URL, "--admin-token-file", tokenFile}}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -76,9 +77,18 @@ func defaultServeConfig() serveConfig {
 		Authz:             authz.DefaultConfig(),
 		Revocation:        authz.DefaultRevocationConfig(),
 		Bloom:             bloom.DefaultConfig(),
-		algs:              strings.Join(authz.AsymmetricAlgorithms, ","),
-		types:             "JWT,at+jwt",
+		algs:              strings.Join(authz.DefaultIssuerConfig("").Algs, ","),
+		types:             strings.Join(authz.DefaultConfig().Types, ","),
 	}
+}
+
+// claimHeaderList is how --claim-header writes claim headers.
+func claimHeaderList(chs []authz.ClaimHeader) string {
+	var parts []string
+	for _, ch := range chs {
+		parts = append(parts, ch.Claim+"="+ch.Header)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // listFlag is a repeatable flag; from the file or a variable it takes a
@@ -92,7 +102,7 @@ func (l *listFlag) Set(v string) error {
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
-	fs.StringVar(&c.ConfigFile, "config", "", "YAML file with any of these settings (keys are the flag names), plus `issuers` and `claim-headers` lists")
+	fs.StringVar(&c.ConfigFile, "config", "", "YAML `file` with any of these settings (keys are the flag names; a repeatable flag such as claim-header takes a list), plus a list of issuers under the key issuers")
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "ext_authz v3 gRPC, gRPC health and reflection listen address")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address: /healthz, /readyz, /metrics and forward-auth")
 	fs.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, "admin API listen address (loopback only unless --admin-token-file is set)")
@@ -127,7 +137,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.types, "typ", c.types, "accepted typ header values, comma-separated")
 	fs.StringVar(&c.Authz.TokenHeader, "token-header", "", "also take the token from this request header")
 	fs.StringVar(&c.Authz.TokenCookie, "token-cookie", "", "also take the token from this cookie")
-	fs.Var(&c.claimHeaders, "claim-header", "claim=header sent upstream on allow (repeatable; default sub=x-jwt-sub, iss=x-jwt-iss)")
+	fs.Var(&c.claimHeaders, "claim-header", "claim=header sent upstream on allow (repeatable; default "+claimHeaderList(c.Authz.ClaimHeaders)+")")
 	fs.IntVar(&c.Authz.CacheSize, "cache-size", c.Authz.CacheSize, "verified-token cache entries")
 	fs.DurationVar(&c.Authz.MaxTokenLifetime, "max-token-lifetime", c.Authz.MaxTokenLifetime, "longest token lifetime the issuers mint (how long revocations are kept)")
 
@@ -309,10 +319,22 @@ func (c *serveConfig) finish(fileIssuers []fileIssuer) error {
 		return fmt.Errorf("forward-auth-prefix: %q, want a path starting and ending with /", c.ForwardAuthPrefix)
 	case c.MaxStaleness < 0:
 		return fmt.Errorf("max-staleness: %s, want 0 or more", c.MaxStaleness)
+	case c.MaxStaleness > 0 && !isRedisURL(c.Source):
+		// The embedded source is the node's own store: there is nothing
+		// to fall behind, and an idle node would look stale.
+		return fmt.Errorf("max-staleness: %s applies to a Redis source only (source is %s)", c.MaxStaleness, c.Source)
+	case c.SnapshotInterval < time.Second:
+		return fmt.Errorf("snapshot-interval: %s, want at least 1s", c.SnapshotInterval)
+	case c.RebuildInterval < time.Second:
+		return fmt.Errorf("rebuild-interval: %s, want at least 1s", c.RebuildInterval)
+	case c.ShutdownGrace < 0:
+		return fmt.Errorf("shutdown-grace: %s, want 0 or more", c.ShutdownGrace)
 	case c.DataDir == "":
 		return errors.New("data-dir: empty")
 	case c.Source != "embedded" && !isRedisURL(c.Source):
-		return fmt.Errorf("source: %q, want embedded or a redis:// or rediss:// URL", c.Source)
+		return fmt.Errorf("source: %q, want embedded or a redis:// or rediss:// URL", redactURL(c.Source))
+	case c.Source != "embedded" && checkRedisURL(c.Source) != nil:
+		return fmt.Errorf("source: %w", checkRedisURL(c.Source))
 	case c.PublishInterval < 0:
 		return fmt.Errorf("publish-interval: %s, want 0 or more", c.PublishInterval)
 	}
@@ -320,17 +342,24 @@ func (c *serveConfig) finish(fileIssuers []fileIssuer) error {
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		return fmt.Errorf("log-level: %w", err)
 	}
+	for _, a := range []struct{ name, addr string }{{"grpc-addr", c.GRPCAddr}, {"http-addr", c.HTTPAddr}, {"admin-addr", c.AdminAddr}} {
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			return fmt.Errorf("%s: %w", a.name, err)
+		}
+	}
 	if err := c.TLS.Validate(); err != nil {
 		return err
 	}
 	if err := c.Bloom.Validate(); err != nil {
-		return fmt.Errorf("bloom: %w", err)
+		return fmt.Errorf("bloom-entries %d, bloom-fp-rate %g: %w", c.Bloom.Entries, c.Bloom.FPRate, err)
 	}
 	if err := c.Revocation.Validate(); err != nil {
 		return err
 	}
 	if c.Dev {
-		return nil // the dev issuer is added once its key exists
+		// The dev issuer is added once its key exists; NewChecker then
+		// validates the whole of Authz.
+		return c.Authz.ValidateTiming()
 	}
 	return c.Authz.Validate()
 }

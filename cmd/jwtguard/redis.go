@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -41,9 +43,41 @@ func isRedisURL(s string) bool {
 	return strings.HasPrefix(s, "redis://") || strings.HasPrefix(s, "rediss://")
 }
 
+// redactURL is raw for logs and messages, with any password replaced by
+// "xxxxx"; a value that does not parse as a URL is not shown at all.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+// checkRedisURL parses a redis:// or rediss:// URL; its error never holds
+// the URL's password.
+func checkRedisURL(raw string) error {
+	if !isRedisURL(raw) {
+		return fmt.Errorf("%q: want a redis:// or rediss:// URL", redactURL(raw))
+	}
+	if _, err := url.Parse(raw); err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the url.Error quotes the whole URL
+		}
+		return fmt.Errorf("%s: %w", redactURL(raw), err)
+	}
+	return nil
+}
+
 // open returns the Redis source at url without contacting it, so a node can
 // start from its own snapshot while Redis is down.
-func (r *redisFlags) open(url string) (*redis.Source, error) {
+func (r *redisFlags) open(rawURL string) (*redis.Source, error) {
+	if err := checkRedisURL(rawURL); err != nil {
+		return nil, fmt.Errorf("redis source: %w", err)
+	}
+	if r.feedRetention < 1 {
+		return nil, fmt.Errorf("redis-feed-retention: %d, want at least 1", r.feedRetention)
+	}
 	opts := redis.Options{
 		Prefix:         r.prefix,
 		FeedRetention:  r.feedRetention,
@@ -59,9 +93,9 @@ func (r *redisFlags) open(url string) (*redis.Source, error) {
 		opts.Password = strings.TrimSpace(string(b))
 	}
 	goredis.SetLogger(redisLog{slog.Default()})
-	src, err := redis.New(url, opts)
+	src, err := redis.New(rawURL, opts)
 	if err != nil {
-		return nil, fmt.Errorf("redis source: %w", err)
+		return nil, err // "redis source: ..." naming the option
 	}
 	return src, nil
 }
@@ -81,7 +115,7 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.SetOutput(stderr)
 	var rf redisFlags
 	rf.register(fs)
-	url := fs.String("redis", "", "redis:// or rediss:// URL of the revocation source")
+	redisURL := fs.String("redis", "", "redis:// or rediss:// URL of the revocation source")
 	cfg := bloom.DefaultConfig()
 	fs.UintVar(&cfg.Entries, "bloom-entries", cfg.Entries, "expected revocations (filter size)")
 	fs.Float64Var(&cfg.FPRate, "bloom-fp-rate", cfg.FPRate, "target false-positive rate of the filter")
@@ -89,13 +123,13 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if !isRedisURL(*url) {
+	if !isRedisURL(*redisURL) {
 		return fmt.Errorf("publish: --redis must be a redis:// or rediss:// URL")
 	}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
-	src, err := rf.open(*url)
+	src, err := rf.open(*redisURL)
 	if err != nil {
 		return err
 	}

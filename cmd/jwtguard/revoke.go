@@ -13,9 +13,12 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/jwtguard/jwtguard/authz"
 	"github.com/jwtguard/jwtguard/sync/admin"
@@ -104,8 +107,9 @@ flags:`)
 	fs.StringVar(&f.actor, "actor", defaultActor(), "who revokes")
 	fs.StringVar(&f.redisURL, "redis", "", "write straight to this Redis revocation source (redis:// or rediss://) instead of a server's admin API")
 	f.redis.register(fs)
-	fs.DurationVar(&f.maxTokenLifetime, "max-token-lifetime", 24*time.Hour, "with --redis: the longest token lifetime (how long records are kept), as the servers have it")
-	fs.DurationVar(&f.leeway, "leeway", 30*time.Second, "with --redis: the servers' clock skew allowance")
+	defaults := authz.DefaultConfig()
+	fs.DurationVar(&f.maxTokenLifetime, "max-token-lifetime", defaults.MaxTokenLifetime, "with --redis: the longest token lifetime (how long records are kept), as the servers have it")
+	fs.DurationVar(&f.leeway, "leeway", defaults.Leeway, "with --redis: the servers' clock skew allowance")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -149,16 +153,32 @@ flags:`)
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	stored, err := client.Revoke(ctx, []authz.Record{rec})
+	stored, warnings, err := client.Revoke(ctx, []authz.Record{rec})
+	printWarnings(stderr, warnings)
 	if err != nil {
 		return err
 	}
 	return printRecords(stdout, f.output, stored)
 }
 
-// revoker stores revocations: a server's admin API, or a source directly.
+// printWarnings shows the server's warnings about stored records.
+func printWarnings(w io.Writer, warnings []string) {
+	for _, msg := range warnings {
+		fmt.Fprintln(w, "warning:", tableCell(msg))
+	}
+}
+
+// revoker stores revocations: a server's admin API, or a source directly;
+// it returns the stored records and warnings about them.
 type revoker interface {
-	Revoke(ctx context.Context, recs []authz.Record) ([]authz.Record, error)
+	Revoke(ctx context.Context, recs []authz.Record) ([]authz.Record, []string, error)
+}
+
+// apiRevoker stores revocations through a server's admin API.
+type apiRevoker struct{ *admin.Client }
+
+func (a apiRevoker) Revoke(ctx context.Context, recs []authz.Record) ([]authz.Record, []string, error) {
+	return a.RevokeWithWarnings(ctx, recs)
 }
 
 // sourceRevoker writes to a Redis source and closes it when done.
@@ -166,18 +186,31 @@ type sourceRevoker struct {
 	admin.SourceRevoker
 }
 
+func (s *sourceRevoker) Revoke(ctx context.Context, recs []authz.Record) ([]authz.Record, []string, error) {
+	stored, err := s.SourceRevoker.Revoke(ctx, recs)
+	return stored, nil, err
+}
+
 func (s *sourceRevoker) Close() error { return s.Source.Close() }
 
 // revoker returns where the revocations go: --redis, else the admin API.
 func (f *revokeFlags) revoker() (revoker, error) {
 	if f.redisURL == "" {
-		return f.client()
+		c, err := f.client()
+		if err != nil {
+			return nil, err
+		}
+		return apiRevoker{c}, nil
 	}
 	if f.output != "table" && f.output != "json" {
 		return nil, fmt.Errorf("-o %q: want table or json", f.output)
 	}
 	if !isRedisURL(f.redisURL) {
-		return nil, fmt.Errorf("--redis %q: want a redis:// or rediss:// URL", f.redisURL)
+		return nil, fmt.Errorf("--redis %q: want a redis:// or rediss:// URL", redactURL(f.redisURL))
+	}
+	timing := authz.Config{MaxTokenLifetime: f.maxTokenLifetime, Leeway: f.leeway}
+	if err := timing.ValidateTiming(); err != nil {
+		return nil, err
 	}
 	src, err := f.redis.open(f.redisURL)
 	if err != nil {
@@ -292,9 +325,10 @@ func revokeFile(ctx context.Context, client revoker, f *revokeFlags, stdout, std
 		}
 		cctx, cancel := context.WithTimeout(ctx, f.timeout)
 		defer cancel()
-		stored, err := client.Revoke(cctx, batchRecs)
+		stored, warnings, err := client.Revoke(cctx, batchRecs)
 		if err == nil {
 			accepted = append(accepted, stored...)
+			printWarnings(stderr, warnings)
 		}
 		return err
 	}
@@ -392,6 +426,9 @@ func readRecordFile(path, actor, reason string) ([]fileRecord, []rejection, erro
 
 func decodeRecordLine(line []byte) (authz.Record, error) {
 	var rec authz.Record
+	if err := admin.CheckJSONText(line); err != nil {
+		return rec, err
+	}
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&rec); err != nil {
@@ -418,7 +455,7 @@ func printFileSummary(w io.Writer, output string, accepted []authz.Record, rejec
 	}
 	fmt.Fprintf(w, "accepted %d, rejected %d\n", len(accepted), len(rejected))
 	for _, r := range rejected {
-		fmt.Fprintf(w, "  line %d: %s\n", r.Line, r.Error)
+		fmt.Fprintf(w, "  line %d: %s\n", r.Line, tableCell(r.Error))
 	}
 	return nil
 }
@@ -481,8 +518,8 @@ func printRecords(w io.Writer, output string, recs []authz.Record) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tKIND\tISSUER\tVALUE\tBEFORE\tEXPIRES\tACTOR\tREASON")
 	for _, r := range recs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Kind, orDash(r.Issuer), orDash(r.Value),
-			formatTime(r.Before), formatTime(r.ExpiresAt), orDash(r.Actor), orDash(tableCell(r.Reason)))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", tableCell(r.ID), tableCell(string(r.Kind)), orDash(tableCell(r.Issuer)), orDash(tableCell(r.Value)),
+			formatTime(r.Before), formatTime(r.ExpiresAt), orDash(tableCell(r.Actor)), orDash(tableCell(r.Reason)))
 	}
 	return tw.Flush()
 }
@@ -507,12 +544,27 @@ func orDash(s string) string {
 	return s
 }
 
-// tableCell keeps free text on one table line.
+// tableCell keeps text from the server on one table line and harmless to
+// a terminal: control characters (escape sequences, CR, tabs) and Unicode
+// format characters (bidirectional overrides) are shown escaped, as Go
+// quotes them (\x1b, \r, \u202e).
 func tableCell(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '\t' || r == '\n' || r == '\r' {
-			return ' '
+	if !strings.ContainsFunc(s, unsafeRune) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unsafeRune(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
 		}
-		return r
-	}, s)
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// unsafeRune reports whether r must not reach a terminal as is.
+func unsafeRune(r rune) bool {
+	return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == utf8.RuneError
 }

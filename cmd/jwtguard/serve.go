@@ -140,10 +140,16 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger, stdout io.Wr
 		httpLis.Close()
 		return fmt.Errorf("admin-addr: %w", err)
 	}
-	httpSrv := &http.Server{Handler: n.httpMux(reg, authzSvc), ReadHeaderTimeout: 10 * time.Second}
-	adminSrv := &http.Server{Handler: admin.NewHandler(n.src, n.rev, admin.Config{
+	httpSrv := forwardAuthLimits.server(n.httpMux(reg, authzSvc))
+	var issuers []string
+	for _, ic := range cfg.Authz.Issuers {
+		issuers = append(issuers, ic.Issuer)
+	}
+	adminSrv := adminLimits.server(admin.NewHandler(n.src, n.rev, admin.Config{
 		Token: adminToken, MaxTokenLifetime: cfg.Authz.MaxTokenLifetime, Leeway: cfg.Authz.Leeway,
-	}, admin.WithLogger(log), admin.WithStatus(n.status)), ReadHeaderTimeout: 10 * time.Second}
+		Issuers: issuers, Addr: cfg.AdminAddr,
+	}, admin.WithLogger(log), admin.WithStatus(n.status)))
+	httpLis, adminLis = forwardAuthLimits.listener(httpLis), adminLimits.listener(adminLis)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -165,7 +171,7 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger, stdout io.Wr
 			}
 		}()
 	}
-	log.Info("jwtguard listening", "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(), "admin", adminLis.Addr().String(), "source", cfg.Source)
+	log.Info("jwtguard listening", "grpc", grpcLis.Addr().String(), "http", httpLis.Addr().String(), "admin", adminLis.Addr().String(), "source", redactURL(cfg.Source))
 
 	if err := n.checker.LoadKeys(ctx); err != nil {
 		log.Warn("key sets not loaded yet; not ready until they are", "err", err)
@@ -225,17 +231,27 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger, stdout io.Wr
 
 const authzServiceName = "envoy.service.auth.v3.Authorization"
 
+// minAdminToken is the shortest admin token accepted, from a file or the
+// environment.
+const minAdminToken = 16
+
+// readAdminToken reads the admin token from path, else from
+// JWTGUARD_ADMIN_TOKEN; "" when neither is set.
 func readAdminToken(path string) (string, error) {
 	if path == "" {
-		return strings.TrimSpace(os.Getenv("JWTGUARD_ADMIN_TOKEN")), nil
+		tok := strings.TrimSpace(os.Getenv("JWTGUARD_ADMIN_TOKEN"))
+		if tok != "" && len(tok) < minAdminToken {
+			return "", fmt.Errorf("JWTGUARD_ADMIN_TOKEN: token shorter than %d characters", minAdminToken)
+		}
+		return tok, nil
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return "", fmt.Errorf("admin-token-file: %w", err)
 	}
 	tok := strings.TrimSpace(string(b))
-	if len(tok) < 16 {
-		return "", fmt.Errorf("admin-token-file %s: token shorter than 16 characters", path)
+	if len(tok) < minAdminToken {
+		return "", fmt.Errorf("admin-token-file %s: token shorter than %d characters", path, minAdminToken)
 	}
 	return tok, nil
 }

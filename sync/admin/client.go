@@ -49,15 +49,22 @@ var defaultHTTP = &http.Client{Timeout: 30 * time.Second}
 // Revoke stores recs (all or nothing) and returns them as stored, with ID,
 // Position, CreatedAt and ExpiresAt set by the server.
 func (c *Client) Revoke(ctx context.Context, recs []authz.Record) ([]authz.Record, error) {
+	stored, _, err := c.RevokeWithWarnings(ctx, recs)
+	return stored, err
+}
+
+// RevokeWithWarnings is Revoke, also returning the server's warnings
+// about the records it stored (an issuer it does not accept, say).
+func (c *Client) RevokeWithWarnings(ctx context.Context, recs []authz.Record) ([]authz.Record, []string, error) {
 	body, err := json.Marshal(recs)
 	if err != nil {
-		return nil, fmt.Errorf("encode revocations: %w", err)
+		return nil, nil, fmt.Errorf("encode revocations: %w", err)
 	}
 	var out revocationsBody
 	if err := c.do(ctx, http.MethodPost, pathRevocations, body, &out); err != nil {
-		return nil, fmt.Errorf("revoke: %w", err)
+		return nil, nil, fmt.Errorf("revoke: %w", err)
 	}
-	return out.Revocations, nil
+	return out.Revocations, out.Warnings, nil
 }
 
 // List returns one page of the records matching q and the cursor of the

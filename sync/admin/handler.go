@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,21 +27,30 @@ type Config struct {
 	// MaxTokenLifetime is the longest lifetime of a token the issuers mint.
 	// A record other than a token record expires MaxTokenLifetime + Leeway
 	// after the later of now and its Before time: by then no token it
-	// covers can still be valid. Default 24h.
+	// covers can still be valid. Default authz.DefaultConfig's.
 	MaxTokenLifetime time.Duration
-	// Leeway is the clock skew the checker allows on exp. Default 30s.
+	// Leeway is the clock skew the checker allows on exp. Default
+	// authz.DefaultConfig's.
 	Leeway time.Duration
 	// MaxBodyBytes bounds a POST body. Default 16 MiB.
 	MaxBodyBytes int64
 	// MaxBatch bounds the records of one POST. Default 10 000.
 	MaxBatch int
+	// Issuers are the issuers the server accepts tokens of; a revocation
+	// naming another one is stored, with a warning in the answer. Empty: no
+	// warnings.
+	Issuers []string
+	// Addr is the address the API listens on. Without a Token, requests
+	// must name a loopback host or this address's host in Host.
+	Addr string
 }
 
 // DefaultConfig returns the defaults (no token).
 func DefaultConfig() Config {
+	ac := authz.DefaultConfig()
 	return Config{
-		MaxTokenLifetime: 24 * time.Hour,
-		Leeway:           30 * time.Second,
+		MaxTokenLifetime: ac.MaxTokenLifetime,
+		Leeway:           ac.Leeway,
 		MaxBodyBytes:     16 << 20,
 		MaxBatch:         10_000,
 	}
@@ -124,6 +135,12 @@ const (
 )
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if len(h.token) == 0 {
+		if msg := h.browserOrForeignHost(r); msg != "" {
+			writeError(w, http.StatusForbidden, msg)
+			return
+		}
+	}
 	if !h.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="jwtguard-admin"`)
 		writeError(w, http.StatusUnauthorized, "missing or wrong admin token (Authorization: Bearer <token>)")
@@ -154,6 +171,47 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeError(w, http.StatusNotFound, "no such endpoint: "+p)
 	}
+}
+
+// browserOrForeignHost says why a request must be refused by an API without
+// a token, or "": only its own loopback host names may reach it (a web
+// page that rebinds its DNS name to 127.0.0.1 still sends its own name in
+// Host), and never from a browser page (Origin, or a cross-site fetch).
+func (h *handler) browserOrForeignHost(r *http.Request) string {
+	if r.Header.Get("Origin") != "" {
+		return "requests from a browser page (Origin) are refused by an admin API without a token"
+	}
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "cross-site", "same-site":
+		return "cross-site requests are refused by an admin API without a token"
+	}
+	if !h.localHost(r.Host) {
+		return fmt.Sprintf("Host %q is not a loopback name of this admin API; without a token only 127.0.0.1, ::1, localhost or its listen address are accepted", r.Host)
+	}
+	return ""
+}
+
+// localHost reports whether a Host header names a loopback address,
+// localhost, or the configured listen address's host, with any port.
+func (h *handler) localHost(hostport string) bool {
+	host := hostport
+	if hh, _, err := net.SplitHostPort(hostport); err == nil {
+		host = hh
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if host == "" {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return true
+	}
+	if ah, _, err := net.SplitHostPort(h.cfg.Addr); err == nil && ah != "" {
+		return strings.EqualFold(host, ah)
+	}
+	return false
 }
 
 // authorized compares the bearer token in constant time; with no admin
@@ -209,12 +267,31 @@ func (h *handler) postRevocations(w http.ResponseWriter, r *http.Request) {
 			"value", rec.Value, "before", rec.Before, "actor", rec.Actor, "reason", rec.Reason,
 			"expires_at", rec.ExpiresAt, "position", rec.Position, "remote", r.RemoteAddr)
 	}
-	writeJSON(w, http.StatusCreated, revocationsBody{Revocations: stored})
+	writeJSON(w, http.StatusCreated, revocationsBody{Revocations: stored, Warnings: h.warnings(recs)})
 }
 
 // revocationsBody is the answer of POST /v1/revocations.
 type revocationsBody struct {
 	Revocations []authz.Record `json:"revocations"`
+	// Warnings are about records stored as sent that may not do what
+	// their sender meant.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// warnings names the records of an issuer this server does not accept:
+// a typo in --issuer would otherwise revoke nothing, silently.
+func (h *handler) warnings(recs []authz.Record) []string {
+	if len(h.cfg.Issuers) == 0 {
+		return nil
+	}
+	var out []string
+	for i, rec := range recs {
+		if rec.Issuer != "" && !slices.Contains(h.cfg.Issuers, rec.Issuer) {
+			out = append(out, fmt.Sprintf("record %d: issuer %q is not configured on this server (configured: %s); the revocation is stored but matches none of the tokens it accepts",
+				i, rec.Issuer, strings.Join(h.cfg.Issuers, ", ")))
+		}
+	}
+	return out
 }
 
 // listBody is the answer of GET /v1/revocations; NextCursor is "" on the

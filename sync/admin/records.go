@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jwtguard/jwtguard/authz"
 	"github.com/jwtguard/jwtguard/sync/source"
@@ -49,6 +50,9 @@ func decodeRecords(r io.Reader, maxBatch int) ([]authz.Record, error) {
 	if len(data) == 0 {
 		return nil, errors.New("empty body: want a revocation record or an array of them")
 	}
+	if err := CheckJSONText(data); err != nil {
+		return nil, err
+	}
 	if data[0] != '[' {
 		var rec authz.Record
 		if err := decodeStrict(data, &rec); err != nil {
@@ -73,6 +77,73 @@ func decodeRecords(r io.Reader, maxBatch int) ([]authz.Record, error) {
 		}
 	}
 	return recs, nil
+}
+
+// CheckJSONText refuses JSON text that encoding/json would silently alter:
+// invalid UTF-8, and \u escapes of unpaired UTF-16 surrogates, both of which
+// it decodes as U+FFFD, so a different value would be stored than was sent.
+func CheckJSONText(data []byte) error {
+	if !utf8.Valid(data) {
+		i := 0
+		for i < len(data) {
+			r, n := utf8.DecodeRune(data[i:])
+			if r == utf8.RuneError && n <= 1 {
+				break
+			}
+			i += n
+		}
+		return fmt.Errorf("malformed JSON: invalid UTF-8 at byte %d", i)
+	}
+	// A backslash appears only inside strings in JSON text; a decoder
+	// error reports anything else.
+	for i := 0; i < len(data); i++ {
+		if data[i] != '\\' || i+1 >= len(data) {
+			continue
+		}
+		if data[i+1] != 'u' {
+			i++ // \", \\, \n, ...
+			continue
+		}
+		r, ok := hex4(data[i+2:])
+		if !ok {
+			return nil // malformed: the decoder says so
+		}
+		switch {
+		case r >= 0xd800 && r < 0xdc00: // high surrogate: a low one must follow
+			if i+7 < len(data) && data[i+6] == '\\' && data[i+7] == 'u' {
+				if lo, ok := hex4(data[i+8:]); ok && lo >= 0xdc00 && lo < 0xe000 {
+					i += 11
+					continue
+				}
+			}
+			return fmt.Errorf("malformed JSON: unpaired UTF-16 surrogate \\u%04x at byte %d", r, i)
+		case r >= 0xdc00 && r < 0xe000:
+			return fmt.Errorf("malformed JSON: unpaired UTF-16 surrogate \\u%04x at byte %d", r, i)
+		}
+		i += 5
+	}
+	return nil
+}
+
+// hex4 decodes the 4 hex digits at the start of b.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
 }
 
 // decodeStrict decodes exactly one JSON value with no unknown fields.
@@ -150,8 +221,13 @@ func (c Config) complete(rec *authz.Record, now time.Time) error {
 }
 
 // looksLikeJWT reports whether v is a compact JWS (a header starting with
-// `{"` encodes to "eyJ"), which must never be stored or logged whole.
+// `{"` encodes to "eyJ"), bare or as a "Bearer <token>" credential, which
+// must never be stored or logged whole.
 func looksLikeJWT(v string) bool {
+	v = strings.TrimSpace(v)
+	if len(v) > len("bearer") && strings.EqualFold(v[:len("bearer")], "bearer") {
+		v = strings.TrimSpace(v[len("bearer"):])
+	}
 	return strings.HasPrefix(v, "eyJ") && strings.Count(v, ".") == 2
 }
 
