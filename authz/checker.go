@@ -270,6 +270,11 @@ func (c *Checker) verify(ctx context.Context, tok string, now int64, v *verified
 	if !slices.Contains(is.cfg.Algs, alg) {
 		return ReasonBadAlgorithm, fmt.Errorf("alg %q is not allowed for issuer %s", truncate(alg), is.cfg.Issuer)
 	}
+	if !is.keys.ready() {
+		// Before its first load the set cannot tell the token's key from an
+		// unknown one: jwtguard cannot decide yet (503), as /readyz says.
+		return ReasonNotReady, fmt.Errorf("key set of issuer %s not loaded yet", is.cfg.Issuer)
+	}
 	ref, key, reason, err := is.keys.verify(ctx, p.Header.Kid, alg, []byte(p.SigningInput), p.Signature)
 	if reason != ReasonOK {
 		return reason, err

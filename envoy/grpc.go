@@ -87,16 +87,9 @@ func (a *Authorization) Check(ctx context.Context, req *authv3.CheckRequest) (*a
 	return deniedResponse(&d), nil
 }
 
-// decide is the checker's decision on h, the same for both adapters. A
-// key set that has not loaded yet cannot tell a token's key from an
-// unknown one: until every key set is loaded, unknown_key is answered
-// not_ready (503), as /readyz says.
+// decide is the checker's decision on h, the same for both adapters.
 func (a *Authorization) decide(ctx context.Context, h authz.Headers) authz.Decision {
-	d := a.checker.Check(ctx, h)
-	if d.Reason == authz.ReasonUnknownKey && !a.checker.Ready() {
-		d = authz.Decision{Reason: authz.ReasonNotReady, Err: d.Err}
-	}
-	return d
+	return a.checker.Check(ctx, h)
 }
 
 // requestHeaders returns the original request's headers: Envoy sends them
