@@ -30,7 +30,7 @@ func benchConfirmUnderChurn(b *testing.B, delay time.Duration) {
 		src.delay = delay
 		r := newTestRevocations(b, src)
 		v := testVerified("flagged", "", time.Now().Unix())
-		flag(r, v)
+		flag(r, v, checkToken)
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
 		wg.Add(1)
@@ -75,7 +75,7 @@ func BenchmarkConfirmConcurrent(b *testing.B) {
 		src.delay = benchLookupDelay
 		r := newTestRevocations(b, src)
 		v := testVerified("flagged", "", time.Now().Unix())
-		flag(r, v)
+		flag(r, v, checkToken)
 		start := make(chan struct{})
 		var wg sync.WaitGroup
 		for range callers {
