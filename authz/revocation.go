@@ -63,22 +63,76 @@ type Revocations struct {
 	lookup  Lookup
 	confirm *lru.Cache[bloom.Key, *confirmAnswer]
 
-	// mu orders Apply against confirm-cache fills; gen counts applies so a
-	// lookup answered before a revocation is never cached after it.
-	mu    sync.Mutex
-	gen   atomic.Uint64
-	ready atomic.Bool
+	// mu orders Apply and Replace against confirm-cache fills.
+	mu sync.Mutex
+	// gens holds a generation per key slot (see slotOf): Apply of a key
+	// bumps its slot's, a Replace bumps all. A lookup caches its answer only
+	// if its slot's generation is still the one read before it asked the
+	// source, so an answer that may predate a revocation of its key is never
+	// cached after it, while revocations of other keys leave it be.
+	gens [numSlots]atomic.Uint64
+	// flights holds the newest source lookup in progress per filter key,
+	// shared by the checks that read the same generation of its slot.
+	flightMu sync.Mutex
+	flights  map[bloom.Key]*flight
+	ready    atomic.Bool
 	// next, while ReplaceWith catches a new filter up, receives every
 	// record applied meanwhile too, so the swap loses none.
 	next atomic.Pointer[bloom.Filter]
 
-	maybes, confirmHits, lookups, lookupErrors, lookupNanos atomic.Uint64
+	maybes, confirmHits, lookups, sharedLookups, lookupErrors, lookupNanos atomic.Uint64
 }
+
+// numSlots is the number of key slots with a generation of their own: a
+// revocation costs the in-flight lookups of 1/numSlots of the keys their
+// cache fill, instead of all of them.
+const numSlots = 4096
+
+// slotOf is the generation slot of k.
+func slotOf(k bloom.Key) uint64 { return k.H1 % numSlots }
 
 // confirmAnswer is the immutable, exact answer for one filter key: the
 // revocation rules stored under it (none: a false positive).
 type confirmAnswer struct {
 	rules []revocationRule
+	// allUntil is the latest expiry (unix seconds) of a record in the
+	// answer that revokes every token under its key (see coversEveryToken),
+	// 0 when none does: until then no record can change the answer's
+	// decision, so it survives a Replace.
+	allUntil int64
+}
+
+// add adds rec's rule to a, which is not shared yet.
+func (a *confirmAnswer) add(rec *Record) {
+	a.rules = append(a.rules, rec.rule())
+	if rec.coversEveryToken() {
+		until := int64(math.MaxInt64)
+		if !rec.ExpiresAt.IsZero() {
+			until = rec.ExpiresAt.Unix()
+		}
+		a.allUntil = max(a.allUntil, until)
+	}
+}
+
+// with returns a copy of a (nil: no rule) with rec's rule added.
+func (a *confirmAnswer) with(rec *Record) *confirmAnswer {
+	b := &confirmAnswer{}
+	if a != nil {
+		b.rules = append(make([]revocationRule, 0, len(a.rules)+1), a.rules...)
+		b.allUntil = a.allUntil
+	}
+	b.add(rec)
+	return b
+}
+
+// flight is one source lookup in progress; done closes once a and err are
+// set.
+type flight struct {
+	lk   LookupKey
+	gen  uint64 // of the key's slot, read before the lookup started
+	done chan struct{}
+	a    *confirmAnswer
+	err  error
 }
 
 type revocationRule struct {
@@ -110,7 +164,7 @@ func NewRevocations(filter *bloom.Filter, lookup Lookup, cfg RevocationConfig) (
 	if err != nil {
 		return nil, fmt.Errorf("confirm cache: %w", err)
 	}
-	return &Revocations{cfg: cfg, filter: filter, lookup: lookup, confirm: cache}, nil
+	return &Revocations{cfg: cfg, filter: filter, lookup: lookup, confirm: cache, flights: map[bloom.Key]*flight{}}, nil
 }
 
 // Filter returns the live filter.
@@ -139,7 +193,6 @@ func (r *Revocations) Apply(recs ...Record) {
 	for i := range recs {
 		rec := &recs[i]
 		k := rec.LookupKey().FilterKey()
-		rule := rec.rule()
 		r.mu.Lock()
 		// Under mu, so a ReplaceWith swap sees the record in both filters
 		// or in neither (and then it is in the live one).
@@ -147,12 +200,11 @@ func (r *Revocations) Apply(recs ...Record) {
 		if next := r.next.Load(); next != nil {
 			next.Add(k, rec.Position)
 		}
-		r.gen.Add(1)
+		r.gens[slotOf(k)].Add(1)
 		if old, ok := r.confirm.Peek(k); ok {
-			rules := append(append(make([]revocationRule, 0, len(old.rules)+1), old.rules...), rule)
-			r.confirm.Add(k, &confirmAnswer{rules: rules})
+			r.confirm.Add(k, old.with(rec))
 		} else if rec.coversEveryToken() {
-			r.confirm.Add(k, &confirmAnswer{rules: []revocationRule{rule}})
+			r.confirm.Add(k, (*confirmAnswer)(nil).with(rec))
 		}
 		r.mu.Unlock()
 	}
@@ -168,14 +220,51 @@ func (r *Record) coversEveryToken() bool {
 }
 
 // Replace swaps in a whole new filter (a reloaded snapshot) and forgets
-// every cached answer, since records may have arrived that were never
-// applied one by one.
+// the cached answers that records in it may change (see forgetReplaced).
 func (r *Revocations) Replace(f *bloom.Filter) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.filter.Replace(f)
-	r.gen.Add(1)
-	r.confirm.Purge()
+	r.forgetReplaced()
+}
+
+// forgetReplaced drops the cached answers that may be wrong once a new
+// filter is swapped in, and keeps the answers that no record can change.
+// Called with mu held, after the swap.
+//
+// A new filter may hold records this node never applied one by one: a
+// snapshot is loaded whole, and ReplaceWith's catch-up adds the feed after
+// the snapshot straight to the new filter, up to a position the live
+// filter may not have reached (a follower that fell behind, or simply one
+// a few records behind the source when a rebuild ends). Such a record may
+// have reached the source after the lookup behind a cached answer for its
+// key, and Apply never brought that answer up to date. So:
+//
+//   - An answer without rules (a false positive, "no record") may be
+//     wrong now: dropped. The new filter's positions do not prove that no
+//     such record exists (a filter at the live position may come from
+//     anywhere), and the price is one lookup per flagged key.
+//   - An answer that revokes only some tokens under its key (a subject
+//     revoked before one time, a key of one issuer) may miss a newer record
+//     that revokes more: dropped.
+//   - An answer that revokes every token under its key stays right as long
+//     as one of those records lives, since a record only ever adds
+//     revocations and is never removed before it expires: kept until its
+//     expiry (a rebuild drops expired records from the filter; their
+//     answers go with them).
+//
+// Every slot's generation is bumped, so a lookup that ran across the swap
+// caches nothing and joins nothing started before it.
+func (r *Revocations) forgetReplaced() {
+	for i := range r.gens {
+		r.gens[i].Add(1)
+	}
+	now := time.Now().Unix()
+	for _, k := range r.confirm.Keys() {
+		if a, ok := r.confirm.Peek(k); ok && a.allUntil <= now {
+			r.confirm.Remove(k)
+		}
+	}
 }
 
 // ReplaceWith swaps in f (a snapshot, typically older than the live
@@ -197,30 +286,33 @@ func (r *Revocations) ReplaceWith(f *bloom.Filter, catchUp func(*bloom.Filter) e
 		return fmt.Errorf("new filter at position %d is behind the live one at %d", f.Position(), r.filter.Position())
 	}
 	r.filter.Replace(f)
-	r.gen.Add(1)
-	r.confirm.Purge()
+	r.forgetReplaced()
 	return nil
 }
 
 // RevocationStats counts the work of the revocation check.
 type RevocationStats struct {
-	Maybes       uint64        // filter answers "maybe"
-	ConfirmHits  uint64        // maybes answered by the confirm cache
-	Lookups      uint64        // exact lookups at the source
-	LookupErrors uint64        // lookups that failed or timed out
-	LookupTime   time.Duration // total time spent in lookups
-	ConfirmSize  int           // answers in the confirm cache
+	Maybes      uint64 // filter answers "maybe"
+	ConfirmHits uint64 // maybes answered by the confirm cache
+	Lookups     uint64 // exact lookups at the source
+	// SharedLookups counts the maybes answered by a lookup that another
+	// check of the same key had started.
+	SharedLookups uint64
+	LookupErrors  uint64        // lookups that failed or timed out
+	LookupTime    time.Duration // total time spent in lookups
+	ConfirmSize   int           // answers in the confirm cache
 }
 
 // Stats reports counters since start.
 func (r *Revocations) Stats() RevocationStats {
 	return RevocationStats{
-		Maybes:       r.maybes.Load(),
-		ConfirmHits:  r.confirmHits.Load(),
-		Lookups:      r.lookups.Load(),
-		LookupErrors: r.lookupErrors.Load(),
-		LookupTime:   time.Duration(r.lookupNanos.Load()),
-		ConfirmSize:  r.confirm.Len(),
+		Maybes:        r.maybes.Load(),
+		ConfirmHits:   r.confirmHits.Load(),
+		Lookups:       r.lookups.Load(),
+		SharedLookups: r.sharedLookups.Load(),
+		LookupErrors:  r.lookupErrors.Load(),
+		LookupTime:    time.Duration(r.lookupNanos.Load()),
+		ConfirmSize:   r.confirm.Len(),
 	}
 }
 
@@ -247,15 +339,76 @@ func (r *Revocations) check(ctx context.Context, v *verified) (Reason, Kind) {
 }
 
 // answer returns the exact answer for check i of v, from the confirm cache
-// or, on a miss, from the source (and caches it).
+// or, on a miss, from the source (and caches it). Concurrent misses of one
+// key share one lookup.
 func (r *Revocations) answer(ctx context.Context, i int, v *verified) (*confirmAnswer, error) {
 	k := v.keys[i]
-	if a, ok := r.confirm.Get(k); ok {
-		r.confirmHits.Add(1)
-		return a, nil
+	gen := &r.gens[slotOf(k)]
+	for retried := false; ; retried = true {
+		// The generation is read before the cache: a lookup that starts
+		// from it sees every revocation of the key applied before.
+		g := gen.Load()
+		if a, ok := r.confirm.Get(k); ok {
+			r.confirmHits.Add(1)
+			return a, nil
+		}
+		f := r.join(ctx, k, v.lookupKey(i), g)
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("confirm %s: %w", f.lk.Kind, ctx.Err())
+		}
+		// A revocation of the key's slot applied while the lookup ran may
+		// be missing from its answer: ask once more, from a generation
+		// that includes it. (Returning the answer would not be wrong, the
+		// check having run alongside the revocation, but a fresh one is
+		// cheap: such a revocation is rare.)
+		if f.err != nil || retried || gen.Load() == f.gen {
+			return f.a, f.err
+		}
 	}
-	gen := r.gen.Load()
-	lk := v.lookupKey(i)
+}
+
+// join returns the lookup of lk that started at generation g of its slot,
+// starting it if there is none. A caller that read a later generation
+// never joins a lookup that began before it: that one may have read the
+// source before a revocation the caller must see.
+func (r *Revocations) join(ctx context.Context, k bloom.Key, lk LookupKey, g uint64) *flight {
+	r.flightMu.Lock()
+	defer r.flightMu.Unlock()
+	if f, ok := r.flights[k]; ok && f.gen == g && f.lk == lk {
+		r.sharedLookups.Add(1)
+		return f
+	}
+	f := &flight{lk: lk, gen: g, done: make(chan struct{})}
+	r.flights[k] = f // an older lookup of k still running finishes unjoined
+	// The lookup serves every caller that joins it, so a caller that gives
+	// up does not cancel it; ConfirmTimeout bounds it.
+	go r.fly(context.WithoutCancel(ctx), k, f)
+	return f
+}
+
+// fly runs f's lookup, caches its answer unless a revocation of the key's
+// slot was applied since f.gen, and hands it to f's callers.
+func (r *Revocations) fly(ctx context.Context, k bloom.Key, f *flight) {
+	f.a, f.err = r.lookupAnswer(ctx, f.lk)
+	if f.err == nil {
+		r.mu.Lock()
+		if r.gens[slotOf(k)].Load() == f.gen {
+			r.confirm.Add(k, f.a)
+		}
+		r.mu.Unlock()
+	}
+	r.flightMu.Lock()
+	if r.flights[k] == f {
+		delete(r.flights, k)
+	}
+	r.flightMu.Unlock()
+	close(f.done)
+}
+
+// lookupAnswer asks the source for the records under lk.
+func (r *Revocations) lookupAnswer(ctx context.Context, lk LookupKey) (*confirmAnswer, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.ConfirmTimeout)
 	start := time.Now()
 	recs, err := r.lookup.Lookup(ctx, lk)
@@ -267,16 +420,11 @@ func (r *Revocations) answer(ctx context.Context, i int, v *verified) (*confirmA
 		return nil, fmt.Errorf("confirm %s: %w", lk.Kind, err)
 	}
 	a := &confirmAnswer{}
-	for _, rec := range recs {
-		if rec.LookupKey() == lk {
-			a.rules = append(a.rules, rec.rule())
+	for i := range recs {
+		if recs[i].LookupKey() == lk {
+			a.add(&recs[i])
 		}
 	}
-	r.mu.Lock()
-	if r.gen.Load() == gen {
-		r.confirm.Add(k, a)
-	}
-	r.mu.Unlock()
 	return a, nil
 }
 

@@ -18,6 +18,8 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/lestrrat-go/jwx/v2/jwt"
+
+	"github.com/jwtguard/jwtguard/authz/internal/strictjson"
 )
 
 // parseTestSig is the signature of the tokens built by parseTestToken: 64
@@ -114,8 +116,8 @@ func TestParseToken(t *testing.T) {
 		{name: "lone high surrogate", raw: withClaims(`{"exp":2000000000,"sub":"\ud800"}`), wantReason: ReasonMalformed, wantErr: "surrogate"},
 		{name: "lone low surrogate", raw: withClaims(`{"exp":2000000000,"sub":"\udc00x"}`), wantReason: ReasonMalformed, wantErr: "surrogate"},
 		{name: "high surrogate then non-surrogate", raw: withClaims(`{"exp":2000000000,"sub":"\ud800\u0041"}`), wantReason: ReasonMalformed, wantErr: "surrogate"},
-		{name: "too deep", raw: withClaims(`{"exp":2000000000,"x":` + strings.Repeat("[", maxJSONDepth) + strings.Repeat("]", maxJSONDepth) + `}`), wantReason: ReasonMalformed, wantErr: "nesting deeper than 64"},
-		{name: "deepest allowed", raw: withClaims(`{"exp":2000000000,"x":` + strings.Repeat("[", maxJSONDepth-1) + strings.Repeat("]", maxJSONDepth-1) + `}`), wantHeader: es256, wantClaims: justExp},
+		{name: "too deep", raw: withClaims(`{"exp":2000000000,"x":` + strings.Repeat("[", strictjson.MaxDepth) + strings.Repeat("]", strictjson.MaxDepth) + `}`), wantReason: ReasonMalformed, wantErr: "nesting deeper than 64"},
+		{name: "deepest allowed", raw: withClaims(`{"exp":2000000000,"x":` + strings.Repeat("[", strictjson.MaxDepth-1) + strings.Repeat("]", strictjson.MaxDepth-1) + `}`), wantHeader: es256, wantClaims: justExp},
 		{name: "whitespace and line breaks in JSON", raw: parseTestToken("{\"typ\":\"JWT\",\r\n \"alg\":\"HS256\"}", "{\r\n\t\"exp\" : 2000000000 \r\n}\n"), wantHeader: tokenHeader{Alg: "HS256", Typ: "JWT"}, wantClaims: justExp},
 
 		// Duplicate member names.
@@ -153,7 +155,7 @@ func TestParseToken(t *testing.T) {
 		{name: "typ a number", raw: withHeader(`{"alg":"ES256","typ":1}`), wantReason: ReasonUnsupported, wantErr: `"typ" is a number`},
 		{name: "typ from options", raw: withHeader(`{"alg":"ES256","typ":"application/secevent+jwt"}`), opts: &parseOptions{Types: []string{"secevent+jwt"}}, wantHeader: tokenHeader{Alg: "ES256", Typ: "application/secevent+jwt"}, wantClaims: justExp},
 		{name: "options replace the default types", raw: withHeader(`{"alg":"ES256","typ":"JWT"}`), opts: &parseOptions{Types: []string{"application/at+jwt"}}, wantReason: ReasonUnsupported, wantErr: "not accepted"},
-		{name: "long typ is shortened in the error", raw: withHeader(`{"alg":"ES256","typ":"` + strings.Repeat("t", 100) + `"}`), wantReason: ReasonUnsupported, wantErr: strings.Repeat("t", maxErrorSnippet) + `..."`},
+		{name: "long typ is shortened in the error", raw: withHeader(`{"alg":"ES256","typ":"` + strings.Repeat("t", 100) + `"}`), wantReason: ReasonUnsupported, wantErr: strings.Repeat("t", strictjson.MaxSnippet) + `..."`},
 		{name: "kid", raw: withHeader(`{"alg":"ES256","kid":"key-1"}`), wantHeader: tokenHeader{Alg: "ES256", Kid: "key-1"}, wantClaims: justExp},
 		{name: "kid a number", raw: withHeader(`{"alg":"ES256","kid":1}`), wantReason: ReasonMalformed, wantErr: `"kid" is a number`},
 		{name: "key location parameters ignored", raw: withHeader(`{"alg":"RS256","jku":"https://attacker.example/jwks","x5u":"https://attacker.example/x5u","jwk":{"kty":"oct","k":"AA"},"x5c":["AA"]}`), wantHeader: tokenHeader{Alg: "RS256"}, wantClaims: justExp},
@@ -458,7 +460,7 @@ func BenchmarkParseTokenWorstCase(b *testing.B) {
 		{"many members", fill(`"%d":0`)},
 		{"many escaped names", fill(`"\u0061%d":0`)},
 		{"many escaped strings", fill(`"s%d":"\n"`)},
-		{"deep nesting", fill(`"d%d":` + strings.Repeat("[", maxJSONDepth-1) + strings.Repeat("]", maxJSONDepth-1))},
+		{"deep nesting", fill(`"d%d":` + strings.Repeat("[", strictjson.MaxDepth-1) + strings.Repeat("]", strictjson.MaxDepth-1))},
 		{"many nested objects", fill(`"o%d":{"a":{"b":1}}`)},
 	}
 	for _, c := range cases {

@@ -1,0 +1,440 @@
+package authz
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jwtguard/jwtguard/bloom"
+)
+
+// memSource is a revocation source in memory. Its Lookup reads the records
+// stored under a key, then, when gate is set, reports the key on started
+// and waits for gate to close before answering: a lookup in flight while
+// the test changes the source or the node.
+type memSource struct {
+	mu      sync.Mutex
+	recs    map[LookupKey][]Record
+	lookups int
+	delay   time.Duration // a network round trip, for benchmarks
+	started chan LookupKey
+	gate    chan struct{}
+}
+
+func newMemSource() *memSource { return &memSource{recs: map[LookupKey][]Record{}} }
+
+// store adds rec to the source, as a write that the feed has not brought
+// to the node yet.
+func (s *memSource) store(rec Record) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.recs[rec.LookupKey()] = append(s.recs[rec.LookupKey()], rec)
+}
+
+func (s *memSource) Lookup(ctx context.Context, k LookupKey) ([]Record, error) {
+	s.mu.Lock()
+	s.lookups++
+	recs := append([]Record(nil), s.recs[k]...)
+	started, gate := s.started, s.gate
+	s.mu.Unlock()
+	if s.delay > 0 {
+		time.Sleep(s.delay)
+	}
+	if gate != nil {
+		started <- k
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return recs, nil
+}
+
+// count returns the number of lookups so far.
+func (s *memSource) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lookups
+}
+
+// hold makes the next lookups wait for release; the returned channel
+// receives the key of each lookup once it has read the source.
+func (s *memSource) hold() (started <-chan LookupKey, release func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch, gate := make(chan LookupKey, 64), make(chan struct{})
+	s.started, s.gate = ch, gate
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			s.mu.Lock()
+			s.started, s.gate = nil, nil
+			s.mu.Unlock()
+			close(gate)
+		})
+	}
+}
+
+// newTestRevocations returns ready revocations over an empty default
+// filter, confirmed through src, with a confirm timeout long enough for a
+// lookup the test holds.
+func newTestRevocations(tb testing.TB, src Lookup) *Revocations {
+	tb.Helper()
+	f, err := bloom.New(bloom.DefaultConfig())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg := DefaultRevocationConfig()
+	cfg.ConfirmTimeout = time.Minute
+	r, err := NewRevocations(f, src, cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r.SetReady(true)
+	return r
+}
+
+// testVerified returns a verified token of benchIssuer with id jti,
+// subject sub and issue time iat: its token and subject checks apply.
+func testVerified(jti, sub string, iat int64) *verified {
+	v := &verified{claims: Claims{Issuer: benchIssuer, TokenID: jti, JTI: jti, Subject: sub, IssuedAt: iat}}
+	for i := 0; i < numChecks; i++ {
+		v.keys[i] = v.lookupKey(i).FilterKey()
+	}
+	return v
+}
+
+// flag adds the filter keys of v's checks to r's filter without a record
+// (false positives, until the source gets one), so that these checks of v
+// ask the confirm cache.
+func flag(r *Revocations, v *verified, checks ...int) {
+	for _, i := range checks {
+		r.Filter().Add(v.keys[i], 0)
+	}
+}
+
+// unrelatedRecord returns the i-th token revocation of another token.
+func unrelatedRecord(i int) Record {
+	return Record{Kind: KindToken, Issuer: benchIssuer, Value: "other-" + strconv.Itoa(i), Position: uint64(i + 1)}
+}
+
+// checkResult is what one revocation check returned.
+type checkResult struct {
+	reason Reason
+	kind   Kind
+}
+
+// goCheck runs r.check of v on its own goroutine.
+func goCheck(ctx context.Context, r *Revocations, v *verified) <-chan checkResult {
+	ch := make(chan checkResult, 1)
+	go func() {
+		reason, kind := r.check(ctx, v)
+		ch <- checkResult{reason, kind}
+	}()
+	return ch
+}
+
+// testWait is the generous deadline of anything a test waits for.
+const testWait = 30 * time.Second
+
+// receive returns the next value of ch, failing the test after testWait.
+func receive[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(testWait):
+		t.Fatalf("no %s after %s", what, testWait)
+		var zero T
+		return zero
+	}
+}
+
+// checkWant fails the test unless r.check of v gives want.
+func checkWant(t *testing.T, r *Revocations, v *verified, want Reason) {
+	t.Helper()
+	if got, kind := r.check(context.Background(), v); got != want {
+		t.Fatalf("check(%s) = %s (%s), want %s", v.claims.TokenID, got, kind, want)
+	}
+}
+
+// A revocation applied while a lookup of the same key is in flight, the
+// lookup having read the source before the record arrived, is never lost:
+// the stale answer is not cached, and the check that waited for it asks
+// again.
+func TestRevocationAppliedWhileLookupInFlight(t *testing.T) {
+	iat := time.Now().Unix() - 60
+	tests := []struct {
+		name        string
+		check       int
+		rec         Record
+		wantLookups int // the stale one, then one more unless Apply cached the answer
+	}{
+		{name: "token record (Apply caches it)", check: checkToken, wantLookups: 1,
+			rec: Record{Kind: KindToken, Issuer: benchIssuer, Value: "t1", Position: 1}},
+		{name: "subject record with a before time (looked up)", check: checkSubject, wantLookups: 2,
+			rec: Record{Kind: KindSubject, Value: "alice", Before: time.Unix(iat+10, 0), Position: 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := newMemSource()
+			r := newTestRevocations(t, src)
+			v := testVerified("t1", "alice", iat)
+			flag(r, v, tt.check)
+			started, release := src.hold()
+			defer release()
+			inFlight := goCheck(context.Background(), r, v)
+			receive(t, started, "lookup")
+			src.store(tt.rec)
+			r.Apply(tt.rec)
+			release()
+			if got := receive(t, inFlight, "check result"); got.reason != ReasonRevoked {
+				t.Errorf("check in flight across the revocation = %s, want %s", got.reason, ReasonRevoked)
+			}
+			checkWant(t, r, v, ReasonRevoked)
+			checkWant(t, r, v, ReasonRevoked)
+			if got := src.count(); got != tt.wantLookups {
+				t.Errorf("%d lookups, want %d", got, tt.wantLookups)
+			}
+		})
+	}
+}
+
+// A check that starts after a revocation of its key never joins a lookup
+// that started before it: that lookup read the source without the record.
+func TestRevocationLaterCallerDoesNotJoinEarlierLookup(t *testing.T) {
+	iat := time.Now().Unix() - 60
+	src := newMemSource()
+	r := newTestRevocations(t, src)
+	v := testVerified("t1", "alice", iat)
+	flag(r, v, checkSubject)
+	rec := Record{Kind: KindSubject, Value: "alice", Before: time.Unix(iat+10, 0), Position: 1}
+
+	started, release := src.hold()
+	defer release()
+	early := goCheck(context.Background(), r, v)
+	receive(t, started, "first lookup")
+	src.store(rec)
+	r.Apply(rec)
+	late := goCheck(context.Background(), r, v)
+	// The later check starts a lookup of its own (which reads the record)
+	// instead of waiting for the first one's stale answer.
+	receive(t, started, "second lookup")
+	release()
+	for name, ch := range map[string]<-chan checkResult{"early": early, "late": late} {
+		if got := receive(t, ch, name+" check"); got.reason != ReasonRevoked {
+			t.Errorf("%s check = %s, want %s", name, got.reason, ReasonRevoked)
+		}
+	}
+	checkWant(t, r, v, ReasonRevoked)
+	if got := src.count(); got != 2 {
+		t.Errorf("%d lookups, want 2", got)
+	}
+}
+
+// Concurrent checks of one key share one lookup.
+func TestRevocationConcurrentChecksShareOneLookup(t *testing.T) {
+	const callers = 8
+	src := newMemSource()
+	r := newTestRevocations(t, src)
+	v := testVerified("t1", "", time.Now().Unix())
+	flag(r, v, checkToken)
+	started, release := src.hold()
+	defer release()
+	results := make([]<-chan checkResult, callers)
+	for i := range results {
+		results[i] = goCheck(context.Background(), r, v)
+	}
+	receive(t, started, "lookup")
+	waitFor(t, "every other check joins the lookup", func() bool { return r.Stats().SharedLookups == callers-1 })
+	release()
+	for i, ch := range results {
+		if got := receive(t, ch, "check result"); got.reason != ReasonOK {
+			t.Errorf("check %d = %s, want %s", i, got.reason, ReasonOK)
+		}
+	}
+	if got := src.count(); got != 1 {
+		t.Errorf("%d lookups for %d concurrent checks, want 1", got, callers)
+	}
+}
+
+// A revocation of another key applied while a lookup runs does not stop
+// its answer from being cached, unless the other key shares its
+// generation slot (a wasted fill, never a wrong one).
+func TestRevocationOtherKeysKeepTheFill(t *testing.T) {
+	v := testVerified("t1", "", time.Now().Unix())
+	slot := slotOf(v.keys[checkToken])
+	// otherRecord returns a token record whose key is in slot or not.
+	otherRecord := func(sameSlot bool) Record {
+		for i := 0; ; i++ {
+			rec := unrelatedRecord(i)
+			if (slotOf(rec.LookupKey().FilterKey()) == slot) == sameSlot {
+				return rec
+			}
+		}
+	}
+	tests := []struct {
+		name        string
+		sameSlot    bool
+		wantLookups int
+	}{
+		{"other slot", false, 1},
+		{"same slot", true, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := newMemSource()
+			r := newTestRevocations(t, src)
+			flag(r, v, checkToken)
+			started, release := src.hold()
+			defer release()
+			inFlight := goCheck(context.Background(), r, v)
+			receive(t, started, "lookup")
+			rec := otherRecord(tt.sameSlot)
+			src.store(rec)
+			r.Apply(rec)
+			release()
+			if got := receive(t, inFlight, "check result"); got.reason != ReasonOK {
+				t.Fatalf("check = %s, want %s", got.reason, ReasonOK)
+			}
+			checkWant(t, r, v, ReasonOK)
+			checkWant(t, r, v, ReasonOK)
+			if got := src.count(); got != tt.wantLookups {
+				t.Errorf("%d lookups, want %d", got, tt.wantLookups)
+			}
+		})
+	}
+}
+
+// A check that gives up (its request ended) is denied without cancelling
+// the lookup the others wait for, whose answer is cached.
+func TestRevocationCheckGivesUpAloneOnItsContext(t *testing.T) {
+	src := newMemSource()
+	r := newTestRevocations(t, src)
+	v := testVerified("t1", "", time.Now().Unix())
+	flag(r, v, checkToken)
+	started, release := src.hold()
+	defer release()
+	ctx, cancel := context.WithCancel(context.Background())
+	gone := goCheck(ctx, r, v)
+	receive(t, started, "lookup")
+	cancel()
+	if got := receive(t, gone, "check result"); got.reason != ReasonUnavailable || got.kind != KindToken {
+		t.Errorf("check of a cancelled request = %s (%s), want %s (%s)", got.reason, got.kind, ReasonUnavailable, KindToken)
+	}
+	release()
+	waitFor(t, "the lookup ends", func() bool { return r.Stats().ConfirmSize == 1 })
+	checkWant(t, r, v, ReasonOK)
+	if got := src.count(); got != 1 {
+		t.Errorf("%d lookups, want 1", got)
+	}
+}
+
+// Replace and ReplaceWith keep the cached answers no record can change and
+// drop the others: a new filter may bring records never applied one by one.
+func TestReplaceKeepsTheAnswersThatStillHold(t *testing.T) {
+	now := time.Now()
+	iat := now.Unix() - 60
+	tokenRecord := func(jti string, expires time.Time, pos uint64) Record {
+		return Record{Kind: KindToken, Issuer: benchIssuer, Value: jti, ExpiresAt: expires, Position: pos}
+	}
+	subjectRecord := func(before int64, pos uint64) Record {
+		return Record{Kind: KindSubject, Value: "sam", Before: time.Unix(before, 0), ExpiresAt: now.Add(time.Hour), Position: pos}
+	}
+	var (
+		revoked  = testVerified("a", "", iat)    // revoked by a token record: its answer stays
+		flagged  = testVerified("b", "", iat)    // a false positive, then revoked only in the new filter
+		subject  = testVerified("s", "sam", iat) // revoked before iat-30, then before iat+30 only in the new filter
+		expired  = testVerified("c", "", iat)    // revoked by a token record that has expired: its answer goes
+		recA     = tokenRecord("a", now.Add(time.Hour), 1)
+		recS1    = subjectRecord(iat-30, 2)
+		recC     = tokenRecord("c", now.Add(-time.Hour), 3)
+		recB     = tokenRecord("b", now.Add(time.Hour), 4)
+		recS2    = subjectRecord(iat+30, 5)
+		applied  = []Record{recA, recS1, recC}
+		newOnes  = []Record{recB, recS2}
+		wantMore = 3 // lookups after the swap: flagged, subject, expired
+	)
+	tests := []struct {
+		name    string
+		replace func(r *Revocations, snap *bloom.Filter) error
+	}{
+		{"Replace", func(r *Revocations, snap *bloom.Filter) error {
+			for _, rec := range newOnes {
+				snap.Add(rec.LookupKey().FilterKey(), rec.Position)
+			}
+			r.Replace(snap)
+			return nil
+		}},
+		{"ReplaceWith", func(r *Revocations, snap *bloom.Filter) error {
+			return r.ReplaceWith(snap, func(g *bloom.Filter) error {
+				for _, rec := range newOnes { // the catch-up, not Apply
+					g.Add(rec.LookupKey().FilterKey(), rec.Position)
+				}
+				return nil
+			})
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := newMemSource()
+			r := newTestRevocations(t, src)
+			snap, err := bloom.New(bloom.DefaultConfig())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, rec := range applied {
+				src.store(rec)
+				r.Apply(rec)
+				snap.Add(rec.LookupKey().FilterKey(), rec.Position)
+			}
+			flag(r, flagged, checkToken)
+			checkWant(t, r, revoked, ReasonRevoked)
+			checkWant(t, r, flagged, ReasonOK)
+			checkWant(t, r, subject, ReasonOK)
+			checkWant(t, r, expired, ReasonRevoked)
+			before := src.count()
+
+			for _, rec := range newOnes {
+				src.store(rec)
+			}
+			if err := tt.replace(r, snap); err != nil {
+				t.Fatal(err)
+			}
+			checkWant(t, r, revoked, ReasonRevoked)
+			checkWant(t, r, flagged, ReasonRevoked)
+			checkWant(t, r, subject, ReasonRevoked)
+			checkWant(t, r, expired, ReasonRevoked)
+			if got := src.count() - before; got != wantMore {
+				t.Errorf("%d lookups after the swap, want %d (none for the token revoked for good)", got, wantMore)
+			}
+		})
+	}
+}
+
+// The revocation check allocates nothing when the filter says no, nor when
+// the confirm cache answers.
+func TestRevocationCheckAllocs(t *testing.T) {
+	r := newTestRevocations(t, newMemSource())
+	ctx := context.Background()
+	clean := testVerified("clean", "carl", time.Now().Unix())
+	flagged := testVerified("flagged", "fred", time.Now().Unix())
+	flag(r, flagged, checkToken, checkSubject)
+	checkWant(t, r, flagged, ReasonOK) // fills the confirm cache
+	for _, tt := range []struct {
+		name string
+		v    *verified
+	}{{"filter says no", clean}, {"confirm cache answers", flagged}} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := testing.AllocsPerRun(1000, func() { r.check(ctx, tt.v) }); got != 0 {
+				t.Errorf("%v allocations per check, want 0", got)
+			}
+		})
+	}
+	if st := r.Stats(); st.Lookups != 2 || st.ConfirmHits < 2000 {
+		t.Errorf("stats %+v: want 2 lookups and the cache answering every later check", st)
+	}
+}
