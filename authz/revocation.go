@@ -10,6 +10,7 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/jwtguard/jwtguard/bloom"
 )
@@ -71,16 +72,16 @@ type Revocations struct {
 	// source, so an answer that may predate a revocation of its key is never
 	// cached after it, while revocations of other keys leave it be.
 	gens [numSlots]atomic.Uint64
-	// flights holds the newest source lookup in progress per filter key,
-	// shared by the checks that read the same generation of its slot.
-	flightMu sync.Mutex
-	flights  map[bloom.Key]*flight
-	ready    atomic.Bool
+	// flights merges the source lookups of one key from one generation
+	// of its slot.
+	flights singleflight.Group
+	ready   atomic.Bool
 	// next, while ReplaceWith catches a new filter up, receives every
 	// record applied meanwhile too, so the swap loses none.
 	next atomic.Pointer[bloom.Filter]
 
 	maybes, confirmHits, lookups, sharedLookups, lookupErrors, lookupNanos atomic.Uint64
+	waiting                                                                atomic.Int64
 }
 
 // numSlots is the number of key slots with a generation of their own: a
@@ -125,16 +126,6 @@ func (a *confirmAnswer) with(rec *Record) *confirmAnswer {
 	return b
 }
 
-// flight is one source lookup in progress; done closes once a and err are
-// set.
-type flight struct {
-	lk   LookupKey
-	gen  uint64 // of the key's slot, read before the lookup started
-	done chan struct{}
-	a    *confirmAnswer
-	err  error
-}
-
 type revocationRule struct {
 	issuer string // "" matches every issuer
 	// before is the latest issue time (unix seconds) the rule covers;
@@ -164,7 +155,7 @@ func NewRevocations(filter *bloom.Filter, lookup Lookup, cfg RevocationConfig) (
 	if err != nil {
 		return nil, fmt.Errorf("confirm cache: %w", err)
 	}
-	return &Revocations{cfg: cfg, filter: filter, lookup: lookup, confirm: cache, flights: map[bloom.Key]*flight{}}, nil
+	return &Revocations{cfg: cfg, filter: filter, lookup: lookup, confirm: cache}, nil
 }
 
 // Filter returns the live filter.
@@ -295,12 +286,14 @@ type RevocationStats struct {
 	Maybes      uint64 // filter answers "maybe"
 	ConfirmHits uint64 // maybes answered by the confirm cache
 	Lookups     uint64 // exact lookups at the source
-	// SharedLookups counts the maybes answered by a lookup that another
-	// check of the same key had started.
+	// SharedLookups counts the maybes answered by a lookup that served
+	// more than one check of the same key.
 	SharedLookups uint64
-	LookupErrors  uint64        // lookups that failed or timed out
-	LookupTime    time.Duration // total time spent in lookups
-	ConfirmSize   int           // answers in the confirm cache
+	// Waiting is the number of checks waiting for a source lookup now.
+	Waiting      int64
+	LookupErrors uint64        // lookups that failed or timed out
+	LookupTime   time.Duration // total time spent in lookups
+	ConfirmSize  int           // answers in the confirm cache
 }
 
 // Stats reports counters since start.
@@ -310,6 +303,7 @@ func (r *Revocations) Stats() RevocationStats {
 		ConfirmHits:   r.confirmHits.Load(),
 		Lookups:       r.lookups.Load(),
 		SharedLookups: r.sharedLookups.Load(),
+		Waiting:       r.waiting.Load(),
 		LookupErrors:  r.lookupErrors.Load(),
 		LookupTime:    time.Duration(r.lookupNanos.Load()),
 		ConfirmSize:   r.confirm.Len(),
@@ -344,6 +338,7 @@ func (r *Revocations) check(ctx context.Context, v *verified) (Reason, Kind) {
 func (r *Revocations) answer(ctx context.Context, i int, v *verified) (*confirmAnswer, error) {
 	k := v.keys[i]
 	gen := &r.gens[slotOf(k)]
+	lk := v.lookupKey(i)
 	for retried := false; ; retried = true {
 		// The generation is read before the cache: a lookup that starts
 		// from it sees every revocation of the key applied before.
@@ -352,59 +347,54 @@ func (r *Revocations) answer(ctx context.Context, i int, v *verified) (*confirmA
 			r.confirmHits.Add(1)
 			return a, nil
 		}
-		f := r.join(ctx, k, v.lookupKey(i), g)
+		// Callers share a lookup only when they read the same generation
+		// of the key's slot: one that read a later generation never joins
+		// a lookup that may have read the source before a revocation it
+		// must see. The lookup serves every caller that joins it, so a
+		// caller that gives up does not cancel it; ConfirmTimeout bounds it.
+		flight := r.flights.DoChan(flightKey(k, lk, g), func() (any, error) {
+			// A lookup that ended between this caller's cache miss and
+			// now has cached its answer: no need to ask again.
+			if a, ok := r.confirm.Peek(k); ok {
+				return a, nil
+			}
+			a, err := r.lookupAnswer(context.WithoutCancel(ctx), lk)
+			if err == nil {
+				r.mu.Lock()
+				if gen.Load() == g {
+					r.confirm.Add(k, a)
+				}
+				r.mu.Unlock()
+			}
+			return a, err
+		})
+		r.waiting.Add(1)
+		var res singleflight.Result
 		select {
-		case <-f.done:
+		case res = <-flight:
+			r.waiting.Add(-1)
 		case <-ctx.Done():
-			return nil, fmt.Errorf("confirm %s: %w", f.lk.Kind, ctx.Err())
+			r.waiting.Add(-1)
+			return nil, fmt.Errorf("confirm %s: %w", lk.Kind, ctx.Err())
+		}
+		if res.Shared {
+			r.sharedLookups.Add(1)
 		}
 		// A revocation of the key's slot applied while the lookup ran may
 		// be missing from its answer: ask once more, from a generation
 		// that includes it. (Returning the answer would not be wrong, the
 		// check having run alongside the revocation, but a fresh one is
 		// cheap: such a revocation is rare.)
-		if f.err != nil || retried || gen.Load() == f.gen {
-			return f.a, f.err
+		if res.Err != nil || retried || gen.Load() == g {
+			a, _ := res.Val.(*confirmAnswer)
+			return a, res.Err
 		}
 	}
 }
 
-// join returns the lookup of lk that started at generation g of its slot,
-// starting it if there is none. A caller that read a later generation
-// never joins a lookup that began before it: that one may have read the
-// source before a revocation the caller must see.
-func (r *Revocations) join(ctx context.Context, k bloom.Key, lk LookupKey, g uint64) *flight {
-	r.flightMu.Lock()
-	defer r.flightMu.Unlock()
-	if f, ok := r.flights[k]; ok && f.gen == g && f.lk == lk {
-		r.sharedLookups.Add(1)
-		return f
-	}
-	f := &flight{lk: lk, gen: g, done: make(chan struct{})}
-	r.flights[k] = f // an older lookup of k still running finishes unjoined
-	// The lookup serves every caller that joins it, so a caller that gives
-	// up does not cancel it; ConfirmTimeout bounds it.
-	go r.fly(context.WithoutCancel(ctx), k, f)
-	return f
-}
-
-// fly runs f's lookup, caches its answer unless a revocation of the key's
-// slot was applied since f.gen, and hands it to f's callers.
-func (r *Revocations) fly(ctx context.Context, k bloom.Key, f *flight) {
-	f.a, f.err = r.lookupAnswer(ctx, f.lk)
-	if f.err == nil {
-		r.mu.Lock()
-		if r.gens[slotOf(k)].Load() == f.gen {
-			r.confirm.Add(k, f.a)
-		}
-		r.mu.Unlock()
-	}
-	r.flightMu.Lock()
-	if r.flights[k] == f {
-		delete(r.flights, k)
-	}
-	r.flightMu.Unlock()
-	close(f.done)
+// flightKey names the lookup of lk from generation g of its slot.
+func flightKey(k bloom.Key, lk LookupKey, g uint64) string {
+	return fmt.Sprintf("%x/%x/%d/%s", k.H1, k.H2, g, lk)
 }
 
 // lookupAnswer asks the source for the records under lk.

@@ -249,7 +249,9 @@ func TestRevocationConcurrentChecksShareOneLookup(t *testing.T) {
 		results[i] = goCheck(context.Background(), r, v)
 	}
 	receive(t, started, "lookup")
-	waitFor(t, "every other check joins the lookup", func() bool { return r.Stats().SharedLookups == callers-1 })
+	// A check counts as waiting once it has joined the lookup, which cannot
+	// end before release.
+	waitFor(t, "every check joins the lookup", func() bool { return r.Stats().Waiting == callers })
 	release()
 	for i, ch := range results {
 		if got := receive(t, ch, "check result"); got.reason != ReasonOK {
@@ -258,6 +260,9 @@ func TestRevocationConcurrentChecksShareOneLookup(t *testing.T) {
 	}
 	if got := src.count(); got != 1 {
 		t.Errorf("%d lookups for %d concurrent checks, want 1", got, callers)
+	}
+	if st := r.Stats(); st.SharedLookups != callers || st.Waiting != 0 {
+		t.Errorf("shared %d, waiting %d; want %d, 0", st.SharedLookups, st.Waiting, callers)
 	}
 }
 

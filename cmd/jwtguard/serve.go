@@ -392,6 +392,8 @@ func (n *node) registerMetrics(reg *prometheus.Registry) {
 	counter("jwtguard_filter_maybes_total", "Filter matches that needed confirmation.", func() float64 { return float64(n.rev.Stats().Maybes) })
 	counter("jwtguard_confirm_cache_hits_total", "Filter matches answered by the confirm cache.", func() float64 { return float64(n.rev.Stats().ConfirmHits) })
 	counter("jwtguard_confirm_lookups_total", "Exact lookups at the revocation source.", func() float64 { return float64(n.rev.Stats().Lookups) })
+	counter("jwtguard_confirm_shared_lookups_total", "Filter matches answered by a source lookup shared with other checks of the same key.", func() float64 { return float64(n.rev.Stats().SharedLookups) })
+	gauge("jwtguard_confirm_lookups_waiting", "Checks waiting for a source lookup now.", func() float64 { return float64(n.rev.Stats().Waiting) })
 	counter("jwtguard_confirm_lookup_errors_total", "Exact lookups that failed.", func() float64 { return float64(n.rev.Stats().LookupErrors) })
 	counter("jwtguard_confirm_lookup_seconds_total", "Time spent in exact lookups.", func() float64 { return n.rev.Stats().LookupTime.Seconds() })
 	gauge("jwtguard_snapshot_publisher", "1 while this node holds the Redis publisher lease.", func() float64 {
