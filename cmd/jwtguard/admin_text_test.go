@@ -61,7 +61,7 @@ func TestShortAdminTokenFromEnvironmentRefused(t *testing.T) {
 	t.Setenv("JWTGUARD_ADMIN_TOKEN", "short-token")
 	for _, args := range [][]string{
 		{"status", "--server", "http://" + freeAddr(t)},
-		{"serve", "--grpc-addr", freeAddr(t), "--http-addr", freeAddr(t), "--admin-addr", freeAddr(t), "--data-dir", t.TempDir(),
+		{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data-dir", t.TempDir(),
 			"--issuer", "https://a.test", "--jwks-file", writeTestFile(t, "jwks.json", `{"keys":[]}`)},
 	} {
 		var out, errOut syncBuffer

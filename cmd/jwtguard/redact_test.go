@@ -18,7 +18,7 @@ func TestURLPasswordsNeverPrinted(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		stdout, stderr := &syncBuffer{}, &syncBuffer{}
-		args := []string{"serve", "--grpc-addr", freeAddr(t), "--http-addr", freeAddr(t), "--admin-addr", freeAddr(t),
+		args := []string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
 			"--data-dir", t.TempDir(), "--issuer", "https://a.test", "--jwks-file", writeTestFile(t, "jwks.json", `{"keys":[]}`),
 			"--source", "redis://jwtguard:" + secretPassword + "@" + freeAddr(t) + "/0"}
 		err := run(ctx, args, stdout, stderr)

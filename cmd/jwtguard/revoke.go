@@ -21,6 +21,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jwtguard/jwtguard/authz"
+	"github.com/jwtguard/jwtguard/cmd/jwtguard/node"
 	"github.com/jwtguard/jwtguard/sync/admin"
 )
 
@@ -44,7 +45,7 @@ func (a *adminFlags) client() (*admin.Client, error) {
 	if a.output != "table" && a.output != "json" {
 		return nil, fmt.Errorf("-o %q: want table or json", a.output)
 	}
-	token, err := readAdminToken(a.tokenFile)
+	token, err := admin.LoadToken(a.tokenFile, os.Getenv("JWTGUARD_ADMIN_TOKEN"))
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +56,7 @@ func (a *adminFlags) client() (*admin.Client, error) {
 type revokeFlags struct {
 	adminFlags
 	redisURL                                                             string
-	redis                                                                redisFlags
+	redis                                                                node.RedisConfig
 	maxTokenLifetime                                                     time.Duration
 	leeway                                                               time.Duration
 	token, tokenFile, jti, subject, session, kid, issuerBefore, fromFile string
@@ -106,7 +107,7 @@ flags:`)
 	fs.StringVar(&f.reason, "reason", "", "why (kept with the record and in the audit log)")
 	fs.StringVar(&f.actor, "actor", defaultActor(), "who revokes")
 	fs.StringVar(&f.redisURL, "redis", "", "write straight to this Redis revocation source (redis:// or rediss://) instead of a server's admin API")
-	f.redis.register(fs)
+	f.redis.Register(fs)
 	defaults := authz.DefaultConfig()
 	fs.DurationVar(&f.maxTokenLifetime, "max-token-lifetime", defaults.MaxTokenLifetime, "with --redis: the longest token lifetime (how long records are kept), as the servers have it")
 	fs.DurationVar(&f.leeway, "leeway", defaults.Leeway, "with --redis: the servers' clock skew allowance")
@@ -205,14 +206,14 @@ func (f *revokeFlags) revoker() (revoker, error) {
 	if f.output != "table" && f.output != "json" {
 		return nil, fmt.Errorf("-o %q: want table or json", f.output)
 	}
-	if !isRedisURL(f.redisURL) {
-		return nil, fmt.Errorf("--redis %q: want a redis:// or rediss:// URL", redactURL(f.redisURL))
+	if !node.IsRedisURL(f.redisURL) {
+		return nil, fmt.Errorf("--redis %q: want a redis:// or rediss:// URL", node.RedactURL(f.redisURL))
 	}
 	timing := authz.Config{MaxTokenLifetime: f.maxTokenLifetime, Leeway: f.leeway}
 	if err := timing.ValidateTiming(); err != nil {
 		return nil, err
 	}
-	src, err := f.redis.open(f.redisURL)
+	src, err := f.redis.Open(f.redisURL)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"flag"
 	"io"
 	"net"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/jwtguard/jwtguard/cmd/jwtguard/node"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -61,13 +63,27 @@ type server struct {
 	grpcConn                      *grpc.ClientConn
 }
 
+// startServe runs a node as `jwtguard serve args...` would, on free
+// loopback ports, and waits until it is ready.
 func startServe(t *testing.T, args ...string) *server {
 	t.Helper()
-	s := &server{grpcAddr: freeAddr(t), httpAddr: freeAddr(t), adminAddr: freeAddr(t), stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	s := &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	all := append([]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}, args...)
+	cfg, err := node.Load(all, os.Getenv, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.New(cfg, node.WithLogger(newLogger(cfg, s.stderr)), node.WithOutput(s.stdout))
+	if err != nil {
+		t.Fatalf("serve: %v", err)
+	}
+	a := n.Addrs()
+	s.grpcAddr, s.httpAddr, s.adminAddr = a.GRPC.String(), a.HTTP.String(), a.Admin.String()
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	all := append([]string{"serve", "--grpc-addr", s.grpcAddr, "--http-addr", s.httpAddr, "--admin-addr", s.adminAddr}, args...)
-	go func() { s.done <- run(ctx, all, s.stdout, s.stderr) }()
+	go func() { s.done <- n.Run(ctx) }()
 	t.Cleanup(func() { s.stop(t) })
 	s.waitReady(t)
 	return s
@@ -218,7 +234,7 @@ func TestServeDevEndToEnd(t *testing.T) {
 		t.Fatalf("forward-auth: %d, x-jwt-sub %q", resp.StatusCode, resp.Header.Get("X-Jwt-Sub"))
 	}
 
-	body := `{"kind":"token","issuer":"` + devIssuer + `","value":"` + jtiOf(t, tok) + `","reason":"test","actor":"serve_test"}`
+	body := `{"kind":"token","issuer":"` + node.DevIssuer + `","value":"` + jtiOf(t, tok) + `","reason":"test","actor":"serve_test"}`
 	resp, err := http.Post("http://"+s.adminAddr+"/v1/revocations", "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -281,7 +297,7 @@ func TestServeRefusesCorruptState(t *testing.T) {
 				t.Fatal(err)
 			}
 			err := run(context.Background(), []string{"serve", "--dev", "--data-dir", dir, "--log-level", "error",
-				"--grpc-addr", freeAddr(t), "--http-addr", freeAddr(t), "--admin-addr", freeAddr(t)}, io.Discard, io.Discard)
+				"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}, io.Discard, io.Discard)
 			if err == nil || !strings.Contains(err.Error(), file) {
 				t.Fatalf("err = %v, want an error naming %s", err, file)
 			}

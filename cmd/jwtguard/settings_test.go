@@ -51,7 +51,7 @@ func TestBadSettingsRefusedAtStart(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			args := []string{"serve", "--grpc-addr", freeAddr(t), "--http-addr", freeAddr(t), "--admin-addr", freeAddr(t), "--data-dir", t.TempDir()}
+			args := []string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data-dir", t.TempDir()}
 			if !strings.Contains(strings.Join(tc.args, " "), "--dev") {
 				args = append(args, "--issuer", "https://a.test", "--jwks-file", jwks)
 			}

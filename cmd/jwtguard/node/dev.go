@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"crypto/rand"
@@ -15,8 +15,10 @@ import (
 	"github.com/jwtguard/jwtguard/authz/mint"
 )
 
+// DevIssuer is the issuer of the tokens --dev mints.
+const DevIssuer = "https://jwtguard.dev"
+
 const (
-	devIssuer   = "https://jwtguard.dev"
 	devAudience = "jwtguard-dev"
 	devJWKSPath = "/dev/jwks.json"
 )
@@ -29,7 +31,7 @@ type devSetup struct {
 
 // setupDev loads (or makes) the dev signing key under the data dir, writes
 // its JWKS beside it and trusts it as the dev issuer.
-func setupDev(cfg *serveConfig) (*devSetup, error) {
+func setupDev(cfg *Config) (*devSetup, error) {
 	dir := filepath.Join(cfg.DataDir, "dev")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("dev: %w", err)
@@ -52,7 +54,7 @@ func setupDev(cfg *serveConfig) (*devSetup, error) {
 	if err := os.WriteFile(jwksPath, jwks, 0o600); err != nil {
 		return nil, fmt.Errorf("dev: write JWKS: %w", err)
 	}
-	ic := authz.DefaultIssuerConfig(devIssuer)
+	ic := authz.DefaultIssuerConfig(DevIssuer)
 	ic.JWKSFile, ic.Audiences, ic.Algs = jwksPath, []string{devAudience}, []string{key.Alg}
 	cfg.Authz.Issuers = append(cfg.Authz.Issuers, ic)
 	if err := cfg.Authz.Validate(); err != nil {
@@ -67,7 +69,7 @@ func (d *devSetup) printHowTo(w io.Writer, grpcAddr, httpAddr, adminAddr net.Add
 	_, _ = rand.Read(jti)
 	now := time.Now()
 	tok, err := d.key.Sign(map[string]any{
-		"iss": devIssuer, "aud": devAudience, "sub": "dev-user", "jti": hex.EncodeToString(jti),
+		"iss": DevIssuer, "aud": devAudience, "sub": "dev-user", "jti": hex.EncodeToString(jti),
 		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
 	})
 	if err != nil {
@@ -94,7 +96,7 @@ Revoke it, then check again (401, reason revoked):
 
 go run ./cmd/jwtguard revoke --server http://%s --token "$TOKEN" --reason "trying jwtguard"
 
-`, devIssuer, devAudience, h, devJWKSPath, tok, g, h, a)
+`, DevIssuer, devAudience, h, devJWKSPath, tok, g, h, a)
 }
 
 // loopback turns a wildcard listen address into one a local client can dial.

@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"encoding/json"
@@ -19,10 +19,10 @@ import (
 	"github.com/jwtguard/jwtguard/envoy"
 )
 
-// serveConfig is everything `serve` takes. Flags, the YAML file of
+// Config is everything `serve` takes. Flags, the YAML file of
 // --config and JWTGUARD_* variables all fill it; flags win over variables,
 // variables over the file.
-type serveConfig struct {
+type Config struct {
 	ConfigFile     string
 	GRPCAddr       string
 	HTTPAddr       string
@@ -42,7 +42,7 @@ type serveConfig struct {
 	SnapshotInterval    time.Duration
 	RebuildInterval     time.Duration
 	PublishInterval     time.Duration
-	Redis               redisFlags
+	Redis               RedisConfig
 
 	Authz      authz.Config
 	Revocation authz.RevocationConfig
@@ -60,8 +60,8 @@ type serveConfig struct {
 	types          string
 }
 
-func defaultServeConfig() serveConfig {
-	return serveConfig{
+func DefaultConfig() Config {
+	return Config{
 		GRPCAddr:          ":9191",
 		HTTPAddr:          ":8181",
 		AdminAddr:         "127.0.0.1:8182",
@@ -101,7 +101,7 @@ func (l *listFlag) Set(v string) error {
 	return nil
 }
 
-func (c *serveConfig) flags(fs *flag.FlagSet) {
+func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.ConfigFile, "config", "", "YAML `file` with any of these settings (keys are the flag names; a repeatable flag such as claim-header takes a list), plus a list of issuers under the key issuers")
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "ext_authz v3 gRPC, gRPC health and reflection listen address")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address: /healthz, /readyz, /metrics and forward-auth")
@@ -123,7 +123,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SnapshotInterval, "snapshot-interval", c.SnapshotInterval, "how often the node saves its filter snapshot")
 	fs.DurationVar(&c.RebuildInterval, "rebuild-interval", c.RebuildInterval, "how often the filter is refreshed from the source to drop expired revocations")
 	fs.DurationVar(&c.PublishInterval, "publish-interval", c.PublishInterval, "with Redis: how often the node holding the publisher lease publishes a filter snapshot (0: never; use jwtguard publish)")
-	c.Redis.register(fs)
+	c.Redis.Register(fs)
 
 	fs.StringVar(&c.issuer, "issuer", "", "accepted issuer (iss); more issuers through the config file")
 	fs.Var(&c.audiences, "audience", "accepted audience of --issuer (repeatable)")
@@ -161,9 +161,9 @@ type fileIssuer struct {
 	JWKSMinRefetch string   `json:"jwks-min-refetch"`
 }
 
-// loadServeConfig fills c from args, then the environment, then the file.
-func loadServeConfig(args []string, env func(string) string, fs *flag.FlagSet) (*serveConfig, error) {
-	c := defaultServeConfig()
+// Load fills c from args, then the environment, then the file.
+func Load(args []string, env func(string) string, fs *flag.FlagSet) (*Config, error) {
+	c := DefaultConfig()
 	c.flags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -266,9 +266,9 @@ func setFromJSON(fs *flag.FlagSet, key string, val json.RawMessage) error {
 	return f.Value.Set(fmt.Sprint(scalar))
 }
 
-// finish turns the flag-shaped fields into the components' configs and
-// validates everything, naming the wrong field.
-func (c *serveConfig) finish(fileIssuers []fileIssuer) error {
+// finish turns the flag-shaped fields into the components' configs, then
+// validates everything.
+func (c *Config) finish(fileIssuers []fileIssuer) error {
 	for i, fi := range fileIssuers {
 		ic := authz.DefaultIssuerConfig(fi.Issuer)
 		ic.Audiences, ic.JWKSURL, ic.JWKSFile, ic.HMACSecretFile = fi.Audiences, fi.JWKSURL, fi.JWKSFile, fi.HMACSecretFile
@@ -312,6 +312,12 @@ func (c *serveConfig) finish(fileIssuers []fileIssuer) error {
 			c.Authz.ClaimHeaders = append(c.Authz.ClaimHeaders, authz.ClaimHeader{Claim: claim, Header: strings.ToLower(header)})
 		}
 	}
+	return c.Validate()
+}
+
+// Validate checks every setting, naming the one that is wrong. A node
+// validates its Config before taking anything.
+func (c *Config) Validate() error {
 	switch {
 	case !slices.Contains([]string{"text", "json"}, c.LogFormat):
 		return fmt.Errorf("log-format: %q, want text or json", c.LogFormat)
@@ -319,7 +325,7 @@ func (c *serveConfig) finish(fileIssuers []fileIssuer) error {
 		return fmt.Errorf("forward-auth-prefix: %q, want a path starting and ending with /", c.ForwardAuthPrefix)
 	case c.MaxStaleness < 0:
 		return fmt.Errorf("max-staleness: %s, want 0 or more", c.MaxStaleness)
-	case c.MaxStaleness > 0 && !isRedisURL(c.Source):
+	case c.MaxStaleness > 0 && !IsRedisURL(c.Source):
 		// The embedded source is the node's own store: there is nothing
 		// to fall behind, and an idle node would look stale.
 		return fmt.Errorf("max-staleness: %s applies to a Redis source only (source is %s)", c.MaxStaleness, c.Source)
@@ -331,10 +337,10 @@ func (c *serveConfig) finish(fileIssuers []fileIssuer) error {
 		return fmt.Errorf("shutdown-grace: %s, want 0 or more", c.ShutdownGrace)
 	case c.DataDir == "":
 		return errors.New("data-dir: empty")
-	case c.Source != "embedded" && !isRedisURL(c.Source):
-		return fmt.Errorf("source: %q, want embedded or a redis:// or rediss:// URL", redactURL(c.Source))
-	case c.Source != "embedded" && checkRedisURL(c.Source) != nil:
-		return fmt.Errorf("source: %w", checkRedisURL(c.Source))
+	case c.Source != "embedded" && !IsRedisURL(c.Source):
+		return fmt.Errorf("source: %q, want embedded or a redis:// or rediss:// URL", RedactURL(c.Source))
+	case c.Source != "embedded" && CheckRedisURL(c.Source) != nil:
+		return fmt.Errorf("source: %w", CheckRedisURL(c.Source))
 	case c.PublishInterval < 0:
 		return fmt.Errorf("publish-interval: %s, want 0 or more", c.PublishInterval)
 	}

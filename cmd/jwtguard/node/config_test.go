@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"flag"
@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-func loadFor(t *testing.T, file string, env map[string]string, args ...string) (*serveConfig, error) {
+func loadFor(t *testing.T, file string, env map[string]string, args ...string) (*Config, error) {
 	t.Helper()
 	if file != "" {
 		p := filepath.Join(t.TempDir(), "jwtguard.yaml")
@@ -21,7 +21,7 @@ func loadFor(t *testing.T, file string, env map[string]string, args ...string) (
 	}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	return loadServeConfig(args, func(k string) string { return env[k] }, fs)
+	return Load(args, func(k string) string { return env[k] }, fs)
 }
 
 const twoIssuers = `

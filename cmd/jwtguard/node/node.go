@@ -1,0 +1,424 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/jwtguard/jwtguard/authz"
+	"github.com/jwtguard/jwtguard/bloom"
+	"github.com/jwtguard/jwtguard/envoy"
+	"github.com/jwtguard/jwtguard/sync/admin"
+	"github.com/jwtguard/jwtguard/sync/embedded"
+	"github.com/jwtguard/jwtguard/sync/redis"
+	"github.com/jwtguard/jwtguard/sync/source"
+)
+
+// Node is one running jwtguard: the checker over its revocation state, the
+// source and the follower that keep that state current, the listeners and
+// the maintenance. New assembles it, Run serves until its context ends.
+type Node struct {
+	cfg       *Config
+	log       *slog.Logger
+	out       io.Writer // where --dev prints how to try it
+	src       source.Source
+	rev       *authz.Revocations
+	checker   *authz.Checker
+	follower  *source.Follower
+	health    *health.Server
+	dev       *devSetup
+	publisher *redis.Publisher // nil unless the source is Redis and publishing is on
+
+	grpcSrv                    *grpc.Server
+	httpSrv, adminSrv          *http.Server
+	grpcLis, httpLis, adminLis net.Listener
+}
+
+// Option configures a Node.
+type Option func(*Node)
+
+// WithLogger sets the node's logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(n *Node) { n.log = l } }
+
+// WithOutput sets where --dev prints its token and the commands to try it
+// (default io.Discard).
+func WithOutput(w io.Writer) Option { return func(n *Node) { n.out = w } }
+
+// Addrs are the addresses a node listens on.
+type Addrs struct {
+	GRPC, HTTP, Admin net.Addr
+}
+
+// Run assembles a node from cfg and serves until ctx ends (see Node.Run).
+func Run(ctx context.Context, cfg *Config, opts ...Option) error {
+	n, err := New(cfg, opts...)
+	if err != nil {
+		return err
+	}
+	return n.Run(ctx)
+}
+
+// New validates cfg, opens the revocation source, assembles the checker
+// and binds the listeners (so Addrs is known, and an address in use fails
+// here). Nothing is served until Run; on error everything taken is
+// released.
+func New(cfg *Config, opts ...Option) (n *Node, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	c := *cfg // the dev issuer is added to a copy
+	c.Authz.Issuers = slices.Clone(cfg.Authz.Issuers)
+	n = &Node{cfg: &c, log: slog.Default(), out: io.Discard, health: health.NewServer()}
+	for _, o := range opts {
+		o(n)
+	}
+	defer func() {
+		if err != nil {
+			n.close()
+		}
+	}()
+	adminToken, err := admin.LoadToken(c.AdminTokenFile, os.Getenv("JWTGUARD_ADMIN_TOKEN"))
+	if err != nil {
+		return n, err
+	}
+	if err := admin.CheckBind(c.AdminAddr, adminToken != ""); err != nil {
+		return n, fmt.Errorf("admin-addr: %w", err)
+	}
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return n, fmt.Errorf("data-dir: %w", err)
+	}
+	if c.Dev {
+		if n.dev, err = setupDev(&c); err != nil {
+			return n, err
+		}
+	}
+	if n.src, err = openSource(&c); err != nil {
+		return n, err
+	}
+	filter, err := bloom.New(c.Bloom)
+	if err != nil {
+		return n, fmt.Errorf("bloom: %w", err)
+	}
+	if n.rev, err = authz.NewRevocations(filter, n.src, c.Revocation); err != nil {
+		return n, err
+	}
+	if n.checker, err = authz.NewChecker(c.Authz, n.rev, authz.WithLogger(n.log)); err != nil {
+		return n, err
+	}
+	fcfg := source.DefaultFollowerConfig()
+	fcfg.DataDir, fcfg.Bloom = c.DataDir, c.Bloom
+	n.follower = source.NewFollower(n.src, n.rev, fcfg, n.log)
+	if rs, ok := n.src.(*redis.Source); ok && c.PublishInterval > 0 {
+		if n.publisher, err = redis.NewPublisher(rs, redis.PublisherConfig{Interval: c.PublishInterval, Bloom: c.Bloom, Log: n.log}); err != nil {
+			return n, err
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	n.registerMetrics(reg)
+	authzSvc := envoy.NewAuthorization(n.checker,
+		envoy.WithMetrics(envoy.NewMetrics(reg)), envoy.WithLogger(n.log), envoy.WithRemoveAuthorization(c.RemoveAuthorization))
+	if n.grpcSrv, err = envoy.NewGRPCServer(authzSvc, n.health, c.TLS); err != nil {
+		return n, err
+	}
+	n.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	n.health.SetServingStatus(authzServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
+	var issuers []string
+	for _, ic := range c.Authz.Issuers {
+		issuers = append(issuers, ic.Issuer)
+	}
+	n.httpSrv = forwardAuthLimits.server(n.httpMux(reg, authzSvc))
+	n.adminSrv = adminLimits.server(admin.NewHandler(n.src, n.rev, admin.Config{
+		Token: adminToken, MaxTokenLifetime: c.Authz.MaxTokenLifetime, Leeway: c.Authz.Leeway,
+		Issuers: issuers, Addr: c.AdminAddr,
+	}, admin.WithLogger(n.log), admin.WithStatus(n.status)))
+
+	if n.grpcLis, err = net.Listen("tcp", c.GRPCAddr); err != nil {
+		return n, fmt.Errorf("grpc-addr: %w", err)
+	}
+	if n.httpLis, err = net.Listen("tcp", c.HTTPAddr); err != nil {
+		return n, fmt.Errorf("http-addr: %w", err)
+	}
+	if n.adminLis, err = net.Listen("tcp", c.AdminAddr); err != nil {
+		return n, fmt.Errorf("admin-addr: %w", err)
+	}
+	n.httpLis, n.adminLis = forwardAuthLimits.listener(n.httpLis), adminLimits.listener(n.adminLis)
+	return n, nil
+}
+
+// Ready reports whether decisions may be made: keys and revocation state
+// loaded, and (only if the operator chose it) the source read recently.
+func (n *Node) Ready() bool {
+	if !n.checker.Ready() {
+		return false
+	}
+	if n.cfg.MaxStaleness > 0 && time.Since(n.follower.LastSync()) > n.cfg.MaxStaleness {
+		return false
+	}
+	return true
+}
+
+// Addrs returns the addresses the node listens on.
+func (n *Node) Addrs() Addrs {
+	return Addrs{GRPC: n.grpcLis.Addr(), HTTP: n.httpLis.Addr(), Admin: n.adminLis.Addr()}
+}
+
+// close releases what New took, for a node that never ran.
+func (n *Node) close() {
+	for _, l := range []net.Listener{n.grpcLis, n.httpLis, n.adminLis} {
+		if l != nil {
+			l.Close()
+		}
+	}
+	if n.src != nil {
+		n.src.Close()
+	}
+}
+
+// Run serves until ctx ends or a listener fails, then shuts down along one
+// path whatever happened: not ready, drain in-flight checks within
+// ShutdownGrace, save the node snapshot (when state was loaded), release
+// the source. It is called once.
+func (n *Node) Run(ctx context.Context) error {
+	defer n.src.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	for _, s := range []struct {
+		name  string
+		serve func() error
+	}{
+		{"grpc", func() error { return n.grpcSrv.Serve(n.grpcLis) }},
+		{"http", func() error { return n.httpSrv.Serve(n.httpLis) }},
+		{"admin", func() error { return n.adminSrv.Serve(n.adminLis) }},
+	} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.serve(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("%s server: %w", s.name, err)
+			}
+		}()
+	}
+	a := n.Addrs()
+	n.log.Info("jwtguard listening", "grpc", a.GRPC.String(), "http", a.HTTP.String(), "admin", a.Admin.String(), "source", RedactURL(n.cfg.Source))
+
+	if err := n.checker.LoadKeys(ctx); err != nil {
+		n.log.Warn("key sets not loaded yet; not ready until they are", "err", err)
+	}
+	runErr := n.follower.Start(ctx)
+	loaded := runErr == nil
+	if loaded {
+		wg.Add(4)
+		go func() { defer wg.Done(); n.checker.Run(ctx) }()
+		go func() { defer wg.Done(); n.follower.Run(ctx) }()
+		go func() { defer wg.Done(); n.maintain(ctx) }()
+		go func() { defer wg.Done(); n.watchReadiness(ctx) }()
+		if n.publisher != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); n.publisher.Run(ctx) }()
+		}
+		if n.dev != nil {
+			n.dev.printHowTo(n.out, a.GRPC, a.HTTP, a.Admin)
+		}
+		select {
+		case <-ctx.Done():
+		case runErr = <-errc:
+		}
+	}
+	n.log.Info("shutting down: draining in-flight checks", "grace", n.cfg.ShutdownGrace)
+	n.health.Shutdown()
+	cancel()
+	shutdownCtx, done := context.WithTimeout(context.Background(), n.cfg.ShutdownGrace)
+	defer done()
+	stopped := make(chan struct{})
+	go func() { n.grpcSrv.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-shutdownCtx.Done():
+		n.grpcSrv.Stop()
+	}
+	_ = n.httpSrv.Shutdown(shutdownCtx)
+	_ = n.adminSrv.Shutdown(shutdownCtx)
+	wg.Wait()
+	if loaded {
+		if err := n.follower.SaveSnapshot(); err != nil {
+			n.log.Error("saving the node snapshot failed", "err", err)
+		}
+	}
+	return runErr
+}
+
+const authzServiceName = "envoy.service.auth.v3.Authorization"
+
+// openSource opens the revocation source cfg names.
+func openSource(cfg *Config) (source.Source, error) {
+	if IsRedisURL(cfg.Source) {
+		s, err := cfg.Redis.Open(cfg.Source)
+		if err != nil {
+			return nil, err // not a nil *redis.Source in a non-nil Source
+		}
+		return s, nil
+	}
+	s, err := embedded.Open(cfg.DataDir, embedded.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("embedded source: %w", err)
+	}
+	return s, nil
+}
+
+func (n *Node) httpMux(reg *prometheus.Registry, authzSvc *envoy.Authorization) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !n.Ready() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ready\n")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle(n.cfg.ForwardAuthPrefix, authzSvc)
+	if n.dev != nil {
+		mux.HandleFunc("GET "+devJWKSPath, func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(n.dev.jwks)
+		})
+	}
+	return mux
+}
+
+// watchReadiness keeps gRPC health in step with readiness.
+func (n *Node) watchReadiness(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	last := healthpb.HealthCheckResponse_UNKNOWN
+	for {
+		st := healthpb.HealthCheckResponse_NOT_SERVING
+		if n.Ready() {
+			st = healthpb.HealthCheckResponse_SERVING
+		}
+		if st != last {
+			n.health.SetServingStatus("", st)
+			n.health.SetServingStatus(authzServiceName, st)
+			n.log.Info("readiness changed", "status", st.String())
+			last = st
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// maintain saves the node snapshot and drops expired revocations, off the
+// hot path.
+func (n *Node) maintain(ctx context.Context) {
+	snap := time.NewTicker(n.cfg.SnapshotInterval)
+	rebuild := time.NewTicker(n.cfg.RebuildInterval)
+	defer snap.Stop()
+	defer rebuild.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-snap.C:
+			if err := n.follower.SaveSnapshot(); err != nil {
+				n.log.Error("saving the node snapshot failed", "err", err)
+			}
+		case <-rebuild.C:
+			if p, ok := n.src.(interface {
+				Prune(time.Time) (int, error)
+			}); ok {
+				if dropped, err := p.Prune(time.Now()); err != nil {
+					n.log.Error("pruning expired revocations failed", "err", err)
+				} else if dropped > 0 {
+					n.log.Info("pruned expired revocations", "count", dropped)
+				}
+			}
+			if err := n.follower.Refresh(ctx); err != nil {
+				n.log.Error("filter refresh failed; keeping the current filter", "err", err)
+			}
+		}
+	}
+}
+
+// status is the node part of the admin API's /v1/status.
+func (n *Node) status(context.Context) map[string]any {
+	last := n.follower.LastSync()
+	st := map[string]any{
+		"ready":           n.Ready(),
+		"node_position":   n.follower.Position(),
+		"cached_tokens":   n.checker.CachedTokens(),
+		"snapshot_reload": n.follower.Reloads(),
+	}
+	if !last.IsZero() {
+		st["last_sync"] = last.UTC().Format(time.RFC3339Nano)
+		st["staleness_seconds"] = time.Since(last).Seconds()
+	}
+	return st
+}
+
+func (n *Node) registerMetrics(reg *prometheus.Registry) {
+	gauge := func(name, help string, fn func() float64) {
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, fn))
+	}
+	counter := func(name, help string, fn func() float64) {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, fn))
+	}
+	b2f := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	gauge("jwtguard_ready", "1 when keys and revocation state are loaded.", func() float64 { return b2f(n.Ready()) })
+	gauge("jwtguard_feed_position", "Feed position the node's revocation state reflects.", func() float64 { return float64(n.follower.Position()) })
+	gauge("jwtguard_feed_lag", "Feed positions the node is behind the revocation source, as of its last read.", func() float64 { return float64(n.follower.Lag()) })
+	gauge("jwtguard_snapshot_age_seconds", "Seconds since the node's filter was loaded from a snapshot or refreshed from the source.", func() float64 { return n.follower.SnapshotAge().Seconds() })
+	gauge("jwtguard_source_staleness_seconds", "Seconds since the revocation source was last read successfully.", func() float64 {
+		if l := n.follower.LastSync(); !l.IsZero() {
+			return time.Since(l).Seconds()
+		}
+		return -1
+	})
+	gauge("jwtguard_filter_entries", "Revocation keys in the Bloom filter.", func() float64 { return float64(n.rev.Filter().Stats().Entries) })
+	gauge("jwtguard_filter_fill_ratio", "Share of the filter's bits set.", func() float64 { return n.rev.Filter().Stats().FillRatio })
+	gauge("jwtguard_filter_estimated_fp_rate", "Estimated false-positive rate of the filter.", func() float64 { return n.rev.Filter().Stats().EstimatedFPRate })
+	gauge("jwtguard_cached_tokens", "Tokens in the verified-token cache.", func() float64 { return float64(n.checker.CachedTokens()) })
+	counter("jwtguard_filter_maybes_total", "Filter matches that needed confirmation.", func() float64 { return float64(n.rev.Stats().Maybes) })
+	counter("jwtguard_confirm_cache_hits_total", "Filter matches answered by the confirm cache.", func() float64 { return float64(n.rev.Stats().ConfirmHits) })
+	counter("jwtguard_confirm_lookups_total", "Exact lookups at the revocation source.", func() float64 { return float64(n.rev.Stats().Lookups) })
+	counter("jwtguard_confirm_shared_lookups_total", "Filter matches answered by a source lookup shared with other checks of the same key.", func() float64 { return float64(n.rev.Stats().SharedLookups) })
+	gauge("jwtguard_confirm_lookups_waiting", "Checks waiting for a source lookup now.", func() float64 { return float64(n.rev.Stats().Waiting) })
+	counter("jwtguard_confirm_lookup_errors_total", "Exact lookups that failed.", func() float64 { return float64(n.rev.Stats().LookupErrors) })
+	counter("jwtguard_confirm_lookup_seconds_total", "Time spent in exact lookups.", func() float64 { return n.rev.Stats().LookupTime.Seconds() })
+	gauge("jwtguard_snapshot_publisher", "1 while this node holds the Redis publisher lease.", func() float64 {
+		return b2f(n.publisher != nil && n.publisher.Holding())
+	})
+	gauge("jwtguard_source_diverged", "1 when the revocation source is behind this node (it lost data): an operator must look.", func() float64 {
+		return b2f(n.follower.Diverged())
+	})
+	counter("jwtguard_snapshot_reloads_total", "Snapshot reloads after falling behind the feed.", func() float64 { return float64(n.follower.Reloads()) })
+	counter("jwtguard_feed_bad_entries_total", "Feed entries that did not decode and were skipped (a revocation may be lost): alert when it rises.", func() float64 { return float64(n.follower.BadEntries()) })
+}

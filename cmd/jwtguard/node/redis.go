@@ -1,0 +1,107 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strings"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/jwtguard/jwtguard/sync/redis"
+)
+
+// RedisConfig is the settings of the Redis source shared by serve, revoke
+// and publish; the address is a redis:// or rediss:// URL given apart.
+type RedisConfig struct {
+	Prefix         string
+	FeedRetention  int64
+	SentinelMaster string
+	SentinelAddrs  string // comma-separated host:port
+	ClusterAddrs   string // comma-separated host:port
+	PasswordFile   string
+}
+
+// Register adds the Redis flags to fs, with their defaults.
+func (r *RedisConfig) Register(fs *flag.FlagSet) {
+	fs.StringVar(&r.Prefix, "redis-prefix", redis.DefaultPrefix, "prefix of every Redis key; keep its {hash tag} so Redis Cluster holds them in one slot")
+	fs.Int64Var(&r.FeedRetention, "redis-feed-retention", redis.DefaultFeedRetention, "revocations the Redis feed keeps; a node further behind reloads a snapshot (the same on every writer)")
+	fs.StringVar(&r.SentinelMaster, "redis-sentinel-master", "", "Redis Sentinel: the master's name (with --redis-sentinel-addrs)")
+	fs.StringVar(&r.SentinelAddrs, "redis-sentinel-addrs", "", "Redis Sentinel: comma-separated host:port of the sentinels")
+	fs.StringVar(&r.ClusterAddrs, "redis-cluster-addrs", "", "Redis Cluster: comma-separated host:port of some of its nodes")
+	fs.StringVar(&r.PasswordFile, "redis-password-file", "", "file holding the Redis password (else the URL's)")
+}
+
+// IsRedisURL reports whether a --source value names Redis.
+func IsRedisURL(s string) bool {
+	return strings.HasPrefix(s, "redis://") || strings.HasPrefix(s, "rediss://")
+}
+
+// RedactURL is raw for logs and messages, with any password replaced by
+// "xxxxx"; a value that does not parse as a URL is not shown at all.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+// CheckRedisURL parses a redis:// or rediss:// URL; its error never holds
+// the URL's password.
+func CheckRedisURL(raw string) error {
+	if !IsRedisURL(raw) {
+		return fmt.Errorf("%q: want a redis:// or rediss:// URL", RedactURL(raw))
+	}
+	if _, err := url.Parse(raw); err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the url.Error quotes the whole URL
+		}
+		return fmt.Errorf("%s: %w", RedactURL(raw), err)
+	}
+	return nil
+}
+
+// Open returns the Redis source at rawURL without contacting it, so a node
+// can start from its own snapshot while Redis is down.
+func (r *RedisConfig) Open(rawURL string) (*redis.Source, error) {
+	if err := CheckRedisURL(rawURL); err != nil {
+		return nil, fmt.Errorf("redis source: %w", err)
+	}
+	if r.FeedRetention < 1 {
+		return nil, fmt.Errorf("redis-feed-retention: %d, want at least 1", r.FeedRetention)
+	}
+	opts := redis.Options{
+		Prefix:         r.Prefix,
+		FeedRetention:  r.FeedRetention,
+		SentinelMaster: r.SentinelMaster,
+		SentinelAddrs:  splitList(r.SentinelAddrs),
+		ClusterAddrs:   splitList(r.ClusterAddrs),
+	}
+	if r.PasswordFile != "" {
+		b, err := os.ReadFile(r.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("redis-password-file: %w", err)
+		}
+		opts.Password = strings.TrimSpace(string(b))
+	}
+	goredis.SetLogger(redisLog{slog.Default()})
+	src, err := redis.New(rawURL, opts)
+	if err != nil {
+		return nil, err // "redis source: ..." naming the option
+	}
+	return src, nil
+}
+
+// redisLog routes the Redis client's own messages (failed dials while
+// Redis is down) to the structured log instead of stderr.
+type redisLog struct{ log *slog.Logger }
+
+func (r redisLog) Printf(_ context.Context, format string, v ...any) {
+	r.log.Warn("redis client", "msg", fmt.Sprintf(format, v...))
+}
