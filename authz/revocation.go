@@ -72,6 +72,9 @@ type Revocations struct {
 	// source, so an answer that may predate a revocation of its key is never
 	// cached after it, while revocations of other keys leave it be.
 	gens [numSlots]atomic.Uint64
+	// enforced holds the IDs of records Enforce added before the feed
+	// brought them, under mu.
+	enforced map[string]struct{}
 	// flights merges the source lookups of one key from one generation
 	// of its slot.
 	flights singleflight.Group
@@ -155,7 +158,7 @@ func NewRevocations(filter *bloom.Filter, lookup Lookup, cfg RevocationConfig) (
 	if err != nil {
 		return nil, fmt.Errorf("confirm cache: %w", err)
 	}
-	return &Revocations{cfg: cfg, filter: filter, lookup: lookup, confirm: cache}, nil
+	return &Revocations{cfg: cfg, filter: filter, lookup: lookup, confirm: cache, enforced: map[string]struct{}{}}, nil
 }
 
 // Filter returns the live filter.
@@ -174,8 +177,20 @@ func (r *Revocations) Enforce(recs ...Record) {
 	for _, rec := range recs {
 		rec.Position = 0
 		r.Apply(rec)
+		if rec.ID != "" {
+			r.mu.Lock()
+			if len(r.enforced) < maxEnforcedAhead {
+				r.enforced[rec.ID] = struct{}{}
+			}
+			r.mu.Unlock()
+		}
 	}
 }
+
+// maxEnforcedAhead bounds the records remembered as enforced ahead of the
+// feed; past it, the feed's copy is added to the filter again (counted
+// twice, never missed).
+const maxEnforcedAhead = 100_000
 
 // Apply enforces recs read from the feed, in feed order: it adds them to
 // the filter (whose position follows theirs) and brings any cached answer
@@ -187,10 +202,18 @@ func (r *Revocations) Apply(recs ...Record) {
 		r.mu.Lock()
 		// Under mu, so a ReplaceWith swap sees the record in both filters
 		// or in neither (and then it is in the live one).
-		r.filter.Add(k, rec.Position)
 		if next := r.next.Load(); next != nil {
 			next.Add(k, rec.Position)
 		}
+		if _, ahead := r.enforced[rec.ID]; ahead && rec.Position != 0 {
+			// Enforced by this server before the feed brought it, into this
+			// very filter: only the position moves, so no key counts twice.
+			delete(r.enforced, rec.ID)
+			r.filter.Advance(rec.Position)
+			r.mu.Unlock()
+			continue
+		}
+		r.filter.Add(k, rec.Position)
 		r.gens[slotOf(k)].Add(1)
 		if old, ok := r.confirm.Peek(k); ok {
 			r.confirm.Add(k, old.with(rec))
@@ -217,6 +240,7 @@ func (r *Revocations) Replace(f *bloom.Filter) {
 	defer r.mu.Unlock()
 	r.filter.Replace(f)
 	r.forgetReplaced()
+	clear(r.enforced) // f may lack them: the feed's copies are added again
 }
 
 // forgetReplaced drops the cached answers that may be wrong once a new
@@ -278,6 +302,7 @@ func (r *Revocations) ReplaceWith(f *bloom.Filter, catchUp func(*bloom.Filter) e
 	}
 	r.filter.Replace(f)
 	r.forgetReplaced()
+	clear(r.enforced) // f may lack them: the feed's copies are added again
 	return nil
 }
 

@@ -443,3 +443,33 @@ func TestRevocationCheckAllocs(t *testing.T) {
 		t.Errorf("stats %+v: want 2 lookups and the cache answering every later check", st)
 	}
 }
+
+// A record the server enforced before the feed brought it counts once in
+// the filter, and is still enforced after a filter swap that forgets it.
+func TestEnforceThenFeedCountsOnce(t *testing.T) {
+	r := newTestRevocations(t, newMemSource())
+	rec := Record{ID: "r1", Kind: KindToken, Issuer: "https://idp", Value: "j1"}
+	k := rec.LookupKey().FilterKey()
+	r.Enforce(rec)
+	rec.Position = 7
+	r.Apply(rec)
+	st := r.Filter().Stats()
+	if st.Entries != 1 || st.Position != 7 || !r.Filter().MayContain(k) {
+		t.Fatalf("entries %d position %d contains %v; want 1, 7, true", st.Entries, st.Position, r.Filter().MayContain(k))
+	}
+
+	// Enforced again, then a snapshot without it is swapped in before the
+	// feed brings it: the feed's copy must be added.
+	rec2 := Record{ID: "r2", Kind: KindToken, Issuer: "https://idp", Value: "j2"}
+	r.Enforce(rec2)
+	empty, err := bloom.New(bloom.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Replace(empty)
+	rec2.Position = 8
+	r.Apply(rec2)
+	if !r.Filter().MayContain(rec2.LookupKey().FilterKey()) {
+		t.Fatal("a record enforced before a filter swap is missing after the feed brought it")
+	}
+}

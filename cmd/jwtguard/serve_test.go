@@ -257,6 +257,11 @@ func TestServeDevEndToEnd(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
+	// Enforced by the admin API, then brought by the feed: one filter key.
+	waitMetric(t, s, "jwtguard_feed_position", 1)
+	if v, ok := metricValue(get(t, "http://"+s.httpAddr+"/metrics"), "jwtguard_filter_entries"); !ok || v != 1 {
+		t.Errorf("jwtguard_filter_entries %v (%v), want 1 for one revocation", v, ok)
+	}
 	s.stop(t)
 
 	// A restart keeps the revocation (and the dev key, so the token verifies).
@@ -302,5 +307,18 @@ func TestServeRefusesCorruptState(t *testing.T) {
 				t.Fatalf("err = %v, want an error naming %s", err, file)
 			}
 		})
+	}
+}
+
+// waitMetric waits until the node's metric name is at least want.
+func waitMetric(t *testing.T, s *server, name string, want float64) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if v, ok := metricValue(get(t, "http://"+s.httpAddr+"/metrics"), name); ok && v >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s below %v after 10s", name, want)
+		}
 	}
 }
