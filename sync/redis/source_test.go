@@ -2,8 +2,10 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -197,5 +199,36 @@ func TestNewAcceptsURLForms(t *testing.T) {
 				t.Errorf("Addr = %q, want %q", s.Addr(), tt.addr)
 			}
 		})
+	}
+}
+
+// TestReadsByTheSourceClock: every read decides expiry by Options.Now, as
+// the embedded store does, even while Redis still holds the record.
+func TestReadsByTheSourceClock(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	s, _ := newSource(t, Options{Now: clock})
+	// Whole milliseconds: Stats counts by the expiries of the sorted sets,
+	// which Redis keeps in milliseconds (rounded up).
+	exp := now.Add(time.Hour).Truncate(time.Millisecond)
+	r := put(t, s, authz.Record{Kind: authz.KindKey, Value: "k", ExpiresAt: exp})[0]
+	if _, err := s.Get(ctxT(t), r.ID); err != nil {
+		t.Fatalf("Get before the expiry: %v", err)
+	}
+	mu.Lock()
+	now = r.ExpiresAt
+	mu.Unlock()
+	if _, err := s.Get(ctxT(t), r.ID); !errors.Is(err, source.ErrNotFound) {
+		t.Errorf("Get at the record's expiry = %v, want ErrNotFound", err)
+	}
+	if recs := lookup(t, s, r.LookupKey()); len(recs) != 0 {
+		t.Errorf("Lookup at the record's expiry = %v", ids(recs))
+	}
+	if recs, _, err := s.List(ctxT(t), source.ListQuery{}); err != nil || len(recs) != 0 {
+		t.Errorf("List at the record's expiry = %v, %v", ids(recs), err)
+	}
+	if st := stats(t, s); st.Records != 0 {
+		t.Errorf("Stats at the record's expiry = %+v", st)
 	}
 }
