@@ -43,7 +43,7 @@ func (s *suite) expiredGone(t *testing.T) {
 	eventually(t, "the expired record leaves Lookup", func() bool {
 		return len(lookup(t, src, key)) == 1
 	})
-	if !time.Now().After(short[0].ExpiresAt) {
+	if time.Now().Before(short[0].ExpiresAt) {
 		t.Errorf("Lookup dropped a record before its ExpiresAt %v", short[0].ExpiresAt)
 	}
 	t.Run("Lookup", func(t *testing.T) {
