@@ -9,9 +9,12 @@ import (
 	"time"
 
 	"github.com/jwtguard/jwtguard/authz"
+	"github.com/jwtguard/jwtguard/sync/source"
 )
 
-func TestFeedOrderAndLimit(t *testing.T) {
+// TestFeedSkipsPrunedPositions: Feed goes over the positions Prune left
+// empty; the conformance suite checks the rest of Feed.
+func TestFeedSkipsPrunedPositions(t *testing.T) {
 	s, c := newStore(t)
 	recs := make([]authz.Record, 7)
 	for i := range recs {
@@ -60,76 +63,25 @@ func TestFeedDefaultLimit(t *testing.T) {
 	}
 }
 
-// feedResult is what a Feed call running in a goroutine returned.
-type feedResult struct {
-	recs []authz.Record
-	err  error
-}
-
-func goFeed(s *Store, ctx context.Context, after uint64) <-chan feedResult {
-	ch := make(chan feedResult, 1)
-	go func() {
-		recs, err := s.Feed(ctx, after, 10)
-		ch <- feedResult{recs, err}
-	}()
-	return ch
-}
-
-func wait(t *testing.T, ch <-chan feedResult) feedResult {
-	t.Helper()
-	select {
-	case r := <-ch:
-		return r
-	case <-time.After(10 * time.Second):
-		t.Fatal("Feed did not return within 10s")
-		return feedResult{}
+// TestFeedAheadCountsPrunedPositions: a position whose record was pruned is
+// still one the store reached, so Feed from it waits for the next Put;
+// only a position the store never reached is ErrPositionAhead.
+func TestFeedAheadCountsPrunedPositions(t *testing.T) {
+	s, c := newStore(t)
+	put(t, s, token("i", "kept", time.Hour), token("i", "gone-1", time.Second), token("i", "gone-2", time.Second))
+	c.Set(t0.Add(time.Second))
+	if n, err := s.Prune(c.Now()); err != nil || n != 2 {
+		t.Fatalf("Prune = %d, %v; want 2", n, err)
 	}
-}
-
-func TestFeedWaitsForPut(t *testing.T) {
-	s, _ := newStore(t)
-	put(t, s, token("i", "first", time.Hour))
-	ch := goFeed(s, context.Background(), 1)
-	select {
-	case r := <-ch:
-		t.Fatalf("Feed after the last position returned before any Put: %+v", r)
-	case <-time.After(50 * time.Millisecond):
+	for _, after := range []uint64{1, 2, 3} {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		recs, err := s.Feed(ctx, after, 0)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Feed(%d) with positions 2 and 3 pruned = %v, %v; want a wait until the deadline", after, positions(recs), err)
+		}
 	}
-	want := put(t, s, token("i", "second", time.Hour))
-	r := wait(t, ch)
-	if r.err != nil || !slices.Equal(ids(r.recs), ids(want)) {
-		t.Errorf("waiting Feed = %v, %v; want %v", ids(r.recs), r.err, ids(want))
-	}
-}
-
-func TestFeedEnds(t *testing.T) {
-	tests := []struct {
-		name string
-		end  func(s *Store, cancel context.CancelFunc)
-		want error
-	}{
-		{"ctx canceled", func(_ *Store, cancel context.CancelFunc) { cancel() }, context.Canceled},
-		{"store closed", func(s *Store, _ context.CancelFunc) { _ = s.Close() }, ErrClosed},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s, _ := newStore(t)
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			ch := goFeed(s, ctx, 0)
-			tt.end(s, cancel)
-			if r := wait(t, ch); !errors.Is(r.err, tt.want) || r.recs != nil {
-				t.Errorf("Feed = %v, %v; want %v", r.recs, r.err, tt.want)
-			}
-		})
-	}
-}
-
-func TestFeedDeadline(t *testing.T) {
-	s, _ := newStore(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	if _, err := s.Feed(ctx, 0, 1); !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("Feed on an empty store = %v, want DeadlineExceeded", err)
+	if _, err := s.Feed(context.Background(), 4, 0); !errors.Is(err, source.ErrPositionAhead) {
+		t.Errorf("Feed(4) at position 3 = %v, want ErrPositionAhead", err)
 	}
 }

@@ -60,12 +60,13 @@ func (s *Store) Lookup(ctx context.Context, key authz.LookupKey) ([]authz.Record
 	return out, nil
 }
 
-// Get returns the record with that ID, expired or not, until Prune deletes
-// it; otherwise an error wrapping source.ErrNotFound.
+// Get returns the record with that ID while it is unexpired; otherwise
+// (an expired record, pruned or not) an error wrapping source.ErrNotFound.
 func (s *Store) Get(ctx context.Context, id string) (authz.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return authz.Record{}, err
 	}
+	now := timeKey(s.now())
 	var r authz.Record
 	err := s.view(func(tx *bolt.Tx) error {
 		data := tx.Bucket(bucketRecords).Get([]byte(id))
@@ -73,8 +74,13 @@ func (s *Store) Get(ctx context.Context, id string) (authz.Record, error) {
 			return source.ErrNotFound
 		}
 		var err error
-		r, err = decodeRecord(id, data)
-		return err
+		if r, err = decodeRecord(id, data); err != nil {
+			return err
+		}
+		if timeKey(r.ExpiresAt) <= now {
+			return source.ErrNotFound
+		}
+		return nil
 	})
 	if err != nil {
 		return authz.Record{}, fmt.Errorf("get revocation %q: %w", id, err)
@@ -86,6 +92,8 @@ func (s *Store) Get(ctx context.Context, id string) (authz.Record, error) {
 // position after the given one, in position order, expired or not until
 // Prune deletes them; pruned positions are skipped. With none there, it
 // waits for the next Put, ctx (returning ctx.Err()) or Close (ErrClosed).
+// A position beyond the store's newest is source.ErrPositionAhead: the
+// caller read another store, or this one lost its file.
 // A record that does not decode ends the answer: the records before it are
 // returned, or, when it comes first, a *source.BadEntryError naming its
 // position (and wrapping ErrCorrupt).
@@ -103,24 +111,35 @@ func (s *Store) Feed(ctx context.Context, after uint64, limit int) ([]authz.Reco
 		if err != nil || len(recs) > 0 {
 			return recs, err
 		}
-		select {
-		case <-wake:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-s.closed:
-			return nil, fmt.Errorf("feed: %w", ErrClosed)
+		if err := s.waitPut(ctx, wake); err != nil {
+			return nil, err
 		}
+	}
+}
+
+// waitPut waits until wake is closed (a Put), ctx ends or the store closes.
+func (s *Store) waitPut(ctx context.Context, wake <-chan struct{}) error {
+	s.waiting.Add(1)
+	defer s.waiting.Add(-1)
+	select {
+	case <-wake:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.closed:
+		return fmt.Errorf("feed: %w", ErrClosed)
 	}
 }
 
 func (s *Store) feedPage(after uint64, limit int) ([]authz.Record, error) {
 	var out []authz.Record
 	err := s.view(func(tx *bolt.Tx) error {
-		if after == ^uint64(0) {
-			return nil
+		feed := tx.Bucket(bucketFeed)
+		if top := feed.Sequence(); after > top {
+			return fmt.Errorf("the store is at position %d: %w", top, source.ErrPositionAhead)
 		}
 		records := tx.Bucket(bucketRecords)
-		c := tx.Bucket(bucketFeed).Cursor()
+		c := feed.Cursor()
 		for k, id := c.Seek(posKey(after + 1)); k != nil && len(out) < limit; k, id = c.Next() {
 			r, err := decodeRecord(string(id), records.Get(id))
 			switch {
@@ -244,9 +263,9 @@ func (s *Store) Snapshot(ctx context.Context, cfg bloom.Config) (*bloom.Filter, 
 	return f, nil
 }
 
-// List returns the stored records matching q (expired ones too, until Prune
-// deletes them) in position order, and the cursor of the next page, "" when
-// there is none. A cursor this store did not issue yields ErrInvalidCursor.
+// List returns the unexpired records matching q in position order, and the
+// cursor of the next page, "" when there is none. A cursor this store did
+// not issue yields ErrInvalidCursor.
 func (s *Store) List(ctx context.Context, q source.ListQuery) ([]authz.Record, string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, "", err
@@ -261,6 +280,7 @@ func (s *Store) List(ctx context.Context, q source.ListQuery) ([]authz.Record, s
 			return nil, "", fmt.Errorf("list revocations: %w", err)
 		}
 	}
+	now := timeKey(s.now())
 	var out []authz.Record
 	next := ""
 	err = s.view(func(tx *bolt.Tx) error {
@@ -280,7 +300,7 @@ func (s *Store) List(ctx context.Context, q source.ListQuery) ([]authz.Record, s
 			if err != nil {
 				return err
 			}
-			if !q.Matches(r) {
+			if !q.Matches(r) || timeKey(r.ExpiresAt) <= now {
 				continue
 			}
 			if len(out) == limit {
@@ -297,12 +317,15 @@ func (s *Store) List(ctx context.Context, q source.ListQuery) ([]authz.Record, s
 	return out, next, nil
 }
 
-// Stats reports the stored records (expired ones included until Prune
-// deletes them), their count by kind and the newest position.
+// Stats reports the unexpired records, their count by kind, and the newest
+// position. The stored counts include expired records until Prune deletes
+// them, so it subtracts those, visiting only them (the expiry index up to
+// now).
 func (s *Store) Stats(ctx context.Context) (source.Stats, error) {
 	if err := ctx.Err(); err != nil {
 		return source.Stats{}, err
 	}
+	now := putUint64(timeKey(s.now()))
 	st := source.Stats{ByKind: make(map[authz.Kind]int)}
 	err := s.view(func(tx *bolt.Tx) error {
 		st.Position = tx.Bucket(bucketFeed).Sequence()
@@ -312,11 +335,34 @@ func (s *Store) Stats(ctx context.Context) (source.Stats, error) {
 			if len(v) != 8 {
 				return fmt.Errorf("%w: count %s of %d bytes", ErrCorrupt, k, len(v))
 			}
-			n := int(binary.BigEndian.Uint64(v))
-			if n == 0 {
+			st.ByKind[authz.Kind(k[len(prefix):])] = int(binary.BigEndian.Uint64(v))
+		}
+		records := tx.Bucket(bucketRecords)
+		ec := tx.Bucket(bucketExpiry).Cursor()
+		n := 0
+		for k, _ := ec.First(); k != nil; k, _ = ec.Next() {
+			if len(k) != 8+idLen {
+				return fmt.Errorf("%w: expiry key of %d bytes", ErrCorrupt, len(k))
+			}
+			if bytes.Compare(k[:8], now) > 0 {
+				break
+			}
+			if n++; n%ctxCheckEvery == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			r, err := decodeRecord(string(k[8:]), records.Get(k[8:]))
+			if err != nil {
+				return err
+			}
+			st.ByKind[r.Kind]--
+		}
+		for kind, n := range st.ByKind {
+			if n <= 0 {
+				delete(st.ByKind, kind)
 				continue
 			}
-			st.ByKind[authz.Kind(k[len(prefix):])] = n
 			st.Records += n
 		}
 		return nil

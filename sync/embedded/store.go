@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -50,13 +51,17 @@ type Store struct {
 	path string
 	now  func() time.Time
 
-	mu     sync.Mutex
-	wake   chan struct{} // closed and replaced by every Put
-	closed chan struct{} // closed by Close
-	once   sync.Once
+	mu      sync.Mutex
+	wake    chan struct{} // closed and replaced by every Put
+	waiting atomic.Int32  // Feed calls waiting for a Put
+	closed  chan struct{} // closed by Close
+	once    sync.Once
 }
 
-var _ source.Source = (*Store)(nil)
+var (
+	_ source.Source = (*Store)(nil)
+	_ source.Pruner = (*Store)(nil)
+)
 
 // Open opens the store in dir, creating dir (mode 0700) and its data file
 // when they do not exist.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"sync"
 	"testing"
@@ -83,154 +82,6 @@ func stats(t testing.TB, s *Store) source.Stats {
 	return st
 }
 
-var hexID = regexp.MustCompile(`^[0-9a-f]{32}$`)
-
-func TestPutAssignsIDPositionCreatedAt(t *testing.T) {
-	s, _ := newStore(t)
-	created := t0.Add(-time.Hour)
-	in := []authz.Record{
-		token("https://idp", "a", time.Hour),
-		{Kind: authz.KindSubject, Value: "alice", Before: t0, CreatedAt: created, ExpiresAt: t0.Add(time.Hour)},
-		{Kind: authz.KindKey, Value: "kid-1", ID: "caller-id", Position: 99, ExpiresAt: t0.Add(time.Hour)},
-	}
-	out := put(t, s, in...)
-	if len(out) != len(in) {
-		t.Fatalf("Put returned %d records, want %d", len(out), len(in))
-	}
-	seen := map[string]bool{}
-	for i, r := range out {
-		if !hexID.MatchString(r.ID) || seen[r.ID] {
-			t.Errorf("record %d: ID %q is not a fresh 32-digit hex ID", i, r.ID)
-		}
-		seen[r.ID] = true
-		if want := uint64(i + 1); r.Position != want {
-			t.Errorf("record %d: Position = %d, want %d", i, r.Position, want)
-		}
-	}
-	if !out[0].CreatedAt.Equal(t0) {
-		t.Errorf("zero CreatedAt became %v, want the clock's %v", out[0].CreatedAt, t0)
-	}
-	if !out[1].CreatedAt.Equal(created) {
-		t.Errorf("given CreatedAt became %v, want it kept (%v)", out[1].CreatedAt, created)
-	}
-	if in[0].ID != "" || !in[0].CreatedAt.IsZero() {
-		t.Errorf("Put modified its input: %+v", in[0])
-	}
-}
-
-func TestPutThenRead(t *testing.T) {
-	s, _ := newStore(t)
-	ctx := context.Background()
-	recs := put(t, s,
-		token("https://idp", "jti-1", time.Hour),
-		token("https://idp", "jti-2", time.Hour),
-		authz.Record{Kind: authz.KindSession, Issuer: "https://idp", Value: "sid-1", ExpiresAt: t0.Add(time.Hour)},
-		authz.Record{Kind: authz.KindSubject, Issuer: "https://idp", Value: "alice", Before: t0, ExpiresAt: t0.Add(time.Hour)},
-		authz.Record{Kind: authz.KindKey, Value: "kid-1", ExpiresAt: t0.Add(time.Hour)},
-		authz.Record{Kind: authz.KindIssuerBefore, Issuer: "https://other", Before: t0, ExpiresAt: t0.Add(time.Hour)},
-	)
-
-	for _, want := range recs {
-		got, err := s.Lookup(ctx, want.LookupKey())
-		if err != nil {
-			t.Fatalf("Lookup(%v): %v", want.LookupKey(), err)
-		}
-		if len(got) != 1 || got[0].ID != want.ID || !got[0].ExpiresAt.Equal(want.ExpiresAt) || got[0].Reason != want.Reason {
-			t.Errorf("Lookup(%v) = %+v, want [%+v]", want.LookupKey(), got, want)
-		}
-		one, err := s.Get(ctx, want.ID)
-		if err != nil || one.ID != want.ID || one.Position != want.Position || one.Kind != want.Kind {
-			t.Errorf("Get(%s) = %+v, %v; want %+v", want.ID, one, err, want)
-		}
-	}
-	// The subject record is looked up by value alone, whatever its issuer.
-	if got, _ := s.Lookup(ctx, authz.LookupKey{Kind: authz.KindSubject, Value: "alice"}); len(got) != 1 {
-		t.Errorf("subject lookup without issuer found %d records, want 1", len(got))
-	}
-	for _, key := range []authz.LookupKey{
-		{Kind: authz.KindToken, Issuer: "https://idp", Value: "jti-3"},
-		{Kind: authz.KindToken, Issuer: "https://other", Value: "jti-1"},
-		{Kind: authz.KindSession, Issuer: "https://idp", Value: "jti-1"},
-	} {
-		if got, err := s.Lookup(ctx, key); err != nil || len(got) != 0 {
-			t.Errorf("Lookup(%v) = %v, %v; want nothing", key, got, err)
-		}
-	}
-	if _, err := s.Get(ctx, "0123456789abcdef0123456789abcdef"); !errors.Is(err, source.ErrNotFound) {
-		t.Errorf("Get(unknown) error = %v, want ErrNotFound", err)
-	}
-
-	list, next, err := s.List(ctx, source.ListQuery{})
-	if err != nil || next != "" || !slices.Equal(ids(list), ids(recs)) {
-		t.Errorf("List() = %v, %q, %v; want all %v", ids(list), next, err, ids(recs))
-	}
-	st := stats(t, s)
-	want := source.Stats{Records: 6, Position: 6, ByKind: map[authz.Kind]int{
-		authz.KindToken: 2, authz.KindSession: 1, authz.KindSubject: 1, authz.KindKey: 1, authz.KindIssuerBefore: 1,
-	}}
-	if st.Records != want.Records || st.Position != want.Position || fmt.Sprint(st.ByKind) != fmt.Sprint(want.ByKind) {
-		t.Errorf("Stats = %+v, want %+v", st, want)
-	}
-}
-
-func TestLookupSeveralRecordsUnderOneKey(t *testing.T) {
-	s, c := newStore(t)
-	recs := put(t, s,
-		token("https://idp", "x", time.Minute),
-		token("https://idp", "x", time.Hour),
-		token("https://idp", "y", time.Hour),
-		token("https://idp", "x", 2*time.Hour),
-	)
-	key := recs[0].LookupKey()
-	got, err := s.Lookup(context.Background(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := []string{recs[0].ID, recs[1].ID, recs[3].ID}; !slices.Equal(ids(got), want) {
-		t.Errorf("Lookup = %v, want %v", ids(got), want)
-	}
-	c.Set(t0.Add(time.Minute)) // recs[0] expires: ExpiresAt is no longer after now
-	got, _ = s.Lookup(context.Background(), key)
-	if want := []string{recs[1].ID, recs[3].ID}; !slices.Equal(ids(got), want) {
-		t.Errorf("Lookup after the first expired = %v, want %v", ids(got), want)
-	}
-}
-
-func TestPutInvalidStoresNothing(t *testing.T) {
-	good := token("https://idp", "good", time.Hour)
-	tests := []struct {
-		name string
-		bad  authz.Record
-	}{
-		{"no kind", authz.Record{Issuer: "i", Value: "v", ExpiresAt: t0.Add(time.Hour)}},
-		{"unknown kind", authz.Record{Kind: "user", Value: "v", ExpiresAt: t0.Add(time.Hour)}},
-		{"token without issuer", authz.Record{Kind: authz.KindToken, Value: "v", ExpiresAt: t0.Add(time.Hour)}},
-		{"subject without before", authz.Record{Kind: authz.KindSubject, Value: "alice", ExpiresAt: t0.Add(time.Hour)}},
-		{"no expiry", authz.Record{Kind: authz.KindToken, Issuer: "i", Value: "v"}},
-		{"expiry before creation", authz.Record{Kind: authz.KindToken, Issuer: "i", Value: "v", CreatedAt: t0, ExpiresAt: t0.Add(-time.Second)}},
-		{"expiry at creation", authz.Record{Kind: authz.KindToken, Issuer: "i", Value: "v", ExpiresAt: t0}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s, _ := newStore(t)
-			ctx := context.Background()
-			out, err := s.Put(ctx, []authz.Record{good, tt.bad})
-			if !errors.Is(err, authz.ErrInvalidRecord) {
-				t.Fatalf("Put([good, bad]) = %v, %v; want ErrInvalidRecord", out, err)
-			}
-			if st := stats(t, s); st.Records != 0 || st.Position != 0 {
-				t.Errorf("Stats after a refused Put = %+v, want nothing stored", st)
-			}
-			if got, _ := s.Lookup(ctx, good.LookupKey()); len(got) != 0 {
-				t.Errorf("good record of a refused Put is visible: %v", got)
-			}
-			if got, _, _ := s.List(ctx, source.ListQuery{}); len(got) != 0 {
-				t.Errorf("List after a refused Put = %v", got)
-			}
-		})
-	}
-}
-
 func TestReopenKeepsRecordsAndPositions(t *testing.T) {
 	dir := t.TempDir()
 	c := &clock{t: t0}
@@ -269,12 +120,24 @@ func TestPrune(t *testing.T) {
 		token("i", "gone-2", 2*time.Second),
 	)
 	c.Set(t0.Add(2 * time.Second))
-	// Before Prune, Lookup already ignores the expired records.
+	// Before Prune, the reads already leave out the expired records (the
+	// one expiring at exactly now included).
 	if got, _ := s.Lookup(ctx, recs[0].LookupKey()); len(got) != 0 {
 		t.Errorf("Lookup of an expired record = %v, want nothing", got)
 	}
 	if got, _ := s.Lookup(ctx, recs[2].LookupKey()); !slices.Equal(ids(got), []string{recs[3].ID}) {
 		t.Errorf("Lookup(shared) = %v, want only the live record", ids(got))
+	}
+	for _, r := range []authz.Record{recs[0], recs[2], recs[4]} {
+		if _, err := s.Get(ctx, r.ID); !errors.Is(err, source.ErrNotFound) {
+			t.Errorf("Get(expired %s) before Prune = %v, want ErrNotFound", r.Value, err)
+		}
+	}
+	if got, _, err := s.List(ctx, source.ListQuery{}); err != nil || !slices.Equal(ids(got), []string{recs[1].ID, recs[3].ID}) {
+		t.Errorf("List before Prune = %v, %v; want the 2 live records", ids(got), err)
+	}
+	if st := stats(t, s); st.Records != 2 || st.ByKind[authz.KindToken] != 2 || st.Position != 5 {
+		t.Errorf("Stats before Prune = %+v, want the 2 live records", st)
 	}
 
 	n, err := s.Prune(c.Now())
@@ -331,19 +194,31 @@ func TestSecondOpenIsInUse(t *testing.T) {
 	}
 }
 
-func TestClosedStore(t *testing.T) {
+// TestPutRefusesExpiryAtNow: an ExpiresAt at the store's now is expired
+// already, whatever the CreatedAt.
+func TestPutRefusesExpiryAtNow(t *testing.T) {
 	s, _ := newStore(t)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
+	r := authz.Record{Kind: authz.KindKey, Value: "k", CreatedAt: t0.Add(-time.Hour), ExpiresAt: t0}
+	if out, err := s.Put(context.Background(), []authz.Record{r}); !errors.Is(err, authz.ErrInvalidRecord) {
+		t.Errorf("Put of a record expiring at now = %v, %v; want ErrInvalidRecord", ids(out), err)
 	}
-	if err := s.Close(); err != nil {
-		t.Errorf("second Close = %v, want nil", err)
+	r.ExpiresAt = t0.Add(time.Nanosecond)
+	put(t, s, r)
+}
+
+// TestStatsWithManyExpired: Stats subtracts every expired record not yet
+// pruned, across more than one context check.
+func TestStatsWithManyExpired(t *testing.T) {
+	s, c := newStore(t)
+	recs := make([]authz.Record, 2*ctxCheckEvery+3)
+	for i := range recs {
+		recs[i] = token("i", fmt.Sprint(i), time.Second)
 	}
-	ctx := context.Background()
-	if _, err := s.Put(ctx, []authz.Record{token("i", "a", time.Hour)}); !errors.Is(err, ErrClosed) {
-		t.Errorf("Put after Close error = %v, want ErrClosed", err)
-	}
-	if _, err := s.Lookup(ctx, authz.LookupKey{Kind: authz.KindKey, Value: "k"}); !errors.Is(err, ErrClosed) {
-		t.Errorf("Lookup after Close error = %v, want ErrClosed", err)
+	recs[5] = authz.Record{Kind: authz.KindKey, Value: "k", ExpiresAt: t0.Add(time.Hour)}
+	put(t, s, recs...)
+	c.Set(t0.Add(time.Second))
+	st := stats(t, s)
+	if st.Records != 1 || fmt.Sprint(st.ByKind) != "map[key:1]" || st.Position != uint64(len(recs)) {
+		t.Errorf("Stats = %+v, want the one key record at position %d", st, len(recs))
 	}
 }

@@ -16,7 +16,8 @@ import (
 )
 
 // Put validates recs and stores them all in one transaction, synced to disk
-// before it returns; on error none is stored. It sets ID, Position and (when
+// before it returns; on error none is stored. Every record needs an
+// ExpiresAt after its CreatedAt and after now. It sets ID, Position and (when
 // zero) CreatedAt of each record, and wakes waiting Feed calls.
 func (s *Store) Put(ctx context.Context, recs []authz.Record) ([]authz.Record, error) {
 	if err := ctx.Err(); err != nil {
@@ -37,6 +38,10 @@ func (s *Store) Put(ctx context.Context, recs []authz.Record) ([]authz.Record, e
 		if !r.ExpiresAt.After(r.CreatedAt) {
 			return nil, fmt.Errorf("record %d: %w: expires_at %s is not after created_at %s",
 				i, authz.ErrInvalidRecord, r.ExpiresAt.Format(time.RFC3339), r.CreatedAt.Format(time.RFC3339))
+		}
+		if !r.ExpiresAt.After(now) {
+			return nil, fmt.Errorf("record %d: %w: expires_at %s is not in the future",
+				i, authz.ErrInvalidRecord, r.ExpiresAt.Format(time.RFC3339))
 		}
 		id, err := newID()
 		if err != nil {

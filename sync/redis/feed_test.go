@@ -12,43 +12,8 @@ import (
 	"github.com/jwtguard/jwtguard/authz"
 	"github.com/jwtguard/jwtguard/sync/redis/redistest"
 	"github.com/jwtguard/jwtguard/sync/source"
+	goredis "github.com/redis/go-redis/v9"
 )
-
-func TestFeedOrderAndLimit(t *testing.T) {
-	s, _ := newSource(t, Options{})
-	var all []authz.Record
-	for i := range 4 {
-		batch := []authz.Record{token("https://idp", fmt.Sprint("a", i), time.Hour), token("https://idp", fmt.Sprint("b", i), time.Hour)}
-		all = append(all, put(t, s, batch...)...)
-	}
-	tests := []struct {
-		name  string
-		after uint64
-		limit int
-		want  []uint64
-	}{
-		{"from the start", 0, 0, []uint64{1, 2, 3, 4, 5, 6, 7, 8}},
-		{"limit", 0, 3, []uint64{1, 2, 3}},
-		{"middle of a batch", 3, 2, []uint64{4, 5}},
-		{"the last one", 7, 10, []uint64{8}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			recs, err := s.Feed(ctxT(t), tt.after, tt.limit)
-			if err != nil {
-				t.Fatalf("Feed(%d, %d): %v", tt.after, tt.limit, err)
-			}
-			if !slices.Equal(positions(recs), tt.want) {
-				t.Errorf("positions = %v, want %v", positions(recs), tt.want)
-			}
-			for _, r := range recs {
-				if want := all[r.Position-1]; r.ID != want.ID || r.Value != want.Value || !r.ExpiresAt.Equal(want.ExpiresAt) {
-					t.Errorf("feed record %d = %+v, want %+v", r.Position, r, want)
-				}
-			}
-		})
-	}
-}
 
 func TestFeedWaitsForPutOfAnotherClient(t *testing.T) {
 	s, srv := newSource(t, Options{})
@@ -84,75 +49,26 @@ func TestFeedWaitsForPutOfAnotherClient(t *testing.T) {
 	}
 }
 
-func TestFeedEndsWithItsContext(t *testing.T) {
-	s, _ := newSource(t, Options{})
-	put(t, s, token("https://idp", "x", time.Hour))
-	tests := []struct {
-		name string
-		ctx  func() (context.Context, context.CancelFunc)
-		want error
-	}{
-		{"deadline", func() (context.Context, context.CancelFunc) {
-			return context.WithTimeout(context.Background(), 200*time.Millisecond)
-		}, context.DeadlineExceeded},
-		{"cancel", func() (context.Context, context.CancelFunc) {
-			ctx, cancel := context.WithCancel(context.Background())
-			time.AfterFunc(200*time.Millisecond, cancel)
-			return ctx, cancel
-		}, context.Canceled},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			ctx, cancel := tt.ctx()
-			defer cancel()
-			recs, err := s.Feed(ctx, 1, 0)
-			if !errors.Is(err, tt.want) || recs != nil {
-				t.Errorf("Feed = %v, %v; want %v", recs, err, tt.want)
-			}
-		})
-	}
-	// The source still works after a wait ended by its context.
-	put(t, s, token("https://idp", "y", time.Hour))
-	if recs, err := s.Feed(ctxT(t), 1, 0); err != nil || len(recs) != 1 {
-		t.Errorf("Feed after a cancelled one = %v, %v", recs, err)
-	}
-}
-
 // waitBlocked waits until a client of srv is blocked in XREAD.
 func waitBlocked(t testing.TB, srv *redistest.Server) {
 	t.Helper()
 	c := client(t, srv)
-	waitFor(t, testTimeout, "a client blocks in XREAD", func() bool {
-		list, err := c.ClientList(ctxT(t)).Result()
-		if err != nil {
-			return false
-		}
-		for _, line := range strings.Split(list, "\n") {
-			if strings.Contains(line, " cmd=xread") && strings.Contains(line, " flags=b") {
-				return true
-			}
-		}
-		return false
-	})
+	waitFor(t, testTimeout, "a client blocks in XREAD", func() bool { return xreadBlocked(t, c) })
 }
 
-func TestFeedEndsWithClose(t *testing.T) {
-	s, srv := newSource(t, Options{})
-	done := make(chan error, 1)
-	go func() {
-		_, err := s.Feed(ctxT(t), 0, 0)
-		done <- err
-	}()
-	waitBlocked(t, srv)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
+// xreadBlocked reports whether a client of c's server is blocked in XREAD.
+func xreadBlocked(t testing.TB, c *goredis.Client) bool {
+	t.Helper()
+	list, err := c.ClientList(ctxT(t)).Result()
+	if err != nil {
+		return false
 	}
-	if err := <-done; !errors.Is(err, ErrClosed) {
-		t.Errorf("Feed after Close = %v, want ErrClosed", err)
+	for _, line := range strings.Split(list, "\n") {
+		if strings.Contains(line, " cmd=xread") && strings.Contains(line, " flags=b") {
+			return true
+		}
 	}
-	if _, err := s.Feed(ctxT(t), 0, 0); !errors.Is(err, ErrClosed) {
-		t.Errorf("Feed on a closed source = %v, want ErrClosed", err)
-	}
+	return false
 }
 
 func TestFeedTrimmed(t *testing.T) {
@@ -205,13 +121,5 @@ func TestFeedTrimmed(t *testing.T) {
 	defer cancel()
 	if _, err := s.Feed(ctx, 500, 0); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Feed(newest) on an emptied feed = %v, want to wait until the deadline", err)
-	}
-}
-
-func TestFeedPositionAhead(t *testing.T) {
-	s, _ := newSource(t, Options{})
-	put(t, s, token("https://idp", "x", time.Hour))
-	if _, err := s.Feed(ctxT(t), 7, 0); !errors.Is(err, ErrPositionAhead) {
-		t.Errorf("Feed(7) at position 1 = %v, want ErrPositionAhead", err)
 	}
 }

@@ -134,8 +134,9 @@ func decodeRecord(id, data string) (authz.Record, error) {
 	return r, nil
 }
 
-// Get returns the record with that ID until it expires (Redis then drops
-// it); otherwise an error wrapping source.ErrNotFound.
+// Get returns the record with that ID while it is unexpired by the
+// source's clock (Redis drops it at its expiry); otherwise an error
+// wrapping source.ErrNotFound.
 func (s *Source) Get(ctx context.Context, id string) (authz.Record, error) {
 	ctx, cancel := s.opContext(ctx)
 	defer cancel()
@@ -149,6 +150,9 @@ func (s *Source) Get(ctx context.Context, id string) (authz.Record, error) {
 	r, err := decodeRecord(id, data)
 	if err != nil {
 		return authz.Record{}, s.wrap(fmt.Sprintf("get revocation %q", id), err)
+	}
+	if !r.ExpiresAt.After(s.now()) {
+		return authz.Record{}, fmt.Errorf("get revocation %q: expired: %w", id, source.ErrNotFound)
 	}
 	return r, nil
 }

@@ -3,10 +3,9 @@ package redis
 import (
 	"context"
 	"errors"
-	"fmt"
-	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -101,84 +100,6 @@ func client(t testing.TB, srv *redistest.Server) *goredis.Client {
 	return c
 }
 
-var hexID = regexp.MustCompile(`^[0-9a-f]{32}$`)
-
-func TestPutAssignsIDPositionCreatedAt(t *testing.T) {
-	s, _ := newSource(t, Options{})
-	created := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
-	in := []authz.Record{
-		token("https://idp", "a", time.Hour),
-		{Kind: authz.KindSubject, Value: "alice", Before: time.Now(), CreatedAt: created, ExpiresAt: time.Now().Add(time.Hour)},
-		{Kind: authz.KindKey, Value: "kid-1", ID: "caller-id", Position: 99, ExpiresAt: time.Now().Add(time.Hour)},
-	}
-	before := time.Now()
-	out := put(t, s, in...)
-	if len(out) != len(in) {
-		t.Fatalf("Put returned %d records, want %d", len(out), len(in))
-	}
-	seen := map[string]bool{}
-	for i, r := range out {
-		if !hexID.MatchString(r.ID) || seen[r.ID] {
-			t.Errorf("record %d: ID %q is not a fresh 32-digit hex ID", i, r.ID)
-		}
-		seen[r.ID] = true
-		if want := uint64(i + 1); r.Position != want {
-			t.Errorf("record %d: Position = %d, want %d", i, r.Position, want)
-		}
-		got, err := s.Get(ctxT(t), r.ID)
-		if err != nil {
-			t.Fatalf("Get(%s): %v", r.ID, err)
-		}
-		if got.Position != r.Position || got.ID != r.ID || !got.ExpiresAt.Equal(r.ExpiresAt) || !got.CreatedAt.Equal(r.CreatedAt) {
-			t.Errorf("Get(%s) = %+v, want %+v", r.ID, got, r)
-		}
-	}
-	if out[0].CreatedAt.Before(before) {
-		t.Errorf("zero CreatedAt became %v, want the time of Put", out[0].CreatedAt)
-	}
-	if !out[1].CreatedAt.Equal(created) {
-		t.Errorf("given CreatedAt became %v, want it kept (%v)", out[1].CreatedAt, created)
-	}
-	if in[0].ID != "" || !in[0].CreatedAt.IsZero() {
-		t.Errorf("Put modified its input: %+v", in[0])
-	}
-	if more := put(t, s, token("https://idp", "b", time.Hour)); more[0].Position != 4 {
-		t.Errorf("next Put got position %d, want 4", more[0].Position)
-	}
-}
-
-func TestPutValidationIsAllOrNothing(t *testing.T) {
-	s, _ := newSource(t, Options{})
-	good := token("https://idp", "good", time.Hour)
-	tests := []struct {
-		name string
-		bad  authz.Record
-	}{
-		{"unknown kind", authz.Record{Kind: "nope", Value: "x", ExpiresAt: time.Now().Add(time.Hour)}},
-		{"missing expiry", authz.Record{Kind: authz.KindToken, Issuer: "i", Value: "v"}},
-		{"expired", token("https://idp", "old", -time.Second)},
-		{"expires before created", authz.Record{Kind: authz.KindKey, Value: "k", CreatedAt: time.Now().Add(2 * time.Hour), ExpiresAt: time.Now().Add(time.Hour)}},
-		{"issuer-before with value", authz.Record{Kind: authz.KindIssuerBefore, Issuer: "i", Value: "v", Before: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := s.Put(ctxT(t), []authz.Record{good, tt.bad})
-			if !errors.Is(err, authz.ErrInvalidRecord) {
-				t.Fatalf("Put = %v, want an error wrapping ErrInvalidRecord", err)
-			}
-			if !strings.Contains(err.Error(), "record 1") {
-				t.Errorf("error %q does not name record 1", err)
-			}
-			if st := stats(t, s); st.Position != 0 || st.Records != 0 {
-				t.Errorf("after a refused Put, Stats = %+v, want nothing stored", st)
-			}
-			if recs := lookup(t, s, good.LookupKey()); len(recs) != 0 {
-				t.Errorf("the valid record of a refused batch is stored: %+v", recs)
-			}
-		})
-	}
-}
-
 func TestPutReplayStoresOnce(t *testing.T) {
 	s, srv := newSource(t, Options{})
 	put(t, s, token("https://idp", "first", time.Hour))
@@ -203,137 +124,6 @@ func TestPutReplayStoresOnce(t *testing.T) {
 	}
 	if st := stats(t, s); st.Position != 3 || st.Records != 3 {
 		t.Errorf("Stats = %+v, want 3 records at position 3", st)
-	}
-}
-
-func TestLookup(t *testing.T) {
-	s, _ := newSource(t, Options{})
-	now := time.Now()
-	recs := put(t, s,
-		token("https://a", "jti-1", time.Hour),
-		token("https://a", "jti-1", 2*time.Hour), // a second record under the same key
-		token("https://b", "jti-1", time.Hour),
-		authz.Record{Kind: authz.KindSubject, Issuer: "https://a", Value: "alice", Before: now, ExpiresAt: now.Add(time.Hour)},
-		authz.Record{Kind: authz.KindSession, Issuer: "https://a", Value: "sid:1", ExpiresAt: now.Add(time.Hour)},
-		authz.Record{Kind: authz.KindToken, Issuer: "https://a", Value: "odd : value%20 {x}", ExpiresAt: now.Add(time.Hour)},
-	)
-	tests := []struct {
-		name string
-		key  authz.LookupKey
-		want []string
-	}{
-		{"two records under one key", authz.LookupKey{Kind: authz.KindToken, Issuer: "https://a", Value: "jti-1"}, ids(recs[0:2])},
-		{"another issuer", authz.LookupKey{Kind: authz.KindToken, Issuer: "https://b", Value: "jti-1"}, ids(recs[2:3])},
-		{"subject is found by value alone", recs[3].LookupKey(), ids(recs[3:4])},
-		{"session", authz.LookupKey{Kind: authz.KindSession, Issuer: "https://a", Value: "sid:1"}, ids(recs[4:5])},
-		{"value with separators and braces", recs[5].LookupKey(), ids(recs[5:6])},
-		{"unknown value", authz.LookupKey{Kind: authz.KindToken, Issuer: "https://a", Value: "jti-2"}, nil},
-		{"same value, other kind", authz.LookupKey{Kind: authz.KindSession, Issuer: "https://a", Value: "jti-1"}, nil},
-		{"escaping is not ambiguous", authz.LookupKey{Kind: authz.KindToken, Issuer: "https://a:jti-1", Value: ""}, nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := ids(lookup(t, s, tt.key))
-			slices.Sort(got)
-			want := slices.Clone(tt.want)
-			slices.Sort(want)
-			if !slices.Equal(got, want) {
-				t.Errorf("Lookup = %v, want %v", got, want)
-			}
-		})
-	}
-}
-
-func TestGetUnknown(t *testing.T) {
-	s, _ := newSource(t, Options{})
-	for _, id := range []string{"0123456789abcdef0123456789abcdef", "", "../x"} {
-		if _, err := s.Get(ctxT(t), id); !errors.Is(err, source.ErrNotFound) {
-			t.Errorf("Get(%q) = %v, want ErrNotFound", id, err)
-		}
-	}
-}
-
-func TestStats(t *testing.T) {
-	s, _ := newSource(t, Options{})
-	if st := stats(t, s); st.Records != 0 || st.Position != 0 || len(st.ByKind) != 0 {
-		t.Errorf("empty source: Stats = %+v", st)
-	}
-	now := time.Now()
-	put(t, s,
-		token("https://a", "1", time.Hour),
-		token("https://a", "2", time.Hour),
-		authz.Record{Kind: authz.KindKey, Value: "kid", ExpiresAt: now.Add(time.Hour)},
-	)
-	put(t, s, authz.Record{Kind: authz.KindIssuerBefore, Issuer: "https://a", Before: now, ExpiresAt: now.Add(time.Hour)})
-	st := stats(t, s)
-	want := map[authz.Kind]int{authz.KindToken: 2, authz.KindKey: 1, authz.KindIssuerBefore: 1}
-	if st.Records != 4 || st.Position != 4 || fmt.Sprint(st.ByKind) != fmt.Sprint(want) {
-		t.Errorf("Stats = %+v, want 4 records at 4, by kind %v", st, want)
-	}
-}
-
-func TestList(t *testing.T) {
-	s, _ := newSource(t, Options{})
-	var all []authz.Record
-	for i := range 25 {
-		iss := "https://a"
-		if i%5 == 0 {
-			iss = "https://b"
-		}
-		all = append(all, put(t, s, token(iss, fmt.Sprint("jti-", i), time.Hour))...)
-	}
-	all = append(all, put(t, s, authz.Record{Kind: authz.KindKey, Value: "kid", ExpiresAt: time.Now().Add(time.Hour)})...)
-
-	listAll := func(t *testing.T, q source.ListQuery) ([]authz.Record, int) {
-		t.Helper()
-		var out []authz.Record
-		pages := 0
-		for range 100 {
-			page, next, err := s.List(ctxT(t), q)
-			if err != nil {
-				t.Fatalf("List(%+v): %v", q, err)
-			}
-			pages++
-			out = append(out, page...)
-			if next == "" {
-				return out, pages
-			}
-			q.Cursor = next
-		}
-		t.Fatal("List did not end within 100 pages")
-		return nil, 0
-	}
-	tests := []struct {
-		name  string
-		q     source.ListQuery
-		want  []authz.Record
-		pages int
-	}{
-		{"everything in one page", source.ListQuery{}, all, 1},
-		{"pages of 10", source.ListQuery{Limit: 10}, all, 3},
-		{"by kind", source.ListQuery{Kind: authz.KindKey}, all[25:], 1},
-		{"by issuer, pages of 2", source.ListQuery{Issuer: "https://b", Limit: 2}, []authz.Record{all[0], all[5], all[10], all[15], all[20]}, 3},
-		{"by value", source.ListQuery{Value: "jti-7"}, all[7:8], 1},
-		{"exact page size", source.ListQuery{Issuer: "https://b", Limit: 5}, []authz.Record{all[0], all[5], all[10], all[15], all[20]}, 1},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, pages := listAll(t, tt.q)
-			if !slices.Equal(positions(got), positions(tt.want)) {
-				t.Errorf("positions = %v, want %v", positions(got), positions(tt.want))
-			}
-			if pages != tt.pages {
-				t.Errorf("%d pages, want %d", pages, tt.pages)
-			}
-		})
-	}
-	for _, c := range []string{"garbage", "emb1.AAAAAAAAAAE", cursorPrefix + "!!"} {
-		if _, _, err := s.List(ctxT(t), source.ListQuery{Cursor: c}); !errors.Is(err, ErrInvalidCursor) {
-			t.Errorf("List(cursor %q) = %v, want ErrInvalidCursor", c, err)
-		}
-	}
-	if _, _, err := s.List(ctxT(t), source.ListQuery{Limit: -1}); err == nil {
-		t.Error("List with a negative limit succeeded")
 	}
 }
 
@@ -409,5 +199,36 @@ func TestNewAcceptsURLForms(t *testing.T) {
 				t.Errorf("Addr = %q, want %q", s.Addr(), tt.addr)
 			}
 		})
+	}
+}
+
+// TestReadsByTheSourceClock: every read decides expiry by Options.Now, as
+// the embedded store does, even while Redis still holds the record.
+func TestReadsByTheSourceClock(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	s, _ := newSource(t, Options{Now: clock})
+	// Whole milliseconds: Stats counts by the expiries of the sorted sets,
+	// which Redis keeps in milliseconds (rounded up).
+	exp := now.Add(time.Hour).Truncate(time.Millisecond)
+	r := put(t, s, authz.Record{Kind: authz.KindKey, Value: "k", ExpiresAt: exp})[0]
+	if _, err := s.Get(ctxT(t), r.ID); err != nil {
+		t.Fatalf("Get before the expiry: %v", err)
+	}
+	mu.Lock()
+	now = r.ExpiresAt
+	mu.Unlock()
+	if _, err := s.Get(ctxT(t), r.ID); !errors.Is(err, source.ErrNotFound) {
+		t.Errorf("Get at the record's expiry = %v, want ErrNotFound", err)
+	}
+	if recs := lookup(t, s, r.LookupKey()); len(recs) != 0 {
+		t.Errorf("Lookup at the record's expiry = %v", ids(recs))
+	}
+	if recs, _, err := s.List(ctxT(t), source.ListQuery{}); err != nil || len(recs) != 0 {
+		t.Errorf("List at the record's expiry = %v, %v", ids(recs), err)
+	}
+	if st := stats(t, s); st.Records != 0 {
+		t.Errorf("Stats at the record's expiry = %+v", st)
 	}
 }

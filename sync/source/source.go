@@ -58,42 +58,72 @@ func (e *BadEntryError) Is(target error) bool { return target == ErrBadEntry }
 func (e *BadEntryError) Unwrap() error { return e.Err }
 
 // Source is a revocation source: the authority over revocation records.
+//
+// Every source keeps the same contract, checked by the conformance suite
+// in sync/source/sourcetest. Expiry is decided by the source's clock: a
+// record whose ExpiresAt is not after now is expired, and from then on
+// Lookup, Get, List, Range (at its own now) and Stats leave it out, whether
+// or not the source has deleted it yet. Only Feed may still return it.
 type Source interface {
-	// Lookup returns every unexpired record stored under key.
+	// Lookup returns every unexpired record stored under key, in no
+	// particular order. Subject and key records are stored (and so found)
+	// under their value alone: see authz.Record.LookupKey.
 	authz.Lookup
 
 	// Put validates recs, stores them durably and appends them to the feed
-	// (a record and its feed entry in one atomic step), and returns them with
-	// ID, Position and (when zero) CreatedAt set. Every record must carry its
-	// ExpiresAt. It returns only once the records are durable; on error none
-	// of recs is stored.
+	// (a record and its feed entry in one atomic step), and returns them in
+	// order with ID (a fresh one, whatever the caller set), Position (the
+	// next positions, growing) and, when zero, CreatedAt set. Every record
+	// must carry an ExpiresAt after its CreatedAt and after now. It returns
+	// only once the records are durable; on error none of recs is stored,
+	// and an invalid record yields an error wrapping authz.ErrInvalidRecord
+	// that names its index. An empty recs stores nothing.
 	Put(ctx context.Context, recs []authz.Record) ([]authz.Record, error)
 
-	// Feed returns up to limit records with a position after the given one,
-	// in position order. It waits until at least one is there or ctx ends
-	// (then it returns ctx.Err()). ErrFeedTrimmed means the position is gone.
+	// Feed returns up to limit records (0: the source's default) with a
+	// position after the given one, in position order. It waits until at
+	// least one is there or ctx ends (then it returns ctx.Err()) or the
+	// source is closed. ErrFeedTrimmed means records after the position
+	// are no longer in the feed; ErrPositionAhead means the position is
+	// beyond the source's newest. The records are returned as Put returned
+	// them, expired since or not; a source may drop expired ones (Pruner).
 	Feed(ctx context.Context, after uint64, limit int) ([]authz.Record, error)
 
-	// Snapshot returns the newest filter snapshot the source offers, with
-	// the feed position it reflects, or ErrNoSnapshot.
+	// Snapshot returns a filter sized by cfg (or by the configuration of
+	// the filter the source keeps) holding the key of every unexpired
+	// record up to the feed position it reflects, or ErrNoSnapshot.
 	Snapshot(ctx context.Context, cfg bloom.Config) (*bloom.Filter, error)
 
-	// Range calls fn for every unexpired record at now and returns the feed
-	// position the iteration reflects.
+	// Range calls fn once for every record unexpired at now, in no
+	// particular order, and returns the feed position the iteration
+	// reflects. An error of fn ends it and is returned.
 	Range(ctx context.Context, now time.Time, fn func(authz.Record) error) (uint64, error)
 
-	// Get returns the record with that ID, or ErrNotFound.
+	// Get returns the unexpired record with that ID, or ErrNotFound.
 	Get(ctx context.Context, id string) (authz.Record, error)
 
-	// List returns records matching q in position order, and the cursor of
-	// the next page ("" when there is none).
+	// List returns the unexpired records matching q in position order, at
+	// most q.PageSize() of them, and the cursor of the next page ("" when
+	// there is none). A cursor the source did not issue is
+	// ErrInvalidCursor.
 	List(ctx context.Context, q ListQuery) ([]authz.Record, string, error)
 
-	// Stats reports counts and the newest feed position.
+	// Stats reports the unexpired records by kind and the newest feed
+	// position.
 	Stats(ctx context.Context) (Stats, error)
 
-	// Close releases the source.
+	// Close releases the source and ends waiting Feed calls with an error;
+	// every later call fails. A second Close does nothing.
 	Close() error
+}
+
+// Pruner is implemented by a source that keeps expired records until told
+// to delete them (the embedded store); a source whose records expire on
+// their own (Redis) does not implement it. The node calls it off the hot
+// path. Prune deletes the records whose ExpiresAt is at or before now and
+// returns how many it deleted; their feed positions are never reused.
+type Pruner interface {
+	Prune(now time.Time) (int, error)
 }
 
 // Holder is implemented by a source that can lose its data behind a node's
