@@ -347,9 +347,7 @@ func (n *Node) maintain(ctx context.Context) {
 				n.log.Error("saving the node snapshot failed", "err", err)
 			}
 		case <-rebuild.C:
-			if p, ok := n.src.(interface {
-				Prune(time.Time) (int, error)
-			}); ok {
+			if p, ok := n.src.(source.Pruner); ok {
 				if dropped, err := p.Prune(time.Now()); err != nil {
 					n.log.Error("pruning expired revocations failed", "err", err)
 				} else if dropped > 0 {
