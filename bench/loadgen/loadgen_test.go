@@ -210,7 +210,7 @@ func TestWarmFreshFillsTheCache(t *testing.T) {
 func TestPreloadedRevocations(t *testing.T) {
 	s := startServer(t, ServerConfig{Mode: ModeJWTGuard, RevokeMix: true, Revocations: 2500, FilterKeys: 20_000})
 	joined := strings.Join(s.info.Notes, "\n")
-	for _, want := range []string{"2500 random token revocations stored", "20000 random keys added to the Bloom filter only"} {
+	for _, want := range []string{"2500 random token revocations stored", "20000 random keys added to the node's filter snapshot only"} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("notes %q do not say %q", joined, want)
 		}

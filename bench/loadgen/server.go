@@ -11,18 +11,18 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 
 	"github.com/jwtguard/jwtguard/authz"
 	"github.com/jwtguard/jwtguard/bloom"
-	"github.com/jwtguard/jwtguard/envoy"
+	"github.com/jwtguard/jwtguard/cmd/jwtguard/node"
 	"github.com/jwtguard/jwtguard/sync/embedded"
+	"github.com/jwtguard/jwtguard/sync/source"
 )
 
 // Mode is what `loadgen serve` runs.
@@ -113,125 +113,123 @@ func Serve(ctx context.Context, cfg ServerConfig, ready func(ServerInfo)) error 
 	if err != nil {
 		return err
 	}
-	var info ServerInfo
-	var grpcSrv *grpc.Server
-	var httpHandler http.Handler
-	hs := health.NewServer()
-	if cfg.Mode == ModeBaseline {
-		grpcSrv, httpHandler = newBaselineGRPCServer(hs), baseline{}
-		info.Notes = append(info.Notes, "baseline: every request allowed unchecked")
-		if cfg.BallastMB > 0 {
-			ballast := make([]byte, cfg.BallastMB<<20)
-			defer runtime.KeepAlive(ballast)
-			info.Notes = append(info.Notes, fmt.Sprintf("baseline: %d MiB ballast kept live", cfg.BallastMB))
-		}
-	} else {
-		dataDir := cfg.DataDir
-		if dataDir == "" {
-			if dataDir, err = os.MkdirTemp("", "loadgen-data-"); err != nil {
-				return fmt.Errorf("data dir: %w", err)
-			}
-			defer os.RemoveAll(dataDir)
-		}
-		store, err := embedded.Open(dataDir, embedded.Options{})
-		if err != nil {
-			return fmt.Errorf("embedded store: %w", err)
-		}
-		defer store.Close()
-		reg := prometheus.NewRegistry()
-		svc, notes, err := newJWTGuard(ctx, &cfg, keys, store, reg, log)
-		if err != nil {
-			return err
-		}
-		info.Notes = append(info.Notes, notes...)
-		if grpcSrv, err = envoy.NewGRPCServer(svc, hs, envoy.TLSConfig{}); err != nil {
-			return err
-		}
-		mux := http.NewServeMux()
-		mux.Handle(ForwardAuthPrefix, svc)
-		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		httpHandler = mux
+	if cfg.Mode == ModeJWTGuard {
+		return serveJWTGuard(ctx, &cfg, keys, ready, log)
 	}
-	return serveListeners(ctx, &cfg, grpcSrv, httpHandler, info, ready, log)
+	info := ServerInfo{Notes: []string{"baseline: every request allowed unchecked"}}
+	if cfg.BallastMB > 0 {
+		ballast := make([]byte, cfg.BallastMB<<20)
+		defer runtime.KeepAlive(ballast)
+		info.Notes = append(info.Notes, fmt.Sprintf("baseline: %d MiB ballast kept live", cfg.BallastMB))
+	}
+	return serveListeners(ctx, &cfg, newBaselineGRPCServer(health.NewServer()), baseline{}, info, ready, log)
 }
 
-// newJWTGuard builds the real stack over store: preloaded revocations, the
-// filter, the checker and the ext_authz service with its metrics in reg.
-func newJWTGuard(ctx context.Context, cfg *ServerConfig, keys *Keys, store *embedded.Store, reg *prometheus.Registry, log *slog.Logger) (*envoy.Authorization, []string, error) {
-	var notes []string
-	start := time.Now()
-	if cfg.Revocations > 0 {
-		if err := putBulk(ctx, store, cfg.Revocations, start); err != nil {
-			return nil, nil, err
+// serveJWTGuard runs a real node, exactly as `jwtguard serve` assembles it
+// (embedded source, follower, maintenance, listeners), over a data
+// directory prepared with the revocations the run asks for.
+func serveJWTGuard(ctx context.Context, cfg *ServerConfig, keys *Keys, ready func(ServerInfo), log *slog.Logger) error {
+	dataDir := cfg.DataDir
+	if dataDir == "" {
+		var err error
+		if dataDir, err = os.MkdirTemp("", "loadgen-data-"); err != nil {
+			return fmt.Errorf("data dir: %w", err)
 		}
-		notes = append(notes, fmt.Sprintf("%d random token revocations stored through the embedded store in %s",
-			cfg.Revocations, time.Since(start).Round(time.Millisecond)))
+		defer os.RemoveAll(dataDir)
 	}
-	held, err := store.Stats(ctx)
+	bcfg, notes, err := prepareData(ctx, cfg, dataDir)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	bcfg := bloom.DefaultConfig()
-	if n := uint(held.Records + cfg.FilterKeys + len(RevokedSet(start))); n > bcfg.Entries {
-		bcfg.Entries = n
+	ncfg := node.DefaultConfig()
+	ncfg.GRPCAddr, ncfg.HTTPAddr, ncfg.AdminAddr, ncfg.DataDir = cfg.GRPCAddr, cfg.HTTPAddr, "127.0.0.1:0", dataDir
+	if ncfg.HTTPAddr == "" {
+		ncfg.HTTPAddr = "127.0.0.1:0"
 	}
-	var filter *bloom.Filter
-	if cfg.FilterKeys == 0 {
-		// The real start: a snapshot of the store's live records.
-		if filter, err = store.Snapshot(ctx, bcfg); err != nil {
-			return nil, nil, err
-		}
-	} else {
-		t := time.Now()
-		if filter, err = filterWithRandomKeys(ctx, store, bcfg, cfg.FilterKeys); err != nil {
-			return nil, nil, err
-		}
-		notes = append(notes, fmt.Sprintf("%d random keys added to the Bloom filter only (no record in the store) in %s",
-			cfg.FilterKeys, time.Since(t).Round(time.Millisecond)))
-	}
-	st, err := store.Stats(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	notes = append(notes,
-		fmt.Sprintf("embedded store holds %d revocation records", st.Records),
-		fmt.Sprintf("Bloom filter sized for %d entries at %g false positives", bcfg.Entries, bcfg.FPRate))
-	rev, err := authz.NewRevocations(filter, store, authz.DefaultRevocationConfig())
-	if err != nil {
-		return nil, nil, err
-	}
-	if cfg.RevokeMix {
-		recs, err := store.Put(ctx, RevokedSet(start))
-		if err != nil {
-			return nil, nil, fmt.Errorf("store the revoke mix: %w", err)
-		}
-		rev.Apply(recs...)
-		notes = append(notes, fmt.Sprintf("revoke mix: %d records stored and applied", len(recs)))
-	}
-	rev.SetReady(true)
-
-	acfg := authz.DefaultConfig()
+	ncfg.ForwardAuthPrefix, ncfg.Bloom = ForwardAuthPrefix, bcfg
 	if cfg.CacheSize > 0 {
-		acfg.CacheSize = cfg.CacheSize
+		ncfg.Authz.CacheSize = cfg.CacheSize
 	}
 	for _, iss := range []string{Issuer, OldIssuer} {
 		ic := authz.DefaultIssuerConfig(iss)
 		ic.JWKSFile, ic.Audiences, ic.Algs = keys.JWKSFile, []string{Audience}, []string{Alg}
-		acfg.Issuers = append(acfg.Issuers, ic)
+		ncfg.Authz.Issuers = append(ncfg.Authz.Issuers, ic)
 	}
-	checker, err := authz.NewChecker(acfg, rev, authz.WithLogger(log))
+	n, err := node.New(&ncfg, node.WithLogger(log))
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	if err := checker.LoadKeys(ctx); err != nil {
-		return nil, nil, fmt.Errorf("load keys: %w", err)
+	notes = append(notes, fmt.Sprintf("verified-token cache: %d entries", ncfg.Authz.CacheSize),
+		"served by the node package, as jwtguard serve runs it")
+	a := n.Addrs()
+	info := ServerInfo{GRPCAddr: a.GRPC, HTTPAddr: a.HTTP, Notes: notes}
+	log.Info("loadgen server listening", "mode", cfg.Mode, "grpc", a.GRPC, "http", a.HTTP)
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- n.Run(runCtx) }()
+	for t := time.NewTicker(5 * time.Millisecond); !n.Ready(); {
+		select {
+		case err := <-done:
+			return fmt.Errorf("node stopped before it was ready: %w", err)
+		case <-t.C:
+		}
 	}
-	notes = append(notes, fmt.Sprintf("verified-token cache: %d entries", acfg.CacheSize))
-	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "jwtguard_cached_tokens", Help: "Tokens in the verified-token cache.",
-	}, func() float64 { return float64(checker.CachedTokens()) }))
-	svc := envoy.NewAuthorization(checker, envoy.WithMetrics(envoy.NewMetrics(reg)), envoy.WithLogger(log))
-	return svc, notes, nil
+	if ready != nil {
+		ready(info)
+	}
+	return <-done
+}
+
+// prepareData stores the run's revocations in the embedded store of
+// dataDir (and, with FilterKeys, writes the node snapshot the node starts
+// from), and returns the filter sizing for them.
+func prepareData(ctx context.Context, cfg *ServerConfig, dataDir string) (bloom.Config, []string, error) {
+	bcfg := bloom.DefaultConfig()
+	store, err := embedded.Open(dataDir, embedded.Options{})
+	if err != nil {
+		return bcfg, nil, fmt.Errorf("embedded store: %w", err)
+	}
+	defer store.Close()
+	var notes []string
+	start := time.Now()
+	if cfg.Revocations > 0 {
+		if err := putBulk(ctx, store, cfg.Revocations, start); err != nil {
+			return bcfg, nil, err
+		}
+		notes = append(notes, fmt.Sprintf("%d random token revocations stored through the embedded store in %s",
+			cfg.Revocations, time.Since(start).Round(time.Millisecond)))
+	}
+	if cfg.RevokeMix {
+		recs, err := store.Put(ctx, RevokedSet(start))
+		if err != nil {
+			return bcfg, nil, fmt.Errorf("store the revoke mix: %w", err)
+		}
+		notes = append(notes, fmt.Sprintf("revoke mix: %d records stored", len(recs)))
+	}
+	st, err := store.Stats(ctx)
+	if err != nil {
+		return bcfg, nil, err
+	}
+	if n := uint(st.Records + cfg.FilterKeys); n > bcfg.Entries {
+		bcfg.Entries = n
+	}
+	if cfg.FilterKeys > 0 {
+		t := time.Now()
+		f, err := filterWithRandomKeys(ctx, store, bcfg, cfg.FilterKeys)
+		if err != nil {
+			return bcfg, nil, err
+		}
+		if err := f.SaveFile(filepath.Join(dataDir, source.SnapshotFile)); err != nil {
+			return bcfg, nil, fmt.Errorf("node snapshot: %w", err)
+		}
+		notes = append(notes, fmt.Sprintf("%d random keys added to the node's filter snapshot only (no record in the store) in %s",
+			cfg.FilterKeys, time.Since(t).Round(time.Millisecond)))
+	}
+	notes = append(notes,
+		fmt.Sprintf("embedded store holds %d revocation records", st.Records),
+		fmt.Sprintf("Bloom filter sized for %d entries at %g false positives", bcfg.Entries, bcfg.FPRate))
+	return bcfg, notes, nil
 }
 
 // putBulk stores n random token records in batches.
