@@ -139,7 +139,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Authz.TokenCookie, "token-cookie", "", "also take the token from this cookie")
 	fs.Var(&c.claimHeaders, "claim-header", "claim=header sent upstream on allow (repeatable; default "+claimHeaderList(c.Authz.ClaimHeaders)+")")
 	fs.IntVar(&c.Authz.CacheSize, "cache-size", c.Authz.CacheSize, "verified-token cache entries")
-	fs.DurationVar(&c.Authz.MaxTokenLifetime, "max-token-lifetime", c.Authz.MaxTokenLifetime, "longest token lifetime the issuers mint (how long revocations are kept)")
+	fs.DurationVar(&c.Authz.MaxTokenLifetime, "max-token-lifetime", c.Authz.MaxTokenLifetime, "longest token lifetime, from iat (or nbf) to exp: longer-lived tokens are denied lifetime_too_long; revocations are kept this long after the tokens they cover were issued")
 
 	fs.IntVar(&c.Revocation.ConfirmCacheSize, "confirm-cache-size", c.Revocation.ConfirmCacheSize, "confirm cache entries")
 	fs.DurationVar(&c.Revocation.ConfirmTimeout, "confirm-timeout", c.Revocation.ConfirmTimeout, "deadline of one exact lookup at the source")
