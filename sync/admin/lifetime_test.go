@@ -21,6 +21,24 @@ func (c *fakeClock) now() time.Time      { return time.Unix(c.unix.Load(), 0) }
 func (c *fakeClock) set(t time.Time)     { c.unix.Store(t.Unix()) }
 func (c *fakeClock) add(d time.Duration) { c.unix.Add(int64(d / time.Second)) }
 
+// signingKey returns a new ES256 key with kid k1 and the path of its JWKS.
+func signingKey(t *testing.T) (*mint.Key, string) {
+	t.Helper()
+	key, err := mint.NewKey("ES256", "k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks, err := mint.JWKS(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "jwks.json")
+	if err := os.WriteFile(path, jwks, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return key, path
+}
+
 // lifetimeNode is one node's state as at a start: a filter built from the
 // store's unexpired records, an empty confirm cache of one entry (so every
 // other lookup evicts), and a checker with an empty token cache.
@@ -64,18 +82,7 @@ func lifetimeNode(t *testing.T, store *embedded.Store, clock *fakeClock, jwks st
 // empty: a restart, a rebuild and an eviction at once) must deny it; the
 // record may lapse only once the token has expired.
 func TestRevokedStaysRevokedUntilExp(t *testing.T) {
-	key, err := mint.NewKey("ES256", "k1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	jwks, err := mint.JWKS(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jwksPath := filepath.Join(t.TempDir(), "jwks.json")
-	if err := os.WriteFile(jwksPath, jwks, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	key, jwksPath := signingKey(t)
 	defaults := authz.DefaultConfig()
 	maxLife, leeway := defaults.MaxTokenLifetime, defaults.Leeway
 	cfg := Config{MaxTokenLifetime: maxLife, Leeway: leeway}
@@ -166,18 +173,7 @@ func TestRevokedStaysRevokedUntilExp(t *testing.T) {
 // TestLifetimeTooLong shows why the checker bounds lifetimes: a token that
 // would outlive its revocation record is refused before any record exists.
 func TestLifetimeTooLong(t *testing.T) {
-	key, err := mint.NewKey("ES256", "k1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	jwks, err := mint.JWKS(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jwksPath := filepath.Join(t.TempDir(), "jwks.json")
-	if err := os.WriteFile(jwksPath, jwks, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	key, jwksPath := signingKey(t)
 	maxLife := authz.DefaultConfig().MaxTokenLifetime
 	clock := &fakeClock{}
 	clock.set(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
