@@ -76,7 +76,7 @@ type testWorld struct {
 	checker *Checker
 	rev     *Revocations
 	src     *memSource
-	jwksB   *jwksServer // issuer B's key set
+	jwksB   *jwksServer  // issuer B's key set
 	clock   atomic.Int64 // unix seconds
 	now     int64        // the clock's start
 	nextJTI atomic.Int64
@@ -194,24 +194,34 @@ func authorization(tok string) http.Header { return http.Header{"Authorization":
 
 // revoke stores recs in the source and enforces them, as the admin API
 // does after a write.
-func (w *testWorld) revoke(recs ...Record) {
-	for i := range recs {
-		recs[i].ExpiresAt = time.Unix(w.now, 0).Add(48 * time.Hour)
-		recs[i].Actor, recs[i].Reason = "test", "test"
-		w.src.store(recs[i])
-	}
+func (w *testWorld) revoke(t *testing.T, recs ...Record) {
+	t.Helper()
+	w.store(t, recs)
 	w.rev.Enforce(recs...)
 }
 
 // snapshot stores recs in the source and adds their keys to the filter
 // only, as a loaded snapshot brings them: the confirm cache knows nothing
 // of them and a check asks the source.
-func (w *testWorld) snapshot(recs ...Record) {
+func (w *testWorld) snapshot(t *testing.T, recs ...Record) {
+	t.Helper()
+	w.store(t, recs)
+	for _, rec := range recs {
+		w.rev.Filter().Add(rec.LookupKey().FilterKey(), 0)
+	}
+}
+
+// store completes recs as the admin API does and stores them in the
+// source.
+func (w *testWorld) store(t *testing.T, recs []Record) {
+	t.Helper()
 	for i := range recs {
 		recs[i].ExpiresAt = time.Unix(w.now, 0).Add(48 * time.Hour)
 		recs[i].Actor, recs[i].Reason = "test", "test"
+		if err := recs[i].ValidateStored(); err != nil {
+			t.Fatal(err)
+		}
 		w.src.store(recs[i])
-		w.rev.Filter().Add(recs[i].LookupKey().FilterKey(), 0)
 	}
 }
 
