@@ -156,10 +156,9 @@ func TestCheckThroughReflectionAsEnvoySendsIt(t *testing.T) {
 		}
 	}
 	rc.load(t, "envoy.service.auth.v3.Authorization")
-	es := keys(t).byAlg["ES256"]
-	good := sign(t, es, e.claims(nil))
-	revoked := sign(t, es, e.claims(func(c map[string]any) { c["jti"] = "stolen" }))
-	e.revoke(t, authz.Record{Kind: authz.KindToken, Issuer: issA, Value: "stolen"})
+	good := e.token(t, nil)
+	revoked := e.token(t, func(c map[string]any) { c["jti"] = "stolen" })
+	e.revoke(authz.Record{Kind: authz.KindToken, Issuer: issA, Value: "stolen"})
 	tests := []struct {
 		name string
 		tok  string
