@@ -58,6 +58,7 @@ type env struct {
 	checker *authz.Checker
 	rev     *authz.Revocations
 	src     *memLookup
+	health  *health.Server // served with ext_authz
 	key     *mint.Key
 	addr    string // of the gRPC server
 	now     time.Time
@@ -95,7 +96,8 @@ func newEnv(t testing.TB) *env {
 	if err := e.checker.LoadKeys(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := envoy.NewGRPCServer(envoy.NewAuthorization(e.checker), health.NewServer(), envoy.TLSConfig{})
+	e.health = health.NewServer()
+	srv, err := envoy.NewGRPCServer(envoy.NewAuthorization(e.checker), e.health, envoy.TLSConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
