@@ -16,10 +16,12 @@ type decisionCase struct {
 }
 
 // TestCheckDecisions runs every reason a request is allowed or denied for
-// through Checker.Check: credentials, encoding, algorithms, signatures,
-// keys, time claims with their leeway, lifetime, issuers and audiences.
-// An allowed decision carries the token's claims; a deny before the token
-// is verified carries none.
+// before revocation through Checker.Check, with the headers in both forms
+// the adapters pass: credentials, encoding, algorithms, signatures, keys,
+// time claims with their leeway, lifetime, issuers and audiences. An
+// allowed decision carries the token's claims; a deny before the token is
+// verified carries none. (not_ready: TestCheckNotReady; revoked:
+// TestRevocationKinds; revocation_unavailable: TestCacheDecisions.)
 func TestCheckDecisions(t *testing.T) {
 	w := newTestWorld(t, false)
 	es := w.byAlg["ES256"]
@@ -27,7 +29,6 @@ func TestCheckDecisions(t *testing.T) {
 	good := func() string { return mustJSON(t, w.claims(nil)) }
 	with := func(mod func(map[string]any)) string { return mustJSON(t, w.claims(mod)) }
 	signA := func(mod func(map[string]any)) string { return signClaims(t, es, w.claims(mod)) }
-	bearer := func(tok string) http.Header { return authorization(tok) }
 	valid := signA(nil)
 	other := signA(func(c map[string]any) { c["sub"] = "admin" })
 	parts := strings.Split(valid, ".")
@@ -51,79 +52,79 @@ func TestCheckDecisions(t *testing.T) {
 		{name: "one value with two tokens", h: http.Header{"Authorization": {"Bearer " + valid + ",Bearer " + other}}, want: ReasonMultipleTokens},
 
 		// Encoding.
-		{name: "not a JWT", h: bearer("abc"), want: ReasonMalformed},
-		{name: "two parts", h: bearer(parts[0] + "." + parts[1]), want: ReasonMalformed},
-		{name: "anything after the signature", h: bearer(valid + ".x"), want: ReasonMalformed},
-		{name: "trailing garbage", h: bearer(valid + "x"), want: ReasonMalformed},
-		{name: "padding", h: bearer(parts[0] + "=." + parts[1] + "." + parts[2]), want: ReasonMalformed},
-		{name: "stray character", h: bearer(parts[0] + "." + parts[1][:4] + "*" + parts[1][5:] + "." + parts[2]), want: ReasonMalformed},
-		{name: "non-zero trailing bits", h: bearer(parts[0] + "." + parts[1] + "." + flipTrailingBits(parts[2])), want: ReasonMalformed},
-		{name: "oversized", h: bearer(strings.Repeat("a", 9000)), want: ReasonTooLarge},
-		{name: "duplicate claim", h: bearer(signExact(t, es, hdr("ES256", "a-ES256"), strings.Replace(good(), `"sub":"alice"`, `"sub":"alice","sub":"admin"`, 1))), want: ReasonMalformed},
-		{name: "duplicate header member", h: bearer(signExact(t, es, `{"alg":"ES256","alg":"ES256","kid":"a-ES256"}`, good())), want: ReasonMalformed},
-		{name: "invalid UTF-8", h: bearer(signExact(t, es, hdr("ES256", "a-ES256"), strings.Replace(good(), `"alice"`, "\"al\xffce\"", 1))), want: ReasonMalformed},
-		{name: "exp as string", h: bearer(signExact(t, es, hdr("ES256", "a-ES256"), with(func(c map[string]any) { c["exp"] = "2030-01-01" }))), want: ReasonMalformed},
-		{name: "exp zero", h: bearer(signExact(t, es, hdr("ES256", "a-ES256"), with(func(c map[string]any) { c["exp"] = 0 }))), want: ReasonMalformed},
-		{name: "exp missing", h: bearer(signExact(t, es, hdr("ES256", "a-ES256"), with(func(c map[string]any) { delete(c, "exp") }))), want: ReasonMalformed},
-		{name: "iat as string", h: bearer(signExact(t, es, hdr("ES256", "a-ES256"), with(func(c map[string]any) { c["iat"] = "now" }))), want: ReasonMalformed},
-		{name: "sub as number", h: bearer(signExact(t, es, hdr("ES256", "a-ES256"), with(func(c map[string]any) { c["sub"] = 42 }))), want: ReasonMalformed},
-		{name: "aud array with a number", h: bearer(signExact(t, es, hdr("ES256", "a-ES256"), with(func(c map[string]any) { c["aud"] = []any{audA, 1} }))), want: ReasonMalformed},
-		{name: "payload not an object", h: bearer(signExact(t, es, hdr("ES256", "a-ES256"), `["x"]`)), want: ReasonMalformed},
+		{name: "not a JWT", h: authorization("abc"), want: ReasonMalformed},
+		{name: "two parts", h: authorization(parts[0] + "." + parts[1]), want: ReasonMalformed},
+		{name: "anything after the signature", h: authorization(valid + ".x"), want: ReasonMalformed},
+		{name: "trailing garbage", h: authorization(valid + "x"), want: ReasonMalformed},
+		{name: "padding", h: authorization(parts[0] + "=." + parts[1] + "." + parts[2]), want: ReasonMalformed},
+		{name: "stray character", h: authorization(parts[0] + "." + parts[1][:4] + "*" + parts[1][5:] + "." + parts[2]), want: ReasonMalformed},
+		{name: "non-zero trailing bits", h: authorization(parts[0] + "." + parts[1] + "." + flipTrailingBits(parts[2])), want: ReasonMalformed},
+		{name: "oversized", h: authorization(strings.Repeat("a", 9000)), want: ReasonTooLarge},
+		{name: "duplicate claim", h: authorization(signExact(t, es, hdr("ES256", "a-ES256"), strings.Replace(good(), `"sub":"alice"`, `"sub":"alice","sub":"admin"`, 1))), want: ReasonMalformed},
+		{name: "duplicate header member", h: authorization(signExact(t, es, `{"alg":"ES256","alg":"ES256","kid":"a-ES256"}`, good())), want: ReasonMalformed},
+		{name: "invalid UTF-8", h: authorization(signExact(t, es, hdr("ES256", "a-ES256"), strings.Replace(good(), `"alice"`, "\"al\xffce\"", 1))), want: ReasonMalformed},
+		{name: "exp as string", h: authorization(signExact(t, es, hdr("ES256", "a-ES256"), with(func(c map[string]any) { c["exp"] = "2030-01-01" }))), want: ReasonMalformed},
+		{name: "exp zero", h: authorization(signExact(t, es, hdr("ES256", "a-ES256"), with(func(c map[string]any) { c["exp"] = 0 }))), want: ReasonMalformed},
+		{name: "exp missing", h: authorization(signExact(t, es, hdr("ES256", "a-ES256"), with(func(c map[string]any) { delete(c, "exp") }))), want: ReasonMalformed},
+		{name: "iat as string", h: authorization(signExact(t, es, hdr("ES256", "a-ES256"), with(func(c map[string]any) { c["iat"] = "now" }))), want: ReasonMalformed},
+		{name: "sub as number", h: authorization(signExact(t, es, hdr("ES256", "a-ES256"), with(func(c map[string]any) { c["sub"] = 42 }))), want: ReasonMalformed},
+		{name: "aud array with a number", h: authorization(signExact(t, es, hdr("ES256", "a-ES256"), with(func(c map[string]any) { c["aud"] = []any{audA, 1} }))), want: ReasonMalformed},
+		{name: "payload not an object", h: authorization(signExact(t, es, hdr("ES256", "a-ES256"), `["x"]`)), want: ReasonMalformed},
 
 		// Algorithms and token types.
-		{name: "alg none", h: bearer(enc64(`{"alg":"none","typ":"JWT"}`) + "." + enc64(good()) + "."), want: ReasonMalformed},
-		{name: "alg none with a signature", h: bearer(enc64(`{"alg":"none","typ":"JWT"}`) + "." + enc64(good()) + "." + parts[2]), want: ReasonBadAlgorithm},
-		{name: "header without alg", h: bearer(signExact(t, es, `{"typ":"JWT","kid":"a-ES256"}`, good())), want: ReasonBadAlgorithm},
-		{name: "alg in other case", h: bearer(signExact(t, es, hdr("es256", "a-ES256"), good())), want: ReasonBadAlgorithm},
-		{name: "alg not allowed for issuer", h: bearer(signClaims(t, w.h, w.claims(nil))), want: ReasonBadAlgorithm},
-		{name: "alg confusion: HS256 keyed with the public key", h: bearer(hmacWithPublicKey(t, es, good())), want: ReasonBadAlgorithm},
-		{name: "unknown crit header", h: bearer(signExact(t, es, `{"alg":"ES256","kid":"a-ES256","crit":["exp"],"exp":1}`, good())), want: ReasonUnsupported},
-		{name: "JWE", h: bearer(enc64(`{"alg":"RSA-OAEP","enc":"A256GCM"}`) + ".a.b.c.d"), want: ReasonUnsupported},
-		{name: "typ not accepted", h: bearer(signExact(t, es, `{"alg":"ES256","kid":"a-ES256","typ":"dpop+jwt"}`, good())), want: ReasonUnsupported},
-		{name: "typ at+jwt", h: bearer(signExact(t, es, `{"alg":"ES256","kid":"a-ES256","typ":"at+jwt"}`, good())), want: ReasonOK, kid: "a-ES256"},
+		{name: "alg none", h: authorization(enc64(`{"alg":"none","typ":"JWT"}`) + "." + enc64(good()) + "."), want: ReasonMalformed},
+		{name: "alg none with a signature", h: authorization(enc64(`{"alg":"none","typ":"JWT"}`) + "." + enc64(good()) + "." + parts[2]), want: ReasonBadAlgorithm},
+		{name: "header without alg", h: authorization(signExact(t, es, `{"typ":"JWT","kid":"a-ES256"}`, good())), want: ReasonBadAlgorithm},
+		{name: "alg in other case", h: authorization(signExact(t, es, hdr("es256", "a-ES256"), good())), want: ReasonBadAlgorithm},
+		{name: "alg not allowed for issuer", h: authorization(signClaims(t, w.h, w.claims(nil))), want: ReasonBadAlgorithm},
+		{name: "alg confusion: HS256 keyed with the public key", h: authorization(hmacWithPublicKey(t, es, good())), want: ReasonBadAlgorithm},
+		{name: "unknown crit header", h: authorization(signExact(t, es, `{"alg":"ES256","kid":"a-ES256","crit":["exp"],"exp":1}`, good())), want: ReasonUnsupported},
+		{name: "JWE", h: authorization(enc64(`{"alg":"RSA-OAEP","enc":"A256GCM"}`) + ".a.b.c.d"), want: ReasonUnsupported},
+		{name: "typ not accepted", h: authorization(signExact(t, es, `{"alg":"ES256","kid":"a-ES256","typ":"dpop+jwt"}`, good())), want: ReasonUnsupported},
+		{name: "typ at+jwt", h: authorization(signExact(t, es, `{"alg":"ES256","kid":"a-ES256","typ":"at+jwt"}`, good())), want: ReasonOK, kid: "a-ES256"},
 
 		// Signatures and keys.
-		{name: "tampered payload", h: bearer(parts[0] + "." + enc64(strings.Replace(mustJSON(t, w.claims(nil)), "alice", "admin", 1)) + "." + parts[2]), want: ReasonBadSignature},
-		{name: "attacker key with a known kid", h: bearer(signClaims(t, w.other, w.claims(nil))), want: ReasonBadSignature},
-		{name: "jwk header naming the attacker's key", h: bearer(withEmbeddedKey(t, w.worldKeys, "jwk", good())), want: ReasonBadSignature},
-		{name: "jku header to the attacker's key set", h: bearer(withEmbeddedKey(t, w.worldKeys, "jku", good())), want: ReasonBadSignature},
-		{name: "x5u header", h: bearer(withEmbeddedKey(t, w.worldKeys, "x5u", good())), want: ReasonBadSignature},
-		{name: "unknown kid", h: bearer(signExact(t, es, hdr("ES256", "nope"), good())), want: ReasonUnknownKey},
+		{name: "tampered payload", h: authorization(parts[0] + "." + enc64(strings.Replace(mustJSON(t, w.claims(nil)), "alice", "admin", 1)) + "." + parts[2]), want: ReasonBadSignature},
+		{name: "attacker key with a known kid", h: authorization(signClaims(t, w.other, w.claims(nil))), want: ReasonBadSignature},
+		{name: "jwk header naming the attacker's key", h: authorization(withEmbeddedKey(t, w.worldKeys, "jwk", good())), want: ReasonBadSignature},
+		{name: "jku header to the attacker's key set", h: authorization(withEmbeddedKey(t, w.worldKeys, "jku", good())), want: ReasonBadSignature},
+		{name: "x5u header", h: authorization(withEmbeddedKey(t, w.worldKeys, "x5u", good())), want: ReasonBadSignature},
+		{name: "unknown kid", h: authorization(signExact(t, es, hdr("ES256", "nope"), good())), want: ReasonUnknownKey},
 
 		// Time claims, with the 30 s leeway.
-		{name: "expired", h: bearer(signA(func(c map[string]any) { c["exp"] = now - 60 })), want: ReasonExpired},
-		{name: "expired at the end of the leeway", h: bearer(signA(func(c map[string]any) { c["exp"] = now - 30 })), want: ReasonExpired},
-		{name: "expired within leeway", h: bearer(signA(func(c map[string]any) { c["exp"] = now - 29 })), want: ReasonOK},
-		{name: "not yet valid", h: bearer(signA(func(c map[string]any) { c["nbf"] = now + 3600 })), want: ReasonNotYetValid},
-		{name: "not yet valid just past the leeway", h: bearer(signA(func(c map[string]any) { c["nbf"] = now + 31 })), want: ReasonNotYetValid},
-		{name: "nbf within leeway", h: bearer(signA(func(c map[string]any) { c["nbf"] = now + 30 })), want: ReasonOK},
-		{name: "issued in the future", h: bearer(signA(func(c map[string]any) { c["iat"] = now + 3600 })), want: ReasonIssuedInFuture},
-		{name: "issued just past the leeway", h: bearer(signA(func(c map[string]any) { c["iat"] = now + 31 })), want: ReasonIssuedInFuture},
-		{name: "iat within leeway", h: bearer(signA(func(c map[string]any) { c["iat"] = now + 30 })), want: ReasonOK},
+		{name: "expired", h: authorization(signA(func(c map[string]any) { c["exp"] = now - 60 })), want: ReasonExpired},
+		{name: "expired at the end of the leeway", h: authorization(signA(func(c map[string]any) { c["exp"] = now - 30 })), want: ReasonExpired},
+		{name: "expired within leeway", h: authorization(signA(func(c map[string]any) { c["exp"] = now - 29 })), want: ReasonOK},
+		{name: "not yet valid", h: authorization(signA(func(c map[string]any) { c["nbf"] = now + 3600 })), want: ReasonNotYetValid},
+		{name: "not yet valid just past the leeway", h: authorization(signA(func(c map[string]any) { c["nbf"] = now + 31 })), want: ReasonNotYetValid},
+		{name: "nbf within leeway", h: authorization(signA(func(c map[string]any) { c["nbf"] = now + 30 })), want: ReasonOK},
+		{name: "issued in the future", h: authorization(signA(func(c map[string]any) { c["iat"] = now + 3600 })), want: ReasonIssuedInFuture},
+		{name: "issued just past the leeway", h: authorization(signA(func(c map[string]any) { c["iat"] = now + 31 })), want: ReasonIssuedInFuture},
+		{name: "iat within leeway", h: authorization(signA(func(c map[string]any) { c["iat"] = now + 30 })), want: ReasonOK},
 
 		// Lifetime, bounded by MaxTokenLifetime from iat (or nbf without iat).
-		{name: "lifetime of exactly the maximum", h: bearer(signA(func(c map[string]any) { c["iat"], c["exp"] = now-60, now-60+day })), want: ReasonOK},
-		{name: "lifetime one second too long", h: bearer(signA(func(c map[string]any) { c["iat"], c["exp"] = now-60, now-60+day+1 })), want: ReasonLifetimeTooLong},
-		{name: "nbf without iat, lifetime too long", h: bearer(signA(func(c map[string]any) { delete(c, "iat"); c["nbf"], c["exp"] = now-60, now-60+day+1 })), want: ReasonLifetimeTooLong},
-		{name: "nbf without iat, lifetime of the maximum", h: bearer(signA(func(c map[string]any) { delete(c, "iat"); c["nbf"], c["exp"] = now-60, now-60+day })), want: ReasonOK},
-		{name: "iat wins over an nbf closer to exp", h: bearer(signA(func(c map[string]any) { c["iat"], c["nbf"], c["exp"] = now-3600, now, now+day-60 })), want: ReasonLifetimeTooLong},
-		{name: "neither iat nor nbf", h: bearer(signA(func(c map[string]any) { delete(c, "iat") })), want: ReasonLifetimeTooLong},
+		{name: "lifetime of exactly the maximum", h: authorization(signA(func(c map[string]any) { c["iat"], c["exp"] = now-60, now-60+day })), want: ReasonOK},
+		{name: "lifetime one second too long", h: authorization(signA(func(c map[string]any) { c["iat"], c["exp"] = now-60, now-60+day+1 })), want: ReasonLifetimeTooLong},
+		{name: "nbf without iat, lifetime too long", h: authorization(signA(func(c map[string]any) { delete(c, "iat"); c["nbf"], c["exp"] = now-60, now-60+day+1 })), want: ReasonLifetimeTooLong},
+		{name: "nbf without iat, lifetime of the maximum", h: authorization(signA(func(c map[string]any) { delete(c, "iat"); c["nbf"], c["exp"] = now-60, now-60+day })), want: ReasonOK},
+		{name: "iat wins over an nbf closer to exp", h: authorization(signA(func(c map[string]any) { c["iat"], c["nbf"], c["exp"] = now-3600, now, now+day-60 })), want: ReasonLifetimeTooLong},
+		{name: "neither iat nor nbf", h: authorization(signA(func(c map[string]any) { delete(c, "iat") })), want: ReasonLifetimeTooLong},
 
 		// Issuers and audiences.
-		{name: "unknown issuer", h: bearer(signA(func(c map[string]any) { c["iss"] = "https://evil.test" })), want: ReasonWrongIssuer},
-		{name: "no issuer", h: bearer(signA(func(c map[string]any) { delete(c, "iss") })), want: ReasonWrongIssuer},
-		{name: "wrong audience", h: bearer(signA(func(c map[string]any) { c["aud"] = "api-other" })), want: ReasonWrongAudience},
-		{name: "no audience", h: bearer(signA(func(c map[string]any) { delete(c, "aud") })), want: ReasonWrongAudience},
-		{name: "audience array", h: bearer(signA(func(c map[string]any) { c["aud"] = []string{"x", audA} })), want: ReasonOK},
-		{name: "audience array without an accepted one", h: bearer(signA(func(c map[string]any) { c["aud"] = []string{"x", "api-b1"} })), want: ReasonWrongAudience},
-		{name: "issuer B, key from URL, second audience", h: bearer(signClaims(t, w.b, w.claims(func(c map[string]any) { c["iss"], c["aud"] = issB, []string{"api-b2"} }))), want: ReasonOK, kid: "b-1"},
-		{name: "issuer B, first audience as a string", h: bearer(signClaims(t, w.b, w.claims(func(c map[string]any) { c["iss"], c["aud"] = issB, "api-b1" }))), want: ReasonOK, kid: "b-1"},
-		{name: "issuer B token on issuer A's audience", h: bearer(signClaims(t, w.b, w.claims(func(c map[string]any) { c["iss"] = issB }))), want: ReasonWrongAudience},
-		{name: "issuer A's key claiming issuer B", h: bearer(signA(func(c map[string]any) { c["iss"], c["aud"] = issB, "api-b1" })), want: ReasonUnknownKey},
-		{name: "issuer H, HS256 from the secret file", h: bearer(signClaims(t, w.h, w.claims(func(c map[string]any) { c["iss"] = issH }))), want: ReasonOK},
+		{name: "unknown issuer", h: authorization(signA(func(c map[string]any) { c["iss"] = "https://evil.test" })), want: ReasonWrongIssuer},
+		{name: "no issuer", h: authorization(signA(func(c map[string]any) { delete(c, "iss") })), want: ReasonWrongIssuer},
+		{name: "wrong audience", h: authorization(signA(func(c map[string]any) { c["aud"] = "api-other" })), want: ReasonWrongAudience},
+		{name: "no audience", h: authorization(signA(func(c map[string]any) { delete(c, "aud") })), want: ReasonWrongAudience},
+		{name: "audience array", h: authorization(signA(func(c map[string]any) { c["aud"] = []string{"x", audA} })), want: ReasonOK},
+		{name: "audience array without an accepted one", h: authorization(signA(func(c map[string]any) { c["aud"] = []string{"x", "api-b1"} })), want: ReasonWrongAudience},
+		{name: "issuer B, key from URL, second audience", h: authorization(signClaims(t, w.b, w.claims(func(c map[string]any) { c["iss"], c["aud"] = issB, []string{"api-b2"} }))), want: ReasonOK, kid: "b-1"},
+		{name: "issuer B, first audience as a string", h: authorization(signClaims(t, w.b, w.claims(func(c map[string]any) { c["iss"], c["aud"] = issB, "api-b1" }))), want: ReasonOK, kid: "b-1"},
+		{name: "issuer B token on issuer A's audience", h: authorization(signClaims(t, w.b, w.claims(func(c map[string]any) { c["iss"] = issB }))), want: ReasonWrongAudience},
+		{name: "issuer A's key claiming issuer B", h: authorization(signA(func(c map[string]any) { c["iss"], c["aud"] = issB, "api-b1" })), want: ReasonUnknownKey},
+		{name: "issuer H, HS256 from the secret file", h: authorization(signClaims(t, w.h, w.claims(func(c map[string]any) { c["iss"] = issH }))), want: ReasonOK},
 	}
 	for _, alg := range AsymmetricAlgorithms {
-		tests = append(tests, decisionCase{name: "algorithm " + alg, h: bearer(signClaims(t, w.byAlg[alg], w.claims(nil))), want: ReasonOK, kid: "a-" + alg})
+		tests = append(tests, decisionCase{name: "algorithm " + alg, h: authorization(signClaims(t, w.byAlg[alg], w.claims(nil))), want: ReasonOK, kid: "a-" + alg})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -140,6 +141,10 @@ func TestCheckDecisions(t *testing.T) {
 			c := d.Claims
 			if c.Subject != "alice" || c.TokenID == "" || c.JTI != c.TokenID || c.Expiry == 0 || c.IssuedAt == 0 {
 				t.Errorf("allowed with claims %+v", c)
+			}
+			// The claim headers' values: sub, iss, then email.
+			if c.Extra[0] != c.Subject || c.Extra[1] != c.Issuer || c.Extra[2] != "alice@example.test" {
+				t.Errorf("claim header values %q", c.Extra)
 			}
 			if tc.kid != "" && c.KeyID != tc.kid {
 				t.Errorf("kid %q, want %q", c.KeyID, tc.kid)

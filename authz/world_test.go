@@ -41,31 +41,22 @@ var (
 	theWorldKeys  *worldKeys
 )
 
-func testKeys(t testing.TB) *worldKeys {
+func testKeys(t *testing.T) *worldKeys {
 	t.Helper()
 	worldKeysOnce.Do(func() {
 		w := &worldKeys{byAlg: map[string]*mint.Key{}}
 		for _, alg := range AsymmetricAlgorithms {
-			w.byAlg[alg] = mustMint(t, alg, "a-"+alg)
+			w.byAlg[alg] = mustNewKey(t, alg, "a-"+alg)
 		}
-		w.b = mustMint(t, "ES256", "b-1")
-		w.h = mustMint(t, "HS256", "")
-		w.other = mustMint(t, "ES256", "a-ES256")
+		w.b = mustNewKey(t, "ES256", "b-1")
+		w.h = mustNewKey(t, "HS256", "")
+		w.other = mustNewKey(t, "ES256", "a-ES256")
 		theWorldKeys = w
 	})
 	if theWorldKeys == nil {
 		t.Fatal("the test keys could not be made")
 	}
 	return theWorldKeys
-}
-
-func mustMint(t testing.TB, alg, kid string) *mint.Key {
-	t.Helper()
-	k, err := mint.NewKey(alg, kid)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
 }
 
 // testWorld is a checker trusting issuers A, B and H, with a token header
@@ -82,12 +73,9 @@ type testWorld struct {
 	nextJTI atomic.Int64
 }
 
-// worldOption changes the world's config before its checker is made.
-type worldOption func(*Config)
-
 // newTestWorld returns a world whose key sets are loaded, unless issuer
 // B's key server is down (bDown).
-func newTestWorld(t *testing.T, bDown bool, opts ...worldOption) *testWorld {
+func newTestWorld(t *testing.T, bDown bool) *testWorld {
 	t.Helper()
 	w := &testWorld{worldKeys: testKeys(t), src: newMemSource()}
 	w.now = time.Now().Unix()
@@ -116,9 +104,6 @@ func newTestWorld(t *testing.T, bDown bool, opts ...worldOption) *testWorld {
 	cfg.Issuers = []IssuerConfig{a, b, h}
 	cfg.TokenHeader, cfg.TokenCookie = "X-Access-Token", "session"
 	cfg.ClaimHeaders = append(cfg.ClaimHeaders, ClaimHeader{Claim: "email", Header: "x-jwt-email"})
-	for _, o := range opts {
-		o(&cfg)
-	}
 	w.rev = newTestRevocations(t, w.src)
 	w.checker, err = NewChecker(cfg, w.rev, WithClock(func() time.Time { return time.Unix(w.clock.Load(), 0) }))
 	if err != nil {
