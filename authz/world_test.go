@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/elliptic"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"math/big"
 	"net/http"
@@ -32,7 +33,7 @@ const (
 type worldKeys struct {
 	byAlg map[string]*mint.Key // issuer A, kid "a-<alg>"
 	b     *mint.Key            // issuer B, kid "b-1"
-	h     *mint.Key            // issuer H, no kid
+	h     *mint.Key            // issuer H, a 64-character text secret, no kid
 	other *mint.Key            // an attacker's ES256 key, under issuer A's kid "a-ES256"
 }
 
@@ -49,7 +50,13 @@ func testKeys(t *testing.T) *worldKeys {
 			w.byAlg[alg] = mustNewKey(t, alg, "a-"+alg)
 		}
 		w.b = mustNewKey(t, "ES256", "b-1")
-		w.h = mustNewKey(t, "HS256", "")
+		// A text secret, as hmacIssuer's: the secret file loses trailing
+		// CR/LF, which a random binary one may end with.
+		h, err := mint.FromPrivate("HS256", "", []byte(hex.EncodeToString(mustNewKey(t, "HS256", "").Secret())))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.h = h
 		w.other = mustNewKey(t, "ES256", "a-ES256")
 		theWorldKeys = w
 	})
