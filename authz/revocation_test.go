@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ type memSource struct {
 	delay   time.Duration // a network round trip, for benchmarks
 	started chan LookupKey
 	gate    chan struct{}
+	down    bool // every lookup fails, as with the source unreachable
 }
 
 func newMemSource() *memSource { return &memSource{recs: map[LookupKey][]Record{}} }
@@ -37,8 +39,11 @@ func (s *memSource) Lookup(ctx context.Context, k LookupKey) ([]Record, error) {
 	s.mu.Lock()
 	s.lookups++
 	recs := append([]Record(nil), s.recs[k]...)
-	started, gate := s.started, s.gate
+	started, gate, down := s.started, s.gate, s.down
 	s.mu.Unlock()
+	if down {
+		return nil, errors.New("source unreachable")
+	}
 	if s.delay > 0 {
 		time.Sleep(s.delay)
 	}
@@ -51,6 +56,13 @@ func (s *memSource) Lookup(ctx context.Context, k LookupKey) ([]Record, error) {
 		}
 	}
 	return recs, nil
+}
+
+// setDown makes every lookup fail (or succeed again).
+func (s *memSource) setDown(down bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down = down
 }
 
 // count returns the number of lookups so far.

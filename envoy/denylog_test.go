@@ -72,7 +72,7 @@ func TestDenyLogFloodIsBounded(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range perWorker {
-				checkWith(t, a, garbage)
+				checkWith(t, a, withHeaders(garbage))
 			}
 		}()
 	}
@@ -92,7 +92,7 @@ func TestDenyLogFloodIsBounded(t *testing.T) {
 	var reports int
 	var suppressed int64
 	for reports == 0 && time.Now().Before(deadline) {
-		checkWith(t, a, garbage)
+		checkWith(t, a, withHeaders(garbage))
 		sent++
 		time.Sleep(50 * time.Millisecond)
 		denied, reports, suppressed = sink.lines(t)

@@ -2,11 +2,8 @@ package envoy_test
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
+	"errors"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sync"
@@ -22,119 +19,85 @@ import (
 	"github.com/jwtguard/jwtguard/authz/mint"
 	"github.com/jwtguard/jwtguard/bloom"
 	"github.com/jwtguard/jwtguard/envoy"
-	"github.com/jwtguard/jwtguard/sync/embedded"
 )
 
-// Issuers of the test world.
+// The decisions themselves are tested in authz; these tests need one
+// issuer to map decisions of each class to Envoy's messages.
 const (
-	issA = "https://issuer-a.test" // every asymmetric algorithm, keys from a JWKS file
-	issB = "https://issuer-b.test" // ES256 from a JWKS URL, two audiences
-	issH = "https://issuer-h.test" // HS256 from a secret file
+	issA = "https://issuer-a.test"
 	audA = "api-a"
+	kidA = "a-ES256"
 )
-
-// world holds the keys of the test issuers, made once per test binary.
-type world struct {
-	byAlg map[string]*mint.Key // issuer A, kid "a-<alg>"
-	b     *mint.Key            // issuer B
-	h     *mint.Key            // issuer H
-	other *mint.Key            // an attacker's ES256 key
-}
 
 var (
-	worldOnce sync.Once
-	theWorld  world
+	keyOnce sync.Once
+	theKey  *mint.Key
 )
 
-func keys(t testing.TB) *world {
+// signingKey is issuer A's ES256 key, made once per test binary.
+func signingKey(t testing.TB) *mint.Key {
 	t.Helper()
-	worldOnce.Do(func() {
-		w := world{byAlg: map[string]*mint.Key{}}
-		for _, alg := range authz.AsymmetricAlgorithms {
-			w.byAlg[alg] = mustKey(t, alg, "a-"+alg)
+	keyOnce.Do(func() {
+		k, err := mint.NewKey("ES256", kidA)
+		if err != nil {
+			t.Fatal(err)
 		}
-		w.b = mustKey(t, "ES256", "b-1")
-		w.h = mustKey(t, "HS256", "")
-		w.other = mustKey(t, "ES256", "a-ES256")
-		theWorld = w
+		theKey = k
 	})
-	return &theWorld
-}
-
-func mustKey(t testing.TB, alg, kid string) *mint.Key {
-	t.Helper()
-	k, err := mint.NewKey(alg, kid)
-	if err != nil {
-		t.Fatal(err)
+	if theKey == nil {
+		t.Fatal("no signing key")
 	}
-	return k
+	return theKey
 }
 
-// env is a running ext_authz server on loopback with a real embedded
-// source, and a real gRPC client to it.
+// env is a running ext_authz server on loopback over a checker of issuer
+// A (token header X-Access-Token and cookie "session" configured, the
+// claim header x-jwt-email added), and a real gRPC client to it.
 type env struct {
 	client  authv3.AuthorizationClient
 	checker *authz.Checker
 	rev     *authz.Revocations
-	store   *embedded.Store
-	jwksB   *httptest.Server
+	src     *memLookup
+	health  *health.Server // served with ext_authz
+	key     *mint.Key
 	addr    string // of the gRPC server
 	now     time.Time
 }
 
-func newEnv(t testing.TB, mods ...func(*authz.Config)) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
-	w := keys(t)
-	dir := t.TempDir()
-	var aKeys []*mint.Key
-	for _, alg := range authz.AsymmetricAlgorithms {
-		aKeys = append(aKeys, w.byAlg[alg])
-	}
-	jwksA := writeFile(t, dir, "a.jwks.json", mustJWKS(t, aKeys...))
-	secret := writeFile(t, dir, "h.secret", w.h.Secret())
-	jwksB := mustJWKS(t, w.b)
-	srvB := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
-		rw.Header().Set("Content-Type", "application/json")
-		_, _ = rw.Write(jwksB)
-	}))
-	t.Cleanup(srvB.Close)
-
-	cfg := authz.DefaultConfig()
-	a := authz.DefaultIssuerConfig(issA)
-	a.JWKSFile, a.Audiences = jwksA, []string{audA}
-	b := authz.DefaultIssuerConfig(issB)
-	b.JWKSURL, b.Audiences, b.Algs = srvB.URL, []string{"api-b1", "api-b2"}, []string{"ES256"}
-	h := authz.DefaultIssuerConfig(issH)
-	h.HMACSecretFile, h.Algs = secret, []string{"HS256"}
-	cfg.Issuers = []authz.IssuerConfig{a, b, h}
-	cfg.ClaimHeaders = append(cfg.ClaimHeaders, authz.ClaimHeader{Claim: "email", Header: "x-jwt-email"})
-	for _, m := range mods {
-		m(&cfg)
-	}
-
-	store, err := embedded.Open(filepath.Join(dir, "data"), embedded.Options{})
+	e := &env{src: &memLookup{recs: map[authz.LookupKey][]authz.Record{}}, key: signingKey(t), now: time.Now()}
+	jwks, err := mint.JWKS(e.key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { store.Close() })
+	cfg := authz.DefaultConfig()
+	a := authz.DefaultIssuerConfig(issA)
+	a.JWKSFile, a.Audiences = writeFile(t, t.TempDir(), "a.jwks.json", jwks), []string{audA}
+	cfg.Issuers = []authz.IssuerConfig{a}
+	cfg.TokenHeader, cfg.TokenCookie = "X-Access-Token", "session"
+	cfg.ClaimHeaders = append(cfg.ClaimHeaders, authz.ClaimHeader{Claim: "email", Header: "x-jwt-email"})
+
 	filter, err := bloom.New(bloom.Config{Entries: 10_000, FPRate: 0.001, DeltaEntries: 1024})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rev, err := authz.NewRevocations(filter, store, authz.DefaultRevocationConfig())
+	rc := authz.DefaultRevocationConfig()
+	rc.ConfirmTimeout = time.Minute // an in-memory lookup, on a busy machine
+	e.rev, err = authz.NewRevocations(filter, e.src, rc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rev.SetReady(true)
-	e := &env{rev: rev, store: store, jwksB: srvB, now: time.Now()}
-	e.checker, err = authz.NewChecker(cfg, rev)
+	e.rev.SetReady(true)
+	e.checker, err = authz.NewChecker(cfg, e.rev)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := e.checker.LoadKeys(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := envoy.NewGRPCServer(envoy.NewAuthorization(e.checker), health.NewServer(), envoy.TLSConfig{})
+	e.health = health.NewServer()
+	srv, err := envoy.NewGRPCServer(envoy.NewAuthorization(e.checker), e.health, envoy.TLSConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,13 +108,48 @@ func newEnv(t testing.TB, mods ...func(*authz.Config)) *env {
 	e.addr = lis.Addr().String()
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
 	e.client = authv3.NewAuthorizationClient(conn)
 	return e
+}
+
+// memLookup is a revocation source in memory, which the test can take down.
+type memLookup struct {
+	mu   sync.Mutex
+	recs map[authz.LookupKey][]authz.Record
+	down bool
+}
+
+func (m *memLookup) Lookup(_ context.Context, k authz.LookupKey) ([]authz.Record, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.down {
+		return nil, errors.New("source unreachable")
+	}
+	return append([]authz.Record(nil), m.recs[k]...), nil
+}
+
+func (m *memLookup) setDown(down bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.down = down
+}
+
+// revoke stores recs in the source and enforces them, as the admin API does.
+func (e *env) revoke(recs ...authz.Record) {
+	e.src.mu.Lock()
+	defer e.src.mu.Unlock()
+	for i := range recs {
+		recs[i].ExpiresAt = e.now.Add(48 * time.Hour)
+		recs[i].Actor, recs[i].Reason = "test", "test"
+		k := recs[i].LookupKey()
+		e.src.recs[k] = append(e.src.recs[k], recs[i])
+	}
+	e.rev.Enforce(recs...)
 }
 
 func writeFile(t testing.TB, dir, name string, b []byte) string {
@@ -163,56 +161,26 @@ func writeFile(t testing.TB, dir, name string, b []byte) string {
 	return p
 }
 
-func mustJWKS(t testing.TB, ks ...*mint.Key) []byte {
+// token signs the standard claims of a valid token of issuer A, changed
+// by mod.
+func (e *env) token(t testing.TB, mod func(map[string]any)) string {
 	t.Helper()
-	b, err := mint.JWKS(ks...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// claims are the standard claims of a fresh, valid token of issuer A.
-func (e *env) claims(mod func(map[string]any)) map[string]any {
 	c := map[string]any{
-		"iss": issA, "aud": audA, "sub": "alice", "jti": "jti-" + base64.RawURLEncoding.EncodeToString([]byte(time.Now().String())),
+		"iss": issA, "aud": audA, "sub": "alice", "jti": "jti-1",
 		"iat": e.now.Add(-time.Minute).Unix(), "exp": e.now.Add(time.Hour).Unix(), "email": "alice@example.test",
 	}
 	if mod != nil {
 		mod(c)
 	}
-	return c
-}
-
-func sign(t testing.TB, k *mint.Key, claims any) string {
-	t.Helper()
-	tok, err := k.Sign(claims)
+	tok, err := e.key.Sign(c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return tok
 }
 
-// signRaw signs exact header and payload JSON.
-func signRaw(t testing.TB, k *mint.Key, header, payload string) string {
-	t.Helper()
-	tok, err := k.SignRaw([]byte(header), []byte(payload))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
-
-func mustJSON(t testing.TB, v any) string {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-// check sends a CheckRequest as Envoy does, with the given headers.
+// check sends a CheckRequest as Envoy does, with the given headers, to
+// the server through the gRPC client.
 func (e *env) check(t testing.TB, headers map[string]string) *authv3.CheckResponse {
 	t.Helper()
 	h := map[string]string{":authority": "app.test", ":path": "/v1/things", ":method": "GET", "x-request-id": "r-1"}
@@ -233,46 +201,27 @@ func (e *env) check(t testing.TB, headers map[string]string) *authv3.CheckRespon
 	return resp
 }
 
-func (e *env) checkToken(t testing.TB, tok string) *authv3.CheckResponse {
+// checkWith calls the gRPC adapter a in process, with the request's
+// attributes hr.
+func checkWith(t *testing.T, a *envoy.Authorization, hr *authv3.AttributeContext_HttpRequest) *authv3.CheckResponse {
 	t.Helper()
-	return e.check(t, map[string]string{"authorization": "Bearer " + tok})
+	resp, err := a.Check(context.Background(), &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{Http: hr}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
 }
 
-// hmacWithPublicKey forges the classic algorithm-confusion token: HS256
-// keyed with the issuer's public key, which an attacker knows.
-func hmacWithPublicKey(t testing.TB, k *mint.Key, payload string) string {
-	t.Helper()
-	pub, err := k.PublicJWK()
-	if err != nil {
-		t.Fatal(err)
-	}
-	secret, err := json.Marshal(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	forger, err := mint.FromPrivate("HS256", k.KID, secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return signRaw(t, forger, `{"alg":"HS256","typ":"JWT","kid":"`+k.KID+`"}`, payload)
+// withHeaders are a request's attributes with Envoy's header map.
+func withHeaders(h map[string]string) *authv3.AttributeContext_HttpRequest {
+	return &authv3.AttributeContext_HttpRequest{Headers: h}
 }
 
-// withEmbeddedKey signs with the attacker's key and names it in the header
-// the way the given member would (jwk, jku or x5u), under a real kid.
-func withEmbeddedKey(t testing.TB, w *world, member, payload string) string {
-	t.Helper()
-	header := map[string]any{"alg": "ES256", "typ": "JWT", "kid": "a-ES256"}
-	switch member {
-	case "jwk":
-		pub, err := w.other.PublicJWK()
-		if err != nil {
-			t.Fatal(err)
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
 		}
-		header["jwk"] = pub
-	case "jku":
-		header["jku"] = "https://attacker.test/jwks.json"
-	case "x5u":
-		header["x5u"] = "https://attacker.test/cert.pem"
 	}
-	return signRaw(t, w.other, mustJSON(t, header), payload)
+	return false
 }

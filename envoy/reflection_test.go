@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	rpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -156,10 +157,9 @@ func TestCheckThroughReflectionAsEnvoySendsIt(t *testing.T) {
 		}
 	}
 	rc.load(t, "envoy.service.auth.v3.Authorization")
-	es := keys(t).byAlg["ES256"]
-	good := sign(t, es, e.claims(nil))
-	revoked := sign(t, es, e.claims(func(c map[string]any) { c["jti"] = "stolen" }))
-	e.revoke(t, authz.Record{Kind: authz.KindToken, Issuer: issA, Value: "stolen"})
+	good := e.token(t, nil)
+	revoked := e.token(t, func(c map[string]any) { c["jti"] = "stolen" })
+	e.revoke(authz.Record{Kind: authz.KindToken, Issuer: issA, Value: "stolen"})
 	tests := []struct {
 		name string
 		tok  string
@@ -179,5 +179,26 @@ func TestCheckThroughReflectionAsEnvoySendsIt(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHealthOnTheCheckListener: the gRPC health service given to the
+// server answers on the ext_authz listener, with the status its owner sets.
+func TestHealthOnTheCheckListener(t *testing.T) {
+	e := newEnv(t)
+	conn, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := healthpb.NewHealthClient(conn)
+	for _, want := range []healthpb.HealthCheckResponse_ServingStatus{healthpb.HealthCheckResponse_NOT_SERVING, healthpb.HealthCheckResponse_SERVING} {
+		e.health.SetServingStatus("", want)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		resp, err := client.Check(ctx, &healthpb.HealthCheckRequest{})
+		cancel()
+		if err != nil || resp.GetStatus() != want {
+			t.Errorf("health: %v, %v; want %s", resp.GetStatus(), err, want)
+		}
 	}
 }

@@ -1,13 +1,11 @@
 package envoy_test
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/jwtguard/jwtguard/envoy"
@@ -85,11 +83,11 @@ func TestControlCharactersNeverReachUpstreamHeaders(t *testing.T) {
 	var wantDropped float64
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tok := sign(t, keys(t).byAlg["ES256"], e.claims(func(c map[string]any) { c["sub"] = tc.sub }))
+			tok := e.token(t, func(c map[string]any) { c["sub"] = tc.sub })
 			client := map[string]string{"authorization": "Bearer " + tok, "x-jwt-sub": "admin"}
 
 			// gRPC, through the real server and in process with metrics.
-			for _, o := range []outcome{outcomeOf(t, e.check(t, client)), outcomeOf(t, checkWith(t, a, client))} {
+			for _, o := range []outcome{outcomeOf(t, e.check(t, client)), outcomeOf(t, checkWith(t, a, withHeaders(client)))} {
 				if !o.allowed {
 					t.Fatalf("denied: %s", o.reason)
 				}
@@ -127,34 +125,23 @@ func TestControlCharactersNeverReachUpstreamHeaders(t *testing.T) {
 	}
 }
 
-// checkWith calls the gRPC adapter a in process, with Envoy's header map.
-func checkWith(t *testing.T, a *envoy.Authorization, headers map[string]string) *authv3.CheckResponse {
-	t.Helper()
-	resp, err := a.Check(context.Background(), &authv3.CheckRequest{
-		Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-			Headers: headers,
-		}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp
-}
-
-// TestRemoveAuthorizationForwardAuth: in forward-auth mode the answer names
-// Authorization among the headers the proxy must remove.
-func TestRemoveAuthorizationForwardAuth(t *testing.T) {
+// TestRemoveAuthorization: with the option on, both adapters name
+// Authorization among the headers the proxy must remove from an allowed
+// request; with it off, neither does.
+func TestRemoveAuthorization(t *testing.T) {
 	e := newEnv(t)
-	tok := sign(t, keys(t).byAlg["ES256"], e.claims(nil))
+	tok := e.token(t, nil)
 	for _, remove := range []bool{true, false} {
-		fa := httptest.NewServer(envoy.NewAuthorization(e.checker, envoy.WithRemoveAuthorization(remove)))
+		a := envoy.NewAuthorization(e.checker, envoy.WithRemoveAuthorization(remove))
+		o := outcomeOf(t, checkWith(t, a, withHeaders(map[string]string{"authorization": "Bearer " + tok})))
+		if !o.allowed || contains(o.removed, "authorization") != remove {
+			t.Errorf("gRPC, remove-authorization %v: allowed %v, headers to remove %v", remove, o.allowed, o.removed)
+		}
+		fa := httptest.NewServer(a)
 		resp := forwardAuth(t, fa.URL, map[string][]string{"Authorization": {"Bearer " + tok}})
 		fa.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("status %d", resp.StatusCode)
-		}
-		if got := contains(removedList(resp), "authorization"); got != remove {
-			t.Errorf("remove-authorization %v: authorization listed in %s: %v", remove, envoy.HeadersToRemove, got)
+		if resp.StatusCode != http.StatusOK || contains(removedList(resp), "authorization") != remove {
+			t.Errorf("forward-auth, remove-authorization %v: status %d, %s %v", remove, resp.StatusCode, envoy.HeadersToRemove, removedList(resp))
 		}
 	}
 }
