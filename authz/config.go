@@ -52,7 +52,9 @@ type IssuerConfig struct {
 	// JWKSFile is read for the issuer's public keys instead of a URL.
 	JWKSFile string
 	// HMACSecretFile holds the issuer's HMAC secret (at least 32 bytes);
-	// HS256/384/512 are accepted only with it.
+	// HS256/384/512 are accepted only with it. The file is read as text:
+	// trailing CR and LF bytes are dropped, so a binary secret must not
+	// end in one.
 	HMACSecretFile string
 	// HMACKeyID is the kid of the HMAC secret. An HMAC token naming a kid
 	// verifies only when it is this one; with HMACKeyID empty, an HMAC
