@@ -171,19 +171,13 @@ func (r *Revocations) SetReady(ok bool) { r.ready.Store(ok) }
 func (r *Revocations) Ready() bool { return r.ready.Load() }
 
 // Enforce enforces recs at once without moving the filter's feed position:
-// for a server that has just written them to the source, before the feed
-// brings them (Apply will then see them again, harmlessly).
+// for a server that has just written them to the source (so they carry
+// their ID and Position), before the feed brings them.
 func (r *Revocations) Enforce(recs ...Record) {
-	for _, rec := range recs {
-		rec.Position = 0
-		r.Apply(rec)
-		if rec.ID != "" {
-			r.mu.Lock()
-			if len(r.enforced) < maxEnforcedAhead {
-				r.enforced[rec.ID] = struct{}{}
-			}
-			r.mu.Unlock()
-		}
+	for i := range recs {
+		r.mu.Lock()
+		r.apply(&recs[i], true)
+		r.mu.Unlock()
 	}
 }
 
@@ -197,30 +191,47 @@ const maxEnforcedAhead = 100_000
 // for their keys up to date at once. Applying a record twice is harmless.
 func (r *Revocations) Apply(recs ...Record) {
 	for i := range recs {
-		rec := &recs[i]
-		k := rec.LookupKey().FilterKey()
 		r.mu.Lock()
-		// Under mu, so a ReplaceWith swap sees the record in both filters
-		// or in neither (and then it is in the live one).
-		if next := r.next.Load(); next != nil {
-			next.Add(k, rec.Position)
+		r.apply(&recs[i], false)
+		r.mu.Unlock()
+	}
+}
+
+// apply enforces rec, under mu (so a ReplaceWith swap sees it in both
+// filters or in neither, and then it is in the live one). A record the
+// server enforces ahead of the feed is added once: Enforce skips one the
+// feed has brought already, and the feed's copy of one Enforce added only
+// moves the position.
+func (r *Revocations) apply(rec *Record, ahead bool) {
+	k := rec.LookupKey().FilterKey()
+	pos := rec.Position
+	if ahead {
+		pos = 0 // the feed moves positions, in order
+	}
+	if next := r.next.Load(); next != nil {
+		next.Add(k, pos)
+	}
+	switch {
+	case ahead && rec.Position != 0 && r.filter.Position() >= rec.Position:
+		return // the feed brought it first
+	case ahead:
+		r.filter.Add(k, 0)
+		if rec.ID != "" && len(r.enforced) < maxEnforcedAhead {
+			r.enforced[rec.ID] = struct{}{}
 		}
-		if _, ahead := r.enforced[rec.ID]; ahead && rec.Position != 0 {
-			// Enforced by this server before the feed brought it, into this
-			// very filter: only the position moves, so no key counts twice.
+	default:
+		if _, ok := r.enforced[rec.ID]; ok && rec.Position != 0 {
 			delete(r.enforced, rec.ID)
 			r.filter.Advance(rec.Position)
-			r.mu.Unlock()
-			continue
+			return
 		}
 		r.filter.Add(k, rec.Position)
-		r.gens[slotOf(k)].Add(1)
-		if old, ok := r.confirm.Peek(k); ok {
-			r.confirm.Add(k, old.with(rec))
-		} else if rec.coversEveryToken() {
-			r.confirm.Add(k, (*confirmAnswer)(nil).with(rec))
-		}
-		r.mu.Unlock()
+	}
+	r.gens[slotOf(k)].Add(1)
+	if old, ok := r.confirm.Peek(k); ok {
+		r.confirm.Add(k, old.with(rec))
+	} else if rec.coversEveryToken() {
+		r.confirm.Add(k, (*confirmAnswer)(nil).with(rec))
 	}
 }
 

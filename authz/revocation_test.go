@@ -460,10 +460,12 @@ func TestRevocationCheckAllocs(t *testing.T) {
 // the filter, and is still enforced after a filter swap that forgets it.
 func TestEnforceThenFeedCountsOnce(t *testing.T) {
 	r := newTestRevocations(t, newMemSource())
-	rec := Record{ID: "r1", Kind: KindToken, Issuer: "https://idp", Value: "j1"}
+	rec := Record{ID: "r1", Kind: KindToken, Issuer: "https://idp", Value: "j1", Position: 7}
 	k := rec.LookupKey().FilterKey()
 	r.Enforce(rec)
-	rec.Position = 7
+	if st := r.Filter().Stats(); st.Position != 0 || !r.Filter().MayContain(k) {
+		t.Fatalf("after Enforce: position %d, contains %v; want 0, true", st.Position, r.Filter().MayContain(k))
+	}
 	r.Apply(rec)
 	st := r.Filter().Stats()
 	if st.Entries != 1 || st.Position != 7 || !r.Filter().MayContain(k) {
@@ -472,16 +474,27 @@ func TestEnforceThenFeedCountsOnce(t *testing.T) {
 
 	// Enforced again, then a snapshot without it is swapped in before the
 	// feed brings it: the feed's copy must be added.
-	rec2 := Record{ID: "r2", Kind: KindToken, Issuer: "https://idp", Value: "j2"}
+	rec2 := Record{ID: "r2", Kind: KindToken, Issuer: "https://idp", Value: "j2", Position: 8}
 	r.Enforce(rec2)
 	empty, err := bloom.New(bloom.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.Replace(empty)
-	rec2.Position = 8
 	r.Apply(rec2)
 	if !r.Filter().MayContain(rec2.LookupKey().FilterKey()) {
 		t.Fatal("a record enforced before a filter swap is missing after the feed brought it")
+	}
+}
+
+// When the feed brings a record before the server that wrote it enforces
+// it, Enforce adds nothing: it still counts once.
+func TestFeedThenEnforceCountsOnce(t *testing.T) {
+	r := newTestRevocations(t, newMemSource())
+	rec := Record{ID: "r1", Kind: KindToken, Issuer: "https://idp", Value: "j1", Position: 3}
+	r.Apply(rec)
+	r.Enforce(rec)
+	if st := r.Filter().Stats(); st.Entries != 1 || st.Position != 3 {
+		t.Fatalf("entries %d position %d; want 1, 3", st.Entries, st.Position)
 	}
 }
