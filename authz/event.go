@@ -78,14 +78,14 @@ func DefaultEventVerifierConfig(iss, aud string) EventVerifierConfig {
 
 // Validate says exactly which field is wrong.
 func (c *EventVerifierConfig) Validate() error {
-	ic := c.issuerConfig()
-	if err := ic.Validate(); err != nil {
-		return err
-	}
 	for _, alg := range c.Algs {
 		if slices.Contains(HMACAlgorithms, alg) {
 			return fmt.Errorf("issuer %s: algs: %s: event tokens are verified with public keys only", c.Issuer, alg)
 		}
+	}
+	ic := c.issuerConfig()
+	if err := ic.Validate(); err != nil {
+		return err
 	}
 	switch {
 	case c.Audience == "":

@@ -176,7 +176,7 @@ func TestEventVerifierConfig(t *testing.T) {
 	}{
 		"no keys":       {func(c *EventVerifierConfig) {}, "jwks"},
 		"no audience":   {func(c *EventVerifierConfig) { c.JWKSFile, c.Audience = "x", "" }, "audience"},
-		"HMAC":          {func(c *EventVerifierConfig) { c.JWKSFile, c.Algs = "x", []string{"HS256"} }, "HMAC"},
+		"HMAC":          {func(c *EventVerifierConfig) { c.JWKSFile, c.Algs = "x", []string{"HS256"} }, "public keys only"},
 		"no types":      {func(c *EventVerifierConfig) { c.JWKSFile = "x" }, "types"},
 		"short max-age": {func(c *EventVerifierConfig) { c.JWKSFile, c.Types, c.MaxAge = "x", []string{SETType}, 0 }, "max-age"},
 	} {

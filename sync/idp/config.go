@@ -143,6 +143,9 @@ func (c *Config) validate() error {
 		}
 	}
 	for _, v := range c.verifierConfigs(0) {
+		if v == nil {
+			continue
+		}
 		if err := v.Validate(); err != nil {
 			return err
 		}
