@@ -34,8 +34,12 @@ func (p *Provider) serveLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	et, why, err := p.verifyLogout(r, tok)
 	if err != nil {
+		code := "invalid_request"
+		if why == authz.ReasonNotReady {
+			code = "temporarily_unavailable"
+		}
 		p.log.Warn("logout token refused", "why", why, "err", err, "remote", r.RemoteAddr)
-		logoutError(w, http.StatusBadRequest, "invalid_request", err.Error())
+		logoutError(w, http.StatusBadRequest, code, err.Error())
 		return
 	}
 	var rec authz.Record

@@ -228,6 +228,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if err := n.checker.LoadKeys(ctx); err != nil {
 		n.log.Warn("key sets not loaded yet; not ready until they are", "err", err)
 	}
+	n.loadProviderKeys(ctx)
 	runErr := n.follower.Start(ctx)
 	loaded := runErr == nil
 	if loaded {

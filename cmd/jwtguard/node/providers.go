@@ -141,15 +141,21 @@ func (n *Node) handleProviders(mux *http.ServeMux) {
 	}
 }
 
-// runProviders loads the providers' key sets and runs them (refresh, poll)
-// until ctx ends.
+// loadProviderKeys loads the providers' key sets once; a provider whose
+// set fails refuses its events until Run loads it.
+func (n *Node) loadProviderKeys(ctx context.Context) {
+	for _, p := range n.providers {
+		if err := p.LoadKeys(ctx); err != nil {
+			n.log.Warn("identity provider key set not loaded yet; its events are refused until it is", "provider", p.Name(), "err", err)
+		}
+	}
+}
+
+// runProviders runs the providers (key set refresh, polls) until ctx ends.
 func (n *Node) runProviders(ctx context.Context) {
 	done := make(chan struct{})
 	for _, p := range n.providers {
 		go func() {
-			if err := p.LoadKeys(ctx); err != nil {
-				n.log.Warn("identity provider key set not loaded yet; its events are refused until it is", "provider", p.Name(), "err", err)
-			}
 			p.Run(ctx)
 			done <- struct{}{}
 		}()
