@@ -60,8 +60,14 @@ const provider = new Provider(issuer, {
   },
   cookies: { keys: ['jwtguard-e2e-cookie-key-0123456789'] },
   pkce: { required: () => true },
+  // oidc-provider refuses to fetch special-use addresses (SSRF protection);
+  // in this test jwtguard listens on loopback, so the guard is set aside.
+  fetch: (url, options) => {
+    const { dispatcher, ...rest } = options;
+    return globalThis.fetch(url, rest);
+  },
 });
-provider.on('backchannel.error', (ctx, err) => console.error('backchannel.error', err.message));
+provider.on('backchannel.error', (ctx, err) => console.error('backchannel.error', err.message, err.cause?.message ?? ''));
 provider.on('backchannel.success', () => console.error('backchannel.success'));
 provider.on('server_error', (ctx, err) => console.error('server_error', err));
 server.removeAllListeners('request');
