@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"os"
@@ -63,12 +62,7 @@ func (m *mesh) sessionToken(t *testing.T, sub, sid string, iat time.Time) string
 // signEvent signs claims as the provider with typ.
 func signEvent(t *testing.T, k *mint.Key, typ string, claims map[string]any) string {
 	t.Helper()
-	h, _ := json.Marshal(map[string]any{"alg": k.Alg, "kid": k.KID, "typ": typ})
-	p, err := json.Marshal(claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := k.SignRaw(h, p)
+	tok, err := k.SignHeader(map[string]any{"typ": typ}, claims)
 	if err != nil {
 		t.Fatal(err)
 	}

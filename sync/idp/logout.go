@@ -107,10 +107,14 @@ func (p *Provider) verifyLogout(r *http.Request, tok string) (authz.EventToken, 
 
 // logoutError writes the error body of section 2.8 (that of OAuth 2.0).
 func logoutError(w http.ResponseWriter, status int, code, desc string) {
-	data, _ := json.Marshal(struct {
+	writeJSON(w, status, struct {
 		Error       string `json:"error"`
 		Description string `json:"error_description"`
 	}{code, desc})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	data, _ := json.Marshal(v) // of fixed structs of strings: never fails
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(append(data, '\n'))

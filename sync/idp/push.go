@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"mime"
@@ -123,11 +122,8 @@ func (p *Provider) pushAuthorized(r *http.Request) bool {
 
 // pushError writes the error body of RFC 8935 section 2.3.
 func pushError(w http.ResponseWriter, status int, code, desc string) {
-	data, _ := json.Marshal(struct {
+	writeJSON(w, status, struct {
 		Err         string `json:"err"`
 		Description string `json:"description"`
 	}{code, desc})
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(data, '\n'))
 }
