@@ -144,6 +144,8 @@ func (n *Node) handleProviders(mux *http.ServeMux) {
 // loadProviderKeys loads the providers' key sets once; a provider whose
 // set fails refuses its events until Run loads it.
 func (n *Node) loadProviderKeys(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
 	for _, p := range n.providers {
 		if err := p.LoadKeys(ctx); err != nil {
 			n.log.Warn("identity provider key set not loaded yet; its events are refused until it is", "provider", p.Name(), "err", err)
