@@ -24,9 +24,15 @@ type eventFixture struct {
 	now        int64
 }
 
-func newEventFixture(t *testing.T, mutate func(*EventVerifierConfig)) *eventFixture {
+func newEventFixture(t testing.TB, mutate func(*EventVerifierConfig)) *eventFixture {
 	t.Helper()
-	f := &eventFixture{key: mustNewKey(t, "ES256", "idp-1"), other: mustNewKey(t, "ES256", "idp-1"), now: 1_900_000_000}
+	f := &eventFixture{now: 1_900_000_000}
+	var err error
+	for _, k := range []**mint.Key{&f.key, &f.other} {
+		if *k, err = mint.NewKey("ES256", "idp-1"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	jwks, err := mint.JWKS(f.key)
 	if err != nil {
 		t.Fatal(err)
