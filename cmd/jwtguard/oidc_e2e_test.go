@@ -367,8 +367,12 @@ providers:
 
 	start := time.Now()
 	first.logout(t)
-	if !strings.Contains(op.stderr.String(), "backchannel.success") {
-		t.Fatalf("the provider's back-channel logout did not succeed:\n%s", op.stderr.String())
+	// The provider reports the back-channel call before it answers; its
+	// stderr reaches the buffer through a pipe, so wait for the line.
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(op.stderr.String(), "backchannel.success"); time.Sleep(10 * time.Millisecond) {
+		if strings.Contains(op.stderr.String(), "backchannel.error") || time.Now().After(deadline) {
+			t.Fatalf("the provider's back-channel logout did not succeed:\n%s", op.stderr.String())
+		}
 	}
 	took := m.waitRevoked(t, tok1, start, m.nodes...)
 	t.Logf("logout at oidc-provider -> enforced on nodes 0, 1, 2 after %v", took)
