@@ -139,10 +139,19 @@ func startOIDCProvider(t *testing.T, dir string) *oidcProvider {
 	return p
 }
 
+// readLine decodes the script's next line of output into v, waiting at
+// most a minute (the cleanup ends the script when it hangs).
 func (p *oidcProvider) readLine(t *testing.T, v any) {
 	t.Helper()
-	if !p.lines.Scan() {
-		t.Fatalf("provider script ended: %v\nstderr:\n%s", p.lines.Err(), p.stderr.String())
+	read := make(chan bool, 1)
+	go func() { read <- p.lines.Scan() }()
+	select {
+	case ok := <-read:
+		if !ok {
+			t.Fatalf("provider script ended: %v\nstderr:\n%s", p.lines.Err(), p.stderr.String())
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("provider script silent for a minute\nstderr:\n%s", p.stderr.String())
 	}
 	if err := json.Unmarshal(p.lines.Bytes(), v); err != nil {
 		t.Fatalf("provider script said %q: %v", p.lines.Text(), err)
