@@ -43,6 +43,12 @@ type parseOptions struct {
 	// Extra names claims whose values parseToken renders into
 	// tokenClaims.Extra, in this order.
 	Extra []string
+	// ExpOptional accepts a claims set without "exp": for Security Event
+	// Tokens (RFC 8417), which need none (see event.go).
+	ExpOptional bool
+	// Visit, when set, is called with every claim, after the registered
+	// ones are checked: for event.go, which reads claims of its own.
+	Visit func(name string, v strictjson.Value) error
 }
 
 // tokenHeader is the part of a JOSE header the checker uses.
@@ -274,12 +280,15 @@ func parseTokenClaims(text string, opts *parseOptions) (tokenClaims, error) {
 				c.Extra[i] = v.Render()
 			}
 		}
+		if opts.Visit != nil {
+			return opts.Visit(name, v)
+		}
 		return nil
 	})
 	if err != nil {
 		return tokenClaims{}, err
 	}
-	if !hasExp {
+	if !hasExp && !opts.ExpOptional {
 		return tokenClaims{}, errors.New(`"exp" is missing`)
 	}
 	return c, nil

@@ -127,11 +127,25 @@ func JWKS(keys ...*Key) ([]byte, error) {
 // Sign returns a compact JWS of claims with header {"alg", "typ":"JWT",
 // "kid"} (kid omitted when empty).
 func (k *Key) Sign(claims any) (string, error) {
+	return k.SignHeader(nil, claims)
+}
+
+// SignHeader is Sign with the members of header set in the JOSE header
+// (a nil value removes one): another "typ", a "jku" no verifier must
+// follow.
+func (k *Key) SignHeader(header map[string]any, claims any) (string, error) {
 	h := map[string]any{"alg": k.Alg, "typ": "JWT"}
 	if k.KID != "" {
 		h["kid"] = k.KID
 	}
-	header, err := json.Marshal(h)
+	for name, v := range header {
+		if v == nil {
+			delete(h, name)
+		} else {
+			h[name] = v
+		}
+	}
+	hb, err := json.Marshal(h)
 	if err != nil {
 		return "", err
 	}
@@ -139,7 +153,7 @@ func (k *Key) Sign(claims any) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("mint: claims: %w", err)
 	}
-	return k.SignRaw(header, payload)
+	return k.SignRaw(hb, payload)
 }
 
 // SignRaw signs the exact header and payload bytes given, so tests can

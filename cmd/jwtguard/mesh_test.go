@@ -58,13 +58,17 @@ func newMesh(t *testing.T, n int, extra ...string) *mesh {
 // start runs node i (again) with its own data dir.
 func (m *mesh) start(t *testing.T, i int, extra ...string) *server {
 	t.Helper()
-	args := append([]string{"--source", m.redis.URL(), "--data-dir", m.dirs[i], "--issuer", meshIssuer,
-		"--jwks-file", m.jwks, "--audience", "mesh", "--log-level", "error", "--publish-interval", "200ms"}, extra...)
-	s := startServe(t, args...)
+	s := startServe(t, m.args(i, extra...)...)
 	if i < len(m.nodes) {
 		m.nodes[i] = s
 	}
 	return s
+}
+
+// args are the serve arguments of node i.
+func (m *mesh) args(i int, extra ...string) []string {
+	return append([]string{"--source", m.redis.URL(), "--data-dir", m.dirs[i], "--issuer", meshIssuer,
+		"--jwks-file", m.jwks, "--audience", "mesh", "--log-level", "error", "--publish-interval", "200ms"}, extra...)
 }
 
 func (m *mesh) token(t *testing.T, jti string) string {

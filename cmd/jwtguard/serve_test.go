@@ -67,7 +67,17 @@ type server struct {
 // loopback ports, and waits until it is ready.
 func startServe(t *testing.T, args ...string) *server {
 	t.Helper()
-	s := &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
+	s, run := newServe(t, args...)
+	run()
+	return s
+}
+
+// newServe assembles a node as `jwtguard serve args...` would, its
+// listeners bound to free loopback ports (s's addresses are known), and
+// returns run, which serves it and waits until it is ready.
+func newServe(t *testing.T, args ...string) (s *server, run func()) {
+	t.Helper()
+	s = &server{stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan error, 1)}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	all := append([]string{"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}, args...)
@@ -81,12 +91,14 @@ func startServe(t *testing.T, args ...string) *server {
 	}
 	a := n.Addrs()
 	s.grpcAddr, s.httpAddr, s.adminAddr = a.GRPC.String(), a.HTTP.String(), a.Admin.String()
-	ctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
-	go func() { s.done <- n.Run(ctx) }()
-	t.Cleanup(func() { s.stop(t) })
-	s.waitReady(t)
-	return s
+	return s, func() {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		s.cancel = cancel
+		go func() { s.done <- n.Run(ctx) }()
+		t.Cleanup(func() { s.stop(t) })
+		s.waitReady(t)
+	}
 }
 
 func (s *server) waitReady(t *testing.T) {

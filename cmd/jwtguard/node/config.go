@@ -17,6 +17,7 @@ import (
 	"github.com/jwtguard/jwtguard/authz"
 	"github.com/jwtguard/jwtguard/bloom"
 	"github.com/jwtguard/jwtguard/envoy"
+	"github.com/jwtguard/jwtguard/sync/idp"
 )
 
 // Config is everything `serve` takes. Flags, the YAML file of
@@ -47,6 +48,9 @@ type Config struct {
 	Authz      authz.Config
 	Revocation authz.RevocationConfig
 	Bloom      bloom.Config
+	// Providers are the identity providers whose events become
+	// revocations (the file's "providers" list).
+	Providers []idp.Config
 
 	// The flags of one issuer; the file can list several under "issuers".
 	issuer         string
@@ -102,9 +106,9 @@ func (l *listFlag) Set(v string) error {
 }
 
 func (c *Config) flags(fs *flag.FlagSet) {
-	fs.StringVar(&c.ConfigFile, "config", "", "YAML `file` with any of these settings (keys are the flag names; a repeatable flag such as claim-header takes a list), plus a list of issuers under the key issuers")
+	fs.StringVar(&c.ConfigFile, "config", "", "YAML `file` with any of these settings (keys are the flag names; a repeatable flag such as claim-header takes a list), plus a list of issuers under the key issuers and of identity providers under the key providers")
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "ext_authz v3 gRPC, gRPC health and reflection listen address")
-	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address: /healthz, /readyz, /metrics and forward-auth")
+	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address: /healthz, /readyz, /metrics, forward-auth and identity-provider events (/idp/)")
 	fs.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, "admin API listen address (loopback only unless --admin-token-file is set)")
 	fs.StringVar(&c.AdminTokenFile, "admin-token-file", "", "file holding the admin API bearer token (or JWTGUARD_ADMIN_TOKEN)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the embedded store and the node's filter snapshot")
@@ -191,6 +195,11 @@ func Load(args []string, env func(string) string, fs *flag.FlagSet) (*Config, er
 				dec.DisallowUnknownFields()
 				if err := dec.Decode(&fileIssuers); err != nil {
 					return nil, fmt.Errorf("config file %s: issuers: %w", c.ConfigFile, err)
+				}
+				continue
+			case "providers":
+				if c.Providers, err = decodeProviders(val); err != nil {
+					return nil, fmt.Errorf("config file %s: providers: %w", c.ConfigFile, err)
 				}
 				continue
 			case "config":
@@ -360,6 +369,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("bloom-entries %d, bloom-fp-rate %g: %w", c.Bloom.Entries, c.Bloom.FPRate, err)
 	}
 	if err := c.Revocation.Validate(); err != nil {
+		return err
+	}
+	if err := validateProviders(c.Providers); err != nil {
 		return err
 	}
 	if c.Dev {

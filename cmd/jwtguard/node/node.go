@@ -25,6 +25,7 @@ import (
 	"github.com/jwtguard/jwtguard/envoy"
 	"github.com/jwtguard/jwtguard/sync/admin"
 	"github.com/jwtguard/jwtguard/sync/embedded"
+	"github.com/jwtguard/jwtguard/sync/idp"
 	"github.com/jwtguard/jwtguard/sync/redis"
 	"github.com/jwtguard/jwtguard/sync/source"
 )
@@ -43,6 +44,7 @@ type Node struct {
 	health    *health.Server
 	dev       *devSetup
 	publisher *redis.Publisher // nil unless the source is Redis and publishing is on
+	providers []*idp.Provider  // identity providers whose events become revocations
 
 	grpcSrv                    *grpc.Server
 	httpSrv, adminSrv          *http.Server
@@ -118,6 +120,9 @@ func New(cfg *Config, opts ...Option) (n *Node, err error) {
 		return n, err
 	}
 	if n.checker, err = authz.NewChecker(c.Authz, n.rev, authz.WithLogger(n.log)); err != nil {
+		return n, err
+	}
+	if err := n.newProviders(); err != nil {
 		return n, err
 	}
 	fcfg := source.DefaultFollowerConfig()
@@ -223,11 +228,13 @@ func (n *Node) Run(ctx context.Context) error {
 	if err := n.checker.LoadKeys(ctx); err != nil {
 		n.log.Warn("key sets not loaded yet; not ready until they are", "err", err)
 	}
+	n.loadProviderKeys(ctx)
 	runErr := n.follower.Start(ctx)
 	loaded := runErr == nil
 	if loaded {
-		wg.Add(4)
+		wg.Add(5)
 		go func() { defer wg.Done(); n.checker.Run(ctx) }()
+		go func() { defer wg.Done(); n.runProviders(ctx) }()
 		go func() { defer wg.Done(); n.follower.Run(ctx) }()
 		go func() { defer wg.Done(); n.maintain(ctx) }()
 		go func() { defer wg.Done(); n.watchReadiness(ctx) }()
@@ -298,6 +305,7 @@ func (n *Node) httpMux(reg *prometheus.Registry, authzSvc *envoy.Authorization) 
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle(n.cfg.ForwardAuthPrefix, authzSvc)
+	n.handleProviders(mux)
 	if n.dev != nil {
 		mux.HandleFunc("GET "+devJWKSPath, func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
