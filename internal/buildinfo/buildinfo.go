@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: Apache-2.0
+
 // Package buildinfo says which jwtguard is running: its version, the
 // commit it was built from, when, and with which Go. The values come from
 // the build information the Go toolchain embeds in every binary
