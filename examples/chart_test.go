@@ -497,6 +497,8 @@ func TestChartRefuses(t *testing.T) {
 		{"source in the config", ok + "  source: embedded\n", "config.source"},
 		{"listener in the config", ok + "  admin-addr: 127.0.0.1:8182\n", "config.admin-addr"},
 		{"unknown shape", ok + "shape: sidecar\n", "shape"},
+		{"misspelt value", ok + "serviceMonitor: {enable: true}\n", "enable"},
+		{"misspelt top-level value", ok + "shpe: pool\n", "shpe"},
 		{"pool that cannot drain", ok + "shape: pool\npool: {replicas: 2, minAvailable: 2}\n", "pool.minAvailable"},
 		{"admin API open to all", ok + "networkPolicy: {admins: []}\n", "networkPolicy.admins"},
 	} {
