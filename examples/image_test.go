@@ -379,8 +379,19 @@ func TestDockerfile(t *testing.T) {
 		}
 	}
 
-	if want := "ARG VERSION=" + chartAppVersion(t) + "\n"; !strings.Contains(build.String(), want) {
-		t.Errorf("Dockerfile build stage lacks %q: its default version is the chart's appVersion", strings.TrimSpace(want))
+	versions := 0
+	for _, st := range stages {
+		for _, in := range st {
+			if v, ok := strings.CutPrefix(in.args, "VERSION="); ok && in.cmd == "ARG" {
+				versions++
+				if v != chartAppVersion(t) {
+					t.Errorf("Dockerfile: ARG VERSION=%s, want the chart's appVersion %s", v, chartAppVersion(t))
+				}
+			}
+		}
+	}
+	if versions == 0 {
+		t.Error("Dockerfile: no ARG VERSION defaulting to the chart's appVersion")
 	}
 
 	final := stages[len(stages)-1]
@@ -417,8 +428,17 @@ func TestDockerfile(t *testing.T) {
 		t.Errorf("CMD %v: the image has none (a container says what to run)", c)
 	}
 	var copies []string
+	ownedWorkDir := false
 	for _, c := range got["COPY"] {
-		copies = append(copies, strings.Fields(c)[len(strings.Fields(c))-1])
+		f := strings.Fields(c)
+		dest := f[len(f)-1]
+		copies = append(copies, dest)
+		if slices.Contains(f, "--chown="+imageUser) && strings.HasPrefix(imageWorkDir+"/", strings.TrimSuffix(dest, "/")+"/") {
+			ownedWorkDir = true
+		}
+	}
+	if !ownedWorkDir {
+		t.Errorf("no COPY --chown=%s makes %s the user's", imageUser, imageWorkDir)
 	}
 	for _, want := range []string{imageEntrypoint, imageCABundle} {
 		if !slices.Contains(copies, want) {
