@@ -1,6 +1,6 @@
 // Command jwtguard is the JWT revocation enforcement point: an Envoy
 // ext_authz server (serve) and the tools to revoke tokens and inspect its
-// state (revoke, revocations, status).
+// state (revoke, revocations, status), and version.
 package main
 
 import (
@@ -26,6 +26,7 @@ var commands = []command{
 	{"revocations", "list revocations (revocations list)", runRevocations},
 	{"status", "show a server's revocation state", runStatus},
 	{"publish", "publish a filter snapshot to a Redis source once", runPublish},
+	{"version", "print the version, commit, build date and Go version", runVersion},
 }
 
 func main() {
@@ -45,6 +46,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return errors.New("no command given")
 		}
 		return nil
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		return runVersion(ctx, args[1:], stdout, stderr)
 	}
 	for _, c := range commands {
 		if c.name == args[0] {

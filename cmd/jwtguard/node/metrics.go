@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/jwtguard/jwtguard/bloom"
+	"github.com/jwtguard/jwtguard/internal/buildinfo"
 )
 
 // filterCollector reports the filter's statistics, computed once per
@@ -46,6 +47,7 @@ func (n *Node) registerMetrics(reg *prometheus.Registry) {
 		}
 		return 0
 	}
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "jwtguard_build_info", Help: "Always 1; the labels say which build runs (jwtguard version).", ConstLabels: buildinfo.Get().Labels()}, func() float64 { return 1 }))
 	gauge("jwtguard_ready", "1 when keys and revocation state are loaded.", func() float64 { return b2f(n.Ready()) })
 	gauge("jwtguard_feed_position", "Feed position the node's revocation state reflects.", func() float64 { return float64(n.follower.Position()) })
 	gauge("jwtguard_feed_lag", "Feed positions the node is behind the revocation source, as of its last read.", func() float64 { return float64(n.follower.Lag()) })
