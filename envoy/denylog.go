@@ -29,7 +29,9 @@ func (l *denyLog) allow(log *slog.Logger, now time.Time) bool {
 	sec := uint64(now.Unix()) & 0xffffffff
 	for {
 		old := l.state.Load()
-		if old>>32 != sec {
+		// Only a later second opens a new window: a request that started
+		// in an earlier one but ends now counts against the current one.
+		if sec > old>>32 {
 			if !l.state.CompareAndSwap(old, sec<<32|1) {
 				continue
 			}
