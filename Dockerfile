@@ -21,9 +21,9 @@ ARG REVISION=unknown
 ARG DATE=unknown
 RUN CGO_ENABLED=0 go build -trimpath \
       -ldflags "-s -w \
-        -X github.com/jwtguard/jwtguard/internal/buildinfo.version=${VERSION} \
-        -X github.com/jwtguard/jwtguard/internal/buildinfo.revision=${REVISION} \
-        -X github.com/jwtguard/jwtguard/internal/buildinfo.date=${DATE}" \
+        -X github.com/jwtguard/jwtguard/cmd/jwtguard/internal/buildinfo.version=${VERSION} \
+        -X github.com/jwtguard/jwtguard/cmd/jwtguard/internal/buildinfo.revision=${REVISION} \
+        -X github.com/jwtguard/jwtguard/cmd/jwtguard/internal/buildinfo.date=${DATE}" \
       -o /out/jwtguard ./cmd/jwtguard \
  && mkdir -p /out/var-lib/jwtguard
 

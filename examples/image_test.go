@@ -56,7 +56,7 @@ const (
 	// build stage's (a Debian image) in the Dockerfile.
 	imageCABundle = "/etc/ssl/certs/ca-certificates.crt"
 	imageSource   = "https://github.com/jwtguard/jwtguard"
-	buildInfoPkg  = "github.com/jwtguard/jwtguard/internal/buildinfo"
+	buildInfoPkg  = "github.com/jwtguard/jwtguard/cmd/jwtguard/internal/buildinfo"
 	// refNameAnnotation names an image in an OCI layout's index.
 	refNameAnnotation = "org.opencontainers.image.ref.name"
 )

@@ -8,7 +8,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/jwtguard/jwtguard/internal/buildinfo"
+	"github.com/jwtguard/jwtguard/cmd/jwtguard/internal/buildinfo"
 )
 
 // runVersion prints the binary's version, commit, build date and Go

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jwtguard/jwtguard/internal/buildinfo"
+	"github.com/jwtguard/jwtguard/cmd/jwtguard/internal/buildinfo"
 )
 
 func TestVersionCommand(t *testing.T) {

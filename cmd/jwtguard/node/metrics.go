@@ -6,7 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/jwtguard/jwtguard/bloom"
-	"github.com/jwtguard/jwtguard/internal/buildinfo"
+	"github.com/jwtguard/jwtguard/cmd/jwtguard/internal/buildinfo"
 )
 
 // filterCollector reports the filter's statistics, computed once per

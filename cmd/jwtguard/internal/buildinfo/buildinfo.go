@@ -8,9 +8,9 @@
 // from a checkout), and any of them can be set at link time, which is how
 // release and image builds stamp them:
 //
-//	go build -ldflags "-X github.com/jwtguard/jwtguard/internal/buildinfo.version=0.1.0 \
-//	  -X github.com/jwtguard/jwtguard/internal/buildinfo.revision=$(git rev-parse HEAD) \
-//	  -X github.com/jwtguard/jwtguard/internal/buildinfo.date=$(date -u +%Y-%m-%dT%H:%M:%SZ)" ./cmd/jwtguard
+//	go build -ldflags "-X github.com/jwtguard/jwtguard/cmd/jwtguard/internal/buildinfo.version=0.1.0 \
+//	  -X github.com/jwtguard/jwtguard/cmd/jwtguard/internal/buildinfo.revision=$(git rev-parse HEAD) \
+//	  -X github.com/jwtguard/jwtguard/cmd/jwtguard/internal/buildinfo.date=$(date -u +%Y-%m-%dT%H:%M:%SZ)" ./cmd/jwtguard
 package buildinfo
 
 import (
