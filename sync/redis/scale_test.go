@@ -272,3 +272,24 @@ func mustJSON(t *testing.T, r authz.Record) string {
 	}
 	return string(data)
 }
+
+// TestSnapshotReadInPieces: a published snapshot larger than a piece is
+// read in pieces and loads whole.
+func TestSnapshotReadInPieces(t *testing.T) {
+	defer func(n int64) { snapshotChunk = n }(snapshotChunk)
+	snapshotChunk = 1000
+	s, _ := newSource(t, Options{})
+	stored := put(t, s, tokens("piece", 50)...)
+	cfg := bloom.Config{Entries: 10_000, FPRate: 0.001, DeltaEntries: 100}
+	if err := s.Publish(ctxT(t), cfg); err != nil {
+		t.Fatal(err)
+	}
+	f, err := s.Snapshot(ctxT(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Position() != stored[len(stored)-1].Position {
+		t.Fatalf("snapshot at position %d, want %d", f.Position(), stored[len(stored)-1].Position)
+	}
+	checkHolds(t, f, stored)
+}
