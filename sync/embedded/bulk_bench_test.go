@@ -62,4 +62,4 @@ func BenchmarkBulkPut(b *testing.B) {
 
 // bulkBatches are the batch sizes of BenchmarkBulkPut: 500 is what
 // `jwtguard revoke --from-file` sends, 10,000 the admin API's largest.
-var bulkBatches = []int{500, 10_000, 100_000, 1_000_000}
+var bulkBatches = []int{500, 10_000}
