@@ -11,7 +11,7 @@ import (
 	"github.com/jwtguard/jwtguard/authz"
 )
 
-// bulkRecords is the size of BenchmarkBulkPut: JWTGUARD_BULK_RECORDS, or
+// bulkRecords is the size of BenchmarkBulkLoad: JWTGUARD_BULK_RECORDS, or
 // 10,000 so that the test command's single run stays quick.
 func bulkRecords(b *testing.B) int {
 	b.Helper()
@@ -26,12 +26,12 @@ func bulkRecords(b *testing.B) int {
 	return n
 }
 
-// BenchmarkBulkPut stores n token records (random-looking jti, as a mass
+// BenchmarkBulkLoad stores n token records (random-looking jti, as a mass
 // revocation has) through Put in batches of 500, the batches of
 // `jwtguard revoke --from-file`, each one transaction synced to disk, and
 // reports records per second. Each record has its own expiry. JWTGUARD_BULK_RECORDS=1000000 is the mass
 // revocation of bench/SCALE.md.
-func BenchmarkBulkPut(b *testing.B) {
+func BenchmarkBulkLoad(b *testing.B) {
 	n := bulkRecords(b)
 	for _, batch := range bulkBatches {
 		b.Run(fmt.Sprint("batch=", batch), func(b *testing.B) {
@@ -60,6 +60,6 @@ func BenchmarkBulkPut(b *testing.B) {
 	}
 }
 
-// bulkBatches are the batch sizes of BenchmarkBulkPut: 500 is what
+// bulkBatches are the batch sizes of BenchmarkBulkLoad: 500 is what
 // `jwtguard revoke --from-file` sends, 10,000 the admin API's largest.
 var bulkBatches = []int{500, 10_000}
