@@ -293,3 +293,29 @@ func TestSnapshotReadInPieces(t *testing.T) {
 	}
 	checkHolds(t, f, stored)
 }
+
+// TestNodeHoldsOneConnection: a node's source keeps one connection to
+// Redis through its feed reads, lookups and stats (a mesh's size is
+// bounded by Redis's maxclients).
+func TestNodeHoldsOneConnection(t *testing.T) {
+	s, srv := newSource(t, Options{})
+	c := client(t, srv)
+	recs := put(t, s, tokens("one", 3)...)
+	before := infoField(t, c, "stats", "total_connections_received")
+	node := openSource(t, srv.URL(), Options{})
+	if _, err := node.Feed(ctxT(t), 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := node.Lookup(ctxT(t), recs[0].LookupKey()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := node.Stats(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := node.Snapshot(ctxT(t), smallBloom); err != nil {
+		t.Fatal(err)
+	}
+	if n := infoField(t, c, "stats", "total_connections_received") - before; n != 1 {
+		t.Errorf("a node's source opened %d connections, want 1", n)
+	}
+}
