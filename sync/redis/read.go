@@ -172,13 +172,21 @@ func (s *Source) Get(ctx context.Context, id string) (authz.Record, error) {
 // (a Redis behind it holds none after it). The guard itself (epoch and seq,
 // see "A Redis that lost its data") is read after the entries when they do
 // not carry an epoch or this source has seen a newer position than the
-// caller's, and at the end of every idle slice, so that a loss is reported
-// within one slice (maxBlock), and at once when a Lookup has run into it.
+// caller's, before the first wait of a source that has seen no epoch yet,
+// and at the end of every idle slice, so that a loss is reported within one
+// slice (maxBlock), and at once when a Lookup has run into it.
 func (s *Source) Feed(ctx context.Context, after uint64, limit int) ([]authz.Record, error) {
 	if limit <= 0 {
 		limit = DefaultFeedLimit
 	}
 	op := func() string { return fmt.Sprintf("feed after %d", after) }
+	if s.sawGuard().sawEpoch == "" {
+		// Nothing seen of this Redis yet: look with the guard first, so
+		// that one that lost its data is reported at once.
+		if recs, err := s.feedCheck(ctx, after, limit); err != nil || len(recs) > 0 {
+			return recs, err
+		}
+	}
 	for {
 		block := maxBlock*3/4 + rand.N(maxBlock/4+1)
 		if dl, ok := ctx.Deadline(); ok {
