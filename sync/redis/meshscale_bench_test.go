@@ -292,6 +292,7 @@ func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration,
 	})
 
 	b.ReportMetric(nodes.info(b, "memory", "mem_clients_normal")/float64(followers), "redis-client-bytes/follower")
+	b.ReportMetric(nodes.info(b, "clients", "connected_clients"), "redis-connections")
 
 	// Idle.
 	w := openWindow(b, nodes)
