@@ -91,6 +91,13 @@ Embedded source (bbolt): \`go test -run '^\$' -bench 'Lookup|Put\$' -benchmem ./
 $(grep -E '^Benchmark' "$WORK/embedded.txt")
 \`\`\`
 
+## Mesh at scale
+
+Hundreds to thousands of followers on one Redis, the snapshot herd, mass revocation and
+the embedded bulk load take minutes each and are not rerun by this script: their
+commands, figures (with the date and the machine's load when they ran) and the model
+of 1,000 and 10,000 nodes built on them are in [SCALE.md](SCALE.md).
+
 ## End to end: jwtguard against the baseline
 
 \`bench/cmd/loadgen/scenarios.sh\` with ROUNDS=$ROUNDS STREAMS=16 BALLAST_MB=4: for each round and

@@ -19,8 +19,9 @@
 //	                <key> is kind:issuer:value, issuer and value query-escaped
 //	live:<kind>     sorted set of the IDs of one kind, scored by expiry (ms):
 //	                Stats counts it (ZCOUNT) and Range walks it (ZSCAN)
-//	feed            a stream of record JSON with IDs 0-<position>, trimmed
-//	                to about Options.FeedRetention entries (MAXLEN ~)
+//	feed            a stream of entries with IDs 0-<position>: the record's
+//	                JSON (field r) and the epoch (field e), trimmed to about
+//	                Options.FeedRetention entries (MAXLEN ~)
 //	snapshot        the published filter snapshot (bloom snapshot format)
 //	snapshot:pos    the position that snapshot reflects
 //	lease           the publisher lease: the holder's random ID, with a TTL
@@ -47,10 +48,16 @@
 // A Redis restarted without persistence, flushed, failed over to a replica
 // that missed writes, or swapped for another, has lost revocations that
 // nodes still enforce. A node must not take its silence for "not revoked".
-// So every Lookup and Feed reads epoch and seq after its data, in the same
-// round trip, and fails with ErrPositionAhead when the epoch changed or
+// So every Lookup reads epoch and seq after its data, in the same round
+// trip (one MGET), and fails with ErrPositionAhead when the epoch changed or
 // vanished or seq is behind a position the Source has seen or holds (Hold:
 // the follower's own position, which may come from its snapshot on disk).
+// Feed holds its entries to the same rule at the cost of the one blocking
+// XREAD that brings them: every feed entry carries the epoch it was written
+// under, and entries after the caller's position show that Redis holds it;
+// it reads the guard itself when that is not enough (entries of an older
+// writer, without epoch; a position seen past the caller's; a source that
+// has seen no epoch yet) and at the end of every idle wait.
 // The checker then denies what it cannot confirm (revocation_unavailable),
 // the follower reports the source diverged at once (a failed Lookup wakes
 // its waiting feed read), and the node keeps enforcing its own state until

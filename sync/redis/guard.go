@@ -2,8 +2,8 @@ package redis
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -31,25 +31,30 @@ func (s *Source) Hold(pos uint64) {
 	s.guard.mu.Unlock()
 }
 
-// guardCmds are the reads of the guard, queued in a pipeline after the
-// reads whose answer they vouch for (a Redis that loses its data between
-// the two is seen behind, never the reverse), with what the source had seen
-// before the round trip: calls overlap, and one that started earlier may
-// be answered later, so its answer is held to what was known when it
-// started.
+// guardCmds is the read of the guard (one MGET of epoch and seq), queued
+// in a pipeline after the reads whose answer it vouches for (a Redis that
+// loses its data between the two is seen behind, never the reverse), with
+// what the source had seen before the round trip: calls overlap, and one
+// that started earlier may be answered later, so its answer is held to what
+// was known when it started.
 type guardCmds struct {
-	epoch, seq *goredis.StringCmd
-	sawEpoch   string
-	floor      uint64
+	read     *goredis.SliceCmd
+	sawEpoch string
+	floor    uint64
 }
 
-// queueGuard queues the guard's reads on p.
+// queueGuard queues the guard's read on p.
 func (s *Source) queueGuard(ctx context.Context, p goredis.Pipeliner) guardCmds {
-	s.guard.mu.Lock()
-	g := guardCmds{sawEpoch: s.guard.epoch, floor: s.guard.floor}
-	s.guard.mu.Unlock()
-	g.epoch, g.seq = p.Get(ctx, s.k.epoch()), p.Get(ctx, s.k.seq())
+	g := s.sawGuard()
+	g.read = p.MGet(ctx, s.k.epoch(), s.k.seq())
 	return g
+}
+
+// sawGuard returns what the source has seen so far.
+func (s *Source) sawGuard() guardCmds {
+	s.guard.mu.Lock()
+	defer s.guard.mu.Unlock()
+	return guardCmds{sawEpoch: s.guard.epoch, floor: s.guard.floor}
 }
 
 // check returns the position Redis is at, or an error wrapping
@@ -57,19 +62,31 @@ func (s *Source) queueGuard(ctx context.Context, p goredis.Pipeliner) guardCmds 
 // or has another epoch; then it also wakes a waiting Feed, so that its
 // caller learns of it at once. Otherwise it records what it saw.
 func (s *Source) check(g guardCmds) (uint64, error) {
-	epoch, err := g.epoch.Result()
-	if err != nil && !errors.Is(err, goredis.Nil) {
-		return 0, fmt.Errorf("read %s: %w", s.k.epoch(), err)
-	}
-	seq, err := g.seq.Uint64()
-	if errors.Is(err, goredis.Nil) {
-		seq, err = 0, nil
+	vals, err := g.read.Result()
+	if err == nil && len(vals) != 2 {
+		err = fmt.Errorf("%d values", len(vals))
 	}
 	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", s.k.seq(), err)
+		return 0, fmt.Errorf("read %s and %s: %w", s.k.epoch(), s.k.seq(), err)
 	}
+	epoch, _ := vals[0].(string) // nil: no epoch yet
+	var seq uint64
+	if v, ok := vals[1].(string); ok {
+		if seq, err = strconv.ParseUint(v, 10, 64); err != nil {
+			return 0, fmt.Errorf("read %s: %w", s.k.seq(), err)
+		}
+	}
+	return seq, s.judge(g, epoch, seq)
+}
+
+// judge decides what an epoch and position read from Redis after a
+// round trip's data say of it, given g, what was seen before the round
+// trip: nil, or an error wrapping ErrPositionAhead (waking a waiting Feed).
+// Otherwise it records what it saw.
+func (s *Source) judge(g guardCmds, epoch string, seq uint64) error {
 	s.guard.mu.Lock()
 	defer s.guard.mu.Unlock()
+	var err error
 	switch {
 	case epoch == "" && g.sawEpoch != "":
 		err = fmt.Errorf("redis at %s has lost its epoch %q: its data was lost: %w", s.addr, g.sawEpoch, ErrPositionAhead)
@@ -83,15 +100,21 @@ func (s *Source) check(g guardCmds) (uint64, error) {
 			s.addr, seq, g.floor, ErrPositionAhead)
 	}
 	if err != nil {
-		select {
-		case s.behind <- struct{}{}:
-		default:
-		}
-		return seq, err
+		s.wakeBehind()
+		return err
 	}
 	if s.guard.epoch == "" {
 		s.guard.epoch = epoch // "" or the first one
 	}
 	s.guard.floor = max(s.guard.floor, seq)
-	return seq, nil
+	return nil
+}
+
+// wakeBehind wakes a waiting Feed when Redis was found behind, so that its
+// caller learns of it at once.
+func (s *Source) wakeBehind() {
+	select {
+	case s.behind <- struct{}{}:
+	default:
+	}
 }

@@ -35,40 +35,88 @@ func (s *Source) Snapshot(ctx context.Context, cfg bloom.Config) (*bloom.Filter,
 	return f, err
 }
 
+// snapshotChunk is the most bytes of the published snapshot one command
+// (GETRANGE) reads. Nodes read it in pieces, so that Redis never queues a
+// whole snapshot per reader (a thousand nodes starting at once would have
+// it hold a thousand copies in its output buffers) and serves its other
+// clients between the pieces, and each piece gets the deadline of one
+// call. A variable so that benchmarks can compare.
+var snapshotChunk int64 = 1 << 20
+
+// snapshotReads bounds the attempts at reading a published snapshot whose
+// pieces do not fit together (a Publish replaced it meanwhile).
+const snapshotReads = 3
+
 // published returns the published snapshot, or nil when there is none that
 // a node could follow the feed from.
 func (s *Source) published(ctx context.Context) (*bloom.Filter, error) {
+	var err error
+	for range snapshotReads {
+		var f *bloom.Filter
+		var torn bool
+		if f, torn, err = s.readPublished(ctx); !torn {
+			return f, err
+		}
+	}
+	slog.Warn("the published snapshot changed while it was read, again and again; building the filter from the records", "err", err)
+	return nil, nil
+}
+
+// readPublished reads the published snapshot in pieces; torn says that
+// they did not fit together (the snapshot was replaced meanwhile: its
+// checksum fails), and the read is worth another try.
+func (s *Source) readPublished(ctx context.Context) (f *bloom.Filter, torn bool, err error) {
 	octx, cancel := s.opContext(ctx)
 	defer cancel()
-	var snap, seq *goredis.StringCmd
+	var first *goredis.StringCmd
+	var size *goredis.IntCmd
+	var seq *goredis.StringCmd
 	var head *goredis.XMessageSliceCmd
 	cmds, _ := s.rdb.Pipelined(octx, func(p goredis.Pipeliner) error {
-		snap = p.Get(octx, s.k.snapshot())
+		size = p.StrLen(octx, s.k.snapshot())
+		first = p.GetRange(octx, s.k.snapshot(), 0, snapshotChunk-1)
 		seq = p.Get(octx, s.k.seq())
 		head = p.XRangeN(octx, s.k.feed(), "-", "+", 1)
 		return nil
 	})
 	if err := pipeErr(cmds); err != nil {
-		return nil, s.wrap("snapshot", err)
+		return nil, false, s.wrap("snapshot", err)
 	}
-	data, err := snap.Bytes()
-	if errors.Is(err, goredis.Nil) {
-		return nil, nil
+	n := size.Val()
+	if n == 0 {
+		return nil, false, nil
 	}
-	f, err := bloom.ReadSnapshot(bytes.NewReader(data))
+	data := make([]byte, 0, n)
+	data = append(data, first.Val()...)
+	for int64(len(data)) < n {
+		cctx, cancel := s.opContext(ctx)
+		piece, err := s.rdb.GetRange(cctx, s.k.snapshot(), int64(len(data)), min(n, int64(len(data))+snapshotChunk)-1).Result()
+		cancel()
+		if err != nil {
+			return nil, false, s.wrap("snapshot", err)
+		}
+		if piece == "" {
+			return nil, true, errors.New("the snapshot shrank while it was read")
+		}
+		data = append(data, piece...)
+	}
+	f, err = bloom.ReadSnapshot(bytes.NewReader(data[:min(int64(len(data)), n)]))
 	if err != nil {
-		return nil, nil // rebuilt from the records; the next Publish replaces it
+		if int64(len(data)) > snapshotChunk {
+			return nil, true, err // perhaps pieces of two snapshots
+		}
+		return nil, false, nil // rebuilt from the records; the next Publish replaces it
 	}
 	top, _ := seq.Uint64()
 	if f.Position() >= top {
-		return f, nil
+		return f, false, nil
 	}
 	if msgs := head.Val(); len(msgs) > 0 {
 		if oldest, ok := parseStreamID(msgs[0].ID); ok && oldest <= f.Position()+1 {
-			return f, nil
+			return f, false, nil
 		}
 	}
-	return nil, nil
+	return nil, false, nil
 }
 
 // build builds a filter sized by cfg from the live records, dropping

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -30,12 +31,16 @@ const (
 	scanCount = 1000
 )
 
-// Feed waits in slices of at most maxBlock (XREAD BLOCK), ending each one
-// blockMargin before the caller's deadline, so that the reply never races
-// the deadline and the connection stays usable.
+// Feed waits in slices (XREAD BLOCK) of between 3/4 of maxBlock and
+// maxBlock, drawn at random so that the idle cycles of a mesh's nodes do
+// not line up, and never past the caller's deadline. Each blocking read has
+// a socket deadline of its own, readSlack past its block time: Redis
+// answers a timed-out XREAD BLOCK up to about 1/hz late (100 ms, more when
+// busy), and a read cut by its deadline would cost the connection and a
+// re-dial.
 const (
-	maxBlock    = 5 * time.Second
-	blockMargin = 50 * time.Millisecond
+	maxBlock  = 10 * time.Second
+	readSlack = 2 * time.Second
 )
 
 // Lookup returns every record stored under key whose ExpiresAt is after
@@ -163,23 +168,33 @@ func (s *Source) Get(ctx context.Context, id string) (authz.Record, error) {
 // (ErrClosed). It returns source.ErrFeedTrimmed when records after the
 // position have been trimmed from the feed, and ErrPositionAhead when
 // Redis is behind the position, behind what this source has seen or holds
-// (see Hold), or has another epoch: it lost its data. Every answer, and
-// every wake-up of the wait, reads the feed together with the guard, so a
-// loss is reported within one blocking slice (maxBlock), and at once when
-// a Lookup has run into it.
+// (see Hold), or has another epoch: it lost its data.
+//
+// A batch costs Redis one command, the blocking XREAD that brings it: each
+// feed entry carries the epoch of the Redis it was written to, which must
+// be the one seen before, and the entries continue the caller's position
+// (a Redis behind it holds none after it). The guard itself (epoch and seq,
+// see "A Redis that lost its data") is read after the entries when they do
+// not carry an epoch or this source has seen a newer position than the
+// caller's, before the first wait of a source that has seen no epoch yet,
+// and at the end of every idle slice, so that a loss is reported within one
+// slice (maxBlock), and at once when a Lookup has run into it.
 func (s *Source) Feed(ctx context.Context, after uint64, limit int) ([]authz.Record, error) {
 	if limit <= 0 {
 		limit = DefaultFeedLimit
 	}
 	op := func() string { return fmt.Sprintf("feed after %d", after) }
-	for {
-		recs, err := s.feedCheck(ctx, after, limit)
-		if err != nil || len(recs) > 0 {
+	if s.sawGuard().sawEpoch == "" {
+		// Nothing seen of this Redis yet: look with the guard first, so
+		// that one that lost its data is reported at once.
+		if recs, err := s.feedCheck(ctx, after, limit); err != nil || len(recs) > 0 {
 			return recs, err
 		}
-		block := maxBlock
+	}
+	for {
+		block := maxBlock*3/4 + rand.N(maxBlock/4+1)
 		if dl, ok := ctx.Deadline(); ok {
-			block = min(block, time.Until(dl)-blockMargin)
+			block = min(block, time.Until(dl))
 		}
 		if block < time.Millisecond {
 			// Too close to the deadline to ask Redis again: wait it out.
@@ -189,18 +204,28 @@ func (s *Source) Feed(ctx context.Context, after uint64, limit int) ([]authz.Rec
 			case <-s.closed:
 				return nil, fmt.Errorf("%s: %w", op(), ErrClosed)
 			case <-s.behind:
-				continue
+				return s.feedCheck(ctx, after, limit)
 			}
 		}
-		// A wake-up only: the records are read by feedCheck, with the guard.
-		_, err = s.blockingRead(ctx, &goredis.XReadArgs{
+		seen := s.sawGuard()
+		streams, err := s.blockingRead(ctx, &goredis.XReadArgs{
 			Streams: []string{s.k.feed(), streamID(after)},
-			Count:   1,
+			Count:   int64(limit),
 			Block:   block,
 		})
 		switch {
-		case err == nil, errors.Is(err, goredis.Nil), errors.Is(err, errBehind):
-			continue // a Put, nothing within block, or Redis seen behind
+		case err == nil:
+			return s.feedAnswer(ctx, after, limit, seen, streams)
+		case errors.Is(err, goredis.Nil), errors.Is(err, errBehind):
+			// Nothing within block, or Redis seen behind: look again,
+			// with the guard.
+			if cerr := ctxErr(ctx); cerr != nil {
+				return nil, cerr
+			}
+			recs, err := s.feedCheck(ctx, after, limit)
+			if err != nil || len(recs) > 0 {
+				return recs, err
+			}
 		case ctxErr(ctx) != nil:
 			return nil, ctxErr(ctx)
 		case errors.Is(err, ErrClosed):
@@ -209,6 +234,59 @@ func (s *Source) Feed(ctx context.Context, after uint64, limit int) ([]authz.Rec
 			return nil, s.wrap(op(), err)
 		}
 	}
+}
+
+// feedAnswer vouches for the entries a blocking read brought, read after
+// after with seen as the guard before the read, and returns their records.
+// Anything but good entries (trimmed, one that does not decode) is read
+// again by feedCheck, with the guard.
+func (s *Source) feedAnswer(ctx context.Context, after uint64, limit int, seen guardCmds, streams []goredis.XStream) ([]authz.Record, error) {
+	op := func() string { return fmt.Sprintf("feed after %d", after) }
+	recs, err := s.feedRecords(after, streams)
+	if err != nil || len(recs) == 0 {
+		return s.feedCheck(ctx, after, limit)
+	}
+	var epoch string
+	unmarked := false
+	for _, m := range streams[0].Messages[:len(recs)] {
+		e, _ := m.Values["e"].(string)
+		switch {
+		case e == "":
+			unmarked = true // written by a version that did not mark them
+		case epoch == "":
+			epoch = e
+		case e != epoch:
+			// An epoch is written once: two of them mean the data was
+			// replaced.
+			s.wakeBehind()
+			return nil, fmt.Errorf("%s: redis at %s holds entries of epochs %q and %q: its data was replaced: %w",
+				op(), s.addr, epoch, e, ErrPositionAhead)
+		}
+	}
+	last := recs[len(recs)-1].Position
+	if epoch != "" {
+		// The entries vouch for the epoch here, and for the position when
+		// this source has seen none past the caller's: Redis holds last.
+		if err := s.judge(seen, epoch, max(last, seen.floor)); err != nil {
+			return nil, fmt.Errorf("%s: %w", op(), err)
+		}
+	}
+	if unmarked || seen.floor > after {
+		// The entries alone cannot vouch for Redis: read the guard after
+		// them.
+		octx, cancel := s.opContext(ctx)
+		defer cancel()
+		g := s.sawGuard()
+		g.floor = max(seen.floor, last)
+		g.read = s.rdb.MGet(octx, s.k.epoch(), s.k.seq())
+		if _, err := s.check(g); err != nil {
+			if cerr := ctxErr(ctx); cerr != nil && !errors.Is(err, ErrPositionAhead) {
+				return nil, cerr
+			}
+			return nil, s.wrap(op(), err)
+		}
+	}
+	return recs, nil
 }
 
 // feedCheck reads the feed after after without waiting, with the guard
@@ -266,9 +344,13 @@ func ctxErr(ctx context.Context) error {
 	return nil
 }
 
-// blockingRead runs a blocking XREAD and returns as soon as ctx ends, the
-// source is closed or a Lookup finds Redis behind, leaving the read to
-// finish (within its block time) on its own.
+// blockingRead runs a blocking XREAD and returns as soon as ctx is
+// cancelled, the source is closed or a Lookup finds Redis behind, leaving
+// the read to finish (within its block time) on its own. The read has its
+// own deadline (its block time and readSlack), not ctx's: when ctx's
+// deadline passes first, blockingRead waits for the read, which Redis ends
+// at most a moment later, and returns what it brings, so that its
+// connection is never cut in the middle of a reply.
 func (s *Source) blockingRead(ctx context.Context, args *goredis.XReadArgs) ([]goredis.XStream, error) {
 	type result struct {
 		streams []goredis.XStream
@@ -276,18 +358,27 @@ func (s *Source) blockingRead(ctx context.Context, args *goredis.XReadArgs) ([]g
 	}
 	done := make(chan result, 1)
 	go func() {
-		streams, err := s.rdb.XRead(ctx, args).Result()
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), args.Block+readSlack)
+		defer cancel()
+		streams, err := s.rdb.XRead(rctx, args).Result()
 		done <- result{streams, err}
 	}()
-	select {
-	case r := <-done:
-		return r.streams, r.err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-s.closed:
-		return nil, ErrClosed
-	case <-s.behind:
-		return nil, errBehind
+	wait := ctx.Done()
+	for {
+		select {
+		case r := <-done:
+			return r.streams, r.err
+		case <-wait:
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				wait = nil // the read ends within readSlack
+				continue
+			}
+			return nil, ctx.Err()
+		case <-s.closed:
+			return nil, ErrClosed
+		case <-s.behind:
+			return nil, errBehind
+		}
 	}
 }
 

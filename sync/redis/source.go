@@ -158,6 +158,10 @@ func universalOptions(rawURL string, opts Options) (*goredis.UniversalOptions, e
 		// second (go-redis still retries the command a few times); callers
 		// have their own backoff.
 		DialerRetries: 1,
+		// Pipelines (Lookup, the guard, Stats) share the one pool: a pool of
+		// their own would give every node a second connection to Redis,
+		// halving the nodes one Redis takes before maxclients.
+		PipelinePoolSize: -1,
 	}
 	if uo.DialTimeout <= 0 {
 		uo.DialTimeout = DefaultDialTimeout

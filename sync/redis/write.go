@@ -27,7 +27,8 @@ import (
 // writes nothing. Positions continue after the larger of seq and the feed's
 // newest entry, so that a lost seq key never makes XADD fail halfway. The
 // epoch is set unless there is one (see "A Redis that lost its data" in the
-// package documentation). Every read comes before the first write, so an
+// package documentation), and every feed entry carries it (field e, beside
+// the record in r), so that a follower learns it with the entries. Every read comes before the first write, so an
 // error (or a refused write when Redis is out of memory) leaves nothing
 // behind.
 var putScript = goredis.NewScript(`
@@ -42,6 +43,7 @@ if top[1] then
   if p and p > seq then seq = p end
 end
 redis.call('SET', KEYS[3], ARGV[3], 'NX')
+local epoch = redis.call('GET', KEYS[3])
 local n = (#KEYS - 3) / 3
 for i = 0, n - 1 do
   local k = 4 + 3 * i
@@ -55,7 +57,7 @@ for i = 0, n - 1 do
   redis.call('PEXPIREAT', KEYS[k + 1], last[2])
   redis.call('ZADD', KEYS[k + 2], exp, id)
   redis.call('ZREMRANGEBYSCORE', KEYS[k + 2], '-inf', ARGV[2])
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '0-' .. pos, 'r', rec)
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '0-' .. pos, 'r', rec, 'e', epoch)
 end
 redis.call('SET', KEYS[1], string.format('%d', seq + n))
 return seq + 1

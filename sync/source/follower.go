@@ -45,17 +45,29 @@ type FollowerConfig struct {
 	Batch int
 	// MinBackoff and MaxBackoff bound the wait between failed reads.
 	MinBackoff, MaxBackoff time.Duration
+	// FeedWait is about how long one feed read waits for a revocation
+	// before the follower notes that the source answered (LastSync) and
+	// asks again: each wait is drawn between 3/4 of it and all of it, so
+	// that the idle cycles of a mesh's nodes do not line up. Default 25s;
+	// 0 takes the default.
+	FeedWait time.Duration
 }
+
+// DefaultFeedWait is the default FollowerConfig.FeedWait.
+const DefaultFeedWait = 25 * time.Second
 
 // DefaultFollowerConfig returns the defaults.
 func DefaultFollowerConfig() FollowerConfig {
-	return FollowerConfig{Bloom: bloom.DefaultConfig(), Batch: 1000, MinBackoff: 50 * time.Millisecond, MaxBackoff: 5 * time.Second}
+	return FollowerConfig{Bloom: bloom.DefaultConfig(), Batch: 1000, MinBackoff: 50 * time.Millisecond, MaxBackoff: 5 * time.Second, FeedWait: DefaultFeedWait}
 }
 
 // NewFollower returns a follower applying src to rev.
 func NewFollower(src Source, rev *authz.Revocations, cfg FollowerConfig, log *slog.Logger) *Follower {
 	if log == nil {
 		log = slog.Default()
+	}
+	if cfg.FeedWait <= 0 {
+		cfg.FeedWait = DefaultFeedWait
 	}
 	return &Follower{src: src, rev: rev, cfg: cfg, log: log}
 }
@@ -183,7 +195,7 @@ func (f *Follower) catchUp(ctx context.Context) error {
 func (f *Follower) Run(ctx context.Context) {
 	backoff := f.cfg.MinBackoff
 	for ctx.Err() == nil {
-		err := f.step(ctx, 30*time.Second)
+		err := f.step(ctx, f.cfg.FeedWait*3/4+rand.N(f.cfg.FeedWait/4+1))
 		if err == nil || errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			backoff = f.cfg.MinBackoff
 			continue

@@ -1,0 +1,399 @@
+package redis
+
+// The mesh scale run of bench/SCALE.md: many in-process followers, each a
+// real source.Follower with its own Source (its own connection pool) and
+// its own revocation state, on one real redis-server or a real three-master
+// Redis Cluster. Sizes come from environment variables and default small,
+// so that the test command's single run (-benchtime 1x) takes seconds:
+//
+//	JWTGUARD_MESH_FOLLOWERS     followers (default 10)
+//	JWTGUARD_MESH_REVOCATIONS   revocations written (default 50)
+//	JWTGUARD_MESH_RATE          revocations per second, in a Put every 10 ms
+//	                            (every 1/rate below 100/s) (default 100)
+//	JWTGUARD_MESH_IDLE          idle window measured, e.g. 60s (default 1s)
+//	JWTGUARD_MESH_MASS          records of a mass revocation written after,
+//	                            in Puts of 500 as revoke --from-file (default 0)
+//	JWTGUARD_MESH_CLUSTER       1: a three-master Redis Cluster
+//
+// The harness runs in the benchmark's process and Redis in its own: their
+// CPU is told apart by reading Redis's from INFO cpu (used_cpu_sys and
+// used_cpu_user of the redis-server process) and the harness's from
+// getrusage, over the same window.
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/jwtguard/jwtguard/authz"
+	"github.com/jwtguard/jwtguard/bloom"
+	"github.com/jwtguard/jwtguard/sync/redis/redistest"
+	"github.com/jwtguard/jwtguard/sync/source"
+)
+
+// envInt returns the integer in environment variable name, or def.
+func envInt(b testing.TB, name string, def int) int {
+	b.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		b.Fatalf("%s=%q: want a count", name, v)
+	}
+	return n
+}
+
+// envDuration returns the duration in environment variable name, or def.
+func envDuration(b testing.TB, name string, def time.Duration) time.Duration {
+	b.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		b.Fatalf("%s=%q: want a duration such as 60s", name, v)
+	}
+	return d
+}
+
+// redisNodes is where a mesh run's Redis lives: one server, or the masters
+// of a cluster; Options selects it for a Source.
+type redisNodes struct {
+	url     string
+	cluster []string
+	clients []*goredis.Client // one per server, for INFO
+}
+
+func (n redisNodes) open(b testing.TB, ctx context.Context) *Source {
+	b.Helper()
+	s, err := Open(ctx, n.url, Options{ClusterAddrs: n.cluster})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
+}
+
+// info sums an INFO field over the servers.
+func (n redisNodes) info(b testing.TB, section, field string) float64 {
+	b.Helper()
+	var sum float64
+	for _, c := range n.clients {
+		info, err := c.Info(context.Background(), section).Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for line := range strings.Lines(info) {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					b.Fatalf("INFO %s: %q", field, v)
+				}
+				sum += f
+			}
+		}
+	}
+	return sum
+}
+
+// redisCPU is the CPU time the servers have used, in seconds.
+func (n redisNodes) redisCPU(b testing.TB) float64 {
+	return n.info(b, "cpu", "used_cpu_sys") + n.info(b, "cpu", "used_cpu_user")
+}
+
+// calls sums the calls of each command (INFO commandstats) over the servers.
+func (n redisNodes) calls(b *testing.B) map[string]int {
+	b.Helper()
+	out := map[string]int{}
+	for _, c := range n.clients {
+		for k, v := range commandCalls(b, c) {
+			out[k] += v
+		}
+	}
+	return out
+}
+
+// startRedis starts one redis-server, or three clustered masters.
+func startRedis(b *testing.B, cluster bool) redisNodes {
+	b.Helper()
+	// Room for thousands of clients; the default maxclients is 10000.
+	args := []redistest.Option{redistest.Args("--maxclients", "20000")}
+	if !cluster {
+		srv := redistest.Start(b, args...)
+		c := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+		b.Cleanup(func() { c.Close() })
+		return redisNodes{url: srv.URL(), clients: []*goredis.Client{c}}
+	}
+	var n redisNodes
+	for range 3 {
+		srv := redistest.Start(b, append(args, redistest.Args("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"))...)
+		n.cluster = append(n.cluster, srv.Addr())
+		c := goredis.NewClient(&goredis.Options{Addr: srv.Addr()})
+		b.Cleanup(func() { c.Close() })
+		n.clients = append(n.clients, c)
+	}
+	cli := func(args ...string) string {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "redis-cli", args...).CombinedOutput()
+		if err != nil {
+			b.Fatalf("redis-cli %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	cli(append(append([]string{"--cluster", "create"}, n.cluster...), "--cluster-replicas", "0", "--cluster-yes")...)
+	for _, addr := range n.cluster {
+		host, port, _ := net.SplitHostPort(addr)
+		waitFor(b, 30*time.Second, "cluster_state:ok on "+addr, func() bool {
+			return strings.Contains(cli("-h", host, "-p", port, "cluster", "info"), "cluster_state:ok")
+		})
+	}
+	return n
+}
+
+// selfCPU is the CPU time this process has used, in seconds.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// window measures Redis's CPU, the harness's CPU and Redis's commands over
+// a stretch of a run.
+type window struct {
+	start              time.Time
+	redisCPU, selfCPU  float64
+	calls              map[string]int
+	totalCommands      float64
+	connectionsStarted float64
+	netOut             float64
+}
+
+func openWindow(b *testing.B, n redisNodes) window {
+	return window{
+		start: time.Now(), redisCPU: n.redisCPU(b), selfCPU: selfCPU(), calls: n.calls(b),
+		totalCommands:      n.info(b, "stats", "total_commands_processed"),
+		connectionsStarted: n.info(b, "stats", "total_connections_received"),
+		netOut:             n.info(b, "stats", "total_net_output_bytes"),
+	}
+}
+
+// closeWindow logs and returns what happened since w opened.
+func (w window) close(b *testing.B, n redisNodes, what string) (secs, redisCPU, harnessCPU float64, calls map[string]int, cmds, conns float64) {
+	secs = time.Since(w.start).Seconds()
+	redisCPU = n.redisCPU(b) - w.redisCPU
+	harnessCPU = selfCPU() - w.selfCPU
+	calls, _ = diffCalls(w.calls, n.calls(b))
+	cmds = n.info(b, "stats", "total_commands_processed") - w.totalCommands
+	conns = n.info(b, "stats", "total_connections_received") - w.connectionsStarted
+	out := n.info(b, "stats", "total_net_output_bytes") - w.netOut
+	b.Logf("%s: %.1fs, Redis CPU %.1f%% of a core (%.1fs), harness CPU %.1f%% (%.1fs), %0.f commands (%v), %0.f connections, Redis sent %.1f MiB",
+		what, secs, 100*redisCPU/secs, redisCPU, 100*harnessCPU/secs, harnessCPU, cmds, calls, conns, out/(1<<20))
+	return
+}
+
+// timedSource is a follower's source that notes when each record reaches
+// the follower (which applies it at once, in memory).
+type timedSource struct {
+	*Source
+	got func(recs []authz.Record, at time.Time)
+}
+
+func (t *timedSource) Feed(ctx context.Context, after uint64, limit int) ([]authz.Record, error) {
+	recs, err := t.Source.Feed(ctx, after, limit)
+	if len(recs) > 0 {
+		t.got(recs, time.Now())
+	}
+	return recs, err
+}
+
+// BenchmarkMeshScale: followers, idle then under revocations at a rate;
+// see the top of this file and bench/SCALE.md.
+func BenchmarkMeshScale(b *testing.B) {
+	followers := envInt(b, "JWTGUARD_MESH_FOLLOWERS", 10)
+	revocations := envInt(b, "JWTGUARD_MESH_REVOCATIONS", 50)
+	rate := envInt(b, "JWTGUARD_MESH_RATE", 100)
+	idle := envDuration(b, "JWTGUARD_MESH_IDLE", time.Second)
+	mass := envInt(b, "JWTGUARD_MESH_MASS", 0)
+	cluster := os.Getenv("JWTGUARD_MESH_CLUSTER") == "1"
+	if rate < 1 || followers < 1 {
+		b.Fatal("JWTGUARD_MESH_RATE and JWTGUARD_MESH_FOLLOWERS must be at least 1")
+	}
+	for b.Loop() {
+		meshRun(b, followers, revocations, rate, idle, mass, cluster)
+	}
+}
+
+func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration, mass int, cluster bool) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	nodes := startRedis(b, cluster)
+	writer := nodes.open(b, ctx)
+	put(b, writer, token("https://idp", "warm", time.Hour)) // the epoch
+
+	// sent[i] is when revocation i was written (unix ns); arrived[f][i]
+	// when follower f received it.
+	sent := make([]atomic.Int64, revocations)
+	arrived := make([][]int64, followers)
+	cfg := bloom.Config{Entries: uint(max(100_000, 2*mass)), FPRate: 0.001, DeltaEntries: uint(max(10_000, mass+revocations+16))}
+	var wg sync.WaitGroup
+	fols := make([]*source.Follower, followers)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	start := time.Now()
+	for f := range followers {
+		arrived[f] = make([]int64, revocations)
+		src := &timedSource{Source: nodes.open(b, ctx), got: func(recs []authz.Record, at time.Time) {
+			for _, r := range recs {
+				if i, ok := strings.CutPrefix(r.Value, "mesh-"); ok {
+					if n, err := strconv.Atoi(i); err == nil && n < revocations {
+						arrived[f][n] = at.UnixNano()
+					}
+				}
+			}
+		}}
+		filter, err := bloom.New(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rev, err := authz.NewRevocations(filter, src, authz.DefaultRevocationConfig())
+		if err != nil {
+			b.Fatal(err)
+		}
+		fcfg := source.DefaultFollowerConfig()
+		fcfg.Bloom = cfg
+		fols[f] = source.NewFollower(src, rev, fcfg, quiet)
+		if err := fols[f].Start(ctx); err != nil {
+			b.Fatal(err)
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); fols[f].Run(ctx) }()
+	}
+	defer func() { cancel(); wg.Wait() }()
+	b.Logf("%d followers started in %v (cluster: %v)", followers, time.Since(start).Round(time.Millisecond), cluster)
+	waitFor(b, time.Minute, "every follower blocks in XREAD", func() bool {
+		return int(nodes.info(b, "clients", "blocked_clients")) >= followers
+	})
+
+	b.ReportMetric(nodes.info(b, "memory", "mem_clients_normal")/float64(followers), "redis-client-bytes/follower")
+	b.ReportMetric(nodes.info(b, "clients", "connected_clients"), "redis-connections")
+
+	// Idle.
+	w := openWindow(b, nodes)
+	time.Sleep(idle) // the window measured, not a synchronisation
+	secs, rcpu, _, idleCalls, _, conns := w.close(b, nodes, "idle")
+	idleCmds := 0
+	for _, n := range idleCalls {
+		idleCmds += n
+	}
+	b.ReportMetric(float64(idleCmds)/secs/float64(followers), "idle-cmds/s/follower")
+	b.ReportMetric(100*rcpu/secs, "idle-redis-cpu-%")
+	b.ReportMetric(conns, "idle-redials")
+
+	// Revocations at rate: a Put every 10 ms (every 1/rate when slower)
+	// of the revocations due, as a busy writer batches them.
+	w = openWindow(b, nodes)
+	perPut := max(1, rate/100)
+	tick := time.NewTicker(time.Second * time.Duration(perPut) / time.Duration(rate))
+	writeStart := time.Now()
+	batch := make([]authz.Record, 0, perPut)
+	for i := 0; i < revocations; i += perPut {
+		<-tick.C
+		batch = batch[:0]
+		now := time.Now().UnixNano()
+		for j := i; j < min(i+perPut, revocations); j++ {
+			sent[j].Store(now)
+			batch = append(batch, token("https://idp", fmt.Sprint("mesh-", j), time.Hour))
+		}
+		if _, err := writer.Put(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	tick.Stop()
+	// Below rate when Puts take longer than a tick (the ticker drops ticks).
+	b.ReportMetric(float64(revocations)/time.Since(writeStart).Seconds(), "written/s")
+	last := func() bool {
+		for f := range followers {
+			if fols[f].Position() < uint64(revocations)+1 {
+				return false
+			}
+		}
+		return true
+	}
+	waitFor(b, 5*time.Minute, "every follower applies every revocation", last)
+	secs, rcpu, hcpu, calls, cmds, _ := w.close(b, nodes, fmt.Sprintf("%d revocations at %d/s", revocations, rate))
+	var pairs, all []time.Duration
+	for i := range revocations {
+		worst := time.Duration(0)
+		for f := range followers {
+			d := time.Duration(arrived[f][i] - sent[i].Load())
+			pairs = append(pairs, d)
+			worst = max(worst, d)
+		}
+		all = append(all, worst)
+	}
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	b.ReportMetric(ms(percentile(pairs, 0.50)), "p50-ms")
+	b.ReportMetric(ms(percentile(pairs, 0.99)), "p99-ms")
+	b.ReportMetric(ms(slices.Max(pairs)), "max-ms")
+	b.ReportMetric(ms(percentile(all, 0.50)), "all-p50-ms")
+	b.ReportMetric(ms(percentile(all, 0.99)), "all-p99-ms")
+	b.ReportMetric(100*rcpu/secs, "load-redis-cpu-%")
+	b.ReportMetric(100*hcpu/secs, "load-harness-cpu-%")
+	// The followers' commands: all but the writer's scripts (and the
+	// commands they run: 3 GETs, SET, ZADD... per record).
+	puts := (revocations + perPut - 1) / perPut
+	fcmds := calls["xread"] + calls["mget"] + calls["zcount"] + calls["xrange"] + calls["zscan"] + calls["get"] - 3*puts
+	b.ReportMetric(float64(fcmds)/float64(revocations*followers), "cmds/revocation/follower")
+	b.ReportMetric(cmds/secs, "load-redis-cmds/s")
+
+	if mass == 0 {
+		return
+	}
+	// A mass revocation: mass records in Puts of 500, as revoke --from-file.
+	w = openWindow(b, nodes)
+	first := time.Now()
+	recs := make([]authz.Record, 0, 500)
+	var top uint64
+	for i := 0; i < mass; i += 500 {
+		recs = recs[:0]
+		for j := i; j < min(i+500, mass); j++ {
+			recs = append(recs, token("https://idp", fmt.Sprintf("mass-%016x", uint64(j)*0x9E3779B97F4A7C15), time.Hour))
+		}
+		stored, err := writer.Put(ctx, recs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		top = stored[len(stored)-1].Position
+	}
+	written := time.Since(first)
+	waitFor(b, 10*time.Minute, "every follower applies the mass revocation", func() bool {
+		for f := range followers {
+			if fols[f].Position() < top {
+				return false
+			}
+		}
+		return true
+	})
+	enforced := time.Since(first)
+	w.close(b, nodes, fmt.Sprintf("mass revocation of %d records", mass))
+	b.ReportMetric(float64(mass)/written.Seconds(), "mass-records/s")
+	b.ReportMetric(enforced.Seconds(), "mass-enforced-s")
+	b.ReportMetric(nodes.info(b, "memory", "used_memory")/float64(mass+revocations+1), "redis-bytes/record")
+}
