@@ -74,6 +74,9 @@ for round in $(seq 1 "$ROUNDS"); do
 		forged50) mix=repeated=50,forged=50 ;;
 		*) echo "unknown scenario $sc" >&2; exit 2 ;;
 		esac
+		# The machine's load before each pair: figures taken on a busy
+		# machine are to be read with it.
+		echo "load average before $sc round $round: $(cut -d' ' -f1-3 /proc/loadavg)"
 		for mode in baseline jwtguard; do
 			name="$sc-$mode-$round"
 			if [ "$mode" = baseline ]; then
