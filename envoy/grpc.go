@@ -382,6 +382,13 @@ func ServerOptions(tc TLSConfig) ([]grpc.ServerOption, error) {
 // NewGRPCServer returns a gRPC server offering ext_authz, health and
 // reflection, with the options of ServerOptions.
 func NewGRPCServer(a *Authorization, hs *health.Server, tc TLSConfig) (*grpc.Server, error) {
+	return NewAuthorizationServer(a, hs, tc)
+}
+
+// NewAuthorizationServer is NewGRPCServer for any ext_authz service: the
+// load generator's baseline runs on it, so that it is measured on the very
+// server, services and options jwtguard runs on.
+func NewAuthorizationServer(a authv3.AuthorizationServer, hs *health.Server, tc TLSConfig) (*grpc.Server, error) {
 	opts, err := ServerOptions(tc)
 	if err != nil {
 		return nil, err
