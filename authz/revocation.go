@@ -379,8 +379,14 @@ func (r *Revocations) answer(ctx context.Context, i int, v *verified) (*confirmA
 		// The generation is read before the cache: a lookup that starts
 		// from it sees every revocation of the key applied before.
 		g := gen.Load()
-		if a, ok := r.confirm.Get(k); ok {
-			r.confirmHits.Add(1)
+		if a, ok := r.confirm.Peek(k); ok {
+			// Peek takes the cache's lock shared; Get takes it exclusively
+			// to move the key to the front. Every promoteEvery-th hit does
+			// that, so a key hit often stays recent at a fraction of the
+			// cost. Which answer is cached never depends on it.
+			if r.confirmHits.Add(1)%promoteEvery == 0 {
+				r.confirm.Get(k)
+			}
 			return a, nil
 		}
 		// Callers share a lookup only when they read the same generation
@@ -427,6 +433,9 @@ func (r *Revocations) answer(ctx context.Context, i int, v *verified) (*confirmA
 		}
 	}
 }
+
+// promoteEvery is how many confirm-cache hits make one recency update.
+const promoteEvery = 16
 
 // flightKey names the lookup of lk from generation g of its slot.
 func flightKey(k bloom.Key, lk LookupKey, g uint64) string {

@@ -119,28 +119,67 @@ func requestHeaders(req *authv3.CheckRequest) authz.Headers {
 	return m
 }
 
-func (a *Authorization) okResponse(d *authz.Decision) *authv3.CheckResponse {
-	ok := &authv3.OkHttpResponse{}
-	a.upstreamHeaders(d, func(name, value string) {
-		ok.Headers = append(ok.Headers, &corev3.HeaderValueOption{
-			Header:       &corev3.HeaderValue{Key: name, Value: value},
-			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-		})
-	}, func(name string) {
-		ok.HeadersToRemove = append(ok.HeadersToRemove, name)
-	})
-	return &authv3.CheckResponse{
-		Status:          &status.Status{Code: int32(codes.OK)},
-		HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
-		DynamicMetadata: metadata(d),
-	}
+// okStatus is the status of every allowed response, shared: gRPC only
+// reads it.
+var okStatus = &status.Status{Code: int32(codes.OK)}
+
+// okBlock holds every message of one allowed response, allocated at once.
+type okBlock struct {
+	resp authv3.CheckResponse
+	wrap authv3.CheckResponse_OkResponse
+	ok   authv3.OkHttpResponse
+	meta metaBlock
 }
 
-func deniedResponse(d *authz.Decision) *authv3.CheckResponse {
-	den := denialOf(d.Reason)
+func (a *Authorization) okResponse(d *authz.Decision) *authv3.CheckResponse {
+	b := &okBlock{}
+	headers := a.checker.ClaimHeaders()
+	n := len(headers)
+	if a.removeAuth {
+		n++
+	}
+	// The header messages of the response, in two allocations.
+	opts := make([]corev3.HeaderValueOption, 0, n)
+	vals := make([]corev3.HeaderValue, 0, n)
+	var set []*corev3.HeaderValueOption
+	a.upstreamHeaders(d, func(name, value string) {
+		vals = append(vals, corev3.HeaderValue{Key: name, Value: value})
+		opts = append(opts, corev3.HeaderValueOption{
+			Header:       &vals[len(vals)-1],
+			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+		})
+		if set == nil {
+			set = make([]*corev3.HeaderValueOption, 0, n)
+		}
+		set = append(set, &opts[len(opts)-1])
+	}, func(name string) {
+		if b.ok.HeadersToRemove == nil {
+			b.ok.HeadersToRemove = make([]string, 0, n)
+		}
+		b.ok.HeadersToRemove = append(b.ok.HeadersToRemove, name)
+	})
+	b.ok.Headers = set
+	b.wrap.OkResponse = &b.ok
+	b.resp.Status = okStatus
+	b.resp.HttpResponse = &b.wrap
+	b.resp.DynamicMetadata = b.meta.fill(d)
+	return &b.resp
+}
+
+// denied holds the parts of a denied response that depend on its reason
+// only, built once per reason and shared by every response of that reason:
+// gRPC only reads (marshals) them, and nothing may ever modify them.
+type denied struct {
+	status *status.Status
+	http   *authv3.CheckResponse_DeniedResponse
+	reason *structpb.Value // the metadata's "reason"
+}
+
+func newDenied(r authz.Reason) *denied {
+	den := denialOf(r)
 	code := codes.Unauthenticated
 	switch {
-	case unavailable(d.Reason):
+	case unavailable(r):
 		code = codes.Unavailable
 	case den.status == http.StatusBadRequest:
 		code = codes.InvalidArgument
@@ -155,37 +194,97 @@ func deniedResponse(d *authz.Decision) *authv3.CheckResponse {
 			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
 		})
 	}
-	return &authv3.CheckResponse{
-		Status: &status.Status{Code: int32(code), Message: string(d.Reason)},
-		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+	return &denied{
+		status: &status.Status{Code: int32(code), Message: string(r)},
+		http: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
 			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(den.status)},
 			Headers: headers,
 			Body:    string(den.body),
 		}},
-		DynamicMetadata: metadata(d),
+		reason: structpb.NewStringValue(string(r)),
 	}
 }
 
-// metadata is the dynamic metadata Envoy can print in access logs: the
+// deniedByReason and revokedByKind are built once, read-only after.
+var (
+	deniedByReason = func() map[authz.Reason]*denied {
+		m := make(map[authz.Reason]*denied, len(authz.Reasons))
+		for _, r := range authz.Reasons {
+			if r != authz.ReasonOK {
+				m[r] = newDenied(r)
+			}
+		}
+		return m
+	}()
+	revokedByKind = func() map[authz.Kind]*structpb.Value {
+		m := make(map[authz.Kind]*structpb.Value, len(authz.Kinds))
+		for _, k := range authz.Kinds {
+			m[k] = structpb.NewStringValue(string(k))
+		}
+		return m
+	}()
+)
+
+// deniedBlock holds the messages of one denied response made per request.
+type deniedBlock struct {
+	resp authv3.CheckResponse
+	meta metaBlock
+}
+
+func deniedResponse(d *authz.Decision) *authv3.CheckResponse {
+	den, ok := deniedByReason[d.Reason]
+	if !ok {
+		den = newDenied(d.Reason)
+	}
+	b := &deniedBlock{}
+	b.resp.Status = den.status
+	b.resp.HttpResponse = den.http
+	b.resp.DynamicMetadata = b.meta.fill(d)
+	return &b.resp
+}
+
+// metaFields is the most fields metadata has.
+const metaFields = 7
+
+// metaBlock holds the messages of one response's dynamic metadata.
+type metaBlock struct {
+	s    structpb.Struct
+	vals [metaFields]structpb.Value
+	strs [metaFields]structpb.Value_StringValue
+	n    int
+}
+
+// fill makes b the dynamic metadata Envoy can print in access logs: the
 // verified claims that identify the token (never the token), and the
-// reason of a deny.
-func metadata(d *authz.Decision) *structpb.Struct {
-	f := map[string]*structpb.Value{}
+// reason of a deny; the reason and kind values are the shared ones.
+func (b *metaBlock) fill(d *authz.Decision) *structpb.Struct {
+	b.s.Fields = make(map[string]*structpb.Value, metaFields)
 	add := func(k, v string) {
 		if v != "" {
-			f[k] = structpb.NewStringValue(v)
+			b.strs[b.n].StringValue = v
+			b.vals[b.n].Kind = &b.strs[b.n]
+			b.s.Fields[k] = &b.vals[b.n]
+			b.n++
 		}
 	}
 	if !d.Allowed() {
-		add("reason", string(d.Reason))
-		add("revoked_by", string(d.RevokedBy))
+		if den, ok := deniedByReason[d.Reason]; ok {
+			b.s.Fields["reason"] = den.reason
+		} else {
+			add("reason", string(d.Reason))
+		}
+		if v, ok := revokedByKind[d.RevokedBy]; ok {
+			b.s.Fields["revoked_by"] = v
+		} else {
+			add("revoked_by", string(d.RevokedBy))
+		}
 	}
 	add("iss", d.Claims.Issuer)
 	add("sub", d.Claims.Subject)
 	add("jti", d.Claims.JTI)
 	add("sid", d.Claims.Session)
 	add("kid", d.Claims.KeyID)
-	return &structpb.Struct{Fields: f}
+	return &b.s
 }
 
 // observe records a decision in metrics and logs denies with their reason
@@ -283,6 +382,13 @@ func ServerOptions(tc TLSConfig) ([]grpc.ServerOption, error) {
 // NewGRPCServer returns a gRPC server offering ext_authz, health and
 // reflection, with the options of ServerOptions.
 func NewGRPCServer(a *Authorization, hs *health.Server, tc TLSConfig) (*grpc.Server, error) {
+	return NewAuthorizationServer(a, hs, tc)
+}
+
+// NewAuthorizationServer is NewGRPCServer for any ext_authz service: the
+// load generator's baseline runs on it, so that it is measured on the very
+// server, services and options jwtguard runs on.
+func NewAuthorizationServer(a authv3.AuthorizationServer, hs *health.Server, tc TLSConfig) (*grpc.Server, error) {
 	opts, err := ServerOptions(tc)
 	if err != nil {
 		return nil, err

@@ -10,8 +10,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/reflection"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/jwtguard/jwtguard/envoy"
@@ -64,16 +62,12 @@ func (baseline) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-// newBaselineGRPCServer mirrors envoy.NewGRPCServer without TLS: the same
-// services registered on a server with the same options.
+// newBaselineGRPCServer is the baseline on jwtguard's own gRPC server:
+// the same services registered on a server with the same options.
 func newBaselineGRPCServer(hs *health.Server) *grpc.Server {
-	opts, err := envoy.ServerOptions(envoy.TLSConfig{})
+	s, err := envoy.NewAuthorizationServer(baseline{}, hs, envoy.TLSConfig{})
 	if err != nil {
 		panic(err) // no TLS: there is nothing to fail
 	}
-	s := grpc.NewServer(opts...)
-	authv3.RegisterAuthorizationServer(s, baseline{})
-	healthpb.RegisterHealthServer(s, hs)
-	reflection.Register(s)
 	return s
 }

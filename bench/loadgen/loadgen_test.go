@@ -3,6 +3,8 @@ package loadgen
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -99,8 +101,9 @@ func TestRunMixes(t *testing.T) {
 		{"fresh", "fresh=1", false, map[string]int64{"ok": 1000}},
 		{"revoked", "revoked=1", false, map[string]int64{"revoked": 1000}},
 		{"invalid", "invalid=1", false, nil},
-		{"all four", "repeated=7,fresh=1,revoked=1,invalid=1", false, nil},
-		{"forward-auth", "repeated=7,fresh=1,revoked=1,invalid=1", true, nil},
+		{"forged", "forged=1", false, map[string]int64{string(authz.ReasonBadSignature): 1000}},
+		{"all five", "repeated=6,fresh=1,revoked=1,invalid=1,forged=1", false, nil},
+		{"forward-auth", "repeated=6,fresh=1,revoked=1,invalid=1,forged=1", true, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -128,7 +131,143 @@ func TestRunMixes(t *testing.T) {
 			if res.Latency.P50 <= 0 || res.Latency.P50 > res.Latency.P99 || res.Latency.P99 > res.Latency.Max {
 				t.Errorf("latency summary out of order: %+v", res.Latency)
 			}
+			checkCategories(t, res)
 		})
+	}
+}
+
+// checkCategories checks that res has a result for each category of its
+// mix, in proportion to its weight, adding up to the whole run.
+func checkCategories(t *testing.T, res *Result) {
+	t.Helper()
+	mix, err := ParseMix(res.Mix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	var rate float64
+	for _, c := range Categories {
+		cr, ok := res.Categories[string(c)]
+		if mix[c] == 0 {
+			if ok {
+				t.Errorf("category %s not in the mix has a result: %+v", c, cr)
+			}
+			continue
+		}
+		want := res.Requests * int64(mix[c]) / int64(mix.total())
+		if cr.Requests < want-int64(len(mix)) || cr.Requests > want+int64(len(mix)) {
+			t.Errorf("%s: %d requests, want about %d (weight %d of %d)", c, cr.Requests, want, mix[c], mix.total())
+		}
+		if cr.Throughput <= 0 || cr.Latency.P50 <= 0 || cr.Latency.P99 < cr.Latency.P50 {
+			t.Errorf("%s: throughput %.0f, latency %+v", c, cr.Throughput, cr.Latency)
+		}
+		n += cr.Requests
+		rate += cr.Throughput
+	}
+	if n != res.Requests {
+		t.Errorf("categories add up to %d requests, want %d", n, res.Requests)
+	}
+	if rate < res.Throughput*0.999 || rate > res.Throughput*1.001 {
+		t.Errorf("categories add up to %.1f req/s, want %.1f", rate, res.Throughput)
+	}
+}
+
+// TestForgedTokens: every forged token is distinct, carries the signing
+// key's kid and valid claims, and has a signature of the right length that
+// is not the key's: only the signature check can reject it.
+func TestForgedTokens(t *testing.T) {
+	keys, err := OpenKeys(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	ts, err := NewTokenSet(keys, TokenOptions{Forged: 2000, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ts.Forged) != 2000 {
+		t.Fatalf("%d forged tokens, want 2000", len(ts.Forged))
+	}
+	seen := map[string]bool{}
+	for i, tok := range ts.Forged {
+		if seen[tok.Value] {
+			t.Fatalf("forged token %d repeats an earlier one", i)
+		}
+		seen[tok.Value] = true
+		if tok.Category != Forged || tok.Expect.Reason != authz.ReasonBadSignature {
+			t.Fatalf("token %d: category %s, expect %v", i, tok.Category, tok.Expect)
+		}
+		parts := strings.Split(tok.Value, ".")
+		if len(parts) != 3 {
+			t.Fatalf("token %d has %d parts", i, len(parts))
+		}
+		var head map[string]string
+		var body claims
+		decode(t, parts[0], &head)
+		decode(t, parts[1], &body)
+		if head["kid"] != SigningKID || head["alg"] != Alg {
+			t.Fatalf("token %d header %v, want the signing key's", i, head)
+		}
+		if body.Iss != Issuer || body.Aud != Audience || body.Exp <= now.Unix() || body.Iat > now.Unix() {
+			t.Fatalf("token %d claims %+v are not valid ones", i, body)
+		}
+		if sig, err := base64.RawURLEncoding.DecodeString(parts[2]); err != nil || len(sig) != 64 {
+			t.Fatalf("token %d signature: %d bytes, %v; want 64 (ES256)", i, len(sig), err)
+		}
+	}
+}
+
+func decode(t *testing.T, part string, v any) {
+	t.Helper()
+	b, err := base64.RawURLEncoding.DecodeString(part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestForgedFlood: half the traffic forged, every decision checked, and
+// the valid half reported on its own.
+func TestForgedFlood(t *testing.T) {
+	s := startServer(t, ServerConfig{Mode: ModeJWTGuard, RevokeMix: true})
+	alone := s.run(t, "repeated=1", nil)
+	mixed := s.run(t, "repeated=50,forged=50", nil)
+	for _, r := range []*Result{alone, mixed} {
+		if err := r.Err(); err != nil {
+			t.Fatalf("%s: %v %v", r.Label, err, r.WrongExamples)
+		}
+	}
+	want := map[string]int64{"ok": 500, string(authz.ReasonBadSignature): 500}
+	if !reflect.DeepEqual(mixed.Outcomes, want) {
+		t.Errorf("outcomes = %v, want %v", mixed.Outcomes, want)
+	}
+	if mixed.ForgedPreMinted < 500 || mixed.FreshExhausted {
+		t.Errorf("forged pre-minted %d (exhausted %v), want at least 500", mixed.ForgedPreMinted, mixed.FreshExhausted)
+	}
+	cmp, err := CompareCategory(alone, mixed, Repeated)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cmp.ThroughputRatio <= 0 || cmp.Category != Repeated || !strings.Contains(cmp.String(), "repeated requests: throughput") {
+		t.Errorf("comparison %+v: %s", cmp, cmp)
+	}
+	if _, err := CompareCategory(alone, mixed, Forged); err == nil {
+		t.Error("CompareCategory with a category the baseline lacks: no error")
+	}
+}
+
+func TestForgedPoolRunsOut(t *testing.T) {
+	s := startServer(t, ServerConfig{Mode: ModeJWTGuard})
+	res := s.run(t, "forged=1", func(c *RunConfig) {
+		c.Requests, c.Duration, c.ForgedPool = 0, 10*time.Second, 150
+	})
+	if err := res.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !res.FreshExhausted || res.Requests != 150 || res.ForgedPreMinted != 150 {
+		t.Errorf("exhausted %v, requests %d, pre-minted %d; want true, 150, 150", res.FreshExhausted, res.Requests, res.ForgedPreMinted)
 	}
 }
 
@@ -328,6 +467,7 @@ func TestParseMix(t *testing.T) {
 		wantErr bool
 	}{
 		{in: "repeated=90,fresh=0,revoked=10,invalid=0", want: Mix{Repeated: 90, Fresh: 0, Revoked: 10, Invalid: 0}},
+		{in: "repeated=50,forged=50", want: Mix{Repeated: 50, Forged: 50}},
 		{in: " fresh = 1 ", want: Mix{Fresh: 1}},
 		{in: "repeated=90,unknown=10", wantErr: true},
 		{in: "repeated=-1,fresh=2", wantErr: true},
@@ -363,6 +503,7 @@ func TestSchedule(t *testing.T) {
 		{Mix{Repeated: 90, Revoked: 10}, "repeated*9 revoked*1"},
 		{Mix{Repeated: 2, Fresh: 1, Invalid: 1, Revoked: 0}, "repeated*2 fresh*1 invalid*1"},
 		{Mix{Fresh: 5}, "fresh*1"},
+		{Mix{Repeated: 50, Forged: 50}, "repeated*1 forged*1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.mix.String(), func(t *testing.T) {

@@ -23,10 +23,18 @@ const (
 	Revoked Category = "revoked"
 	// Invalid tokens have a bad signature, are expired, or are garbage.
 	Invalid Category = "invalid"
+	// Forged tokens are each sent once and each has a bad signature: a
+	// flood of distinct forgeries that no cache can answer. Every one costs
+	// the server a full signature verification that fails.
+	Forged Category = "forged"
 )
 
 // Categories lists every category in the order mixes are printed.
-var Categories = []Category{Repeated, Fresh, Revoked, Invalid}
+var Categories = []Category{Repeated, Fresh, Revoked, Invalid, Forged}
+
+// oneUse reports whether each token of c is sent once only, from a pool
+// minted ahead: the run ends when the pool runs out.
+func (c Category) oneUse() bool { return c == Fresh || c == Forged }
 
 // ErrBadMix is wrapped by every ParseMix error.
 var ErrBadMix = errors.New("bad token mix")
@@ -34,7 +42,7 @@ var ErrBadMix = errors.New("bad token mix")
 // Mix is the relative weight of each category in the requests sent.
 type Mix map[Category]int
 
-// ParseMix reads "repeated=90,fresh=0,revoked=10,invalid=0"; categories left
+// ParseMix reads "repeated=90,fresh=0,revoked=10,invalid=0,forged=0"; categories left
 // out weigh zero.
 func ParseMix(s string) (Mix, error) {
 	m := Mix{}
@@ -49,7 +57,7 @@ func ParseMix(s string) (Mix, error) {
 		}
 		c := Category(strings.TrimSpace(name))
 		if !c.valid() {
-			return nil, fmt.Errorf("%w: unknown category %q (want repeated, fresh, revoked or invalid)", ErrBadMix, name)
+			return nil, fmt.Errorf("%w: unknown category %q (want repeated, fresh, revoked, invalid or forged)", ErrBadMix, name)
 		}
 		w, err := strconv.Atoi(strings.TrimSpace(val))
 		if err != nil || w < 0 || w > 10_000 {

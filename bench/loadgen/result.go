@@ -36,10 +36,12 @@ type Result struct {
 	Conns     int       `json:"conns"`
 	Streams   int       `json:"streams"`
 	Expect    bool      `json:"expect"`
-	// FreshPreMinted counts the fresh tokens minted before the run;
-	// FreshExhausted says the run ended early because it used them all.
-	FreshPreMinted int  `json:"fresh_pre_minted"`
-	FreshExhausted bool `json:"fresh_exhausted,omitempty"`
+	// FreshPreMinted and ForgedPreMinted count the fresh and forged
+	// tokens minted before the run; FreshExhausted says the run ended early
+	// because it used up one of these one-use pools.
+	FreshPreMinted  int  `json:"fresh_pre_minted"`
+	ForgedPreMinted int  `json:"forged_pre_minted,omitempty"`
+	FreshExhausted  bool `json:"fresh_exhausted,omitempty"`
 	// WarmFresh counts the fresh tokens sent before the measured phase.
 	WarmFresh int `json:"warm_fresh,omitempty"`
 
@@ -51,6 +53,9 @@ type Result struct {
 	// Curve is the latency (µs) at percentiles from 50 to 99.99, for plots.
 	Curve    []Point          `json:"curve"`
 	Outcomes map[string]int64 `json:"outcomes"`
+	// Categories are the decisions of the measured phase by token
+	// category: how many, how many a second, how fast.
+	Categories map[string]CategoryResult `json:"categories,omitempty"`
 	// ServerCPUSeconds is the CPU time the server used during the measured
 	// phase (when its pid was given), and ServerCPUPerRequest the same per
 	// decision in microseconds: steadier than throughput on a shared
@@ -80,6 +85,22 @@ type Latency struct {
 	P999 float64 `json:"p99_9"`
 	Max  float64 `json:"max"`
 	Mean float64 `json:"mean"`
+}
+
+// CategoryResult is what the measured phase got for one token category.
+type CategoryResult struct {
+	Requests   int64   `json:"requests"`
+	Throughput float64 `json:"requests_per_second"`
+	Latency    Latency `json:"latency_us"`
+}
+
+// categoryResult summarises h (nanoseconds), measured over seconds.
+func categoryResult(h *hdrhistogram.Histogram, seconds float64) CategoryResult {
+	c := CategoryResult{Requests: h.TotalCount(), Latency: latencyOf(h)}
+	if seconds > 0 {
+		c.Throughput = float64(c.Requests) / seconds
+	}
+	return c
 }
 
 // Point is the latency in microseconds at one percentile.
@@ -112,11 +133,7 @@ func (r *Result) Err() error {
 
 // fillLatency computes the summary and curve of h (nanoseconds).
 func (r *Result) fillLatency(h *hdrhistogram.Histogram) error {
-	us := func(ns int64) float64 { return math.Round(float64(ns)/10) / 100 }
-	r.Latency = Latency{
-		P50: us(h.ValueAtQuantile(50)), P90: us(h.ValueAtQuantile(90)), P99: us(h.ValueAtQuantile(99)),
-		P999: us(h.ValueAtQuantile(99.9)), Max: us(h.Max()), Mean: math.Round(h.Mean()/10) / 100,
-	}
+	r.Latency = latencyOf(h)
 	r.Curve = r.Curve[:0]
 	for _, p := range curvePercentiles() {
 		r.Curve = append(r.Curve, Point{Percentile: p, Micros: us(h.ValueAtQuantile(p))})
@@ -127,6 +144,17 @@ func (r *Result) fillLatency(h *hdrhistogram.Histogram) error {
 	}
 	r.Histogram = string(enc)
 	return nil
+}
+
+// us is ns in microseconds, rounded to two decimals.
+func us(ns int64) float64 { return math.Round(float64(ns)/10) / 100 }
+
+// latencyOf summarises h (nanoseconds) in microseconds.
+func latencyOf(h *hdrhistogram.Histogram) Latency {
+	return Latency{
+		P50: us(h.ValueAtQuantile(50)), P90: us(h.ValueAtQuantile(90)), P99: us(h.ValueAtQuantile(99)),
+		P999: us(h.ValueAtQuantile(99.9)), Max: us(h.Max()), Mean: math.Round(h.Mean()/10) / 100,
+	}
 }
 
 // curvePercentiles are evenly spaced on the plot's axis, log10(1/(1-p)),
@@ -168,10 +196,10 @@ func ReadResult(path string) (*Result, error) {
 func (r *Result) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "%s: %s to %s, mix %s, %d conns, %d streams, expectations %v\n",
 		r.Label, r.Transport, r.Target, r.Mix, r.Conns, r.Streams, r.Expect)
-	if r.FreshPreMinted > 0 {
-		fmt.Fprintf(w, "  fresh tokens pre-minted: %d", r.FreshPreMinted)
+	if r.FreshPreMinted > 0 || r.ForgedPreMinted > 0 {
+		fmt.Fprintf(w, "  one-use tokens pre-minted: %d fresh, %d forged", r.FreshPreMinted, r.ForgedPreMinted)
 		if r.FreshExhausted {
-			fmt.Fprint(w, " (all used: the run ended early)")
+			fmt.Fprint(w, " (a pool was used up: the run ended early)")
 		}
 		fmt.Fprintln(w)
 	}
@@ -197,6 +225,14 @@ func (r *Result) WriteText(w io.Writer) {
 		parts = append(parts, fmt.Sprintf("%s %d", k, r.Outcomes[k]))
 	}
 	fmt.Fprintf(w, "  outcomes: %s\n", strings.Join(parts, ", "))
+	if len(r.Categories) > 1 {
+		for _, c := range Categories {
+			if cr, ok := r.Categories[string(c)]; ok {
+				fmt.Fprintf(w, "  %s: %d requests, %.0f req/s, p50 %.1f µs, p99 %.1f µs\n",
+					c, cr.Requests, cr.Throughput, cr.Latency.P50, cr.Latency.P99)
+			}
+		}
+	}
 	fmt.Fprintf(w, "  wrong decisions: %d, transport errors: %d\n", r.Wrong, r.TransportErrors)
 	for _, ex := range r.WrongExamples {
 		fmt.Fprintf(w, "    %s\n", ex)
@@ -216,16 +252,40 @@ type Comparison struct {
 	// CPURatio is candidate/baseline server CPU per request (NaN unless
 	// both runs measured it).
 	CPURatio float64
+	// Category, when set, is the token category whose requests alone the
+	// throughput and p99 ratios compare (CPURatio stays the whole run's).
+	Category Category
+}
+
+func div(a, b float64) float64 {
+	if b == 0 {
+		return math.NaN()
+	}
+	return a / b
+}
+
+// CompareCategory measures the requests of category c in cand against
+// those in base: with base a run of c alone and cand a run of c mixed
+// with other traffic, the throughput ratio is the share c keeps. An error
+// says which run has no requests of c.
+func CompareCategory(base, cand *Result, c Category) (Comparison, error) {
+	b, okB := base.Categories[string(c)]
+	k, okC := cand.Categories[string(c)]
+	switch {
+	case !okB:
+		return Comparison{}, fmt.Errorf("%s has no %s requests", base.Label, c)
+	case !okC:
+		return Comparison{}, fmt.Errorf("%s has no %s requests", cand.Label, c)
+	}
+	cmp := Compare(base, cand)
+	cmp.Category = c
+	cmp.ThroughputRatio = div(k.Throughput, b.Throughput)
+	cmp.P99Ratio = div(k.Latency.P99, b.Latency.P99)
+	return cmp, nil
 }
 
 // Compare measures cand against base.
 func Compare(base, cand *Result) Comparison {
-	div := func(a, b float64) float64 {
-		if b == 0 {
-			return math.NaN()
-		}
-		return a / b
-	}
 	return Comparison{
 		Baseline: base.Label, Candidate: cand.Label,
 		ThroughputRatio: div(cand.Throughput, base.Throughput),
@@ -236,7 +296,11 @@ func Compare(base, cand *Result) Comparison {
 
 // String prints the ratios.
 func (c Comparison) String() string {
-	s := fmt.Sprintf("%s vs %s: throughput %.3fx, p99 %.3fx", c.Candidate, c.Baseline, c.ThroughputRatio, c.P99Ratio)
+	what := ""
+	if c.Category != "" {
+		what = " " + string(c.Category) + " requests:"
+	}
+	s := fmt.Sprintf("%s vs %s:%s throughput %.3fx, p99 %.3fx", c.Candidate, c.Baseline, what, c.ThroughputRatio, c.P99Ratio)
 	if !math.IsNaN(c.CPURatio) {
 		s += fmt.Sprintf(", server CPU per request %.3fx", c.CPURatio)
 	}

@@ -41,6 +41,9 @@ type RunConfig struct {
 	// FreshPool is how many fresh tokens to mint ahead; 0 picks a size
 	// from Requests or Duration.
 	FreshPool int
+	// ForgedPool is how many forged tokens to mint ahead; 0 picks a size
+	// from Requests or Duration.
+	ForgedPool int
 	// RepeatedTokens is the size of the repeated set.
 	RepeatedTokens int
 	// RequestTimeout is each request's deadline (Envoy sets one too).
@@ -87,8 +90,8 @@ func (c *RunConfig) Validate() error {
 		return errors.New("duration and requests: give at least one")
 	case c.Mix.total() == 0:
 		return errors.New("mix: no positive weight")
-	case c.WarmFresh < 0 || c.FreshPool < 0:
-		return errors.New("warm-fresh and fresh-pool: want zero or more")
+	case c.WarmFresh < 0 || c.FreshPool < 0 || c.ForgedPool < 0:
+		return errors.New("warm-fresh, fresh-pool and forged-pool: want zero or more")
 	case c.RequestTimeout <= 0:
 		return fmt.Errorf("request-timeout: %s, want a positive duration", c.RequestTimeout)
 	}
@@ -103,14 +106,15 @@ func (c *RunConfig) phase() time.Duration {
 	return c.MaxDuration
 }
 
-// freshPool is the number of fresh tokens to mint.
-func (c *RunConfig) freshPool() int {
-	w := c.Mix[Fresh]
+// pool is the number of tokens of the one-use category cat to mint:
+// given (set), or enough for the phase at freshPerSecond.
+func (c *RunConfig) pool(cat Category, set int) int {
+	w := c.Mix[cat]
 	if w == 0 {
 		return 0
 	}
-	if c.FreshPool > 0 {
-		return c.FreshPool
+	if set > 0 {
+		return set
 	}
 	n := int64(c.phase().Seconds() * freshPerSecond)
 	if c.Requests > 0 {
@@ -124,7 +128,9 @@ const maxWrongExamples = 5
 
 // stats is one worker's tally; workers own theirs until the phase ends.
 type stats struct {
-	hist     *hdrhistogram.Histogram
+	hist *hdrhistogram.Histogram
+	// cats holds the latencies of each category's decisions.
+	cats     map[Category]*hdrhistogram.Histogram
 	outcomes map[string]int64
 	// wrongCount counts wrong decisions; wrong describes the first few.
 	wrongCount int64
@@ -133,8 +139,21 @@ type stats struct {
 }
 
 func newStats() *stats {
-	// 1 ns to 1 minute at 3 significant digits.
-	return &stats{hist: hdrhistogram.New(1, int64(time.Minute), 3), outcomes: map[string]int64{}}
+	return &stats{hist: newHist(), cats: map[Category]*hdrhistogram.Histogram{}, outcomes: map[string]int64{}}
+}
+
+// newHist is a latency histogram: 1 ns to 1 minute at 3 significant digits.
+func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(1, int64(time.Minute), 3) }
+
+// record counts a decision on a token of c that took ns.
+func (st *stats) record(c Category, ns int64) {
+	_ = st.hist.RecordValue(ns)
+	h := st.cats[c]
+	if h == nil {
+		h = newHist()
+		st.cats[c] = h
+	}
+	_ = h.RecordValue(ns)
 }
 
 // runner is the state of one run shared by its workers.
@@ -167,14 +186,17 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 
 	start := time.Now()
 	var err error
-	r.tokens, err = NewTokenSet(cfg.Keys, TokenOptions{Repeated: cfg.RepeatedTokens, Fresh: cfg.freshPool(), Warm: cfg.WarmFresh})
+	r.tokens, err = NewTokenSet(cfg.Keys, TokenOptions{
+		Repeated: cfg.RepeatedTokens, Fresh: cfg.pool(Fresh, cfg.FreshPool), Warm: cfg.WarmFresh,
+		Forged: cfg.pool(Forged, cfg.ForgedPool),
+	})
 	if err != nil {
 		return nil, err
 	}
-	res.FreshPreMinted = len(r.tokens.Fresh)
-	r.logf("minted %d tokens (%d fresh, %d warm-up) in %s",
-		len(r.tokens.Repeated)+len(r.tokens.Revoked)+len(r.tokens.Invalid)+len(r.tokens.Fresh)+len(r.tokens.Warm),
-		len(r.tokens.Fresh), len(r.tokens.Warm), time.Since(start).Round(time.Millisecond))
+	res.FreshPreMinted, res.ForgedPreMinted = len(r.tokens.Fresh), len(r.tokens.Forged)
+	r.logf("minted %d tokens (%d fresh, %d warm-up, %d forged) in %s",
+		len(r.tokens.Repeated)+len(r.tokens.Revoked)+len(r.tokens.Invalid)+len(r.tokens.Fresh)+len(r.tokens.Warm)+len(r.tokens.Forged),
+		len(r.tokens.Fresh), len(r.tokens.Warm), len(r.tokens.Forged), time.Since(start).Round(time.Millisecond))
 
 	if cfg.HTTPTarget != "" {
 		r.tgt = newHTTPTarget(cfg.HTTPTarget, cfg.Streams)
@@ -262,10 +284,21 @@ func (r *runner) measure(ctx context.Context, res *Result) error {
 	}
 	res.FreshExhausted = r.tokens.exhausted.Load()
 
-	hist := newStats().hist
+	hist := newHist()
+	cats := map[Category]*hdrhistogram.Histogram{}
 	for _, st := range measured {
 		hist.Merge(st.hist)
+		for c, h := range st.cats {
+			if cats[c] == nil {
+				cats[c] = newHist()
+			}
+			cats[c].Merge(h)
+		}
 		res.add(st, true)
+	}
+	res.Categories = map[string]CategoryResult{}
+	for c, h := range cats {
+		res.Categories[string(c)] = categoryResult(h, res.Seconds)
 	}
 	res.Requests = hist.TotalCount() + res.Outcomes[OutcomeTransportError]
 	if res.Seconds > 0 {
@@ -357,7 +390,7 @@ func (r *runner) work(ctx context.Context, w int, st *stats, seq *atomic.Int64, 
 			}
 			continue
 		}
-		_ = st.hist.RecordValue(took.Nanoseconds())
+		st.record(tok.Category, took.Nanoseconds())
 		st.outcomes[string(out.Reason)]++
 		if r.cfg.Expect && !r.matches(tok, out) {
 			r.wrong.Add(1)

@@ -2,10 +2,12 @@ package loadgen
 
 import (
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +46,9 @@ type TokenOptions struct {
 	Fresh int
 	// Warm is how many more fresh tokens are minted for the warm-up phase.
 	Warm int
+	// Forged is how many forged tokens are minted ahead of the run: each
+	// is sent once, and the run ends when they run out.
+	Forged int
 	// Now is the minting time.
 	Now time.Time
 }
@@ -56,8 +61,10 @@ type TokenSet struct {
 	Invalid  []Token
 	Fresh    []Token
 	Warm     []Token
+	Forged   []Token
 
-	next      [4]atomic.Int64 // per category, indexes Categories
+	next [5]atomic.Int64 // per category, indexes Categories
+	// exhausted is set when a one-use pool (fresh, forged) runs out.
 	exhausted atomic.Bool
 }
 
@@ -181,7 +188,52 @@ func NewTokenSet(keys *Keys, o TokenOptions) (*TokenSet, error) {
 	if ts.Warm, err = fresh("warm", o.Warm); err != nil {
 		return nil, err
 	}
+	if ts.Forged, err = mintForged(good, valid("mallory", "", ""), run, o.Forged); err != nil {
+		return nil, err
+	}
 	return ts, nil
+}
+
+// mintForged makes n distinct forged tokens: the signing key's header, a
+// payload of valid claims (base, with a jti of its own) and a random
+// signature of the right length, so that each one reaches the signature
+// check and fails it. No signing: minting a million takes about a second.
+func mintForged(s signer, base claims, run string, n int) ([]Token, error) {
+	if n == 0 {
+		return nil, nil
+	}
+	sigLen, err := signatureLen(s)
+	if err != nil {
+		return nil, err
+	}
+	head := base64.RawURLEncoding.EncodeToString(s.header) + "."
+	want := Expect{Reason: authz.ReasonBadSignature}
+	return mintParallel(n, func(i int) (Token, error) {
+		c := base
+		c.Jti = fmt.Sprintf("forged-%s-%d", run, i)
+		p, err := json.Marshal(c)
+		if err != nil {
+			return Token{}, err
+		}
+		sig := make([]byte, sigLen)
+		_, _ = rand.Read(sig) // never fails (crypto/rand)
+		v := head + base64.RawURLEncoding.EncodeToString(p) + "." + base64.RawURLEncoding.EncodeToString(sig)
+		return Token{Value: v, Category: Forged, Expect: want}, nil
+	})
+}
+
+// signatureLen is the length of the signatures s makes, learnt from one.
+func signatureLen(s signer) (int, error) {
+	tok, err := s.sign(claims{Jti: "probe"})
+	if err != nil {
+		return 0, fmt.Errorf("probe signature: %w", err)
+	}
+	i := strings.LastIndexByte(tok, '.')
+	sig, err := base64.RawURLEncoding.DecodeString(tok[i+1:])
+	if err != nil {
+		return 0, fmt.Errorf("probe signature: %w", err)
+	}
+	return len(sig), nil
 }
 
 // mintParallel makes n tokens with mk on every CPU.
@@ -223,8 +275,8 @@ func newToken(v string, c Category, want Expect) Token {
 	return Token{Value: v, Category: c, Expect: want, req: checkRequest(v)}
 }
 
-// pick returns the token of category c to send next; nil when c is Fresh
-// and the pool is used up.
+// pick returns the token of category c to send next; nil when c is a
+// one-use category (fresh, forged) and its pool is used up.
 func (ts *TokenSet) pick(c Category) *Token {
 	var pool []Token
 	var idx int
@@ -235,11 +287,13 @@ func (ts *TokenSet) pick(c Category) *Token {
 		pool, idx = ts.Fresh, 1
 	case Revoked:
 		pool, idx = ts.Revoked, 2
+	case Forged:
+		pool, idx = ts.Forged, 4
 	default:
 		pool, idx = ts.Invalid, 3
 	}
 	n := ts.next[idx].Add(1) - 1
-	if c == Fresh {
+	if c.oneUse() {
 		if n >= int64(len(pool)) {
 			ts.exhausted.Store(true)
 			return nil

@@ -3,7 +3,7 @@
 //	loadgen serve   --mode jwtguard|baseline --keys DIR ...   a server under test
 //	loadgen run     --target ADDR --keys DIR ...              drive it and measure
 //	loadgen plot    a.json b.json -o out.svg                  latency-percentile chart
-//	loadgen compare baseline.json candidate.json              throughput and p99 ratios
+//	loadgen compare [--category C] baseline.json candidate.json  throughput and p99 ratios
 //
 // See bench/README.md for the scenarios and their recorded figures.
 package main

@@ -119,6 +119,17 @@ func TestServeAndRun(t *testing.T) {
 	if !strings.Contains(stdout.String(), "jwtguard vs baseline: throughput") {
 		t.Errorf("compare printed %q", stdout.String())
 	}
+	stdout.Reset()
+	if status := run(context.Background(), []string{"compare", "--category", "repeated", filepath.Join(dir, "baseline.json"), filepath.Join(dir, "jwtguard.json")}, &stdout, &stderr); status != 0 {
+		t.Fatalf("compare --category: %d %s", status, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "jwtguard vs baseline: repeated requests: throughput") {
+		t.Errorf("compare --category printed %q", stdout.String())
+	}
+	stderr.Reset()
+	if status := run(context.Background(), []string{"compare", "--category", "forged", filepath.Join(dir, "baseline.json"), filepath.Join(dir, "jwtguard.json")}, &stdout, &stderr); status != 1 || !strings.Contains(stderr.String(), "no forged requests") {
+		t.Errorf("compare --category forged of runs without it: status %d, %q", status, stderr.String())
+	}
 }
 
 // serveCommand runs `loadgen serve` on loopback until the test ends and

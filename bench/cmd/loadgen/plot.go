@@ -30,6 +30,7 @@ func runPlot(_ context.Context, args []string, _, stderr io.Writer) error {
 func runCompare(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	cat := fs.String("category", "", "compare only the requests of this token category (e.g. repeated), to see the share it keeps when mixed with others")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -40,7 +41,15 @@ func runCompare(_ context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, loadgen.Compare(rs[0], rs[1]))
+	if *cat == "" {
+		fmt.Fprintln(stdout, loadgen.Compare(rs[0], rs[1]))
+		return nil
+	}
+	cmp, err := loadgen.CompareCategory(rs[0], rs[1], loadgen.Category(*cat))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, cmp)
 	return nil
 }
 

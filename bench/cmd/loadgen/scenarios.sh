@@ -8,6 +8,11 @@
 #
 # Results: $OUT/<scenario>-<mode>-<round>.json and .txt, one chart per
 # scenario ($OUT/<scenario>.svg), and the jwtguard/baseline ratios on stdout.
+# The forged50 scenario (half the requests forged tokens, each distinct
+# with a bad signature) also prints, for each mode, the throughput the
+# valid (repeated) requests keep against the same mode's repeated scenario
+# of the round, when that ran before it: at most 0.5, since the generator
+# sends one forged request for each valid one.
 set -euo pipefail
 
 OUT=${OUT:-bench-out}
@@ -16,7 +21,7 @@ DURATION=${DURATION:-10s}
 CONNS=${CONNS:-4}
 STREAMS=${STREAMS:-64}
 GRPC=${GRPC:-127.0.0.1:9300}
-SCENARIOS=${SCENARIOS:-"repeated fresh revoked10 warm rev10m"}
+SCENARIOS=${SCENARIOS:-"repeated fresh revoked10 warm rev10m forged50"}
 # The 10M-revocations scenario: records really stored (bbolt fills at about
 # 20k records/s here) plus random keys in the filter only, 10M in all.
 STORED=${STORED:-1000000}
@@ -66,8 +71,12 @@ for round in $(seq 1 "$ROUNDS"); do
 		revoked10) mix=repeated=90,revoked=10 ;;
 		warm) run=(--warm-fresh 100000) ;;
 		rev10m) serve=(--revoke-mix --data-dir "$OUT/data-bulk" --filter-keys "$FILTER_ONLY") ;;
+		forged50) mix=repeated=50,forged=50 ;;
 		*) echo "unknown scenario $sc" >&2; exit 2 ;;
 		esac
+		# The machine's load before each pair: figures taken on a busy
+		# machine are to be read with it.
+		echo "load average before $sc round $round: $(cut -d' ' -f1-3 /proc/loadavg)"
 		for mode in baseline jwtguard; do
 			name="$sc-$mode-$round"
 			if [ "$mode" = baseline ]; then
@@ -81,9 +90,16 @@ for round in $(seq 1 "$ROUNDS"); do
 				--duration "$DURATION" --mix "$mix" --expect="$expect" ${run[@]+"${run[@]}"} \
 				--server-pid "$server_pid" --label "$name" --json "$OUT/$name.json" >"$OUT/$name.txt" 2>"$OUT/logs/$name.progress" || true
 			stop_server
-			sed -n '1,7p' "$OUT/$name.txt"
+			sed -n '1,/wrong decisions/p' "$OUT/$name.txt"
 		done
 		"$LOADGEN" compare "$OUT/$sc-baseline-$round.json" "$OUT/$sc-jwtguard-$round.json"
+		if [ "$sc" = forged50 ]; then
+			for mode in baseline jwtguard; do
+				if [ -e "$OUT/repeated-$mode-$round.json" ]; then
+					"$LOADGEN" compare --category repeated "$OUT/repeated-$mode-$round.json" "$OUT/$sc-$mode-$round.json"
+				fi
+			done
+		fi
 	done
 done
 
