@@ -184,9 +184,11 @@ func (s *Source) Feed(ctx context.Context, after uint64, limit int) ([]authz.Rec
 		limit = DefaultFeedLimit
 	}
 	op := func() string { return fmt.Sprintf("feed after %d", after) }
-	if s.sawGuard().sawEpoch == "" {
-		// Nothing seen of this Redis yet: look with the guard first, so
-		// that one that lost its data is reported at once.
+	if g := s.sawGuard(); g.sawEpoch == "" || after > g.floor {
+		// Nothing seen of this Redis yet, or a position past anything
+		// seen of it: look with the guard first, so that one that lost
+		// its data (or a caller ahead of it) is reported at once. A
+		// follower reading on from what it was given needs no such look.
 		if recs, err := s.feedCheck(ctx, after, limit); err != nil || len(recs) > 0 {
 			return recs, err
 		}
