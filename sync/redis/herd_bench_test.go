@@ -1,7 +1,6 @@
 package redis
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -35,27 +34,8 @@ func BenchmarkSnapshotHerd(b *testing.B) {
 	ctx := context.Background()
 	s := srv.open(b, ctx)
 	cfg := bloom.Config{Entries: uint(records), FPRate: 0.001, DeltaEntries: 65_536}
-	f, err := bloom.New(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	const pos = 42
-	if err := f.Rebuild(cfg, pos, func(add func(bloom.Key)) error {
-		for range records {
-			add(bloom.Key{H1: rand.Uint64(), H2: rand.Uint64()})
-		}
-		return nil
-	}); err != nil {
-		b.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if err := f.WriteSnapshot(&buf); err != nil {
-		b.Fatal(err)
-	}
-	if err := s.rdb.MSet(ctx, s.k.snapshot(), buf.Bytes(), s.k.snapshotPos(), pos, s.k.seq(), pos).Err(); err != nil {
-		b.Fatal(err)
-	}
-	b.Logf("snapshot of %d keys: %.1f MiB; %d nodes", records, float64(buf.Len())/(1<<20), nodes)
+	size := publishRandomSnapshot(b, ctx, s, cfg, records)
+	b.Logf("snapshot of %d keys: %.1f MiB; %d nodes", records, float64(size)/(1<<20), nodes)
 	dirs := make([]string, nodes)
 	for i := range dirs {
 		dirs[i] = filepath.Join(b.TempDir(), "node")

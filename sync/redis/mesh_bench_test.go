@@ -119,37 +119,48 @@ func BenchmarkStartFromSnapshot(b *testing.B) {
 			ctx := context.Background()
 			s := openSource(b, srv.URL(), Options{})
 			cfg := bloom.Config{Entries: uint(n), FPRate: 0.001, DeltaEntries: 65_536}
-			f, err := bloom.New(cfg)
-			if err != nil {
-				b.Fatal(err)
-			}
-			const pos = 42
-			if err := f.Rebuild(cfg, pos, func(add func(bloom.Key)) error {
-				for i := 0; i < n; i++ {
-					add(bloom.Key{H1: rand.Uint64(), H2: rand.Uint64()})
-				}
-				return nil
-			}); err != nil {
-				b.Fatal(err)
-			}
-			var buf bytes.Buffer
-			if err := f.WriteSnapshot(&buf); err != nil {
-				b.Fatal(err)
-			}
-			if err := s.rdb.MSet(ctx, s.k.snapshot(), buf.Bytes(), s.k.snapshotPos(), pos, s.k.seq(), pos).Err(); err != nil {
-				b.Fatal(err)
-			}
+			size := publishRandomSnapshot(b, ctx, s, cfg, n)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				node := startMeshNode(b, ctx, srv.URL(), cfg)
 				if err := node.fol.Start(ctx); err != nil {
 					b.Fatal(err)
 				}
-				if !node.rev.Ready() || node.fol.Position() != pos {
+				if !node.rev.Ready() || node.fol.Position() != snapshotBenchPos {
 					b.Fatalf("not ready at position %d after start", node.fol.Position())
 				}
 			}
-			b.ReportMetric(float64(buf.Len())/(1<<20), "snapshot-MiB")
+			b.ReportMetric(float64(size)/(1<<20), "snapshot-MiB")
 		})
 	}
+}
+
+// snapshotBenchPos is the feed position of publishRandomSnapshot's snapshot.
+const snapshotBenchPos = 42
+
+// publishRandomSnapshot publishes in s a snapshot of n random keys sized by
+// cfg, at snapshotBenchPos, and returns its size in bytes.
+func publishRandomSnapshot(b *testing.B, ctx context.Context, s *Source, cfg bloom.Config, n int) int {
+	b.Helper()
+	f, err := bloom.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const pos = snapshotBenchPos
+	if err := f.Rebuild(cfg, pos, func(add func(bloom.Key)) error {
+		for range n {
+			add(bloom.Key{H1: rand.Uint64(), H2: rand.Uint64()})
+		}
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := f.WriteSnapshot(&buf); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.rdb.MSet(ctx, s.k.snapshot(), buf.Bytes(), s.k.snapshotPos(), pos, s.k.seq(), pos).Err(); err != nil {
+		b.Fatal(err)
+	}
+	return buf.Len()
 }
