@@ -25,6 +25,10 @@ func (a *Authorization) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	d := a.decide(r.Context(), r.Header)
 	a.observe(&d, start, "http")
+	if len(a.observers) > 0 {
+		q := httpRequest(r)
+		a.notify(&q, &d, start)
+	}
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	if d.Allowed() {

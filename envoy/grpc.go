@@ -41,6 +41,7 @@ type Authorization struct {
 	log        *slog.Logger
 	denyLog    denyLog
 	removeAuth bool
+	observers  []Observer
 }
 
 // AuthorizationOption configures an Authorization.
@@ -81,6 +82,10 @@ func (a *Authorization) Check(ctx context.Context, req *authv3.CheckRequest) (*a
 	start := time.Now()
 	d := a.decide(ctx, requestHeaders(req))
 	a.observe(&d, start, "grpc")
+	if len(a.observers) > 0 {
+		r := grpcRequest(req)
+		a.notify(&r, &d, start)
+	}
 	if d.Allowed() {
 		return a.okResponse(&d), nil
 	}

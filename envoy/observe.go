@@ -1,0 +1,125 @@
+package envoy
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"github.com/jwtguard/jwtguard/authz"
+)
+
+// Request is what a check knows of the request it decides, from either
+// transport: the facts the decision log, the detectors and the scope table
+// record. Its strings point into the incoming request; an observer that
+// keeps one past Observe must copy it.
+type Request struct {
+	// Transport is "grpc" (ext_authz) or "http" (forward-auth).
+	Transport string
+	Method    string
+	Host      string
+	Path      string
+	// Source is the client address the proxy saw (Envoy's source.address;
+	// in forward-auth mode the connection's peer), zero when unknown.
+	Source    netip.Addr
+	RequestID string
+	UserAgent string
+	// ContextExtensions are the ext_authz context_extensions Envoy sends
+	// per route or virtual host (gRPC only; nil otherwise).
+	ContextExtensions map[string]string
+}
+
+// Event is one decision as an Observer sees it.
+type Event struct {
+	Time      time.Time
+	Took      time.Duration
+	Request   Request
+	Reason    authz.Reason
+	RevokedBy authz.Kind
+	Claims    authz.Claims
+}
+
+// Observer is told of every decision, after it is made and before the
+// answer is sent. Observe runs on the hot path: it must not block, lock
+// across calls or allocate per call; an observer with work to do hands a
+// copy of the event to its own bounded queue and counts what it drops when
+// the queue is full.
+type Observer interface {
+	Observe(e *Event)
+}
+
+// WithObserver adds o to the observers of every decision.
+func WithObserver(o Observer) AuthorizationOption {
+	return func(a *Authorization) { a.observers = append(a.observers, o) }
+}
+
+// grpcRequest returns the facts of an ext_authz CheckRequest.
+func grpcRequest(req *authv3.CheckRequest) Request {
+	attrs := req.GetAttributes()
+	h := attrs.GetRequest().GetHttp()
+	r := Request{
+		Transport:         "grpc",
+		Method:            h.GetMethod(),
+		Host:              h.GetHost(),
+		Path:              h.GetPath(),
+		RequestID:         h.GetId(),
+		ContextExtensions: attrs.GetContextExtensions(),
+	}
+	if hs := h.GetHeaders(); hs != nil {
+		r.UserAgent = hs["user-agent"]
+	}
+	if sa := attrs.GetSource().GetAddress().GetSocketAddress(); sa != nil {
+		if ip, err := netip.ParseAddr(sa.GetAddress()); err == nil {
+			r.Source = ip.Unmap()
+		}
+	}
+	return r
+}
+
+// httpRequest returns the facts of a forward-auth request: the original
+// request's method, host and URI as the proxy forwards them.
+func httpRequest(r *http.Request) Request {
+	q := Request{
+		Transport: "http",
+		Method:    firstOf(r.Header.Get("X-Forwarded-Method"), r.Header.Get("X-Original-Method"), r.Method),
+		Host:      firstOf(r.Header.Get("X-Forwarded-Host"), r.Host),
+		Path:      firstOf(r.Header.Get("X-Forwarded-Uri"), r.Header.Get("X-Original-URI"), r.URL.RequestURI()),
+		RequestID: r.Header.Get("X-Request-Id"),
+		UserAgent: r.UserAgent(),
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		if ip, err := netip.ParseAddr(host); err == nil {
+			q.Source = ip.Unmap()
+		}
+	}
+	return q
+}
+
+func firstOf(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// notify tells every observer of d.
+func (a *Authorization) notify(req *Request, d *authz.Decision, start time.Time) {
+	if len(a.observers) == 0 {
+		return
+	}
+	e := Event{
+		Time:      start,
+		Took:      time.Since(start),
+		Request:   *req,
+		Reason:    d.Reason,
+		RevokedBy: d.RevokedBy,
+		Claims:    d.Claims,
+	}
+	for _, o := range a.observers {
+		o.Observe(&e)
+	}
+}
