@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"sync"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -45,7 +46,8 @@ type Event struct {
 // answer is sent. Observe runs on the hot path: it must not block, lock
 // across calls or allocate per call; an observer with work to do hands a
 // copy of the event to its own bounded queue and counts what it drops when
-// the queue is full.
+// the queue is full. The *Event is reused once Observe returns: an
+// observer never keeps the pointer.
 type Observer interface {
 	Observe(e *Event)
 }
@@ -106,12 +108,17 @@ func firstOf(vs ...string) string {
 	return ""
 }
 
+// events recycles the Events handed to observers: an Event escapes
+// through the Observer interface, and the hot path allocates nothing.
+var events = sync.Pool{New: func() any { return new(Event) }}
+
 // notify tells every observer of d.
 func (a *Authorization) notify(req *Request, d *authz.Decision, start time.Time) {
 	if len(a.observers) == 0 {
 		return
 	}
-	e := Event{
+	e := events.Get().(*Event)
+	*e = Event{
 		Time:      start,
 		Took:      time.Since(start),
 		Request:   *req,
@@ -120,6 +127,8 @@ func (a *Authorization) notify(req *Request, d *authz.Decision, start time.Time)
 		Claims:    d.Claims,
 	}
 	for _, o := range a.observers {
-		o.Observe(&e)
+		o.Observe(e)
 	}
+	*e = Event{}
+	events.Put(e)
 }

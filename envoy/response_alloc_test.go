@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -98,21 +99,27 @@ func TestResponsesUnderConcurrency(t *testing.T) {
 
 // TestCheckAllocs bounds the allocations of a whole gRPC Check (without
 // the transport) on a cached token, allowed and revoked: the responses are
-// built from per-reason parts made once and a block per response.
+// built from per-reason parts made once and a block per response. An
+// observer adds none.
 func TestCheckAllocs(t *testing.T) {
 	e := newEnv(t)
 	e.revoke(authz.Record{Kind: authz.KindToken, Issuer: issA, Value: "revoked-1"})
-	a := envoy.NewAuthorization(e.checker, envoy.WithLogger(slog.New(slog.DiscardHandler)))
+	plain := envoy.NewAuthorization(e.checker, envoy.WithLogger(slog.New(slog.DiscardHandler)))
+	observed := envoy.NewAuthorization(e.checker, envoy.WithLogger(slog.New(slog.DiscardHandler)), envoy.WithObserver(&counter{}))
 	tests := []struct {
 		name string
+		a    *envoy.Authorization
 		jti  string
 		want authz.Reason
 		max  float64
 	}{
-		{"allowed", "ok-1", authz.ReasonOK, 6},
-		{"revoked", "revoked-1", authz.ReasonRevoked, 3},
+		{"allowed", plain, "ok-1", authz.ReasonOK, 6},
+		{"revoked", plain, "revoked-1", authz.ReasonRevoked, 3},
+		{"allowed observed", observed, "ok-1", authz.ReasonOK, 6},
+		{"revoked observed", observed, "revoked-1", authz.ReasonRevoked, 3},
 	}
 	for _, tt := range tests {
+		a := tt.a
 		t.Run(tt.name, func(t *testing.T) {
 			req := bearerRequest(e.token(t, func(c map[string]any) { c["jti"] = tt.jti }))
 			resp, err := a.Check(context.Background(), req) // verified and cached
@@ -129,6 +136,11 @@ func TestCheckAllocs(t *testing.T) {
 		})
 	}
 }
+
+// counter is an observer that counts events, as a cheap real one would.
+type counter struct{ n atomic.Int64 }
+
+func (c *counter) Observe(*envoy.Event) { c.n.Add(1) }
 
 func BenchmarkCheckResponse(b *testing.B) {
 	e := newEnv(b)
