@@ -203,7 +203,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	}
 	id, s := c.newSession()
 	http.SetCookie(w, &http.Cookie{
-		Name: cookieName, Value: id, Path: Prefix, HttpOnly: true, Secure: c.cfg.TLS,
+		Name: cookieName, Value: id, Path: Prefix, HttpOnly: true, Secure: c.cfg.TLS || r.TLS != nil,
 		SameSite: http.SameSiteStrictMode, Expires: s.expires,
 	})
 	c.cfg.Log.Info("console sign-in", "remote", r.RemoteAddr)
@@ -217,7 +217,7 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request, _ *session) {
 		delete(c.sessions, ck.Value)
 		c.mu.Unlock()
 	}
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: Prefix, HttpOnly: true, Secure: c.cfg.TLS,
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: Prefix, HttpOnly: true, Secure: c.cfg.TLS || r.TLS != nil,
 		SameSite: http.SameSiteStrictMode, MaxAge: -1})
 	http.Redirect(w, r, Prefix+"login", http.StatusSeeOther)
 }

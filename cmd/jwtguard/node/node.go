@@ -22,6 +22,7 @@ import (
 
 	"github.com/jwtguard/jwtguard/authz"
 	"github.com/jwtguard/jwtguard/bloom"
+	"github.com/jwtguard/jwtguard/cmd/jwtguard/console"
 	"github.com/jwtguard/jwtguard/envoy"
 	"github.com/jwtguard/jwtguard/sync/admin"
 	"github.com/jwtguard/jwtguard/sync/embedded"
@@ -137,8 +138,10 @@ func New(cfg *Config, opts ...Option) (n *Node, err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.registerMetrics(reg)
+	rates := console.NewRates()
 	authzSvc := envoy.NewAuthorization(n.checker,
-		envoy.WithMetrics(envoy.NewMetrics(reg)), envoy.WithLogger(n.log), envoy.WithRemoveAuthorization(c.RemoveAuthorization))
+		envoy.WithMetrics(envoy.NewMetrics(reg)), envoy.WithLogger(n.log), envoy.WithRemoveAuthorization(c.RemoveAuthorization),
+		envoy.WithObserver(rates))
 	if n.grpcSrv, err = envoy.NewGRPCServer(authzSvc, n.health, c.TLS); err != nil {
 		return n, err
 	}
@@ -149,10 +152,11 @@ func New(cfg *Config, opts ...Option) (n *Node, err error) {
 		issuers = append(issuers, ic.Issuer)
 	}
 	n.httpSrv = forwardAuthLimits.server(n.httpMux(reg, authzSvc))
-	n.adminSrv = adminLimits.server(admin.NewHandler(n.src, n.rev, admin.Config{
+	api := admin.NewHandler(n.src, n.rev, admin.Config{
 		Token: adminToken, MaxTokenLifetime: c.Authz.MaxTokenLifetime, Leeway: c.Authz.Leeway,
 		Issuers: issuers, Addr: c.AdminAddr,
-	}, admin.WithLogger(n.log), admin.WithStatus(n.status)))
+	}, admin.WithLogger(n.log), admin.WithStatus(n.status))
+	n.adminSrv = adminLimits.server(console.Mount(console.New(api, rates, console.Config{Token: adminToken, Log: n.log}), api))
 
 	if n.grpcLis, err = net.Listen("tcp", c.GRPCAddr); err != nil {
 		return n, fmt.Errorf("grpc-addr: %w", err)
