@@ -11,6 +11,7 @@ import (
 	"path"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -208,7 +209,7 @@ func cell(v any) string {
 	case string:
 		return x
 	case float64:
-		return fmt.Sprint(x)
+		return strconv.FormatFloat(x, 'f', -1, 64)
 	case bool:
 		return fmt.Sprint(x)
 	default:

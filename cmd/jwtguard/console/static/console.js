@@ -73,6 +73,7 @@
         if (series[k].length > points) { series[k].shift(); }
       }
       canvas.dataset.allowed = sums.allowed.toFixed(1);
+      canvas.dataset.points = String(series.allowed.length);
       draw();
     }
     last = cur;
