@@ -143,17 +143,19 @@ func TestConsoleInBrowser(t *testing.T) {
 		loadDone <- err
 	}()
 	moved := false
+	attr := func(name string) string {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		a, err := chromedp.Run(actx, chromedp.AttributeValue(chromedp.CSS(`canvas#rates`), name))
+		if err != nil {
+			t.Fatalf("read the chart's %s: %v", name, err)
+		}
+		return a.Value
+	}
 	for deadline := time.Now().Add(45 * time.Second); time.Now().Before(deadline) && !moved; {
-		allowed, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(`canvas#rates`), "data-allowed"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		points, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(`canvas#rates`), "data-points"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, _ := strconv.ParseFloat(allowed.Value, 64)
-		if n, _ := strconv.Atoi(points.Value); v > 0 && n >= 5 {
+		allowed, points := attr("data-allowed"), attr("data-points")
+		v, _ := strconv.ParseFloat(allowed, 64)
+		if n, _ := strconv.Atoi(points); v > 0 && n >= 5 {
 			moved = true
 			break
 		}
@@ -214,7 +216,9 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.Navigate(base+"revocations"),
 		chromedp.WaitVisible(chromedp.CSS(`main table`)),
 		shot("revocations"))
-	feed, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`main table`)))
+	tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	feed, err := chromedp.Run(tctx, chromedp.Text(chromedp.CSS(`main table`)))
 	if err != nil {
 		t.Fatal(err)
 	}
