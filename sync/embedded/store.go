@@ -52,7 +52,9 @@ type Store struct {
 	now  func() time.Time
 
 	mu      sync.Mutex
-	wake    chan struct{} // closed and replaced by every Put
+	wake    chan struct{} // closed and replaced by every commit of Puts
+	queue   []*putRequest // Puts waiting for the next group commit
+	leading bool          // a goroutine is committing a group
 	waiting atomic.Int32  // Feed calls waiting for a Put
 	closed  chan struct{} // closed by Close
 	once    sync.Once

@@ -17,7 +17,8 @@ import (
 )
 
 // Put validates recs and stores them all in one transaction, synced to disk
-// before it returns; on error none is stored. Every record needs an
+// before it returns; on error none is stored. Concurrent Puts share a
+// transaction (see commit). Every record needs an
 // ExpiresAt after its CreatedAt and after now. It sets ID, Position and (when
 // zero) CreatedAt of each record, and wakes waiting Feed calls.
 func (s *Store) Put(ctx context.Context, recs []authz.Record) ([]authz.Record, error) {
@@ -51,14 +52,9 @@ func (s *Store) Put(ctx context.Context, recs []authz.Record) ([]authz.Record, e
 		r.ID = id
 		out[i] = r
 	}
-	err := s.update(func(tx *bolt.Tx) error { return putRecords(tx, out) })
-	if err != nil {
+	if err := s.commit(out); err != nil {
 		return nil, fmt.Errorf("put revocations: %w", err)
 	}
-	s.mu.Lock()
-	close(s.wake)
-	s.wake = make(chan struct{})
-	s.mu.Unlock()
 	return out, nil
 }
 

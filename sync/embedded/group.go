@@ -1,0 +1,85 @@
+package embedded
+
+import (
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/jwtguard/jwtguard/authz"
+)
+
+// maxGroupRecords bounds the records one group commit writes, so that a
+// transaction (and the memory of its dirty pages) stays bounded however
+// many Puts wait. A variable so that tests can make it small.
+var maxGroupRecords = 100_000
+
+// putRequest is one Put waiting for its records to be committed.
+type putRequest struct {
+	recs []authz.Record
+	done chan error
+}
+
+// commit stores recs, synced to disk, before it returns: Puts that arrive
+// while a transaction commits wait and are then written together, in one
+// transaction and one pair of syncs (a group commit). On a B+tree that is
+// much cheaper per record than one transaction each: index and expiry
+// entries land in pages all over their buckets, and every transaction
+// rewrites each page it touches. A group that fails is written again call
+// by call, so that each Put stays all or nothing on its own.
+//
+// No Put waits for a timer: the first one commits at once, and the next
+// group forms while it does.
+func (s *Store) commit(recs []authz.Record) error {
+	req := &putRequest{recs: recs, done: make(chan error, 1)}
+	s.mu.Lock()
+	s.queue = append(s.queue, req)
+	lead := !s.leading
+	s.leading = true
+	s.mu.Unlock()
+	if lead {
+		s.lead()
+	}
+	return <-req.done
+}
+
+// lead commits one group from the queue. When more Puts have queued
+// meanwhile, another goroutine takes the lead, so that the caller of this
+// one returns as soon as its own records are durable.
+func (s *Store) lead() {
+	s.mu.Lock()
+	n, size := 0, 0
+	for n < len(s.queue) && (n == 0 || size+len(s.queue[n].recs) <= maxGroupRecords) {
+		size += len(s.queue[n].recs)
+		n++
+	}
+	group := s.queue[:n:n]
+	s.queue = s.queue[n:]
+	s.mu.Unlock()
+
+	err := s.update(func(tx *bolt.Tx) error {
+		for _, req := range group {
+			if err := putRecords(tx, req.recs); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && len(group) > 1 {
+		// One call's records may be at fault: each alone, all or nothing.
+		for _, req := range group {
+			req.done <- s.update(func(tx *bolt.Tx) error { return putRecords(tx, req.recs) })
+		}
+	} else {
+		for _, req := range group {
+			req.done <- err
+		}
+	}
+
+	s.mu.Lock()
+	close(s.wake)
+	s.wake = make(chan struct{})
+	more := len(s.queue) > 0
+	s.leading = more
+	s.mu.Unlock()
+	if more {
+		go s.lead()
+	}
+}
