@@ -276,9 +276,11 @@ func TestRevokeFromFile(t *testing.T) {
 }
 
 func TestRevokeFromFileAllGood(t *testing.T) {
+	defer func(n int) { fileBatch = n }(fileBatch)
+	fileBatch = 500
 	e := newAdminEnv(t)
 	var b strings.Builder
-	const n = 1203 // three batches
+	const n = 1203 // three batches, sent at once
 	for i := range n {
 		b.WriteString(`{"kind":"session","issuer":"https://idp","value":"s-` + strings.Repeat("x", i%7) + string(rune('a'+i%26)) + `"}` + "\n")
 	}

@@ -12,9 +12,11 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 	"unicode"
@@ -291,8 +293,15 @@ func parseTime(flag, v string) (time.Time, error) {
 	return t, nil
 }
 
-// Revocations from a file go to the server in batches of this size.
-const fileBatch = 500
+// Revocations from a file go to the server in batches of this size (the
+// admin API's largest), fileSenders batches at a time: a server on the
+// embedded store commits the batches that wait together (one transaction
+// and one sync for several), so a mass revocation is not one transaction
+// per batch. Variables so that tests can make them small.
+var (
+	fileBatch   = 10_000
+	fileSenders = 4
+)
 
 // maxFileLine bounds one line of a --from-file file.
 const maxFileLine = 1 << 20
@@ -310,60 +319,111 @@ type rejection struct {
 }
 
 // revokeFile revokes the records of f.fromFile: it validates every line
-// first, sends the valid ones in batches, retries a refused batch record by
-// record, and reports the lines that were rejected.
+// first, sends the valid ones in batches (several at once), finds the
+// records of a refused batch by halving it, and reports the lines that
+// were rejected. It stops at the first error that is not a refusal.
 func revokeFile(ctx context.Context, client revoker, f *revokeFlags, stdout, stderr io.Writer) error {
 	recs, rejected, err := readRecordFile(f.fromFile, f.actor, f.reason)
 	if err != nil {
 		return fmt.Errorf("revoke: %w", err)
 	}
-	prog := newProgress(stderr, len(recs))
-	var accepted []authz.Record
-	send := func(batch []fileRecord) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu       sync.Mutex // guards the results below, stderr and prog
+		prog     = newProgress(stderr, len(recs))
+		accepted = make([][]authz.Record, (len(recs)+fileBatch-1)/fileBatch)
+		sendErr  error
+	)
+	// send stores batch (all or nothing), or, when the server refuses its
+	// records, each half of it in turn, down to the records at fault.
+	var send func(batch []fileRecord) ([]authz.Record, error)
+	send = func(batch []fileRecord) ([]authz.Record, error) {
 		batchRecs := make([]authz.Record, len(batch))
 		for i, fr := range batch {
 			batchRecs[i] = fr.rec
 		}
-		cctx, cancel := context.WithTimeout(ctx, f.timeout)
-		defer cancel()
+		cctx, ccancel := context.WithTimeout(ctx, f.timeout)
 		stored, warnings, err := client.Revoke(cctx, batchRecs)
+		ccancel()
 		if err == nil {
-			accepted = append(accepted, stored...)
+			mu.Lock()
 			printWarnings(stderr, warnings)
+			mu.Unlock()
+			return stored, nil
 		}
-		return err
-	}
-	var sendErr error
-	for start := 0; start < len(recs) && sendErr == nil; start += fileBatch {
-		batch := recs[start:min(start+fileBatch, len(recs))]
-		err := send(batch)
-		if refusedRecords(err) {
-			// Find the records at fault: one request each.
-			err = nil
-			for _, fr := range batch {
-				rerr := send([]fileRecord{fr})
-				if refusedRecords(rerr) {
-					rejected = append(rejected, rejection{Line: fr.line, Error: apiMessage(rerr)})
-				} else if rerr != nil {
-					err = rerr
-					break
-				}
+		if !refusedRecords(err) {
+			return nil, err
+		}
+		// The server names the record at fault: reject it and send the
+		// others again. Without a name, halve the batch.
+		var apiErr *admin.APIError
+		if errors.As(err, &apiErr) && apiErr.Index >= 0 && apiErr.Index < len(batch) || len(batch) == 1 {
+			i := 0
+			if len(batch) > 1 {
+				i = apiErr.Index
 			}
+			mu.Lock()
+			rejected = append(rejected, rejection{Line: batch[i].line, Error: apiMessage(err)})
+			mu.Unlock()
+			return sendParts(send, batch[:i], batch[i+1:])
 		}
-		sendErr = err
-		prog.add(len(batch))
+		return sendParts(send, batch[:len(batch)/2], batch[len(batch)/2:])
 	}
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range fileSenders {
+		wg.Go(func() {
+			for b := range next {
+				batch := recs[b*fileBatch : min((b+1)*fileBatch, len(recs))]
+				stored, err := send(batch)
+				mu.Lock()
+				accepted[b] = stored
+				if err != nil && sendErr == nil {
+					sendErr = err
+					cancel()
+				}
+				prog.add(len(batch))
+				mu.Unlock()
+			}
+		})
+	}
+	for b := range accepted {
+		if ctx.Err() != nil {
+			break
+		}
+		next <- b
+	}
+	close(next)
+	wg.Wait()
 	prog.finish()
-	if err := printFileSummary(stdout, f.output, accepted, rejected); err != nil {
+	all := slices.Concat(accepted...)
+	if err := printFileSummary(stdout, f.output, all, rejected); err != nil {
 		return err
 	}
 	switch {
 	case sendErr != nil:
-		return fmt.Errorf("revoke: stopped after %d accepted: %w", len(accepted), sendErr)
+		return fmt.Errorf("revoke: stopped after %d accepted: %w", len(all), sendErr)
 	case len(rejected) > 0:
-		return fmt.Errorf("revoke: %d of %d records rejected", len(rejected), len(accepted)+len(rejected))
+		return fmt.Errorf("revoke: %d of %d records rejected", len(rejected), len(all)+len(rejected))
 	}
 	return nil
+}
+
+// sendParts sends each non-empty part in turn and joins what was stored.
+func sendParts(send func([]fileRecord) ([]authz.Record, error), parts ...[]fileRecord) ([]authz.Record, error) {
+	var stored []authz.Record
+	for _, p := range parts {
+		if len(p) == 0 {
+			continue
+		}
+		s, err := send(p)
+		stored = append(stored, s...)
+		if err != nil {
+			return stored, err
+		}
+	}
+	return stored, nil
 }
 
 // refusedRecords reports whether err is the server refusing the records
@@ -373,11 +433,15 @@ func refusedRecords(err error) bool {
 	return admin.IsStatus(err, http.StatusBadRequest) || admin.IsStatus(err, http.StatusRequestEntityTooLarge)
 }
 
-// apiMessage is the server's message for a one-record request.
+// recordPrefix is how the server names the record at fault in a batch.
+var recordPrefix = regexp.MustCompile(`^record [0-9]+: `)
+
+// apiMessage is the server's message about one record, without the
+// record's index in its batch.
 func apiMessage(err error) string {
 	var e *admin.APIError
 	if errors.As(err, &e) {
-		return strings.TrimPrefix(e.Message, "record 0: ")
+		return recordPrefix.ReplaceAllString(e.Message, "")
 	}
 	return err.Error()
 }
