@@ -49,6 +49,11 @@ type cacheEntry struct {
 	keyGen uint64 // keyRef of the key that verified the token
 	keyID  uint64
 	flags  uint8
+	// revokedBy and revokedGen: the token was found revoked (see
+	// verified); a cache hit then needs no revocation check while the
+	// generation holds.
+	revokedBy  uint8
+	revokedGen uint64
 }
 
 const (
@@ -121,6 +126,16 @@ func (c *tokenCache) put(tok string, v *verified) {
 	*old = e
 	s.index[h] = uint32(s.hand)
 	s.hand = (s.hand + 1) % s.limit
+}
+
+// markRevoked notes in the cached tok that v's revocation check found it
+// revoked (v.revokedBy, v.revokedGen).
+func (c *tokenCache) markRevoked(tok string, v *verified) {
+	s, i, ok := c.lockFind(tok)
+	if ok && s.slots[i].keyGen == v.key.gen {
+		s.slots[i].revokedBy, s.slots[i].revokedGen = v.revokedBy, v.revokedGen
+	}
+	s.mu.Unlock()
 }
 
 // renew records that the cached tok, verified under key generation old,
@@ -222,4 +237,5 @@ func (e *cacheEntry) load(v *verified) {
 	v.claims.IssuedAt = e.iat
 	v.keys = e.keys
 	v.key = keyRef{gen: e.keyGen, id: e.keyID, named: e.flags&flagKeyNamed != 0}
+	v.revokedBy, v.revokedGen = e.revokedBy, e.revokedGen
 }

@@ -64,6 +64,10 @@ type verified struct {
 	claims Claims
 	keys   [numChecks]bloom.Key
 	key    keyRef // the key that verified it, checked again on a cache hit after a key set change
+	// revokedBy is 1 + the revocation check that found the token revoked,
+	// from generation revokedGen of its key's slot; 0 when none has.
+	revokedBy  uint8
+	revokedGen uint64
 }
 
 // applies reports whether revocation check i concerns v.
@@ -245,14 +249,27 @@ func (c *Checker) CheckToken(ctx context.Context, tok string) Decision {
 		if now >= v.claims.Expiry+c.leeway {
 			return Decision{Reason: ReasonExpired, Claims: v.claims}
 		}
+		// A token found revoked stays revoked until its exp unless a
+		// record under the key that revoked it was lifted or the filter
+		// replaced meanwhile: then the check runs again.
+		if v.revokedBy != 0 && c.rev.stillRevoked(&v) {
+			return Decision{Reason: ReasonRevoked, RevokedBy: checkKinds[v.revokedBy-1], Claims: v.claims}
+		}
 	} else {
 		if reason, err := c.verify(ctx, tok, now, &v); reason != ReasonOK {
 			return Decision{Reason: reason, Err: err}
 		}
 		c.cache.put(tok, &v)
 	}
-	reason, kind := c.rev.check(ctx, &v)
-	return Decision{Reason: reason, RevokedBy: kind, Claims: v.claims}
+	reason, i, gen := c.rev.decide(ctx, &v)
+	switch reason {
+	case ReasonOK:
+		return Decision{Reason: reason, Claims: v.claims}
+	case ReasonRevoked:
+		v.revokedBy, v.revokedGen = uint8(i)+1, gen
+		c.cache.markRevoked(tok, &v)
+	}
+	return Decision{Reason: reason, RevokedBy: checkKinds[i], Claims: v.claims}
 }
 
 // verify parses tok, checks its signature against its issuer's keys, then

@@ -349,29 +349,40 @@ func (r *Revocations) Stats() RevocationStats {
 // check returns ReasonOK, or ReasonRevoked with the kind of record that
 // matched, or ReasonUnavailable when a "maybe" could not be confirmed.
 func (r *Revocations) check(ctx context.Context, v *verified) (Reason, Kind) {
+	reason, i, _ := r.decide(ctx, v)
+	if reason == ReasonOK {
+		return reason, ""
+	}
+	return reason, checkKinds[i]
+}
+
+// decide is check, returning the index of the check behind a deny and, on
+// ReasonRevoked, the generation of that key's slot its answer is from (see
+// stillRevoked).
+func (r *Revocations) decide(ctx context.Context, v *verified) (Reason, int, uint64) {
 	for i := 0; i < numChecks; i++ {
 		if !v.applies(i) || !r.filter.MayContain(v.keys[i]) {
 			continue
 		}
 		r.maybes.Add(1)
-		a, err := r.answer(ctx, i, v)
+		a, g, err := r.answer(ctx, i, v)
 		if err != nil {
 			if r.cfg.AllowUnconfirmed {
 				continue
 			}
-			return ReasonUnavailable, checkKinds[i]
+			return ReasonUnavailable, i, 0
 		}
 		if a.revokes(i, v) {
-			return ReasonRevoked, checkKinds[i]
+			return ReasonRevoked, i, g
 		}
 	}
-	return ReasonOK, ""
+	return ReasonOK, 0, 0
 }
 
 // answer returns the exact answer for check i of v, from the confirm cache
-// or, on a miss, from the source (and caches it). Concurrent misses of one
-// key share one lookup.
-func (r *Revocations) answer(ctx context.Context, i int, v *verified) (*confirmAnswer, error) {
+// or, on a miss, from the source (and caches it), with the generation of
+// the key's slot it is from. Concurrent misses of one key share one lookup.
+func (r *Revocations) answer(ctx context.Context, i int, v *verified) (*confirmAnswer, uint64, error) {
 	k := v.keys[i]
 	gen := &r.gens[slotOf(k)]
 	lk := v.lookupKey(i)
@@ -387,7 +398,7 @@ func (r *Revocations) answer(ctx context.Context, i int, v *verified) (*confirmA
 			if r.confirmHits.Add(1)%promoteEvery == 0 {
 				r.confirm.Get(k)
 			}
-			return a, nil
+			return a, g, nil
 		}
 		// Callers share a lookup only when they read the same generation
 		// of the key's slot: one that read a later generation never joins
@@ -417,7 +428,7 @@ func (r *Revocations) answer(ctx context.Context, i int, v *verified) (*confirmA
 			r.waiting.Add(-1)
 		case <-ctx.Done():
 			r.waiting.Add(-1)
-			return nil, fmt.Errorf("confirm %s: %w", lk.Kind, ctx.Err())
+			return nil, 0, fmt.Errorf("confirm %s: %w", lk.Kind, ctx.Err())
 		}
 		if res.Shared {
 			r.sharedLookups.Add(1)
@@ -429,9 +440,20 @@ func (r *Revocations) answer(ctx context.Context, i int, v *verified) (*confirmA
 		// cheap: such a revocation is rare.)
 		if res.Err != nil || retried || gen.Load() == g {
 			a, _ := res.Val.(*confirmAnswer)
-			return a, res.Err
+			return a, g, res.Err
 		}
 	}
+}
+
+// stillRevoked reports whether v, found revoked by check v.revokedBy-1
+// from generation v.revokedGen of that key's slot, is revoked still,
+// without asking the filter or the confirm cache again: nothing ends a
+// revocation before its token's exp but a change that moves the slot's
+// generation (a lift of a record under the key, a replaced filter), and
+// such a change moves it after its effect is in the confirm cache.
+func (r *Revocations) stillRevoked(v *verified) bool {
+	i := int(v.revokedBy) - 1
+	return i >= 0 && i < numChecks && r.gens[slotOf(v.keys[i])].Load() == v.revokedGen
 }
 
 // promoteEvery is how many confirm-cache hits make one recency update.
