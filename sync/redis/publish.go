@@ -176,6 +176,16 @@ func (s *Source) Publish(ctx context.Context, cfg bloom.Config) error {
 	return nil
 }
 
+// SnapshotPosition returns the feed position of the published snapshot,
+// and false when there is none (see source.SnapshotPositioner).
+func (s *Source) SnapshotPosition(ctx context.Context) (uint64, bool, error) {
+	pos, ok, err := s.publishedPosition(ctx)
+	if err != nil {
+		return 0, false, fmt.Errorf("published snapshot position: %w", err)
+	}
+	return pos, ok, nil
+}
+
 // publishedPosition returns the position of the published snapshot, and
 // false when there is none.
 func (s *Source) publishedPosition(ctx context.Context) (uint64, bool, error) {

@@ -94,7 +94,10 @@ type Source struct {
 	behind chan struct{}
 }
 
-var _ source.Source = (*Source)(nil)
+var (
+	_ source.Source             = (*Source)(nil)
+	_ source.SnapshotPositioner = (*Source)(nil)
+)
 
 // New returns a Source for the Redis at rawURL (redis:// or rediss://, with
 // user:password@ for ACL and /db), or for the Sentinel or Cluster named in

@@ -126,6 +126,15 @@ type Pruner interface {
 	Prune(now time.Time) (int, error)
 }
 
+// SnapshotPositioner is implemented by a source that can tell cheaply the
+// feed position of the snapshot Snapshot would return, without returning
+// it (Redis: the published snapshot's). A follower far behind the source
+// asks it to choose between reading the feed and loading that snapshot
+// (see FollowerConfig.ReloadLag); ok is false when the source has none.
+type SnapshotPositioner interface {
+	SnapshotPosition(ctx context.Context) (pos uint64, ok bool, err error)
+}
+
 // Holder is implemented by a source that can lose its data behind a node's
 // back (Redis): Hold tells it the feed position the node enforces, so that
 // it refuses to answer lookups and the feed (ErrPositionAhead) once it is
