@@ -15,6 +15,7 @@ import (
 
 	"github.com/jwtguard/jwtguard/authz"
 	"github.com/jwtguard/jwtguard/bloom"
+	"github.com/jwtguard/jwtguard/sync/source"
 )
 
 // Snapshot returns the published filter snapshot (sized by the publisher's
@@ -215,6 +216,12 @@ type PublisherConfig struct {
 	Bloom bloom.Config
 	// Log receives failures and lease changes. Default slog.Default().
 	Log *slog.Logger
+	// Behind: while it holds the lease, the publisher also publishes as soon
+	// as the source is this many positions past the published snapshot
+	// (checked every Interval/12), so that after a mass revocation nodes far
+	// behind load a snapshot instead of the whole feed (see
+	// source.FollowerConfig.ReloadLag). Default source.DefaultReloadLag.
+	Behind uint64
 }
 
 // Publisher publishes filter snapshots while it holds the publisher lease,
@@ -242,6 +249,9 @@ func NewPublisher(s *Source, cfg PublisherConfig) (*Publisher, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	if cfg.Behind == 0 {
+		cfg.Behind = source.DefaultReloadLag
+	}
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, fmt.Errorf("publisher id: %w", err)
@@ -268,16 +278,27 @@ end
 return 0
 `)
 
+// behindChecks is how many times an interval the lease holder checks how
+// far the published snapshot is behind (Behind).
+const behindChecks = 12
+
 // Run takes or renews the lease at once and then every interval, and
 // publishes each time it holds it and records were added since the last
-// snapshot. It returns when ctx ends, without releasing the lease: it
-// lapses as it would if the process died.
+// snapshot, and in between when the snapshot falls Behind. It returns when
+// ctx ends, without releasing the lease: it lapses as it would if the
+// process died.
 func (p *Publisher) Run(ctx context.Context) {
 	defer p.holding.Store(false)
-	t := time.NewTicker(p.cfg.Interval)
+	t := time.NewTicker(p.cfg.Interval / behindChecks)
 	defer t.Stop()
-	for {
-		p.tick(ctx)
+	for n := 0; ; n++ {
+		if n%behindChecks == 0 {
+			p.tick(ctx)
+		} else if p.holding.Load() {
+			if err := p.publishIfBehind(ctx, p.cfg.Behind); err != nil && ctx.Err() == nil {
+				p.cfg.Log.Warn("publish revocation snapshot", "err", err)
+			}
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -301,7 +322,7 @@ func (p *Publisher) tick(ctx context.Context) {
 	if !held {
 		return
 	}
-	if err := p.publishIfChanged(ctx); err != nil && ctx.Err() == nil {
+	if err := p.publishIfBehind(ctx, 1); err != nil && ctx.Err() == nil {
 		p.cfg.Log.Warn("publish revocation snapshot", "err", err)
 	}
 }
@@ -319,10 +340,11 @@ func (p *Publisher) lease(ctx context.Context) (bool, error) {
 	return n == 1, nil
 }
 
-// publishIfChanged publishes unless the published snapshot is at the
-// newest position already (expired records it still holds only add false
-// positives until the next change).
-func (p *Publisher) publishIfChanged(ctx context.Context) error {
+// publishIfBehind publishes when the published snapshot is at least
+// behind positions behind the newest, or there is none (expired records an
+// unchanged snapshot still holds only add false positives until the next
+// change).
+func (p *Publisher) publishIfBehind(ctx context.Context, behind uint64) error {
 	pub, ok, err := p.src.publishedPosition(ctx)
 	if err != nil {
 		return p.src.wrap("read published position", err)
@@ -331,7 +353,7 @@ func (p *Publisher) publishIfChanged(ctx context.Context) error {
 	if err != nil {
 		return p.src.wrap("read position", err)
 	}
-	if ok && pub >= pos {
+	if ok && (pub >= pos || pos-pub < behind) {
 		return nil
 	}
 	return p.src.Publish(ctx, p.cfg.Bloom)

@@ -392,3 +392,43 @@ func TestSnapshotForgedHeader(t *testing.T) {
 	}
 	checkHolds(t, g, recs)
 }
+
+// TestPublisherPublishesWhenBehind: between its rounds the lease holder
+// publishes once the snapshot is Behind positions behind, not before, so
+// that after a mass revocation nodes far behind find a snapshot to load.
+func TestPublisherPublishesWhenBehind(t *testing.T) {
+	s, _ := newSource(t, Options{})
+	p, err := NewPublisher(s, PublisherConfig{Interval: time.Hour, Bloom: smallBloom, Behind: 5, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	published := func() uint64 {
+		t.Helper()
+		pos, ok, err := s.SnapshotPosition(ctx)
+		if err != nil || !ok {
+			t.Fatalf("snapshot position: %d, %v, %v", pos, ok, err)
+		}
+		return pos
+	}
+	put(t, s, tokens("a", 2)...)
+	p.tick(ctx)
+	if pos := published(); pos != 2 || !p.Holding() {
+		t.Fatalf("after the first round: published %d (holding %v), want 2", pos, p.Holding())
+	}
+	put(t, s, tokens("b", 4)...)
+	if err := p.publishIfBehind(ctx, p.cfg.Behind); err != nil {
+		t.Fatal(err)
+	}
+	if pos := published(); pos != 2 {
+		t.Fatalf("4 behind, Behind 5: published %d, want still 2", pos)
+	}
+	recs := put(t, s, tokens("c", 1)...)
+	if err := p.publishIfBehind(ctx, p.cfg.Behind); err != nil {
+		t.Fatal(err)
+	}
+	if pos := published(); pos != 7 {
+		t.Fatalf("5 behind: published %d, want 7", pos)
+	}
+	checkHolds(t, snapshot(t, s), recs)
+}
