@@ -350,3 +350,37 @@ func BenchmarkCheckCachedWhileRevoking(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCheckCachedRevoked is a repeated token revoked by a record of
+// one of three kinds (the revoked share of bench/'s revoked10 mix), with a
+// full cache as BenchmarkCheckCached: once found revoked, the cached token
+// is denied without filter probes or a confirm-cache visit.
+func BenchmarkCheckCachedRevoked(b *testing.B) {
+	// Records that revoke every token under their key: the confirm cache
+	// holds their answer, and the source (empty here) is never asked.
+	for _, rec := range []Record{
+		{Kind: KindToken, Issuer: benchIssuer, Value: "hot"},
+		{Kind: KindSession, Issuer: benchIssuer, Value: "s-hot"},
+		{Kind: KindKey, Value: "k-ES256"},
+	} {
+		kind := rec.Kind
+		b.Run(string(kind), func(b *testing.B) {
+			c, ks := benchChecker(b, nil, "ES256")
+			fillCache(b, c, ks["ES256"], 100_000)
+			tok := benchToken(b, ks["ES256"], "hot")
+			c.Revocations().Enforce(rec)
+			h := MapHeaders{"authorization": "Bearer " + tok, ":path": "/", ":method": "GET"}
+			ctx := context.Background()
+			if d := c.Check(ctx, h); d.Reason != ReasonRevoked || d.RevokedBy != kind {
+				b.Fatal(d.Reason, d.RevokedBy, d.Err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if d := c.Check(ctx, h); d.Reason != ReasonRevoked {
+					b.Fatal(d.Reason)
+				}
+			}
+		})
+	}
+}
