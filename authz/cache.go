@@ -52,8 +52,8 @@ type cacheEntry struct {
 	// revokedBy and revokedGen: the token was found revoked (see
 	// verified); a cache hit then needs no revocation check while the
 	// generation holds.
-	revokedBy  uint8
-	revokedGen uint64
+	revokedBy                uint8
+	revokedGen, revokedEnded uint64
 }
 
 const (
@@ -129,11 +129,12 @@ func (c *tokenCache) put(tok string, v *verified) {
 }
 
 // markRevoked notes in the cached tok that v's revocation check found it
-// revoked (v.revokedBy, v.revokedGen).
+// revoked (v.revokedBy, v.revokedGen, v.revokedEnded).
 func (c *tokenCache) markRevoked(tok string, v *verified) {
 	s, i, ok := c.lockFind(tok)
 	if ok && s.slots[i].keyGen == v.key.gen {
-		s.slots[i].revokedBy, s.slots[i].revokedGen = v.revokedBy, v.revokedGen
+		e := &s.slots[i]
+		e.revokedBy, e.revokedGen, e.revokedEnded = v.revokedBy, v.revokedGen, v.revokedEnded
 	}
 	s.mu.Unlock()
 }
@@ -237,5 +238,5 @@ func (e *cacheEntry) load(v *verified) {
 	v.claims.IssuedAt = e.iat
 	v.keys = e.keys
 	v.key = keyRef{gen: e.keyGen, id: e.keyID, named: e.flags&flagKeyNamed != 0}
-	v.revokedBy, v.revokedGen = e.revokedBy, e.revokedGen
+	v.revokedBy, v.revokedGen, v.revokedEnded = e.revokedBy, e.revokedGen, e.revokedEnded
 }

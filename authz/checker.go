@@ -65,9 +65,11 @@ type verified struct {
 	keys   [numChecks]bloom.Key
 	key    keyRef // the key that verified it, checked again on a cache hit after a key set change
 	// revokedBy is 1 + the revocation check that found the token revoked,
-	// from generation revokedGen of its key's slot; 0 when none has.
-	revokedBy  uint8
-	revokedGen uint64
+	// from generation revokedGen of its key's slot, with the count of
+	// revocation-ending changes at revokedEnded; 0 when none has (see
+	// Revocations.stillRevoked).
+	revokedBy                uint8
+	revokedGen, revokedEnded uint64
 }
 
 // applies reports whether revocation check i concerns v.
@@ -261,12 +263,13 @@ func (c *Checker) CheckToken(ctx context.Context, tok string) Decision {
 		}
 		c.cache.put(tok, &v)
 	}
+	ended := c.rev.endedCount()
 	reason, i, gen := c.rev.decide(ctx, &v)
 	switch reason {
 	case ReasonOK:
 		return Decision{Reason: reason, Claims: v.claims}
 	case ReasonRevoked:
-		v.revokedBy, v.revokedGen = uint8(i)+1, gen
+		v.revokedBy, v.revokedGen, v.revokedEnded = uint8(i)+1, gen, ended
 		c.cache.markRevoked(tok, &v)
 	}
 	return Decision{Reason: reason, RevokedBy: checkKinds[i], Claims: v.claims}
