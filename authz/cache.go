@@ -49,11 +49,11 @@ type cacheEntry struct {
 	keyGen uint64 // keyRef of the key that verified the token
 	keyID  uint64
 	flags  uint8
-	// revokedBy and revokedGen: the token was found revoked (see
-	// verified); a cache hit then needs no revocation check while the
-	// generation holds.
-	revokedBy                uint8
-	revokedGen, revokedEnded uint64
+	// revokedBy, revokedGen and revokedChanges: the token was found
+	// revoked (see verified); a cache hit then needs no revocation check
+	// while the revocation state has not changed.
+	revokedBy                  uint8
+	revokedGen, revokedChanges uint64
 }
 
 const (
@@ -129,12 +129,12 @@ func (c *tokenCache) put(tok string, v *verified) {
 }
 
 // markRevoked notes in the cached tok that v's revocation check found it
-// revoked (v.revokedBy, v.revokedGen, v.revokedEnded).
+// revoked (v.revokedBy, v.revokedGen, v.revokedChanges).
 func (c *tokenCache) markRevoked(tok string, v *verified) {
 	s, i, ok := c.lockFind(tok)
 	if ok && s.slots[i].keyGen == v.key.gen {
 		e := &s.slots[i]
-		e.revokedBy, e.revokedGen, e.revokedEnded = v.revokedBy, v.revokedGen, v.revokedEnded
+		e.revokedBy, e.revokedGen, e.revokedChanges = v.revokedBy, v.revokedGen, v.revokedChanges
 	}
 	s.mu.Unlock()
 }
@@ -238,5 +238,5 @@ func (e *cacheEntry) load(v *verified) {
 	v.claims.IssuedAt = e.iat
 	v.keys = e.keys
 	v.key = keyRef{gen: e.keyGen, id: e.keyID, named: e.flags&flagKeyNamed != 0}
-	v.revokedBy, v.revokedGen, v.revokedEnded = e.revokedBy, e.revokedGen, e.revokedEnded
+	v.revokedBy, v.revokedGen, v.revokedChanges = e.revokedBy, e.revokedGen, e.revokedChanges
 }

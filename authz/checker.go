@@ -66,10 +66,10 @@ type verified struct {
 	key    keyRef // the key that verified it, checked again on a cache hit after a key set change
 	// revokedBy is 1 + the revocation check that found the token revoked,
 	// from generation revokedGen of its key's slot, with the count of
-	// revocation-ending changes at revokedEnded; 0 when none has (see
+	// revocation state changes at revokedChanges; 0 when none has (see
 	// Revocations.stillRevoked).
-	revokedBy                uint8
-	revokedGen, revokedEnded uint64
+	revokedBy                  uint8
+	revokedGen, revokedChanges uint64
 }
 
 // applies reports whether revocation check i concerns v.
@@ -251,9 +251,9 @@ func (c *Checker) CheckToken(ctx context.Context, tok string) Decision {
 		if now >= v.claims.Expiry+c.leeway {
 			return Decision{Reason: ReasonExpired, Claims: v.claims}
 		}
-		// A token found revoked stays revoked until its exp unless a
-		// record under the key that revoked it was lifted or the filter
-		// replaced meanwhile: then the check runs again.
+		// A token found revoked is denied again without a check while
+		// the revocation state has not changed since (a record applied,
+		// lifted, a filter replaced): then the check runs again.
 		if v.revokedBy != 0 && c.rev.stillRevoked(&v) {
 			return Decision{Reason: ReasonRevoked, RevokedBy: checkKinds[v.revokedBy-1], Claims: v.claims}
 		}
@@ -263,13 +263,13 @@ func (c *Checker) CheckToken(ctx context.Context, tok string) Decision {
 		}
 		c.cache.put(tok, &v)
 	}
-	ended := c.rev.endedCount()
+	changes := c.rev.changeCount()
 	reason, i, gen := c.rev.decide(ctx, &v)
 	switch reason {
 	case ReasonOK:
 		return Decision{Reason: reason, Claims: v.claims}
 	case ReasonRevoked:
-		v.revokedBy, v.revokedGen, v.revokedEnded = uint8(i)+1, gen, ended
+		v.revokedBy, v.revokedGen, v.revokedChanges = uint8(i)+1, gen, changes
 		c.cache.markRevoked(tok, &v)
 	}
 	return Decision{Reason: reason, RevokedBy: checkKinds[i], Claims: v.claims}

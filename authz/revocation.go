@@ -72,12 +72,13 @@ type Revocations struct {
 	// source, so an answer that may predate a revocation of its key is never
 	// cached after it, while revocations of other keys leave it be.
 	gens [numSlots]atomic.Uint64
-	// ended counts the changes that can end a revocation before its
-	// token's exp (a replaced filter; a lift of a record must bump it too),
-	// each bumped once the change is in force in the filter and the confirm
-	// cache: a token cached as revoked is checked again after one (see
+	// changes counts the changes of the revocation state (a record
+	// applied, a filter replaced; a lift must bump it too), each bumped
+	// once the change is in force in the filter and the confirm cache: a
+	// token cached as revoked is checked again after one, so that the
+	// cached answer (and the kind it names) is always the check's (see
 	// stillRevoked).
-	ended atomic.Uint64
+	changes atomic.Uint64
 	// enforced holds the IDs of records Enforce added before the feed
 	// brought them, under mu.
 	enforced map[string]struct{}
@@ -239,6 +240,7 @@ func (r *Revocations) apply(rec *Record, ahead bool) {
 	} else if rec.coversEveryToken() {
 		r.confirm.Add(k, (*confirmAnswer)(nil).with(rec))
 	}
+	r.changes.Add(1)
 }
 
 // coversEveryToken reports whether rec alone decides every token under its
@@ -297,7 +299,7 @@ func (r *Revocations) forgetReplaced() {
 			r.confirm.Remove(k)
 		}
 	}
-	r.ended.Add(1)
+	r.changes.Add(1)
 }
 
 // ReplaceWith swaps in f (a snapshot, typically older than the live
@@ -453,22 +455,21 @@ func (r *Revocations) answer(ctx context.Context, i int, v *verified) (*confirmA
 }
 
 // stillRevoked reports whether v, found revoked by check v.revokedBy-1
-// from generation v.revokedGen of that key's slot, with v.revokedEnded
+// from generation v.revokedGen of that key's slot, with v.revokedChanges
 // read before that check, is revoked still, without asking the filter or
-// the confirm cache again. Nothing ends a revocation before its token's exp
-// but a change counted in ended (bumped once the change is in force, so a
-// check that read the count before it may have seen the old answer, and
-// its count no longer matches); a change of the key's slot generation (a
-// revocation or lift under a key of the slot) makes the check run again too.
+// the confirm cache again: nothing has changed the revocation state since
+// (changes is bumped once a change is in force, so a check that read the
+// count before a change may have seen the old state, and its count no
+// longer matches), nor the key's slot (whose generation a lift moves too).
 func (r *Revocations) stillRevoked(v *verified) bool {
 	i := int(v.revokedBy) - 1
-	return i >= 0 && i < numChecks && r.ended.Load() == v.revokedEnded &&
+	return i >= 0 && i < numChecks && r.changes.Load() == v.revokedChanges &&
 		r.gens[slotOf(v.keys[i])].Load() == v.revokedGen
 }
 
-// endedCount is the count of changes that can end a revocation, to read
-// before a check whose revoked answer is to be kept (see stillRevoked).
-func (r *Revocations) endedCount() uint64 { return r.ended.Load() }
+// changeCount is the count of revocation state changes, to read before a
+// check whose revoked answer is to be kept (see stillRevoked).
+func (r *Revocations) changeCount() uint64 { return r.changes.Load() }
 
 // promoteEvery is how many confirm-cache hits make one recency update.
 const promoteEvery = 16

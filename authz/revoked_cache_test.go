@@ -9,9 +9,9 @@ import (
 
 // TestCachedTokenRemembersRevoked: a cached token found revoked is denied
 // again without a filter probe or a confirm-cache visit, with the same
-// decision; once a change moves the generation of the revoking key's slot
-// (a lift, a replaced filter), the check runs again and its answer counts,
-// so that a lifted revocation is not kept alive by the cache.
+// decision; once the revocation state changes (a record applied, a lift, a
+// replaced filter), the check runs again and its answer counts, so that a
+// lifted revocation is not kept alive by the cache.
 func TestCachedTokenRemembersRevoked(t *testing.T) {
 	w := newTestWorld(t, false)
 	tok := signClaims(t, w.byAlg["ES256"], w.claims(nil))
@@ -33,8 +33,8 @@ func TestCachedTokenRemembersRevoked(t *testing.T) {
 			st.Maybes-maybes, w.src.count()-lookups)
 	}
 
-	// Another revocation in the same slot moves its generation: the check
-	// runs again, and the token is still revoked.
+	// Another revocation, here in the same slot (which a lift moves too):
+	// the check runs again, and the token is still revoked.
 	other := rec
 	k := rec.LookupKey().FilterKey()
 	for i := 0; ; i++ {
