@@ -25,15 +25,15 @@ import (
 // fall behind this way on their own: 1,000 nodes reading the feed of
 // 17k records a second would need 5 GB/s from one Redis.
 //
-//	JWTGUARD_MASS_FOLLOWERS  followers (default 3)
-//	JWTGUARD_MASS_RECORDS    records written (default 20,000)
+//	JWTGUARD_MASS_FOLLOWERS  followers (default 2)
+//	JWTGUARD_MASS_RECORDS    records written (default 5,000)
 //
 // The "snapshot" case sets ReloadLag to a tenth of the records, so that the
 // small default run takes that path too; the default (50,000) applies to a
 // mass revocation of a million.
 func BenchmarkMassCatchUp(b *testing.B) {
-	followers := envInt(b, "JWTGUARD_MASS_FOLLOWERS", 3)
-	mass := envInt(b, "JWTGUARD_MASS_RECORDS", 20_000)
+	followers := envInt(b, "JWTGUARD_MASS_FOLLOWERS", 2)
+	mass := envInt(b, "JWTGUARD_MASS_RECORDS", 5_000)
 	for _, tc := range []struct {
 		name string
 		lag  uint64
