@@ -289,7 +289,7 @@ const behindChecks = 12
 // process died.
 func (p *Publisher) Run(ctx context.Context) {
 	defer p.holding.Store(false)
-	t := time.NewTicker(p.cfg.Interval / behindChecks)
+	t := time.NewTicker(max(p.cfg.Interval/behindChecks, time.Millisecond))
 	defer t.Stop()
 	for n := 0; ; n++ {
 		if n%behindChecks == 0 {
