@@ -188,8 +188,7 @@ type sourceRevoker struct {
 }
 
 func (s *sourceRevoker) Revoke(ctx context.Context, recs []authz.Record) ([]authz.Record, []string, error) {
-	stored, err := s.SourceRevoker.Revoke(ctx, recs)
-	return stored, nil, err
+	return s.RevokeWithWarnings(ctx, recs)
 }
 
 func (s *sourceRevoker) Close() error { return s.Source.Close() }
