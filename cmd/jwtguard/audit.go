@@ -32,15 +32,14 @@ func (f *auditFlags) register(fs *flag.FlagSet, paging bool) {
 		fs.IntVar(&f.limit, "limit", 100, fmt.Sprintf("entries per page (1 to %d)", audit.MaxListLimit))
 		fs.StringVar(&f.cursor, "cursor", "", "start at this cursor (printed when there are more entries)")
 		fs.BoolVar(&f.all, "all", false, "read every page, not just the first")
+	} else {
+		f.limit = audit.MaxListLimit
 	}
 }
 
 // query builds the query the flags describe.
 func (f *auditFlags) query(now time.Time) (audit.Query, error) {
 	q := audit.Query{Actor: f.actor, Kind: audit.Kind(f.kind), Cursor: f.cursor, Limit: f.limit}
-	if q.Limit == 0 {
-		q.Limit = audit.MaxListLimit
-	}
 	if q.Limit < 1 || q.Limit > audit.MaxListLimit {
 		return q, fmt.Errorf("--limit %d: want 1 to %d", q.Limit, audit.MaxListLimit)
 	}
