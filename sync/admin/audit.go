@@ -12,6 +12,7 @@ import (
 
 	"github.com/jwtguard/jwtguard/authz"
 	"github.com/jwtguard/jwtguard/sync/audit"
+	"github.com/jwtguard/jwtguard/sync/source"
 )
 
 // AuditTrail is the audit trail the admin API serves: GET /v1/audit and
@@ -39,6 +40,41 @@ const (
 	authFailureWindow = time.Minute
 )
 
+// recordingSource is a source that stores revocations and their audit
+// entries in one transaction (the embedded store).
+type recordingSource interface {
+	PutRecorded(ctx context.Context, recs []authz.Record, entries func([]authz.Record) []audit.Entry) ([]authz.Record, error)
+	Audit() audit.Store
+}
+
+// put stores recs in src and records them in the audit trail: in the same
+// transaction when the trail is src's own (the embedded store), else right
+// after, returning a warning when that failed (the revocations stand).
+func (c Config) put(ctx context.Context, src source.Source, recs []authz.Record, addr string) ([]authz.Record, []string, error) {
+	if log, ok := c.Audit.(*audit.Log); ok {
+		if rs, ok := src.(recordingSource); ok && rs.Audit() == log.Store() {
+			stored, err := rs.PutRecorded(ctx, recs, func(stored []authz.Record) []audit.Entry {
+				out := make([]audit.Entry, len(stored))
+				for i, rec := range stored {
+					out[i] = log.Prepare(revokeEntry(rec, addr))
+				}
+				return out
+			})
+			return stored, nil, err
+		}
+	}
+	stored, err := src.Put(ctx, recs)
+	if err != nil {
+		return nil, nil, err
+	}
+	return stored, c.recordStored(ctx, stored, addr), nil
+}
+
+// revokeEntry is the audit entry of a stored revocation.
+func revokeEntry(rec authz.Record, addr string) audit.Entry {
+	return audit.Entry{Kind: audit.KindRevoke, Actor: rec.Actor, Source: addr, Target: RecordTarget(rec), Reason: rec.Reason}
+}
+
 // recordStored records stored revocations in the audit trail, with the
 // address of the request (or tool) that made them, and returns a warning
 // when they could not be recorded: the revocations stand either way.
@@ -48,8 +84,7 @@ func (c Config) recordStored(ctx context.Context, stored []authz.Record, addr st
 	}
 	var failed error
 	for _, rec := range stored {
-		e := audit.Entry{Kind: audit.KindRevoke, Actor: rec.Actor, Source: addr, Target: RecordTarget(rec), Reason: rec.Reason}
-		if err := c.Audit.Record(ctx, e); err != nil {
+		if err := c.Audit.Record(ctx, revokeEntry(rec, addr)); err != nil {
 			failed = err
 		}
 	}

@@ -44,12 +44,9 @@ func (r *SourceRevoker) RevokeWithWarnings(ctx context.Context, recs []authz.Rec
 			return nil, nil, &APIError{StatusCode: http.StatusBadRequest, Message: err.Error(), Index: i}
 		}
 	}
-	stored, err := r.Source.Put(ctx, recs)
+	stored, warnings, err := cfg.put(ctx, r.Source, recs, audit.AddrFrom(ctx))
 	if errors.Is(err, authz.ErrInvalidRecord) {
 		return nil, nil, &APIError{StatusCode: http.StatusBadRequest, Message: err.Error(), Index: -1}
 	}
-	if err != nil {
-		return nil, nil, err
-	}
-	return stored, cfg.recordStored(ctx, stored, audit.AddrFrom(ctx)), nil
+	return stored, warnings, err
 }

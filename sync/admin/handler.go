@@ -269,7 +269,7 @@ func (h *handler) postRevocations(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	stored, err := h.src.Put(r.Context(), recs)
+	stored, auditWarnings, err := h.cfg.put(r.Context(), h.src, recs, r.RemoteAddr)
 	if err != nil {
 		if errors.Is(err, authz.ErrInvalidRecord) {
 			writeError(w, http.StatusBadRequest, err.Error())
@@ -285,7 +285,7 @@ func (h *handler) postRevocations(w http.ResponseWriter, r *http.Request) {
 			"value", rec.Value, "before", rec.Before, "actor", rec.Actor, "reason", rec.Reason,
 			"expires_at", rec.ExpiresAt, "position", rec.Position, "remote", r.RemoteAddr)
 	}
-	warnings := append(h.warnings(recs), h.cfg.recordStored(r.Context(), stored, r.RemoteAddr)...)
+	warnings := append(h.warnings(recs), auditWarnings...)
 	writeJSON(w, http.StatusCreated, revocationsBody{Revocations: stored, Warnings: warnings})
 }
 

@@ -74,21 +74,32 @@ func (l *Log) Record(ctx context.Context, e Entry) error {
 
 // Append is Record, returning the entry as stored.
 func (l *Log) Append(ctx context.Context, e Entry) (Entry, error) {
+	if e.Kind == "" {
+		return Entry{}, errors.New("audit: entry without a kind")
+	}
+	stored, err := l.store.Append(ctx, l.Prepare(e))
+	if err != nil {
+		return Entry{}, fmt.Errorf("audit: record %s: %w", e.Kind, err)
+	}
+	return stored, nil
+}
+
+// Prepare returns e as Record stores it, before it is sealed: Time and
+// Node filled when zero, every field bounded. A store that appends entries
+// in the same transaction as the change they describe (see Store) takes
+// entries prepared by the Log.
+func (l *Log) Prepare(e Entry) Entry {
 	if e.Time.IsZero() {
 		e.Time = l.now()
 	}
 	if e.Node == "" {
 		e.Node = l.node
 	}
-	if e.Kind == "" {
-		return Entry{}, errors.New("audit: entry without a kind")
-	}
-	stored, err := l.store.Append(ctx, Bound(e))
-	if err != nil {
-		return Entry{}, fmt.Errorf("audit: record %s: %w", e.Kind, err)
-	}
-	return stored, nil
+	return Bound(e)
 }
+
+// Store returns the store the Log keeps its trail in.
+func (l *Log) Store() Store { return l.store }
 
 // Query selects entries for List.
 type Query struct {

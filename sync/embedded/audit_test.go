@@ -2,11 +2,15 @@ package embedded
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"sync"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
+	"github.com/jwtguard/jwtguard/authz"
 	"github.com/jwtguard/jwtguard/sync/audit"
 	"github.com/jwtguard/jwtguard/sync/audit/audittest"
 )
@@ -83,4 +87,44 @@ func TestAuditConformance(t *testing.T) {
 			}
 		},
 	})
+}
+
+// TestPutRecordedIsAtomic: revocations and their audit entries are stored
+// together, or, when the entries cannot be appended, neither is.
+func TestPutRecordedIsAtomic(t *testing.T) {
+	s, err := Open(t.TempDir(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	log := audit.NewLog(s.Audit(), audit.WithNode("n"))
+	entries := func(stored []authz.Record) []audit.Entry {
+		var out []audit.Entry
+		for _, r := range stored {
+			out = append(out, log.Prepare(audit.Entry{Kind: audit.KindRevoke, Target: r.ID}))
+		}
+		return out
+	}
+	rec := authz.Record{Kind: authz.KindToken, Issuer: "https://idp", Value: "one", ExpiresAt: time.Now().Add(time.Hour)}
+	stored, err := s.PutRecorded(ctx, []authz.Record{rec}, entries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := log.List(ctx, audit.Query{})
+	if err != nil || len(got) != 1 || got[0].Target != stored[0].ID || got[0].Node != "n" {
+		t.Fatalf("List = %+v, %v; want the entry of record %s", got, err, stored[0].ID)
+	}
+	// A damaged head makes the append fail: the record is not stored either.
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyAuditHead, []byte("{")) }); err != nil {
+		t.Fatal(err)
+	}
+	rec.Value = "two"
+	if _, err := s.PutRecorded(ctx, []authz.Record{rec}, entries); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("PutRecorded with a damaged audit head: %v, want ErrCorrupt", err)
+	}
+	found, err := s.Lookup(ctx, rec.LookupKey())
+	if err != nil || len(found) != 0 {
+		t.Fatalf("Lookup of the refused record = %v, %v; want nothing stored", found, err)
+	}
 }

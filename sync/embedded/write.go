@@ -14,6 +14,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/jwtguard/jwtguard/authz"
+	"github.com/jwtguard/jwtguard/sync/audit"
 )
 
 // Put validates recs and stores them all in one transaction, synced to disk
@@ -21,6 +22,15 @@ import (
 // ExpiresAt after its CreatedAt and after now. It sets ID, Position and (when
 // zero) CreatedAt of each record, and wakes waiting Feed calls.
 func (s *Store) Put(ctx context.Context, recs []authz.Record) ([]authz.Record, error) {
+	return s.PutRecorded(ctx, recs, nil)
+}
+
+// PutRecorded is Put, also appending to the audit trail (see Audit), in
+// the same transaction, the entries that entries returns for the records
+// as stored: the revocations and their entries are stored together or not
+// at all. entries may be nil. The entries are sealed after the trail's
+// head; prepare them as audit.Log.Prepare does.
+func (s *Store) PutRecorded(ctx context.Context, recs []authz.Record, entries func(stored []authz.Record) []audit.Entry) ([]authz.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -51,7 +61,20 @@ func (s *Store) Put(ctx context.Context, recs []authz.Record) ([]authz.Record, e
 		r.ID = id
 		out[i] = r
 	}
-	err := s.update(func(tx *bolt.Tx) error { return putRecords(tx, out) })
+	err := s.update(func(tx *bolt.Tx) error {
+		if err := putRecords(tx, out); err != nil {
+			return err
+		}
+		if entries == nil {
+			return nil
+		}
+		for _, e := range entries(out) {
+			if _, err := appendAudit(tx, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("put revocations: %w", err)
 	}
