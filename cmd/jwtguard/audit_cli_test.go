@@ -6,14 +6,17 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"google.golang.org/grpc/codes"
 
 	"github.com/jwtguard/jwtguard/authz"
+	"github.com/jwtguard/jwtguard/authz/mint"
 	"github.com/jwtguard/jwtguard/bloom"
 	"github.com/jwtguard/jwtguard/sync/admin"
 	"github.com/jwtguard/jwtguard/sync/audit"
@@ -165,5 +168,80 @@ func TestAuditFlagsRefused(t *testing.T) {
 		if err == nil || strings.Contains(err.Error(), "connect") {
 			t.Errorf("%v: %v, want the flags refused", args, err)
 		}
+	}
+}
+
+// A running node records a wrong admin token and a key set change (a key
+// replaced in the JWKS file, found by the refetch of an unknown kid).
+func TestServeRecordsAuthFailureAndKeySetChange(t *testing.T) {
+	const iss = "https://keys.test"
+	k1, err := mint.NewKey("ES256", "k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, err := mint.NewKey("ES256", "k2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks := filepath.Join(t.TempDir(), "jwks.json")
+	writeJWKS := func(k *mint.Key) {
+		t.Helper()
+		b, err := mint.JWKS(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(jwks, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeJWKS(k1)
+	conf := writeTestFile(t, "jwtguard.yaml", "issuers:\n- issuer: "+iss+"\n  audiences: [api]\n  jwks-file: "+jwks+"\n  jwks-min-refetch: 0s\n")
+	tokenFile := writeTestFile(t, "admin-token", cliAdminToken)
+	s := startServe(t, "--config", conf, "--data-dir", t.TempDir(), "--admin-token-file", tokenFile, "--node-name", "edge-1", "--log-level", "error")
+	sign := func(k *mint.Key) string {
+		now := time.Now()
+		tok, err := k.Sign(map[string]any{"iss": iss, "aud": "api", "sub": "u", "jti": k.KID, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	if code, msg := s.grpcCheck(t, sign(k1)); code != codes.OK {
+		t.Fatalf("token of k1: %s", msg)
+	}
+	writeJWKS(k2)
+	if code, msg := s.grpcCheck(t, sign(k2)); code != codes.OK {
+		t.Fatalf("token of k2 after the key set changed: %s", msg)
+	}
+	if _, _, err := runCLI(t, "status", "--server", "http://"+s.adminAddr, "--admin-token-file", writeTestFile(t, "wrong", "wrong-token-0123456789")); err == nil {
+		t.Fatal("status with a wrong admin token succeeded")
+	}
+	flags := []string{"--server", "http://" + s.adminAddr, "--admin-token-file", tokenFile, "-o", "json"}
+	var entries []audit.Entry
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		out, stderr, err := runCLI(t, append([]string{"audit"}, flags...)...)
+		if err != nil {
+			t.Fatalf("audit: %v\n%s", err, stderr)
+		}
+		entries = nil
+		if err := json.Unmarshal([]byte(out), &entries); err != nil {
+			t.Fatal(err)
+		}
+		if len(entries) >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("within 30s the trail holds %+v; want an auth failure and a key set change", entries)
+		}
+	}
+	kinds := map[audit.Kind]audit.Entry{}
+	for _, e := range entries {
+		kinds[e.Kind] = e
+	}
+	if f, ok := kinds[audit.KindAuthFailure]; !ok || f.Node != "edge-1" || !strings.HasPrefix(f.Source, "127.0.0.1:") || f.Target != "GET /v1/status" {
+		t.Errorf("auth failure entry %+v: want node edge-1, the address and the request", f)
+	}
+	if k, ok := kinds[audit.KindKeySet]; !ok || k.Target != iss || k.Reason != "added k2; removed k1" {
+		t.Errorf("key set entry %+v: want issuer %s, added k2; removed k1", k, iss)
 	}
 }
