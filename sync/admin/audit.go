@@ -33,11 +33,12 @@ const (
 	pathAuditVerify = "/v1/audit/verify"
 )
 
-// Default bounds of admin authentication failures recorded one by one; the
-// rest are aggregated (see audit.Throttle).
+// Bounds of admin authentication failures recorded one by one when
+// Config.AuthFailures is nil: AuthFailureBurst per AuthFailureWindow, the
+// rest aggregated (see audit.Throttle).
 const (
-	authFailureBurst  = 10
-	authFailureWindow = time.Minute
+	AuthFailureBurst  = 10
+	AuthFailureWindow = time.Minute
 )
 
 // recordingSource is a source that stores revocations and their audit
@@ -72,7 +73,7 @@ func (c Config) put(ctx context.Context, src source.Source, recs []authz.Record,
 
 // revokeEntry is the audit entry of a stored revocation.
 func revokeEntry(rec authz.Record, addr string) audit.Entry {
-	return audit.Entry{Kind: audit.KindRevoke, Actor: rec.Actor, Source: addr, Target: RecordTarget(rec), Reason: rec.Reason}
+	return audit.Entry{Kind: audit.KindRevoke, Actor: rec.Actor, Source: addr, Target: recordTarget(rec), Reason: rec.Reason}
 }
 
 // recordStored records stored revocations in the audit trail, with the
@@ -94,9 +95,9 @@ func (c Config) recordStored(ctx context.Context, stored []authz.Record, addr st
 	return nil
 }
 
-// RecordTarget names a revocation record in the audit trail: its kind,
+// recordTarget names a revocation record in the audit trail: its kind,
 // issuer, value, before time and ID.
-func RecordTarget(rec authz.Record) string {
+func recordTarget(rec authz.Record) string {
 	var b strings.Builder
 	b.WriteString(string(rec.Kind))
 	for _, s := range []string{rec.Issuer, rec.Value} {

@@ -139,7 +139,7 @@ func NewHandler(src source.Source, rev *authz.Revocations, cfg Config, opts ...O
 	}
 	h.failures = cfg.AuthFailures
 	if h.failures == nil && cfg.Audit != nil {
-		h.failures = audit.NewThrottle(cfg.Audit, authFailureBurst, authFailureWindow)
+		h.failures = audit.NewThrottle(cfg.Audit, AuthFailureBurst, AuthFailureWindow)
 	}
 	return h
 }

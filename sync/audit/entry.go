@@ -159,18 +159,6 @@ func clip(s string, limit int) string {
 	return s[:cut] + note
 }
 
-// Valid checks what a stored entry must hold to be listed: a kind and a
-// time.
-func (e Entry) valid() error {
-	if e.Kind == "" {
-		return errors.New("no kind")
-	}
-	if e.Time.IsZero() {
-		return errors.New("no time")
-	}
-	return nil
-}
-
 type addrKey struct{}
 
 // WithAddr returns ctx carrying the network address a request came from,

@@ -7,16 +7,10 @@ import (
 	"time"
 
 	"github.com/jwtguard/jwtguard/authz"
+	"github.com/jwtguard/jwtguard/sync/admin"
 	"github.com/jwtguard/jwtguard/sync/audit"
 	"github.com/jwtguard/jwtguard/sync/embedded"
 	"github.com/jwtguard/jwtguard/sync/redis"
-)
-
-// Bounds of admin authentication failures in the audit trail: this many
-// recorded one by one per window, the rest as one summary entry.
-const (
-	authFailureBurst  = 10
-	authFailureWindow = time.Minute
 )
 
 // auditTimeout bounds recording one entry off a request path.
@@ -37,7 +31,7 @@ func (n *Node) openAudit() error {
 		return fmt.Errorf("audit trail: source %T keeps none", n.src)
 	}
 	n.audit = audit.NewLog(store, audit.WithNode(n.cfg.NodeName))
-	n.failures = audit.NewThrottle(n.audit, authFailureBurst, authFailureWindow)
+	n.failures = audit.NewThrottle(n.audit, admin.AuthFailureBurst, admin.AuthFailureWindow)
 	n.keyChanges = make(chan audit.Entry, keyChangesQueued)
 	return nil
 }
@@ -53,7 +47,7 @@ const keyChangesQueued = 64
 // summary of admin authentication failures aggregated since, so that the
 // end of a flood is recorded too.
 func (n *Node) flushAudit(ctx context.Context) {
-	t := time.NewTicker(authFailureWindow)
+	t := time.NewTicker(admin.AuthFailureWindow)
 	defer t.Stop()
 	for {
 		select {
