@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -133,4 +134,37 @@ func TestAuditMaxAge(t *testing.T) {
 	if err != nil || !rep.OK() || rep.Entries != 3 || rep.Trimmed {
 		t.Fatalf("Verify = %+v, %v; want 3 intact entries, none trimmed", rep, err)
 	}
+}
+
+// BenchmarkAuditAppend measures one audit append (read the head, seal,
+// compare-and-append script) by one writer, and by 4 writers contending
+// for the head.
+func BenchmarkAuditAppend(b *testing.B) {
+	s, _ := newSource(b, Options{})
+	a, err := s.Audit(AuditRetention{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	l := audit.NewLog(a)
+	e := audit.Entry{Kind: audit.KindRevoke, Actor: "bench", Source: "127.0.0.1:1", Target: "token https://idp jti"}
+	b.Run("one-writer", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := l.Record(ctxT(b), e); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("four-writers", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetParallelism(4)
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := l.Record(context.Background(), e); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	})
 }
