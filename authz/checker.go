@@ -125,9 +125,10 @@ type issuer struct {
 type Option func(*options)
 
 type options struct {
-	now    func() time.Time
-	log    *slog.Logger
-	client *http.Client
+	now      func() time.Time
+	log      *slog.Logger
+	client   *http.Client
+	onChange func(KeySetChange)
 }
 
 // WithClock replaces time.Now (tests).
@@ -138,6 +139,21 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
 // WithHTTPClient sets the client that fetches key sets.
 func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.client = c } }
+
+// KeySetChange is a reload of an issuer's key set that added or removed
+// keys. Keys are named by kid (a key without one by "alg:<alg>").
+type KeySetChange struct {
+	Issuer         string
+	Added, Removed []string
+	// Initial: the first load of the set since the checker started (every
+	// key is Added).
+	Initial bool
+}
+
+// WithKeySetChange calls fn after every key set load that changed the keys
+// (for the audit trail). fn runs on the loading goroutine: it must not
+// block.
+func WithKeySetChange(fn func(KeySetChange)) Option { return func(o *options) { o.onChange = fn } }
 
 // NewChecker validates cfg and returns a Checker enforcing rev. Key sets are
 // loaded by LoadKeys and kept fresh by Run.
@@ -175,6 +191,7 @@ func NewChecker(cfg Config, rev *Revocations, opts ...Option) (*Checker, error) 
 		if err != nil {
 			return nil, err
 		}
+		ks.onChange = o.onChange
 		c.issuers[ic.Issuer] = &issuer{cfg: ic, keys: ks}
 	}
 	return c, nil

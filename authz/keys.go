@@ -193,6 +193,7 @@ type keySet struct {
 	minRefetch   time.Duration
 	fetchTimeout time.Duration
 	log          *slog.Logger
+	onChange     func(KeySetChange) // nil: nobody listens
 
 	keys        atomic.Pointer[keyMap]
 	lastAttempt atomic.Int64 // unix nanoseconds of the last fetch attempt
@@ -302,7 +303,46 @@ func (ks *keySet) install(set jwk.Set) {
 	ks.keys.Store(m)
 	if changed {
 		keyGeneration.Add(1) // after the store: a check that saw the old generation re-checks
+		if ks.onChange != nil {
+			ks.notify(prev, m)
+		}
 	}
+}
+
+// notify tells onChange which keys a reload added and removed.
+func (ks *keySet) notify(prev, m *keyMap) {
+	ch := KeySetChange{Issuer: ks.issuer, Initial: prev == nil}
+	had := map[[sha256.Size]byte]bool{}
+	if prev != nil {
+		for _, k := range prev.all {
+			had[k.thumb] = true
+		}
+	}
+	has := map[[sha256.Size]byte]bool{}
+	for _, k := range m.all {
+		has[k.thumb] = true
+		if !had[k.thumb] {
+			ch.Added = append(ch.Added, k.name())
+		}
+	}
+	if prev != nil {
+		for _, k := range prev.all {
+			if !has[k.thumb] {
+				ch.Removed = append(ch.Removed, k.name())
+			}
+		}
+	}
+	if len(ch.Added)+len(ch.Removed) > 0 {
+		ks.onChange(ch)
+	}
+}
+
+// name names a key for people: its kid, else its alg.
+func (k *verificationKey) name() string {
+	if k.kid != "" {
+		return truncate(k.kid)
+	}
+	return "alg:" + k.alg
 }
 
 func toVerificationKey(key jwk.Key) (*verificationKey, error) {

@@ -1,6 +1,6 @@
 // Command jwtguard is the JWT revocation enforcement point: an Envoy
 // ext_authz server (serve) and the tools to revoke tokens and inspect its
-// state (revoke, revocations, status), and version.
+// state (revoke, revocations, status, audit), and version.
 package main
 
 import (
@@ -25,6 +25,7 @@ var commands = []command{
 	{"revoke", "revoke tokens, subjects, sessions, keys or an issuer's past tokens", runRevoke},
 	{"revocations", "list revocations (revocations list)", runRevocations},
 	{"status", "show a server's revocation state", runStatus},
+	{"audit", "list, verify or export the audit trail (audit verify, audit export)", runAudit},
 	{"publish", "publish a filter snapshot to a Redis source once", runPublish},
 	{"version", "print the version, commit, build date and Go version", runVersion},
 }

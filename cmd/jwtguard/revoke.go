@@ -25,6 +25,7 @@ import (
 	"github.com/jwtguard/jwtguard/authz"
 	"github.com/jwtguard/jwtguard/cmd/jwtguard/node"
 	"github.com/jwtguard/jwtguard/sync/admin"
+	"github.com/jwtguard/jwtguard/sync/audit"
 )
 
 // adminFlags are the flags of every command that calls the admin API.
@@ -190,8 +191,7 @@ type sourceRevoker struct {
 }
 
 func (s *sourceRevoker) Revoke(ctx context.Context, recs []authz.Record) ([]authz.Record, []string, error) {
-	stored, err := s.SourceRevoker.Revoke(ctx, recs)
-	return stored, nil, err
+	return s.RevokeWithWarnings(ctx, recs)
 }
 
 func (s *sourceRevoker) Close() error { return s.Source.Close() }
@@ -219,7 +219,22 @@ func (f *revokeFlags) revoker() (revoker, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &sourceRevoker{admin.SourceRevoker{Source: src, Config: admin.Config{MaxTokenLifetime: f.maxTokenLifetime, Leeway: f.leeway}}}, nil
+	trail, err := f.redis.Audit(src)
+	if err != nil {
+		_ = src.Close()
+		return nil, err
+	}
+	// The trail names the tool and its host as the node.
+	log := audit.NewLog(trail, audit.WithNode("jwtguard revoke@"+hostname()))
+	return &sourceRevoker{admin.SourceRevoker{Source: src, Config: admin.Config{MaxTokenLifetime: f.maxTokenLifetime, Leeway: f.leeway, Audit: log}}}, nil
+}
+
+// hostname is this host's name, or "unknown".
+func hostname() string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "unknown"
 }
 
 // defaultActor is the user running the command, for the audit trail.

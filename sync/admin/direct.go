@@ -3,10 +3,12 @@ package admin
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/jwtguard/jwtguard/authz"
+	"github.com/jwtguard/jwtguard/sync/audit"
 	"github.com/jwtguard/jwtguard/sync/source"
 )
 
@@ -19,20 +21,32 @@ type SourceRevoker struct {
 	Config Config
 }
 
-// Revoke completes and stores recs, all or nothing. Records the API would
-// refuse are refused with an *APIError of status 400 naming the index.
+// Revoke completes and stores recs, all or nothing, and records them in
+// Config.Audit with the address audit.WithAddr put in ctx. Records the API
+// would refuse are refused with an *APIError of status 400 naming the
+// index. A failure to record them is logged: the revocations stand.
 func (r *SourceRevoker) Revoke(ctx context.Context, recs []authz.Record) ([]authz.Record, error) {
+	stored, warnings, err := r.RevokeWithWarnings(ctx, recs)
+	for _, w := range warnings {
+		slog.Error(w, "records", len(stored))
+	}
+	return stored, err
+}
+
+// RevokeWithWarnings is Revoke, returning the warning about a failure to
+// record the revocations in the audit trail instead of logging it.
+func (r *SourceRevoker) RevokeWithWarnings(ctx context.Context, recs []authz.Record) ([]authz.Record, []string, error) {
 	cfg := r.Config.withDefaults()
 	now := time.Now()
 	recs = append([]authz.Record(nil), recs...)
 	for i := range recs {
 		if err := cfg.complete(&recs[i], now); err != nil {
-			return nil, &APIError{StatusCode: http.StatusBadRequest, Message: err.Error(), Index: i}
+			return nil, nil, &APIError{StatusCode: http.StatusBadRequest, Message: err.Error(), Index: i}
 		}
 	}
-	stored, err := r.Source.Put(ctx, recs)
+	stored, warnings, err := cfg.put(ctx, r.Source, recs, audit.AddrFrom(ctx))
 	if errors.Is(err, authz.ErrInvalidRecord) {
-		return nil, &APIError{StatusCode: http.StatusBadRequest, Message: err.Error(), Index: -1}
+		return nil, nil, &APIError{StatusCode: http.StatusBadRequest, Message: err.Error(), Index: -1}
 	}
-	return stored, err
+	return stored, warnings, err
 }

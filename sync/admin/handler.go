@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jwtguard/jwtguard/authz"
+	"github.com/jwtguard/jwtguard/sync/audit"
 	"github.com/jwtguard/jwtguard/sync/source"
 )
 
@@ -43,6 +44,13 @@ type Config struct {
 	// Addr is the address the API listens on. Without a Token, requests
 	// must name a loopback host or this address's host in Host.
 	Addr string
+	// Audit records every revocation stored through this package (the
+	// API, SourceRevoker); nil records none.
+	Audit audit.Recorder
+	// AuthFailures records the API's authentication failures. It must
+	// bound what a flood of them stores (an audit.Throttle does); nil
+	// means Audit behind an audit.Throttle of 10 entries a minute.
+	AuthFailures audit.Recorder
 }
 
 // DefaultConfig returns the defaults (no token).
@@ -113,6 +121,9 @@ type handler struct {
 	status func(context.Context) map[string]any
 	log    *slog.Logger
 	now    func() time.Time
+	// failures records authentication failures; trail serves /v1/audit.
+	failures audit.Recorder
+	trail    AuditTrail
 }
 
 // NewHandler returns the admin API over src, enforcing accepted revocations
@@ -125,6 +136,10 @@ func NewHandler(src source.Source, rev *authz.Revocations, cfg Config, opts ...O
 	h := &handler{src: src, rev: rev, cfg: cfg, token: []byte(cfg.Token), log: slog.Default(), now: time.Now}
 	for _, o := range opts {
 		o(h)
+	}
+	h.failures = cfg.AuthFailures
+	if h.failures == nil && cfg.Audit != nil {
+		h.failures = audit.NewThrottle(cfg.Audit, AuthFailureBurst, AuthFailureWindow)
 	}
 	return h
 }
@@ -142,6 +157,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if !h.authorized(r) {
+		h.recordAuthFailure(r)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="jwtguard-admin"`)
 		writeError(w, http.StatusUnauthorized, "missing or wrong admin token (Authorization: Bearer <token>)")
 		return
@@ -162,6 +178,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		h.getRevocation(w, r, p[len(pathRevocations)+1:])
+	case p == pathAudit || p == pathAuditVerify:
+		h.serveAudit(w, r)
 	case p == pathStatus:
 		if r.Method != http.MethodGet {
 			methodNotAllowed(w, "GET")
@@ -251,7 +269,7 @@ func (h *handler) postRevocations(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	stored, err := h.src.Put(r.Context(), recs)
+	stored, auditWarnings, err := h.cfg.put(r.Context(), h.src, recs, r.RemoteAddr)
 	if err != nil {
 		if errors.Is(err, authz.ErrInvalidRecord) {
 			writeError(w, http.StatusBadRequest, err.Error())
@@ -267,7 +285,8 @@ func (h *handler) postRevocations(w http.ResponseWriter, r *http.Request) {
 			"value", rec.Value, "before", rec.Before, "actor", rec.Actor, "reason", rec.Reason,
 			"expires_at", rec.ExpiresAt, "position", rec.Position, "remote", r.RemoteAddr)
 	}
-	writeJSON(w, http.StatusCreated, revocationsBody{Revocations: stored, Warnings: h.warnings(recs)})
+	warnings := append(h.warnings(recs), auditWarnings...)
+	writeJSON(w, http.StatusCreated, revocationsBody{Revocations: stored, Warnings: warnings})
 }
 
 // revocationsBody is the answer of POST /v1/revocations.

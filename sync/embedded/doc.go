@@ -15,6 +15,7 @@
 //	index    LookupKey.String() -> entries of record ID + expiry, so Lookup and
 //	         Snapshot need no record decoding to skip expired records
 //	expiry   expiry (sortable uint64) + record ID -> nothing, so Prune visits only expired records
+//	audit    position (big-endian uint64) -> audit entry JSON (see Store.Audit); its head is in meta
 //
 // A file that is not a bbolt database, a truncated one, or a record that does
 // not decode yields an error wrapping ErrCorrupt and naming the file, never an

@@ -4,6 +4,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/jwtguard/jwtguard/authz"
+	"github.com/jwtguard/jwtguard/sync/audit"
 )
 
 // maxGroupRecords bounds the records one group commit writes, so that a
@@ -11,13 +12,32 @@ import (
 // many Puts wait. A variable so that tests can make it small.
 var maxGroupRecords = 100_000
 
-// putRequest is one Put waiting for its records to be committed.
+// putRequest is one Put waiting for its records (and their audit
+// entries) to be committed.
 type putRequest struct {
-	recs []authz.Record
-	done chan error
+	recs    []authz.Record
+	entries func(stored []authz.Record) []audit.Entry
+	done    chan error
 }
 
-// commit stores recs, synced to disk, before it returns: Puts that arrive
+// write stores the request's records and then their audit entries in tx.
+func (req *putRequest) write(tx *bolt.Tx) error {
+	if err := putRecords(tx, req.recs); err != nil {
+		return err
+	}
+	if req.entries == nil {
+		return nil
+	}
+	for _, e := range req.entries(req.recs) {
+		if _, err := appendAudit(tx, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// commit stores recs, and the audit entries that entries (when not nil)
+// makes of them once stored, synced to disk, before it returns: Puts that arrive
 // while a transaction commits wait and are then written together, in one
 // transaction and one pair of syncs (a group commit). On a B+tree that is
 // much cheaper per record than one transaction each: index and expiry
@@ -27,8 +47,8 @@ type putRequest struct {
 //
 // No Put waits for a timer: the first one commits at once, and the next
 // group forms while it does.
-func (s *Store) commit(recs []authz.Record) error {
-	req := &putRequest{recs: recs, done: make(chan error, 1)}
+func (s *Store) commit(recs []authz.Record, entries func([]authz.Record) []audit.Entry) error {
+	req := &putRequest{recs: recs, entries: entries, done: make(chan error, 1)}
 	s.mu.Lock()
 	s.queue = append(s.queue, req)
 	lead := !s.leading
@@ -56,7 +76,7 @@ func (s *Store) lead() {
 
 	err := s.update(func(tx *bolt.Tx) error {
 		for _, req := range group {
-			if err := putRecords(tx, req.recs); err != nil {
+			if err := req.write(tx); err != nil {
 				return err
 			}
 		}
@@ -65,7 +85,7 @@ func (s *Store) lead() {
 	if err != nil && len(group) > 1 {
 		// One call's records may be at fault: each alone, all or nothing.
 		for _, req := range group {
-			req.done <- s.update(func(tx *bolt.Tx) error { return putRecords(tx, req.recs) })
+			req.done <- s.update(req.write)
 		}
 	} else {
 		for _, req := range group {

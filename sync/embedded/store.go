@@ -157,7 +157,10 @@ func (s *Store) init() error {
 					return fmt.Errorf("create bucket %s: %w", name, err)
 				}
 			}
-			return tx.Bucket(bucketMeta).Put(keyVersion, []byte(schemaVersion))
+			if err := tx.Bucket(bucketMeta).Put(keyVersion, []byte(schemaVersion)); err != nil {
+				return err
+			}
+			return createAudit(tx)
 		}
 		if v := meta.Get(keyVersion); string(v) != schemaVersion {
 			return fmt.Errorf("%w: schema version %q, want %q", ErrCorrupt, v, schemaVersion)
@@ -167,7 +170,7 @@ func (s *Store) init() error {
 				return fmt.Errorf("%w: bucket %s is missing", ErrCorrupt, name)
 			}
 		}
-		return nil
+		return createAudit(tx) // files from before the audit trail have none
 	})
 }
 

@@ -14,6 +14,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/jwtguard/jwtguard/authz"
+	"github.com/jwtguard/jwtguard/sync/audit"
 )
 
 // Put validates recs and stores them all in one transaction, synced to disk
@@ -22,6 +23,15 @@ import (
 // ExpiresAt after its CreatedAt and after now. It sets ID, Position and (when
 // zero) CreatedAt of each record, and wakes waiting Feed calls.
 func (s *Store) Put(ctx context.Context, recs []authz.Record) ([]authz.Record, error) {
+	return s.PutRecorded(ctx, recs, nil)
+}
+
+// PutRecorded is Put, also appending to the audit trail (see Audit), in
+// the same transaction, the entries that entries returns for the records
+// as stored: the revocations and their entries are stored together or not
+// at all. entries may be nil. The entries are sealed after the trail's
+// head; prepare them as audit.Log.Prepare does.
+func (s *Store) PutRecorded(ctx context.Context, recs []authz.Record, entries func(stored []authz.Record) []audit.Entry) ([]authz.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -52,7 +62,7 @@ func (s *Store) Put(ctx context.Context, recs []authz.Record) ([]authz.Record, e
 		r.ID = id
 		out[i] = r
 	}
-	if err := s.commit(out); err != nil {
+	if err := s.commit(out, entries); err != nil {
 		return nil, fmt.Errorf("put revocations: %w", err)
 	}
 	return out, nil

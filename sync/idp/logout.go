@@ -10,6 +10,7 @@ import (
 	"net/url"
 
 	"github.com/jwtguard/jwtguard/authz"
+	"github.com/jwtguard/jwtguard/sync/audit"
 )
 
 // serveLogout is the back-channel logout endpoint (OpenID Connect
@@ -48,7 +49,7 @@ func (p *Provider) serveLogout(w http.ResponseWriter, r *http.Request) {
 	} else {
 		rec = p.record(authz.KindSubject, et.Subject, et.IssuedAt, "backchannel-logout", et.ID)
 	}
-	if err := p.store(r.Context(), &et, []authz.Record{rec}); err != nil {
+	if err := p.store(audit.WithAddr(r.Context(), r.RemoteAddr), &et, []authz.Record{rec}); err != nil {
 		code := "invalid_request"
 		if errors.Is(err, errTransient) {
 			code = "temporarily_unavailable"

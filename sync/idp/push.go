@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/jwtguard/jwtguard/authz"
+	"github.com/jwtguard/jwtguard/sync/audit"
 )
 
 // Error codes of a refused SET (RFC 8935 section 2.4, shared by RFC 8936).
@@ -92,7 +93,7 @@ func (p *Provider) servePush(w http.ResponseWriter, r *http.Request) {
 		pushError(w, http.StatusBadRequest, codeInvalidRequest, err.Error())
 		return
 	}
-	err = p.applySET(r.Context(), strings.TrimSpace(string(body)))
+	err = p.applySET(audit.WithAddr(r.Context(), r.RemoteAddr), strings.TrimSpace(string(body)))
 	var se *setError
 	switch {
 	case errors.As(err, &se):

@@ -25,6 +25,12 @@
 //	snapshot        the published filter snapshot (bloom snapshot format)
 //	snapshot:pos    the position that snapshot reflects
 //	lease           the publisher lease: the holder's random ID, with a TTL
+//	audit           the audit trail (see Source.Audit): a stream of entry
+//	                JSON (field e) with Redis-assigned IDs, trimmed by
+//	                MAXLEN ~ or MINID ~ (AuditRetention)
+//	audit:head      "<seq> <hash>" of the newest audit entry; a script
+//	                appends to audit only if the writer sealed its entry
+//	                after this head, so that every writer extends one chain
 //
 // One Lua script stores a whole Put batch: for each record it writes
 // rec, idx, live and the feed entry, and it moves seq once. Redis runs a

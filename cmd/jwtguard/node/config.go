@@ -17,6 +17,7 @@ import (
 	"github.com/jwtguard/jwtguard/authz"
 	"github.com/jwtguard/jwtguard/bloom"
 	"github.com/jwtguard/jwtguard/envoy"
+	"github.com/jwtguard/jwtguard/sync/audit"
 	"github.com/jwtguard/jwtguard/sync/idp"
 )
 
@@ -34,6 +35,8 @@ type Config struct {
 	LogFormat      string
 	LogLevel       string
 	Dev            bool
+	// NodeName names the node in the audit trail (default: the host name).
+	NodeName string
 
 	TLS                 envoy.TLSConfig
 	RemoveAuthorization bool
@@ -65,7 +68,12 @@ type Config struct {
 }
 
 func DefaultConfig() Config {
+	name, err := os.Hostname()
+	if err != nil || name == "" {
+		name = "jwtguard"
+	}
 	return Config{
+		NodeName:          name,
 		GRPCAddr:          ":9191",
 		HTTPAddr:          ":8181",
 		AdminAddr:         "127.0.0.1:8182",
@@ -115,6 +123,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Source, "source", c.Source, "revocation source: embedded, or a redis:// or rediss:// URL (user:password@ for ACL, /db)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
+	fs.StringVar(&c.NodeName, "node-name", c.NodeName, "this node's name in the audit trail")
 	fs.BoolVar(&c.Dev, "dev", false, "development mode: generate a signing key in the data dir, serve its JWKS, print a token to try")
 
 	fs.StringVar(&c.TLS.CertFile, "tls-cert", "", "PEM certificate for TLS on the gRPC listener")
@@ -352,6 +361,13 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("source: %w", CheckRedisURL(c.Source))
 	case c.PublishInterval < 0:
 		return fmt.Errorf("publish-interval: %s, want 0 or more", c.PublishInterval)
+	case c.NodeName == "" || len(c.NodeName) > audit.MaxField:
+		return fmt.Errorf("node-name: %d bytes, want 1 to %d", len(c.NodeName), audit.MaxField)
+	}
+	if IsRedisURL(c.Source) {
+		if err := c.Redis.validateAudit(); err != nil {
+			return err
+		}
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {

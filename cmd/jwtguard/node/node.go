@@ -25,6 +25,7 @@ import (
 	"github.com/jwtguard/jwtguard/cmd/jwtguard/console"
 	"github.com/jwtguard/jwtguard/envoy"
 	"github.com/jwtguard/jwtguard/sync/admin"
+	"github.com/jwtguard/jwtguard/sync/audit"
 	"github.com/jwtguard/jwtguard/sync/embedded"
 	"github.com/jwtguard/jwtguard/sync/idp"
 	"github.com/jwtguard/jwtguard/sync/redis"
@@ -46,6 +47,10 @@ type Node struct {
 	dev       *devSetup
 	publisher *redis.Publisher // nil unless the source is Redis and publishing is on
 	providers []*idp.Provider  // identity providers whose events become revocations
+	audit     *audit.Log       // the audit trail, kept with the source
+	failures  *audit.Throttle  // admin authentication failures, bounded
+	// keyChanges queues key set changes for the audit trail.
+	keyChanges chan audit.Entry
 
 	grpcSrv                    *grpc.Server
 	httpSrv, adminSrv          *http.Server
@@ -113,6 +118,9 @@ func New(cfg *Config, opts ...Option) (n *Node, err error) {
 	if n.src, err = openSource(&c); err != nil {
 		return n, err
 	}
+	if err := n.openAudit(); err != nil {
+		return n, err
+	}
 	filter, err := bloom.New(c.Bloom)
 	if err != nil {
 		return n, fmt.Errorf("bloom: %w", err)
@@ -120,7 +128,7 @@ func New(cfg *Config, opts ...Option) (n *Node, err error) {
 	if n.rev, err = authz.NewRevocations(filter, n.src, c.Revocation); err != nil {
 		return n, err
 	}
-	if n.checker, err = authz.NewChecker(c.Authz, n.rev, authz.WithLogger(n.log)); err != nil {
+	if n.checker, err = authz.NewChecker(c.Authz, n.rev, authz.WithLogger(n.log), authz.WithKeySetChange(n.keySetChanged)); err != nil {
 		return n, err
 	}
 	if err := n.newProviders(); err != nil {
@@ -154,8 +162,8 @@ func New(cfg *Config, opts ...Option) (n *Node, err error) {
 	n.httpSrv = forwardAuthLimits.server(n.httpMux(reg, authzSvc))
 	api := admin.NewHandler(n.src, n.rev, admin.Config{
 		Token: adminToken, MaxTokenLifetime: c.Authz.MaxTokenLifetime, Leeway: c.Authz.Leeway,
-		Issuers: issuers, Addr: c.AdminAddr,
-	}, admin.WithLogger(n.log), admin.WithStatus(n.status))
+		Issuers: issuers, Addr: c.AdminAddr, Audit: n.audit, AuthFailures: n.failures,
+	}, admin.WithLogger(n.log), admin.WithStatus(n.status), admin.WithAuditTrail(n.audit))
 	n.adminSrv = adminLimits.server(console.Mount(console.New(api, rates, console.Config{Token: adminToken, Log: n.log}), api))
 
 	if n.grpcLis, err = net.Listen("tcp", c.GRPCAddr); err != nil {
@@ -236,8 +244,9 @@ func (n *Node) Run(ctx context.Context) error {
 	runErr := n.follower.Start(ctx)
 	loaded := runErr == nil
 	if loaded {
-		wg.Add(5)
+		wg.Add(6)
 		go func() { defer wg.Done(); n.checker.Run(ctx) }()
+		go func() { defer wg.Done(); n.flushAudit(ctx) }()
 		go func() { defer wg.Done(); n.runProviders(ctx) }()
 		go func() { defer wg.Done(); n.follower.Run(ctx) }()
 		go func() { defer wg.Done(); n.maintain(ctx) }()

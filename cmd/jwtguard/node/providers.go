@@ -122,7 +122,7 @@ func validateProviders(ps []idp.Config) error {
 // newProviders assembles the configured providers over the node's source
 // and revocation state.
 func (n *Node) newProviders() error {
-	records := admin.Config{MaxTokenLifetime: n.cfg.Authz.MaxTokenLifetime, Leeway: n.cfg.Authz.Leeway}
+	records := admin.Config{MaxTokenLifetime: n.cfg.Authz.MaxTokenLifetime, Leeway: n.cfg.Authz.Leeway, Audit: n.audit}
 	for _, pc := range n.cfg.Providers {
 		p, err := idp.New(pc, n.src, records, idp.WithRevocations(n.rev), idp.WithLogger(n.log))
 		if err != nil {

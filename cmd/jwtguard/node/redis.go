@@ -9,17 +9,24 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/jwtguard/jwtguard/sync/audit"
 	"github.com/jwtguard/jwtguard/sync/redis"
 )
 
 // RedisConfig is the settings of the Redis source shared by serve, revoke
 // and publish; the address is a redis:// or rediss:// URL given apart.
 type RedisConfig struct {
-	Prefix         string
-	FeedRetention  int64
+	Prefix        string
+	FeedRetention int64
+	// AuditMaxLen and AuditMaxAge are the audit stream's retention: about
+	// that many entries (0: redis.DefaultAuditMaxLen), or entries younger
+	// than that age (0: by length).
+	AuditMaxLen    int64
+	AuditMaxAge    time.Duration
 	SentinelMaster string
 	SentinelAddrs  string // comma-separated host:port
 	ClusterAddrs   string // comma-separated host:port
@@ -30,6 +37,8 @@ type RedisConfig struct {
 func (r *RedisConfig) Register(fs *flag.FlagSet) {
 	fs.StringVar(&r.Prefix, "redis-prefix", redis.DefaultPrefix, "prefix of every Redis key; keep its {hash tag} so Redis Cluster holds them in one slot")
 	fs.Int64Var(&r.FeedRetention, "redis-feed-retention", redis.DefaultFeedRetention, "revocations the Redis feed keeps; a node further behind reloads a snapshot (the same on every writer)")
+	fs.Int64Var(&r.AuditMaxLen, "redis-audit-max-len", 0, fmt.Sprintf("audit entries the Redis stream keeps, about (0: %d unless --redis-audit-max-age is set; the same on every writer)", redis.DefaultAuditMaxLen))
+	fs.DurationVar(&r.AuditMaxAge, "redis-audit-max-age", 0, "keep Redis audit entries this long instead of by count (e.g. 2160h; 0: by count)")
 	fs.StringVar(&r.SentinelMaster, "redis-sentinel-master", "", "Redis Sentinel: the master's name (with --redis-sentinel-addrs)")
 	fs.StringVar(&r.SentinelAddrs, "redis-sentinel-addrs", "", "Redis Sentinel: comma-separated host:port of the sentinels")
 	fs.StringVar(&r.ClusterAddrs, "redis-cluster-addrs", "", "Redis Cluster: comma-separated host:port of some of its nodes")
@@ -76,6 +85,9 @@ func (r *RedisConfig) Open(rawURL string) (*redis.Source, error) {
 	if r.FeedRetention < 1 {
 		return nil, fmt.Errorf("redis-feed-retention: %d, want at least 1", r.FeedRetention)
 	}
+	if err := r.validateAudit(); err != nil {
+		return nil, err
+	}
 	opts := redis.Options{
 		Prefix:         r.Prefix,
 		FeedRetention:  r.FeedRetention,
@@ -104,4 +116,25 @@ type redisLog struct{ log *slog.Logger }
 
 func (r redisLog) Printf(_ context.Context, format string, v ...any) {
 	r.log.Warn("redis client", "msg", fmt.Sprintf(format, v...))
+}
+
+// validateAudit checks the audit stream's retention.
+func (r *RedisConfig) validateAudit() error {
+	switch {
+	case r.AuditMaxLen < 0:
+		return fmt.Errorf("redis-audit-max-len: %d, want 0 or more", r.AuditMaxLen)
+	case r.AuditMaxAge < 0 || (r.AuditMaxAge > 0 && r.AuditMaxAge < time.Minute):
+		return fmt.Errorf("redis-audit-max-age: %s, want 0 or at least 1m", r.AuditMaxAge)
+	case r.AuditMaxAge > 0 && r.AuditMaxLen > 0:
+		return errors.New("redis-audit-max-len and redis-audit-max-age: set one, not both")
+	}
+	return nil
+}
+
+// Audit returns the audit trail kept in src with this retention.
+func (r *RedisConfig) Audit(src *redis.Source) (audit.Store, error) {
+	if err := r.validateAudit(); err != nil {
+		return nil, err
+	}
+	return src.Audit(redis.AuditRetention{MaxLen: r.AuditMaxLen, MaxAge: r.AuditMaxAge})
 }
