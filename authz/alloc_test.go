@@ -27,7 +27,7 @@ func TestHotPathAllocations(t *testing.T) {
 		fn   func()
 	}{
 		{"Check of a cached token", 0, func() { c.Check(ctx, h) }},
-		{"revocation check of a not revoked token", 0, func() { c.rev.check(ctx, &v) }},
+		{"revocation check of a not revoked token", 0, func() { c.rev.check(ctx, &v, 0) }},
 		{"missing token", 0, func() { c.Check(ctx, empty) }},
 	}
 	for _, tc := range tests {

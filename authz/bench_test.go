@@ -280,7 +280,7 @@ func BenchmarkRevocationCheck(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				if r, _ := c.rev.check(ctx, &v); r != ReasonOK {
+				if r, _ := c.rev.check(ctx, &v, 0); r != ReasonOK {
 					b.Fatal(r)
 				}
 			}

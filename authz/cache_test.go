@@ -126,7 +126,7 @@ func TestCacheDecisions(t *testing.T) {
 				}
 				f.Add(tokenRecord(jti).LookupKey().FilterKey(), 1)
 				w.rev.Replace(f)
-			}, want: ReasonRevoked}, // the cached answer of a token record still holds
+			}, want: ReasonRevoked, lookups: 1}, // every answer is looked up again after a swap
 		}},
 	}
 	for _, tc := range tests {

@@ -281,13 +281,16 @@ func (c *Checker) CheckToken(ctx context.Context, tok string) Decision {
 		c.cache.put(tok, &v)
 	}
 	changes := c.rev.changeCount()
-	reason, i, gen := c.rev.decide(ctx, &v)
+	reason, i, gen := c.rev.decide(ctx, &v, now)
 	switch reason {
 	case ReasonOK:
 		return Decision{Reason: reason, Claims: v.claims}
 	case ReasonRevoked:
 		v.revokedBy, v.revokedGen, v.revokedChanges = uint8(i)+1, gen, changes
 		c.cache.markRevoked(tok, &v)
+	case ReasonClamped:
+		// Not kept: a clamp moves with the clock, and is lifted.
+		return Decision{Reason: reason, RevokedBy: KindClamp, Claims: v.claims}
 	}
 	return Decision{Reason: reason, RevokedBy: checkKinds[i], Claims: v.claims}
 }

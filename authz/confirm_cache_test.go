@@ -34,7 +34,7 @@ func TestConfirmHitsKeepHotKeys(t *testing.T) {
 	const cold = 200
 	for i := range cold {
 		for range 2 * promoteEvery {
-			if reason, _ := r.check(ctx, hot); reason != ReasonOK {
+			if reason, _ := r.check(ctx, hot, 0); reason != ReasonOK {
 				t.Fatalf("hot token: %s", reason)
 			}
 		}
@@ -58,13 +58,13 @@ func BenchmarkConfirmHitParallel(b *testing.B) {
 	ctx := context.Background()
 	v := testVerified("flagged", "fred", time.Now().Unix())
 	flag(r, v, checkToken, checkSubject)
-	if reason, _ := r.check(ctx, v); reason != ReasonOK {
+	if reason, _ := r.check(ctx, v, 0); reason != ReasonOK {
 		b.Fatal(reason)
 	}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			r.check(ctx, v)
+			r.check(ctx, v, 0)
 		}
 	})
 }

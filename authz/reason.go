@@ -27,8 +27,11 @@ const (
 	// outlive the record that revokes it.
 	ReasonLifetimeTooLong Reason = "lifetime_too_long"
 	ReasonRevoked         Reason = "revoked"
-	ReasonUnavailable     Reason = "revocation_unavailable" // a filter "maybe" that could not be confirmed
-	ReasonNotReady        Reason = "not_ready"
+	// ReasonClamped: a clamp record of the token's issuer is in force and
+	// the token was issued longer ago than its max age.
+	ReasonClamped     Reason = "clamped"
+	ReasonUnavailable Reason = "revocation_unavailable" // a filter "maybe" that could not be confirmed
+	ReasonNotReady    Reason = "not_ready"
 )
 
 // Reasons lists every reason, for metrics that pre-create one series each.
@@ -36,5 +39,5 @@ var Reasons = []Reason{
 	ReasonOK, ReasonMissingToken, ReasonMultipleTokens, ReasonMalformed, ReasonTooLarge, ReasonUnsupported,
 	ReasonBadAlgorithm, ReasonBadSignature, ReasonUnknownKey, ReasonExpired,
 	ReasonNotYetValid, ReasonIssuedInFuture, ReasonWrongIssuer, ReasonWrongAudience,
-	ReasonLifetimeTooLong, ReasonRevoked, ReasonUnavailable, ReasonNotReady,
+	ReasonLifetimeTooLong, ReasonRevoked, ReasonClamped, ReasonUnavailable, ReasonNotReady,
 }

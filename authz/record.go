@@ -32,10 +32,24 @@ const (
 	KindKey Kind = "key"
 	// KindIssuerBefore revokes every token of Issuer issued at or before Before.
 	KindIssuerBefore Kind = "issuer-before"
+	// KindClamp denies every token of Issuer whose issue time (iat, or nbf
+	// without one: Claims.IssuedAt) lies more than MaxAgeSeconds before the
+	// time of the request, re-evaluated on every request: during an
+	// incident only freshly issued tokens pass. It is kept until lifted.
+	KindClamp Kind = "clamp"
 )
 
 // Kinds lists every kind.
-var Kinds = []Kind{KindToken, KindSubject, KindSession, KindKey, KindIssuerBefore}
+var Kinds = []Kind{KindToken, KindSubject, KindSession, KindKey, KindIssuerBefore, KindClamp}
+
+// KindNames lists every kind for messages: "token, subject, ...".
+var KindNames = func() string {
+	names := make([]string, len(Kinds))
+	for i, k := range Kinds {
+		names[i] = string(k)
+	}
+	return strings.Join(names, ", ")
+}()
 
 // TokenHashPrefix marks a token record whose Value is the hex SHA-256 of the
 // token's signing input (header.payload), used for tokens without a jti.
@@ -43,19 +57,35 @@ const TokenHashPrefix = "sha256:"
 
 // Record is one revocation. Records are immutable once stored; a source
 // assigns ID and Position.
+//
+// A feed entry with Lifts set is not a revocation but the lift of the
+// record with that ID: the source has removed that record (Lookup, Get,
+// List, Range and Stats leave it out), and the entry carries its Kind,
+// Issuer, Value, Before and ExpiresAt, so that a node finds the key whose
+// cached answers it must drop, with its own ID, Position, CreatedAt (when
+// lifted), Actor and Reason (who lifted it and why).
 type Record struct {
-	ID        string    `json:"id,omitempty"`
-	Kind      Kind      `json:"kind"`
-	Issuer    string    `json:"issuer,omitempty"`
-	Value     string    `json:"value,omitempty"`
-	Before    time.Time `json:"before,omitzero"`
-	Reason    string    `json:"reason,omitempty"`
-	Actor     string    `json:"actor,omitempty"`
-	CreatedAt time.Time `json:"created_at,omitzero"`
-	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	ID     string    `json:"id,omitempty"`
+	Kind   Kind      `json:"kind"`
+	Issuer string    `json:"issuer,omitempty"`
+	Value  string    `json:"value,omitempty"`
+	Before time.Time `json:"before,omitzero"`
+	// MaxAgeSeconds is the oldest issue time a clamp record lets through,
+	// in seconds before the request; only clamp records have one.
+	MaxAgeSeconds int64     `json:"max_age_seconds,omitempty"`
+	Reason        string    `json:"reason,omitempty"`
+	Actor         string    `json:"actor,omitempty"`
+	CreatedAt     time.Time `json:"created_at,omitzero"`
+	ExpiresAt     time.Time `json:"expires_at,omitzero"`
 	// Position is the record's place in the source's ordered feed.
 	Position uint64 `json:"position,omitempty"`
+	// Lifts, on a feed entry, is the ID of the record it lifts (see above).
+	// Only a source's Lift sets it.
+	Lifts string `json:"lifts,omitempty"`
 }
+
+// IsLift reports whether r is the feed entry of a lift.
+func (r *Record) IsLift() bool { return r.Lifts != "" }
 
 // ErrInvalidRecord is wrapped by every Record.Validate error.
 var ErrInvalidRecord = errors.New("invalid revocation record")
@@ -74,6 +104,12 @@ func (r Record) Validate() error {
 		if !utf8.ValidString(v) {
 			return bad("%s is not valid UTF-8", name)
 		}
+	}
+	if r.Lifts != "" {
+		return bad("lifts is set only by a source lifting a record (DELETE /v1/revocations/{id})")
+	}
+	if r.MaxAgeSeconds != 0 && r.Kind != KindClamp {
+		return bad("max_age_seconds applies to kind clamp only")
 	}
 	switch r.Kind {
 	case KindToken:
@@ -102,10 +138,17 @@ func (r Record) Validate() error {
 		if r.Value != "" {
 			return bad("kind issuer-before takes no value")
 		}
+	case KindClamp:
+		if r.Issuer == "" || r.MaxAgeSeconds <= 0 {
+			return bad("kind clamp needs issuer and a positive max_age_seconds")
+		}
+		if r.Value != "" || !r.Before.IsZero() {
+			return bad("kind clamp takes no value and no before")
+		}
 	case "":
 		return bad("kind is missing")
 	default:
-		return bad("unknown kind %q (want one of token, subject, session, key, issuer-before)", r.Kind)
+		return bad("unknown kind %q (want one of %s)", r.Kind, KindNames)
 	}
 	if r.Kind == KindToken && strings.HasPrefix(r.Value, TokenHashPrefix) {
 		h := r.Value[len(TokenHashPrefix):]
@@ -141,8 +184,14 @@ type LookupKey struct {
 	Value  string
 }
 
-// LookupKey returns the key under which r is filtered and looked up.
+// LookupKey returns the key under which r is filtered and looked up. A
+// clamp is stored under its issuer's issuer-before key: the check of that
+// key, made on every request, finds both, so a clamp costs no filter probe
+// of its own and nothing at all while an issuer has neither.
 func (r Record) LookupKey() LookupKey {
+	if r.Kind == KindClamp {
+		return newLookupKey(KindIssuerBefore, r.Issuer, "")
+	}
 	return newLookupKey(r.Kind, r.Issuer, r.Value)
 }
 

@@ -22,7 +22,7 @@ const (
 	checkSubject
 	checkSession
 	checkKey
-	checkIssuerBefore
+	checkIssuerBefore // and clamps, stored under the same key (see Record.LookupKey)
 	numChecks
 )
 
@@ -90,8 +90,8 @@ type Revocations struct {
 	// record applied meanwhile too, so the swap loses none.
 	next atomic.Pointer[bloom.Filter]
 
-	maybes, confirmHits, lookups, sharedLookups, lookupErrors, lookupNanos atomic.Uint64
-	waiting                                                                atomic.Int64
+	maybes, confirmHits, lookups, sharedLookups, lookupErrors, lookupNanos, lifts atomic.Uint64
+	waiting                                                                       atomic.Int64
 }
 
 // numSlots is the number of key slots with a generation of their own: a
@@ -106,23 +106,11 @@ func slotOf(k bloom.Key) uint64 { return k.H1 % numSlots }
 // revocation rules stored under it (none: a false positive).
 type confirmAnswer struct {
 	rules []revocationRule
-	// allUntil is the latest expiry (unix seconds) of a record in the
-	// answer that revokes every token under its key (see coversEveryToken),
-	// 0 when none does: until then no record can change the answer's
-	// decision, so it survives a Replace.
-	allUntil int64
 }
 
 // add adds rec's rule to a, which is not shared yet.
 func (a *confirmAnswer) add(rec *Record) {
 	a.rules = append(a.rules, rec.rule())
-	if rec.coversEveryToken() {
-		until := int64(math.MaxInt64)
-		if !rec.ExpiresAt.IsZero() {
-			until = rec.ExpiresAt.Unix()
-		}
-		a.allUntil = max(a.allUntil, until)
-	}
 }
 
 // with returns a copy of a (nil: no rule) with rec's rule added.
@@ -130,7 +118,6 @@ func (a *confirmAnswer) with(rec *Record) *confirmAnswer {
 	b := &confirmAnswer{}
 	if a != nil {
 		b.rules = append(make([]revocationRule, 0, len(a.rules)+1), a.rules...)
-		b.allUntil = a.allUntil
 	}
 	b.add(rec)
 	return b
@@ -141,6 +128,9 @@ type revocationRule struct {
 	// before is the latest issue time (unix seconds) the rule covers;
 	// math.MaxInt64 when the record has no Before.
 	before int64
+	// maxAge, when positive (a clamp), replaces before: the rule covers
+	// the tokens issued more than maxAge seconds before the request.
+	maxAge int64
 }
 
 // rule is what r enforces on the tokens under its lookup key.
@@ -149,7 +139,7 @@ func (r *Record) rule() revocationRule {
 	if !r.Before.IsZero() {
 		before = r.Before.Unix()
 	}
-	return revocationRule{issuer: r.Issuer, before: before}
+	return revocationRule{issuer: r.Issuer, before: before, maxAge: r.MaxAgeSeconds}
 }
 
 // NewRevocations returns the state over filter, confirmed through lookup.
@@ -215,6 +205,10 @@ func (r *Revocations) apply(rec *Record, ahead bool) {
 	if ahead {
 		pos = 0 // the feed moves positions, in order
 	}
+	if rec.IsLift() {
+		r.lift(k, pos)
+		return
+	}
 	if next := r.next.Load(); next != nil {
 		next.Add(k, pos)
 	}
@@ -243,9 +237,36 @@ func (r *Revocations) apply(rec *Record, ahead bool) {
 	r.changes.Add(1)
 }
 
+// lift applies the lift of a record under filter key k, at feed position
+// pos (0: ahead of the feed). A filter cannot delete, so k stays in it; the
+// source no longer has the record, so the answer of a lookup no longer
+// holds it. What must go is every answer that may still hold it: the
+// cached one is dropped and the slot's generation bumped, so that a lookup
+// running across the lift caches nothing and its callers ask again. Other
+// records under k stay enforced: the next lookup finds them.
+//
+// The position moves last, so that whoever sees it (a mesh status report,
+// revoke --wait) sees the lift in force.
+func (r *Revocations) lift(k bloom.Key, pos uint64) {
+	r.gens[slotOf(k)].Add(1)
+	r.confirm.Remove(k)
+	r.lifts.Add(1)
+	r.changes.Add(1) // in force: a token cached as revoked is checked again
+	if pos != 0 {
+		if next := r.next.Load(); next != nil {
+			next.Advance(pos)
+		}
+		r.filter.Advance(pos)
+	}
+}
+
 // coversEveryToken reports whether rec alone decides every token under its
-// lookup key, so it can be cached as the whole answer.
+// lookup key, so it can be cached as the whole answer. A clamp never does:
+// which tokens it covers moves with the clock.
 func (r *Record) coversEveryToken() bool {
+	if r.MaxAgeSeconds > 0 {
+		return false
+	}
 	// Subject and key records are looked up without their issuer, so one
 	// that names an issuer leaves the other issuers' tokens to other records.
 	issuerInKey := r.Kind != KindSubject && r.Kind != KindKey
@@ -262,30 +283,18 @@ func (r *Revocations) Replace(f *bloom.Filter) {
 	clear(r.enforced) // f may lack them: the feed's copies are added again
 }
 
-// forgetReplaced drops the cached answers that may be wrong once a new
-// filter is swapped in, and keeps the answers that no record can change.
-// Called with mu held, after the swap.
+// forgetReplaced drops every cached answer once a new filter is swapped
+// in. Called with mu held, after the swap.
 //
-// A new filter may hold records this node never applied one by one: a
-// snapshot is loaded whole, and ReplaceWith's catch-up adds the feed after
-// the snapshot straight to the new filter, up to a position the live
-// filter may not have reached (a follower that fell behind, or simply one
-// a few records behind the source when a rebuild ends). Such a record may
-// have reached the source after the lookup behind a cached answer for its
-// key, and Apply never brought that answer up to date. So:
-//
-//   - An answer without rules (a false positive, "no record") may be
-//     wrong now: dropped. The new filter's positions do not prove that no
-//     such record exists (a filter at the live position may come from
-//     anywhere), and the price is one lookup per flagged key.
-//   - An answer that revokes only some tokens under its key (a subject
-//     revoked before one time, a key of one issuer) may miss a newer record
-//     that revokes more: dropped.
-//   - An answer that revokes every token under its key stays right as long
-//     as one of those records lives, since a record only ever adds
-//     revocations and is never removed before it expires: kept until its
-//     expiry (a rebuild drops expired records from the filter; their
-//     answers go with them).
+// A new filter may reflect feed entries this node never applied one by
+// one: a snapshot is loaded whole, and ReplaceWith's catch-up adds the feed
+// after the snapshot straight to the new filter, up to a position the live
+// filter may not have reached (a follower that fell behind, or simply one a
+// few records behind the source when a rebuild ends). Such an entry may be
+// a revocation that reached the source after the lookup behind a cached
+// answer for its key, or the lift of a record a cached answer holds: no
+// cached answer can be trusted, whether it allows or revokes. The price is
+// one lookup per flagged key after a reload or a rebuild.
 //
 // Every slot's generation is bumped, so a lookup that ran across the swap
 // caches nothing and joins nothing started before it.
@@ -293,12 +302,7 @@ func (r *Revocations) forgetReplaced() {
 	for i := range r.gens {
 		r.gens[i].Add(1)
 	}
-	now := time.Now().Unix()
-	for _, k := range r.confirm.Keys() {
-		if a, ok := r.confirm.Peek(k); ok && a.allUntil <= now {
-			r.confirm.Remove(k)
-		}
-	}
+	r.confirm.Purge()
 	r.changes.Add(1)
 }
 
@@ -339,6 +343,7 @@ type RevocationStats struct {
 	LookupErrors uint64        // lookups that failed or timed out
 	LookupTime   time.Duration // total time spent in lookups
 	ConfirmSize  int           // answers in the confirm cache
+	Lifts        uint64        // lifts applied
 }
 
 // Stats reports counters since start.
@@ -352,15 +357,20 @@ func (r *Revocations) Stats() RevocationStats {
 		LookupErrors:  r.lookupErrors.Load(),
 		LookupTime:    time.Duration(r.lookupNanos.Load()),
 		ConfirmSize:   r.confirm.Len(),
+		Lifts:         r.lifts.Load(),
 	}
 }
 
-// check returns ReasonOK, or ReasonRevoked with the kind of record that
-// matched, or ReasonUnavailable when a "maybe" could not be confirmed.
-func (r *Revocations) check(ctx context.Context, v *verified) (Reason, Kind) {
-	reason, i, _ := r.decide(ctx, v)
-	if reason == ReasonOK {
+// check returns ReasonOK, or ReasonRevoked (ReasonClamped for a clamp) with
+// the kind of record that matched, or ReasonUnavailable when a "maybe"
+// could not be confirmed. now is the time of the request (unix seconds).
+func (r *Revocations) check(ctx context.Context, v *verified, now int64) (Reason, Kind) {
+	reason, i, _ := r.decide(ctx, v, now)
+	switch reason {
+	case ReasonOK:
 		return reason, ""
+	case ReasonClamped:
+		return reason, KindClamp
 	}
 	return reason, checkKinds[i]
 }
@@ -368,7 +378,7 @@ func (r *Revocations) check(ctx context.Context, v *verified) (Reason, Kind) {
 // decide is check, returning the index of the check behind a deny and, on
 // ReasonRevoked, the generation of that key's slot its answer is from (see
 // stillRevoked).
-func (r *Revocations) decide(ctx context.Context, v *verified) (Reason, int, uint64) {
+func (r *Revocations) decide(ctx context.Context, v *verified, now int64) (Reason, int, uint64) {
 	for i := 0; i < numChecks; i++ {
 		if !v.applies(i) || !r.filter.MayContain(v.keys[i]) {
 			continue
@@ -381,8 +391,11 @@ func (r *Revocations) decide(ctx context.Context, v *verified) (Reason, int, uin
 			}
 			return ReasonUnavailable, i, 0
 		}
-		if a.revokes(i, v) {
+		switch revoked, clamped := a.revokes(v, now); {
+		case revoked:
 			return ReasonRevoked, i, g
+		case clamped:
+			return ReasonClamped, i, 0
 		}
 	}
 	return ReasonOK, 0, 0
@@ -500,17 +513,22 @@ func (r *Revocations) lookupAnswer(ctx context.Context, lk LookupKey) (*confirmA
 	return a, nil
 }
 
-// revokes reports whether any rule of a revokes v under check i: a rule of
-// its issuer (or of every issuer) whose Before, when it has one, is at or
-// after the token's issue time.
-func (a *confirmAnswer) revokes(i int, v *verified) bool {
+// revokes reports whether a rule of a revokes v at now: a rule of its
+// issuer (or of every issuer) whose Before, when it has one, is at or
+// after the token's issue time; and, failing that, whether a clamp of its
+// issuer denies it: one whose max age the token's issue time lies beyond.
+func (a *confirmAnswer) revokes(v *verified, now int64) (revoked, clamped bool) {
 	for _, rule := range a.rules {
 		if rule.issuer != "" && rule.issuer != v.claims.Issuer {
 			continue
 		}
+		if rule.maxAge > 0 {
+			clamped = clamped || v.claims.IssuedAt < now-rule.maxAge
+			continue
+		}
 		if v.claims.IssuedAt <= rule.before {
-			return true
+			return true, false
 		}
 	}
-	return false
+	return false, clamped
 }

@@ -49,7 +49,7 @@ func benchConfirmUnderChurn(b *testing.B, delay time.Duration) {
 		}()
 		b.StartTimer()
 		for i := 0; i < checks; i++ {
-			if reason, _ := r.check(ctx, v); reason != ReasonOK {
+			if reason, _ := r.check(ctx, v, 0); reason != ReasonOK {
 				b.Fatal(reason)
 			}
 		}
@@ -83,7 +83,7 @@ func BenchmarkConfirmConcurrent(b *testing.B) {
 			go func() {
 				defer wg.Done()
 				<-start
-				if reason, _ := r.check(ctx, v); reason != ReasonOK {
+				if reason, _ := r.check(ctx, v, 0); reason != ReasonOK {
 					b.Error(reason)
 				}
 			}()

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -127,6 +128,16 @@ func TestCheckResponseMapping(t *testing.T) {
 			code: codes.Unauthenticated, status: http.StatusUnauthorized,
 			challenge: invalidToken(authz.ReasonRevoked), body: denyBody("invalid_token", authz.ReasonRevoked),
 			metadata: map[string]string{"reason": "revoked", "revoked_by": "token", "iss": issA, "sub": "alice", "jti": "jti-1", "kid": kidA},
+		},
+		{
+			name: "clamped: 401 invalid_token, the clamp in metadata",
+			setup: func(t *testing.T, e *env) map[string]string {
+				e.revoke(authz.Record{Kind: authz.KindClamp, Issuer: issA, MaxAgeSeconds: 300})
+				return map[string]string{"authorization": "Bearer " + e.token(t, func(c map[string]any) { c["iat"] = e.now.Add(-10 * time.Minute).Unix() })}
+			},
+			code: codes.Unauthenticated, status: http.StatusUnauthorized,
+			challenge: invalidToken(authz.ReasonClamped), body: denyBody("invalid_token", authz.ReasonClamped),
+			metadata: map[string]string{"reason": "clamped", "revoked_by": "clamp", "iss": issA, "sub": "alice", "jti": "jti-1", "kid": kidA},
 		},
 		{
 			name: "missing token: a bare challenge",

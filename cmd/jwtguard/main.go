@@ -23,7 +23,8 @@ type command struct {
 var commands = []command{
 	{"serve", "run the ext_authz gRPC server, forward-auth HTTP, admin API", runServe},
 	{"revoke", "revoke tokens, subjects, sessions, keys or an issuer's past tokens", runRevoke},
-	{"revocations", "list revocations (revocations list)", runRevocations},
+	{"revocations", "list, show or lift revocations (revocations list, get, lift)", runRevocations},
+	{"clamp", "deny an issuer's tokens older than a max age until turned off (incident clamp)", runClamp},
 	{"status", "show a server's revocation state", runStatus},
 	{"audit", "list, verify or export the audit trail (audit verify, audit export)", runAudit},
 	{"publish", "publish a filter snapshot to a Redis source once", runPublish},

@@ -67,7 +67,7 @@ func (m *mesh) start(t *testing.T, i int, extra ...string) *server {
 
 // args are the serve arguments of node i.
 func (m *mesh) args(i int, extra ...string) []string {
-	return append([]string{"--source", m.redis.URL(), "--data-dir", m.dirs[i], "--issuer", meshIssuer,
+	return append([]string{"--source", m.redis.URL(), "--data-dir", m.dirs[i], "--node-id", fmt.Sprintf("node-%d", i), "--issuer", meshIssuer,
 		"--jwks-file", m.jwks, "--audience", "mesh", "--log-level", "error", "--publish-interval", "200ms"}, extra...)
 }
 

@@ -6,7 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"slices"
+	"strings"
+	"text/tabwriter"
 
 	"github.com/jwtguard/jwtguard/authz"
 	"github.com/jwtguard/jwtguard/sync/admin"
@@ -19,9 +22,9 @@ const maxListPages = 100_000
 
 func runRevocations(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(stderr, "usage: jwtguard revocations list [flags] | jwtguard revocations get [flags] ID")
+		fmt.Fprintln(stderr, "usage: jwtguard revocations list [flags] | jwtguard revocations get [flags] ID | jwtguard revocations lift --reason R [flags] ID")
 		if len(args) == 0 {
-			return errors.New("revocations: no subcommand given (list or get)")
+			return errors.New("revocations: no subcommand given (list, get or lift)")
 		}
 		return flag.ErrHelp
 	}
@@ -30,8 +33,10 @@ func runRevocations(ctx context.Context, args []string, stdout, stderr io.Writer
 		return listRevocations(ctx, args[1:], stdout, stderr)
 	case "get":
 		return getRevocation(ctx, args[1:], stdout, stderr)
+	case "lift":
+		return liftRevocation(ctx, args[1:], stdout, stderr)
 	}
-	return fmt.Errorf("revocations: unknown subcommand %q (want list or get)", args[0])
+	return fmt.Errorf("revocations: unknown subcommand %q (want list, get or lift)", args[0])
 }
 
 func listRevocations(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -42,7 +47,7 @@ func listRevocations(ctx context.Context, args []string, stdout, stderr io.Write
 	var q source.ListQuery
 	var kind string
 	var all bool
-	fs.StringVar(&kind, "kind", "", "only records of this kind (token, subject, session, key, issuer-before)")
+	fs.StringVar(&kind, "kind", "", "only records of this kind ("+authz.KindNames+")")
 	fs.StringVar(&q.Issuer, "issuer", "", "only records of this issuer")
 	fs.StringVar(&q.Value, "value", "", "only records with this value (jti, token hash, sub, sid or kid)")
 	fs.StringVar(&q.Cursor, "cursor", "", "start at this cursor (printed when there are more records)")
@@ -56,7 +61,7 @@ func listRevocations(ctx context.Context, args []string, stdout, stderr io.Write
 	}
 	q.Kind = authz.Kind(kind)
 	if kind != "" && !slices.Contains(authz.Kinds, q.Kind) {
-		return fmt.Errorf("revocations list: --kind %q: want one of token, subject, session, key, issuer-before", kind)
+		return fmt.Errorf("revocations list: --kind %q: want one of %s", kind, authz.KindNames)
 	}
 	if q.Limit < 1 || q.Limit > admin.MaxListLimit {
 		return fmt.Errorf("revocations list: --limit %d: want 1 to %d", q.Limit, admin.MaxListLimit)
@@ -114,4 +119,67 @@ func getRevocation(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return writeJSONOut(stdout, rec)
 	}
 	return printRecords(stdout, a.output, []authz.Record{rec})
+}
+
+// liftRevocation lifts one record: every node stops enforcing it (a token
+// another record covers stays revoked).
+func liftRevocation(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("revocations lift", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var a adminFlags
+	a.register(fs)
+	var w waitFlags
+	w.register(fs)
+	reason := fs.String("reason", "", "why the revocation is lifted (required; kept in the audit log)")
+	actor := fs.String("actor", defaultActor(), "who lifts it")
+	// The ID may come before the flags: jwtguard revocations lift ID --reason R.
+	var id string
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		id, args = args[0], args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if id == "" && fs.NArg() == 1 {
+		id = fs.Arg(0)
+	} else if fs.NArg() > 0 || id == "" {
+		return errors.New("revocations lift: want exactly one record ID")
+	}
+	if *reason == "" {
+		return errors.New("revocations lift: --reason is required (it goes to the audit log)")
+	}
+	client, err := a.client()
+	if err != nil {
+		return fmt.Errorf("revocations lift: %w", err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, a.timeout)
+	defer cancel()
+	lift, err := client.Lift(cctx, id, *actor, *reason)
+	if admin.IsStatus(err, http.StatusConflict) {
+		return fmt.Errorf("revocations lift: %s was lifted already (lift %s at position %d): %w", id, lift.ID, lift.Position, err)
+	}
+	if err != nil {
+		return err
+	}
+	if err := printLifts(stdout, a.output, []authz.Record{lift}); err != nil {
+		return err
+	}
+	return w.wait(ctx, client, stderr, lift.Position)
+}
+
+// printLifts prints lift entries as a table or as a JSON array.
+func printLifts(w io.Writer, output string, lifts []authz.Record) error {
+	if output == "json" {
+		if lifts == nil {
+			lifts = []authz.Record{}
+		}
+		return writeJSONOut(w, lifts)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "LIFTED\tKIND\tISSUER\tVALUE\tPOSITION\tACTOR\tREASON")
+	for _, l := range lifts {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", tableCell(l.Lifts), tableCell(string(l.Kind)), orDash(tableCell(l.Issuer)),
+			orDash(tableCell(l.Value)), l.Position, orDash(tableCell(l.Actor)), orDash(tableCell(l.Reason)))
+	}
+	return tw.Flush()
 }

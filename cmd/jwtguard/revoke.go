@@ -58,6 +58,7 @@ func (a *adminFlags) client() (*admin.Client, error) {
 // revokeFlags are the flags of jwtguard revoke.
 type revokeFlags struct {
 	adminFlags
+	waitFlags
 	redisURL                                                             string
 	redis                                                                node.RedisConfig
 	maxTokenLifetime                                                     time.Duration
@@ -96,7 +97,8 @@ flags:`)
 		fs.PrintDefaults()
 	}
 	var f revokeFlags
-	f.register(fs)
+	f.adminFlags.register(fs)
+	f.waitFlags.register(fs)
 	fs.StringVar(&f.token, "token", "", "revoke this exact token (a JWT; it is decoded, not verified)")
 	fs.StringVar(&f.tokenFile, "token-file", "", "revoke the token (a JWT) held in this file, keeping it off the command line")
 	fs.StringVar(&f.jti, "jti", "", "revoke the token with this jti (needs --issuer)")
@@ -162,7 +164,10 @@ flags:`)
 	if err != nil {
 		return err
 	}
-	return printRecords(stdout, f.output, stored)
+	if err := printRecords(stdout, f.output, stored); err != nil {
+		return err
+	}
+	return f.waitFlags.wait(ctx, client, stderr, stored[len(stored)-1].Position)
 }
 
 // printWarnings shows the server's warnings about stored records.
@@ -415,6 +420,13 @@ func revokeFile(ctx context.Context, client revoker, f *revokeFlags, stdout, std
 	all := slices.Concat(accepted...)
 	if err := printFileSummary(stdout, f.output, all, rejected); err != nil {
 		return err
+	}
+	if sendErr == nil && len(all) > 0 {
+		// Batches go concurrently: wait for the furthest position.
+		last := slices.MaxFunc(all, func(a, b authz.Record) int { return cmp.Compare(a.Position, b.Position) })
+		if err := f.waitFlags.wait(ctx, client, stderr, last.Position); err != nil {
+			return err
+		}
 	}
 	switch {
 	case sendErr != nil:

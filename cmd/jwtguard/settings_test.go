@@ -46,6 +46,8 @@ func TestBadSettingsRefusedAtStart(t *testing.T) {
 		{"token header authorization", []string{"--token-header", "Authorization"}, "token-header"},
 		{"algorithm", []string{"--algs", "none"}, "algs"},
 		{"tls cert without key", []string{"--tls-cert", "/c.pem"}, "tls-cert and tls-key"},
+		{"heartbeat interval too short", []string{"--heartbeat-interval", "10ms"}, "heartbeat-interval: 10ms"},
+		{"node id with a space", []string{"--node-id", "a b"}, "node-id"},
 		{"redis feed retention", []string{"--source", "redis://127.0.0.1:1", "--redis-feed-retention", "0"}, "redis-feed-retention: 0"},
 		{"redis prefix without hash tag", []string{"--source", "redis://127.0.0.1:1", "--redis-prefix", "jwtguard:"}, `Prefix "jwtguard:" has no hash tag`},
 	}

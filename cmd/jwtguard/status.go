@@ -9,6 +9,7 @@ import (
 	"math"
 	"slices"
 	"text/tabwriter"
+	"time"
 )
 
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -16,6 +17,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.SetOutput(stderr)
 	var a adminFlags
 	a.register(fs)
+	mesh := fs.Bool("mesh", false, "show every live node of the mesh (position, lag, key sets, readiness), flagging stragglers and differing key sets")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -28,6 +30,13 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
+	if *mesh {
+		ms, err := client.Mesh(ctx)
+		if err != nil {
+			return err
+		}
+		return printMesh(stdout, a.output, ms, time.Now())
+	}
 	st, err := client.Status(ctx)
 	if err != nil {
 		return err

@@ -258,3 +258,18 @@ func (c *Client) VerifyAudit(ctx context.Context) (audit.Report, error) {
 	}
 	return rep, nil
 }
+
+// recordLift records a lift in the audit trail (who, why, from where, and
+// the lifted record), and returns a warning when it could not be: the lift
+// stands either way.
+func (c Config) recordLift(ctx context.Context, lift authz.Record, addr string) []string {
+	if c.Audit == nil {
+		return nil
+	}
+	target := recordTarget(authz.Record{Kind: lift.Kind, Issuer: lift.Issuer, Value: lift.Value, Before: lift.Before, ID: lift.Lifts})
+	e := audit.Entry{Kind: audit.KindLift, Actor: lift.Actor, Source: addr, Target: target, Reason: lift.Reason}
+	if err := c.Audit.Record(ctx, e); err != nil {
+		return []string{"audit trail: the revocation is lifted but the lift was not recorded in the audit trail: " + err.Error()}
+	}
+	return nil
+}

@@ -35,6 +35,7 @@ type APIError struct {
 	Message string
 	// Index is the index of the record at fault in a batch, or -1.
 	Index int
+	body  []byte // the answer, for the callers that read more of it
 }
 
 func (e *APIError) Error() string {
@@ -100,6 +101,38 @@ func (c *Client) Get(ctx context.Context, id string) (authz.Record, error) {
 	return rec, nil
 }
 
+// Lift lifts the record with that ID for reason, by actor, and returns the
+// lift entry. An unknown or expired ID is an *APIError with StatusCode 404;
+// a record lifted already is one with StatusCode 409, returned with the
+// earlier lift entry.
+func (c *Client) Lift(ctx context.Context, id, actor, reason string) (authz.Record, error) {
+	body, err := json.Marshal(liftRequest{Reason: reason, Actor: actor})
+	if err != nil {
+		return authz.Record{}, fmt.Errorf("encode lift: %w", err)
+	}
+	var out liftBody
+	err = c.do(ctx, http.MethodDelete, pathRevocations+"/"+url.PathEscape(id), body, &out)
+	var apiErr *APIError
+	if errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusConflict && apiErr.body != nil {
+		_ = json.Unmarshal(apiErr.body, &out)
+		return out.Lift, fmt.Errorf("lift revocation %q: %w", id, err)
+	}
+	if err != nil {
+		return authz.Record{}, fmt.Errorf("lift revocation %q: %w", id, err)
+	}
+	return out.Lift, nil
+}
+
+// Mesh returns the mesh status: the source's newest position and every
+// live node's report.
+func (c *Client) Mesh(ctx context.Context) (MeshStatus, error) {
+	var out MeshStatus
+	if err := c.do(ctx, http.MethodGet, pathMesh, nil, &out); err != nil {
+		return MeshStatus{}, fmt.Errorf("mesh status: %w", err)
+	}
+	return out, nil
+}
+
 // Status returns the server's revocation state, as GET /v1/status
 // reports it.
 func (c *Client) Status(ctx context.Context) (map[string]any, error) {
@@ -153,7 +186,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 // apiError builds the error of a non-2xx answer, from its JSON error body
 // or, from something else than the admin API (a proxy), its text.
 func apiError(status int, data []byte) error {
-	e := &APIError{StatusCode: status, Index: -1}
+	e := &APIError{StatusCode: status, Index: -1, body: data}
 	var b errorBody
 	if err := json.Unmarshal(data, &b); err == nil && b.Error != "" {
 		e.Message = b.Error

@@ -50,3 +50,26 @@ func (r *SourceRevoker) RevokeWithWarnings(ctx context.Context, recs []authz.Rec
 	}
 	return stored, warnings, err
 }
+
+// Lift lifts the record with that ID straight at the source; errors are
+// those of the API (an *APIError of status 400, 404 or 409).
+func (r *SourceRevoker) Lift(ctx context.Context, id, actor, reason string) (authz.Record, error) {
+	if reason == "" {
+		return authz.Record{}, &APIError{StatusCode: http.StatusBadRequest, Message: "a lift needs a reason", Index: -1}
+	}
+	lift, err := r.Source.Lift(ctx, id, actor, reason)
+	switch {
+	case errors.Is(err, source.ErrNotFound):
+		return authz.Record{}, &APIError{StatusCode: http.StatusNotFound, Message: err.Error(), Index: -1}
+	case errors.Is(err, source.ErrLifted):
+		return lift, &APIError{StatusCode: http.StatusConflict, Message: err.Error(), Index: -1}
+	case errors.Is(err, authz.ErrInvalidRecord):
+		return authz.Record{}, &APIError{StatusCode: http.StatusBadRequest, Message: err.Error(), Index: -1}
+	case err != nil:
+		return authz.Record{}, err
+	}
+	for _, w := range r.Config.recordLift(ctx, lift, audit.AddrFrom(ctx)) {
+		slog.Error(w, "id", id)
+	}
+	return lift, nil
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"mime"
 	"net"
@@ -147,6 +148,7 @@ func NewHandler(src source.Source, rev *authz.Revocations, cfg Config, opts ...O
 const (
 	pathRevocations = "/v1/revocations"
 	pathStatus      = "/v1/status"
+	pathMesh        = "/v1/mesh"
 )
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -173,11 +175,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			methodNotAllowed(w, "GET, POST")
 		}
 	case strings.HasPrefix(p, pathRevocations+"/") && !strings.Contains(p[len(pathRevocations)+1:], "/"):
-		if r.Method != http.MethodGet {
-			methodNotAllowed(w, "GET")
-			return
+		switch r.Method {
+		case http.MethodGet:
+			h.getRevocation(w, r, p[len(pathRevocations)+1:])
+		case http.MethodDelete:
+			h.liftRevocation(w, r, p[len(pathRevocations)+1:])
+		default:
+			methodNotAllowed(w, "GET, DELETE")
 		}
-		h.getRevocation(w, r, p[len(pathRevocations)+1:])
 	case p == pathAudit || p == pathAuditVerify:
 		h.serveAudit(w, r)
 	case p == pathStatus:
@@ -186,6 +191,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		h.getStatus(w, r)
+	case p == pathMesh:
+		if r.Method != http.MethodGet {
+			methodNotAllowed(w, "GET")
+			return
+		}
+		h.getMesh(w, r)
 	default:
 		writeError(w, http.StatusNotFound, "no such endpoint: "+p)
 	}
@@ -356,6 +367,72 @@ func (h *handler) getRevocation(w http.ResponseWriter, r *http.Request, id strin
 	}
 }
 
+// liftRequest is the body of DELETE /v1/revocations/{id}.
+type liftRequest struct {
+	Reason string `json:"reason"`
+	Actor  string `json:"actor,omitempty"`
+}
+
+// liftBody is the answer of DELETE /v1/revocations/{id}, and of a second
+// lift (409), which carries the first one.
+type liftBody struct {
+	Lift  authz.Record `json:"lift"`
+	Error string       `json:"error,omitempty"`
+	// Warnings are about the lift's audit entry.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// liftRevocation lifts a record: the source removes it and feeds the lift
+// to every node; this node stops enforcing it before the answer.
+func (h *handler) liftRevocation(w http.ResponseWriter, r *http.Request, id string) {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		writeError(w, http.StatusUnsupportedMediaType, `Content-Type must be application/json (body {"reason": "...", "actor": "..."})`)
+		return
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err != nil {
+		writeRequestError(w, err)
+		return
+	}
+	var req liftRequest
+	if err := CheckJSONText(data); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if err := decodeStrict(data, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if req.Reason == "" {
+		writeError(w, http.StatusBadRequest, "a lift needs a reason")
+		return
+	}
+	lift, err := h.src.Lift(r.Context(), id, req.Actor, req.Reason)
+	switch {
+	case errors.Is(err, source.ErrNotFound):
+		writeError(w, http.StatusNotFound, fmt.Sprintf("revocation %q not found (unknown, expired, or not a revocation)", id))
+		return
+	case errors.Is(err, source.ErrLifted):
+		writeJSON(w, http.StatusConflict, liftBody{Lift: lift, Error: err.Error()})
+		return
+	case errors.Is(err, authz.ErrInvalidRecord):
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	case err != nil:
+		h.log.Error("lift revocation", "id", id, "err", err)
+		writeError(w, http.StatusInternalServerError, "lift revocation: "+err.Error())
+		return
+	}
+	h.rev.Enforce(lift)
+	warnings := h.cfg.recordLift(r.Context(), lift, r.RemoteAddr)
+	for _, w := range warnings {
+		h.log.Error(w, "id", id)
+	}
+	h.log.Info("revocation lifted", "id", id, "kind", lift.Kind, "issuer", lift.Issuer, "value", lift.Value,
+		"actor", lift.Actor, "reason", lift.Reason, "lift_id", lift.ID, "position", lift.Position, "remote", r.RemoteAddr)
+	writeJSON(w, http.StatusOK, liftBody{Lift: lift, Warnings: warnings})
+}
+
 // filterStatus is the "filter" object of /v1/status.
 type filterStatus struct {
 	Entries         uint64  `json:"entries"`
@@ -375,6 +452,7 @@ type confirmStatus struct {
 	ConfirmHits   uint64  `json:"confirm_hits"`
 	Lookups       uint64  `json:"lookups"`
 	LookupErrors  uint64  `json:"lookup_errors"`
+	Lifts         uint64  `json:"lifts"`
 	LookupSeconds float64 `json:"lookup_seconds"`
 	ConfirmSize   int     `json:"confirm_size"`
 }
@@ -408,9 +486,40 @@ func (h *handler) getStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	out["confirm"] = confirmStatus{
 		Maybes: rs.Maybes, ConfirmHits: rs.ConfirmHits, Lookups: rs.Lookups,
-		LookupErrors: rs.LookupErrors, LookupSeconds: rs.LookupTime.Seconds(), ConfirmSize: rs.ConfirmSize,
+		LookupErrors: rs.LookupErrors, Lifts: rs.Lifts, LookupSeconds: rs.LookupTime.Seconds(), ConfirmSize: rs.ConfirmSize,
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// MeshStatus is the answer of GET /v1/mesh: the source's newest position
+// and the status every live node reports through the source.
+type MeshStatus struct {
+	Head  uint64              `json:"head"`
+	Nodes []source.NodeStatus `json:"nodes"`
+}
+
+func (h *handler) getMesh(w http.ResponseWriter, r *http.Request) {
+	rep, ok := h.src.(source.Reporter)
+	if !ok {
+		writeError(w, http.StatusNotImplemented, "this source keeps no mesh status")
+		return
+	}
+	nodes, err := rep.Nodes(r.Context())
+	if err != nil {
+		h.log.Error("mesh status", "err", err)
+		writeError(w, http.StatusInternalServerError, "mesh status: "+err.Error())
+		return
+	}
+	st, err := h.src.Stats(r.Context())
+	if err != nil {
+		h.log.Error("source stats", "err", err)
+		writeError(w, http.StatusInternalServerError, "source stats: "+err.Error())
+		return
+	}
+	if nodes == nil {
+		nodes = []source.NodeStatus{}
+	}
+	writeJSON(w, http.StatusOK, MeshStatus{Head: st.Position, Nodes: nodes})
 }
 
 // errorBody is every error answer: the message and, for a record of a

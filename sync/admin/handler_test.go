@@ -99,7 +99,7 @@ func (e *env) do(t *testing.T, method, path, token, body string) (int, http.Head
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	if method == "POST" {
+	if method == "POST" || method == "DELETE" {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := e.srv.Client().Do(req)
@@ -153,7 +153,12 @@ func TestRefusedRequestsChangeNothing(t *testing.T) {
 		{"lower-case bearer JWT as value", "POST", "/v1/revocations", testToken, `{"kind":"token","issuer":"i","value":" bearer  eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln"}`, 400, "whole JWT", 0},
 		{"token expired already", "POST", "/v1/revocations", testToken, `{"kind":"token","issuer":"i","value":"j","expires_at":"2001-01-01T00:00:00Z"}`, 400, "in the past", 0},
 		{"method not allowed", "DELETE", "/v1/revocations", testToken, ``, 405, "not allowed", -1},
-		{"method not allowed on record", "DELETE", "/v1/revocations/abc", testToken, ``, 405, "not allowed", -1},
+		{"method not allowed on record", "PUT", "/v1/revocations/abc", testToken, ``, 405, "not allowed", -1},
+		{"lift without token", "DELETE", "/v1/revocations/abc", "", `{"reason":"r"}`, 401, "admin token", -1},
+		{"lift without a body", "DELETE", "/v1/revocations/abc", testToken, ``, 400, "malformed JSON", -1},
+		{"lift without a reason", "DELETE", "/v1/revocations/abc", testToken, `{"actor":"a"}`, 400, "needs a reason", -1},
+		{"lift with an unknown field", "DELETE", "/v1/revocations/abc", testToken, `{"reason":"r","all":true}`, 400, "unknown field", -1},
+		{"lift of an unknown record", "DELETE", "/v1/revocations/abc", testToken, `{"reason":"r"}`, 404, "not found", -1},
 		{"method not allowed on status", "POST", "/v1/status", testToken, `{}`, 405, "not allowed", -1},
 		{"unknown path", "GET", "/v2/anything", testToken, ``, 404, "no such endpoint", -1},
 	}

@@ -93,17 +93,24 @@ func TestRevokedStaysRevokedUntilExp(t *testing.T) {
 		name string
 		iat  time.Time // the token's issue time
 		rec  authz.Record
+		// lifted, when set, is another record covering the token, stored
+		// with rec and lifted at once: rec alone must keep it revoked.
+		lifted authz.Record
 	}{
-		{"token by jti", t0, authz.Record{Kind: authz.KindToken, Issuer: "https://idp", Value: "j1"}},
-		{"token by jti with its exp", t0, authz.Record{Kind: authz.KindToken, Issuer: "https://idp", Value: "j1", ExpiresAt: t0.Add(maxLife)}},
-		{"subject, default before", t0, authz.Record{Kind: authz.KindSubject, Value: "alice"}},
+		{"token by jti", t0, authz.Record{Kind: authz.KindToken, Issuer: "https://idp", Value: "j1"}, authz.Record{}},
+		{"token by jti with its exp", t0, authz.Record{Kind: authz.KindToken, Issuer: "https://idp", Value: "j1", ExpiresAt: t0.Add(maxLife)}, authz.Record{}},
+		{"subject, default before", t0, authz.Record{Kind: authz.KindSubject, Value: "alice"}, authz.Record{}},
 		// Issued within the leeway ahead of the revocation: acceptable at
 		// that moment, so the default before must cover it.
-		{"subject, token issued 25s ahead", revokedAt.Add(25 * time.Second), authz.Record{Kind: authz.KindSubject, Value: "alice"}},
-		{"session, default before", revokedAt.Add(25 * time.Second), authz.Record{Kind: authz.KindSession, Issuer: "https://idp", Value: "s1"}},
-		{"key", revokedAt.Add(25 * time.Second), authz.Record{Kind: authz.KindKey, Value: "k1"}},
-		{"key with before", t0, authz.Record{Kind: authz.KindKey, Value: "k1", Before: revokedAt}},
-		{"issuer-before", t0, authz.Record{Kind: authz.KindIssuerBefore, Issuer: "https://idp", Before: revokedAt}},
+		{"subject, token issued 25s ahead", revokedAt.Add(25 * time.Second), authz.Record{Kind: authz.KindSubject, Value: "alice"}, authz.Record{}},
+		{"session, default before", revokedAt.Add(25 * time.Second), authz.Record{Kind: authz.KindSession, Issuer: "https://idp", Value: "s1"}, authz.Record{}},
+		{"key", revokedAt.Add(25 * time.Second), authz.Record{Kind: authz.KindKey, Value: "k1"}, authz.Record{}},
+		{"key with before", t0, authz.Record{Kind: authz.KindKey, Value: "k1", Before: revokedAt}, authz.Record{}},
+		{"issuer-before", t0, authz.Record{Kind: authz.KindIssuerBefore, Issuer: "https://idp", Before: revokedAt}, authz.Record{}},
+		{name: "token by jti, a subject record lifted", iat: t0, rec: authz.Record{Kind: authz.KindToken, Issuer: "https://idp", Value: "j1"},
+			lifted: authz.Record{Kind: authz.KindSubject, Value: "alice"}},
+		{name: "subject, a token record lifted", iat: t0, rec: authz.Record{Kind: authz.KindSubject, Value: "alice"},
+			lifted: authz.Record{Kind: authz.KindToken, Issuer: "https://idp", Value: "j1"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -133,6 +140,22 @@ func TestRevokedStaysRevokedUntilExp(t *testing.T) {
 				t.Fatal(err)
 			}
 			running.Revocations().Apply(stored...)
+			if tc.lifted.Kind != "" {
+				other := tc.lifted
+				if err := cfg.complete(&other, clock.now()); err != nil {
+					t.Fatal(err)
+				}
+				more, err := store.Put(ctx, []authz.Record{other})
+				if err != nil {
+					t.Fatal(err)
+				}
+				running.Revocations().Apply(more...)
+				lift, err := store.Lift(ctx, more[0].ID, "test", "a mistake")
+				if err != nil {
+					t.Fatal(err)
+				}
+				running.Revocations().Apply(lift)
+			}
 
 			end := exp.Add(leeway)
 			for step := 0; ; step++ {

@@ -199,9 +199,10 @@ func (c Config) complete(rec *authz.Record, now time.Time) error {
 	}
 	lastExp = lastExp.Add(c.MaxTokenLifetime)
 	switch {
-	case rec.Kind == authz.KindKey && rec.Before.IsZero():
-		// Every token signed with the key, whenever it was issued: kept
-		// until lifted.
+	case rec.Kind == authz.KindKey && rec.Before.IsZero(), rec.Kind == authz.KindClamp:
+		// Every token signed with the key, whenever it was issued, or of
+		// the issuer for as long as the clamp is on: no token's exp bounds
+		// it, so it is kept until lifted.
 		rec.ExpiresAt = now.Add(maxFuture)
 		return nil
 	case rec.Kind == authz.KindToken && !rec.ExpiresAt.IsZero():
@@ -244,7 +245,7 @@ func parseListQuery(v url.Values) (source.ListQuery, error) {
 		case "kind":
 			q.Kind = authz.Kind(val)
 			if val != "" && !slices.Contains(authz.Kinds, q.Kind) {
-				return q, fmt.Errorf("unknown kind %q (want one of token, subject, session, key, issuer-before)", val)
+				return q, fmt.Errorf("unknown kind %q (want one of %s)", val, authz.KindNames)
 			}
 		case "issuer":
 			q.Issuer = val

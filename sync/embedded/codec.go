@@ -21,14 +21,19 @@ var (
 	bucketFeed    = []byte("feed")
 	bucketIndex   = []byte("index")
 	bucketExpiry  = []byte("expiry")
+	bucketLifts   = []byte("lifts")
 
 	keyVersion = []byte("version")
 	// countPrefix prefixes the meta key holding the record count of a kind.
 	countPrefix = "count/"
 )
 
-// schemaVersion is the layout of the buckets above; Open refuses others.
-const schemaVersion = "1"
+// schemaVersion is the layout of the buckets above; Open refuses others,
+// except schemaV1 (before lifts), which it upgrades.
+const (
+	schemaVersion = "2"
+	schemaV1      = "1"
+)
 
 var (
 	minUnixNano = time.Unix(0, math.MinInt64)

@@ -16,6 +16,14 @@
 //	         Snapshot need no record decoding to skip expired records
 //	expiry   expiry (sortable uint64) + record ID -> nothing, so Prune visits only expired records
 //	audit    position (big-endian uint64) -> audit entry JSON (see Store.Audit); its head is in meta
+//	lifts    lifted record ID -> the ID of its lift entry
+//
+// A lift (Store.Lift) deletes the lifted record from every bucket, as
+// Prune would, and stores its lift entry in records, feed, expiry (with the
+// lifted record's expiry, so that Prune drops it then) and lifts, but not
+// in index: Lookup and Snapshot never see it, Range, List and Stats skip
+// it, and only Feed returns it. Schema version 2 added the lifts bucket;
+// Open upgrades a version 1 file by creating it.
 //
 // A file that is not a bbolt database, a truncated one, or a record that does
 // not decode yields an error wrapping ErrCorrupt and naming the file, never an

@@ -77,7 +77,7 @@ func (s *Store) Get(ctx context.Context, id string) (authz.Record, error) {
 		if r, err = decodeRecord(id, data); err != nil {
 			return err
 		}
-		if timeKey(r.ExpiresAt) <= now {
+		if r.IsLift() || timeKey(r.ExpiresAt) <= now {
 			return source.ErrNotFound
 		}
 		return nil
@@ -185,7 +185,7 @@ func (s *Store) Range(ctx context.Context, now time.Time, fn func(authz.Record) 
 			if err != nil {
 				return err
 			}
-			if timeKey(r.ExpiresAt) <= nowKey {
+			if r.IsLift() || timeKey(r.ExpiresAt) <= nowKey {
 				continue
 			}
 			if err := callUser(fn, r); err != nil {
@@ -300,7 +300,7 @@ func (s *Store) List(ctx context.Context, q source.ListQuery) ([]authz.Record, s
 			if err != nil {
 				return err
 			}
-			if !q.Matches(r) || timeKey(r.ExpiresAt) <= now {
+			if r.IsLift() || !q.Matches(r) || timeKey(r.ExpiresAt) <= now {
 				continue
 			}
 			if len(out) == limit {
@@ -356,7 +356,9 @@ func (s *Store) Stats(ctx context.Context) (source.Stats, error) {
 			if err != nil {
 				return err
 			}
-			st.ByKind[r.Kind]--
+			if !r.IsLift() {
+				st.ByKind[r.Kind]--
+			}
 		}
 		for kind, n := range st.ByKind {
 			if n <= 0 {

@@ -58,6 +58,9 @@ type Store struct {
 	waiting atomic.Int32  // Feed calls waiting for a Put
 	closed  chan struct{} // closed by Close
 	once    sync.Once
+
+	nodesMu sync.Mutex
+	nodes   map[string]source.NodeStatus // mesh status reports (see Report)
 }
 
 var (
@@ -152,7 +155,7 @@ func (s *Store) init() error {
 			if bucketCount(tx) > 0 {
 				return fmt.Errorf("%w: not a revocation store (no meta bucket)", ErrCorrupt)
 			}
-			for _, name := range [][]byte{bucketMeta, bucketRecords, bucketFeed, bucketIndex, bucketExpiry} {
+			for _, name := range [][]byte{bucketMeta, bucketRecords, bucketFeed, bucketIndex, bucketExpiry, bucketLifts} {
 				if _, err := tx.CreateBucket(name); err != nil {
 					return fmt.Errorf("create bucket %s: %w", name, err)
 				}
@@ -162,10 +165,19 @@ func (s *Store) init() error {
 			}
 			return createAudit(tx)
 		}
-		if v := meta.Get(keyVersion); string(v) != schemaVersion {
+		switch v := meta.Get(keyVersion); string(v) {
+		case schemaVersion:
+		case schemaV1: // before lifts: their bucket is all it lacks
+			if _, err := tx.CreateBucketIfNotExists(bucketLifts); err != nil {
+				return fmt.Errorf("upgrade to schema %s: create bucket %s: %w", schemaVersion, bucketLifts, err)
+			}
+			if err := meta.Put(keyVersion, []byte(schemaVersion)); err != nil {
+				return fmt.Errorf("upgrade to schema %s: %w", schemaVersion, err)
+			}
+		default:
 			return fmt.Errorf("%w: schema version %q, want %q", ErrCorrupt, v, schemaVersion)
 		}
-		for _, name := range [][]byte{bucketRecords, bucketFeed, bucketIndex, bucketExpiry} {
+		for _, name := range [][]byte{bucketRecords, bucketFeed, bucketIndex, bucketExpiry, bucketLifts} {
 			if tx.Bucket(name) == nil {
 				return fmt.Errorf("%w: bucket %s is missing", ErrCorrupt, name)
 			}

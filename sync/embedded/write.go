@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/jwtguard/jwtguard/authz"
 	"github.com/jwtguard/jwtguard/sync/audit"
+	"github.com/jwtguard/jwtguard/sync/source"
 )
 
 // Put validates recs and stores them all in one transaction, synced to disk
@@ -222,6 +224,9 @@ func deleteRecord(tx *bolt.Tx, k []byte) error {
 	if err != nil {
 		return err
 	}
+	if r.IsLift() {
+		return deleteLift(tx, k, r)
+	}
 	index := tx.Bucket(bucketIndex)
 	key := []byte(r.LookupKey().String())
 	if rest := removeEntry(index.Get(key), id); len(rest) > 0 {
@@ -257,4 +262,99 @@ func decodeRecord(id string, data []byte) (authz.Record, error) {
 		return r, fmt.Errorf("%w: record stored under %s has id %q", ErrCorrupt, id, r.ID)
 	}
 	return r, nil
+}
+
+// deleteLift deletes lift entry r, of expiry key k, and its other entries.
+func deleteLift(tx *bolt.Tx, k []byte, r authz.Record) error {
+	for _, del := range []struct{ bucket, key []byte }{
+		{bucketRecords, []byte(r.ID)},
+		{bucketFeed, posKey(r.Position)},
+		{bucketExpiry, k},
+		{bucketLifts, []byte(r.Lifts)},
+	} {
+		if err := tx.Bucket(del.bucket).Delete(del.key); err != nil {
+			return fmt.Errorf("%s: %w", del.bucket, err)
+		}
+	}
+	return nil
+}
+
+// Lift lifts the unexpired record id in one transaction, synced before it
+// returns: the record is deleted from every bucket, as Prune would, and its
+// lift entry is stored at the next position (see the package
+// documentation), waking waiting Feed calls. It returns the lift entry.
+func (s *Store) Lift(ctx context.Context, id, actor, reason string) (authz.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return authz.Record{}, err
+	}
+	now := s.now()
+	liftID, err := newID()
+	if err != nil {
+		return authz.Record{}, err
+	}
+	var out authz.Record
+	err = s.update(func(tx *bolt.Tx) error {
+		records := tx.Bucket(bucketRecords)
+		if prev := tx.Bucket(bucketLifts).Get([]byte(id)); prev != nil {
+			lift, err := decodeRecord(string(prev), records.Get(prev))
+			if err != nil {
+				return err
+			}
+			if timeKey(lift.ExpiresAt) <= timeKey(now) {
+				return source.ErrNotFound
+			}
+			out = lift
+			return fmt.Errorf("%w by %s at %s (%s)", source.ErrLifted, lift.Actor, lift.CreatedAt.UTC().Format(time.RFC3339), lift.Reason)
+		}
+		data := records.Get([]byte(id))
+		if data == nil {
+			return source.ErrNotFound
+		}
+		rec, err := decodeRecord(id, data)
+		if err != nil {
+			return err
+		}
+		if rec.IsLift() || timeKey(rec.ExpiresAt) <= timeKey(now) {
+			return source.ErrNotFound
+		}
+		lift, err := source.NewLift(rec, actor, reason, now)
+		if err != nil {
+			return err
+		}
+		if err := deleteRecord(tx, expiryKey(timeKey(rec.ExpiresAt), id)); err != nil {
+			return err
+		}
+		feed := tx.Bucket(bucketFeed)
+		if lift.Position, err = feed.NextSequence(); err != nil {
+			return fmt.Errorf("next position: %w", err)
+		}
+		lift.ID = liftID
+		enc, err := json.Marshal(lift)
+		if err != nil {
+			return fmt.Errorf("encode lift: %w", err)
+		}
+		for _, put := range []struct{ bucket, key, val []byte }{
+			{bucketRecords, []byte(liftID), enc},
+			{bucketFeed, posKey(lift.Position), []byte(liftID)},
+			{bucketExpiry, expiryKey(timeKey(lift.ExpiresAt), liftID), nil},
+			{bucketLifts, []byte(id), []byte(liftID)},
+		} {
+			if err := tx.Bucket(put.bucket).Put(put.key, put.val); err != nil {
+				return fmt.Errorf("%s: %w", put.bucket, err)
+			}
+		}
+		out = lift
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, source.ErrLifted) {
+			return out, fmt.Errorf("lift revocation %q: %w", id, err)
+		}
+		return authz.Record{}, fmt.Errorf("lift revocation %q: %w", id, err)
+	}
+	s.mu.Lock()
+	close(s.wake)
+	s.wake = make(chan struct{})
+	s.mu.Unlock()
+	return out, nil
 }

@@ -22,6 +22,11 @@
 //	feed            a stream of entries with IDs 0-<position>: the record's
 //	                JSON (field r) and the epoch (field e), trimmed to about
 //	                Options.FeedRetention entries (MAXLEN ~)
+//	lifted:<id>     the lift entry of lifted record <id>, expiring when the
+//	                record would have (see Source.Lift)
+//	node:<id>       a node's status report (JSON, see source.NodeStatus),
+//	                expiring when the node stops reporting
+//	nodes           sorted set of the reporting node IDs, scored by expiry (ms)
 //	snapshot        the published filter snapshot (bloom snapshot format)
 //	snapshot:pos    the position that snapshot reflects
 //	lease           the publisher lease: the holder's random ID, with a TTL
@@ -38,6 +43,10 @@
 // the reverse, and positions are contiguous. Record IDs are chosen by the
 // client, which makes the script idempotent: a retry of a batch that was
 // already applied returns its positions instead of storing it twice.
+//
+// A lift (one script too) deletes the record's rec key and its members of
+// idx and live, keeps its lift entry under lifted, and appends that entry
+// to the feed; List skips lift entries and records that are gone.
 //
 // Expired records disappear on their own (key expiry); expired members of
 // the sorted sets are removed by later Puts and skipped by every read.

@@ -523,9 +523,9 @@ func (s *Source) scan(ctx context.Context, now time.Time, fn func(authz.Record) 
 	return nil
 }
 
-// List returns the records matching q that are still live, in position
-// order, and the cursor of the next page ("" when there is none). It pages
-// through the retained feed: a live record older than the feed's retention
+// List returns the records matching q that are still live (neither
+// expired nor lifted), in position order, and the cursor of the next page
+// ("" when there is none). It pages through the retained feed: a live record older than the feed's retention
 // is not listed (Get, Lookup and Range still find it). A cursor this source
 // did not issue yields ErrInvalidCursor.
 func (s *Source) List(ctx context.Context, q source.ListQuery) ([]authz.Record, string, error) {
@@ -548,15 +548,21 @@ func (s *Source) List(ctx context.Context, q source.ListQuery) ([]authz.Record, 
 		if err != nil {
 			return nil, "", s.wrap("list revocations", err)
 		}
+		var page []authz.Record
 		for _, m := range msgs {
 			r, err := decodeEntry(m)
 			if err != nil {
 				return nil, "", s.wrap("list revocations", err)
 			}
 			after = r.Position
-			if !q.Matches(r) || !r.ExpiresAt.After(now) {
-				continue
+			if !r.IsLift() && q.Matches(r) && r.ExpiresAt.After(now) {
+				page = append(page, r)
 			}
+		}
+		if page, err = s.present(ctx, page); err != nil {
+			return nil, "", s.wrap("list revocations", err)
+		}
+		for _, r := range page {
 			if len(out) == limit {
 				return out, encodeCursor(out[len(out)-1].Position), nil
 			}
@@ -566,6 +572,33 @@ func (s *Source) List(ctx context.Context, q source.ListQuery) ([]authz.Record, 
 			return out, "", nil
 		}
 	}
+}
+
+// present returns the records of recs still stored (not lifted, not
+// expired since), with one round trip.
+func (s *Source) present(ctx context.Context, recs []authz.Record) ([]authz.Record, error) {
+	if len(recs) == 0 {
+		return recs, nil
+	}
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	exists := make([]*goredis.IntCmd, len(recs))
+	cmds, _ := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, r := range recs {
+			exists[i] = p.Exists(ctx, s.k.rec(r.ID))
+		}
+		return nil
+	})
+	if err := pipeErr(cmds); err != nil {
+		return nil, err
+	}
+	out := recs[:0]
+	for i, r := range recs {
+		if exists[i].Val() == 1 {
+			out = append(out, r)
+		}
+	}
+	return out, nil
 }
 
 // cursorPrefix marks List cursors of this package, so that a cursor of

@@ -281,6 +281,11 @@ func (k keys) rec(id string) string {
 	return k.prefix + "rec:" + id
 }
 func (k keys) live(kind authz.Kind) string { return k.prefix + "live:" + string(kind) }
+func (k keys) nodes() string               { return k.prefix + "nodes" }
+func (k keys) node(id string) string       { return k.prefix + "node:" + id }
+func (k keys) lifted(id string) string {
+	return k.prefix + "lifted:" + id
+}
 
 // idx names the index of a lookup key: kind:issuer:value with issuer and
 // value query-escaped, which is readable and keeps distinct keys distinct

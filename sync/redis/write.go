@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -12,6 +13,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/jwtguard/jwtguard/authz"
+	"github.com/jwtguard/jwtguard/sync/source"
 )
 
 // putScript stores one batch of records atomically.
@@ -174,4 +176,131 @@ func newID() (string, error) {
 		return "", fmt.Errorf("record id: %w", err)
 	}
 	return hex.EncodeToString(b[:]), nil
+}
+
+// liftScript lifts one record atomically.
+//
+// KEYS: seq, feed, epoch, rec:<id>, idx:<key>, live:<kind>, lifted:<id>.
+// ARGV: feed retention, a new epoch, the record's ID, the lift entry's
+// JSON without a position, its expiry (ms).
+// It returns {1, the earlier lift entry} when the record was lifted
+// already (a retry of this very lift finds its own entry there), {0} when
+// the record is gone (never stored, or expired), else {2, the lift
+// entry's position}: it deletes the record from rec, idx and live, keeps
+// the entry in lifted until the record would have expired, and appends it
+// to the feed as putScript appends a record.
+var liftScript = goredis.NewScript(`
+local prev = redis.call('GET', KEYS[7])
+if prev then
+  return {1, prev}
+end
+if redis.call('EXISTS', KEYS[4]) == 0 then
+  return {0}
+end
+local seq = tonumber(redis.call('GET', KEYS[1]) or '0')
+local top = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+if top[1] then
+  local p = tonumber(string.match(top[1][1], '^0%-(%d+)$'))
+  if p and p > seq then seq = p end
+end
+redis.call('SET', KEYS[3], ARGV[2], 'NX')
+local epoch = redis.call('GET', KEYS[3])
+local pos = string.format('%d', seq + 1)
+local rec = string.sub(ARGV[4], 1, -2) .. ',"position":' .. pos .. '}'
+redis.call('DEL', KEYS[4])
+redis.call('ZREM', KEYS[5], ARGV[3])
+redis.call('ZREM', KEYS[6], ARGV[3])
+redis.call('SET', KEYS[7], rec, 'PXAT', ARGV[5])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '0-' .. pos, 'r', rec, 'e', epoch)
+redis.call('SET', KEYS[1], pos)
+return {2, seq + 1}
+`)
+
+// Lift lifts the unexpired record id with one script (see liftScript): it
+// leaves rec, idx and live, and its lift entry goes to the feed. It returns
+// the lift entry.
+func (s *Source) Lift(ctx context.Context, id, actor, reason string) (authz.Record, error) {
+	op := fmt.Sprintf("lift revocation %q", id)
+	rec, err := s.Get(ctx, id)
+	if errors.Is(err, source.ErrNotFound) {
+		if prev, perr := s.lifted(ctx, id); perr != nil || prev.ID != "" {
+			if perr != nil {
+				return authz.Record{}, s.wrap(op, perr)
+			}
+			return prev, liftedErr(op, prev)
+		}
+	}
+	if err != nil {
+		return authz.Record{}, err
+	}
+	lift, err := source.NewLift(rec, actor, reason, s.now())
+	if err != nil {
+		return authz.Record{}, fmt.Errorf("%s: %w", op, err)
+	}
+	if lift.ID, err = newID(); err != nil {
+		return authz.Record{}, err
+	}
+	data, err := json.Marshal(lift)
+	if err != nil {
+		return authz.Record{}, fmt.Errorf("%s: encode: %w", op, err)
+	}
+	epoch, err := newID()
+	if err != nil {
+		return authz.Record{}, err
+	}
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	keys := []string{s.k.seq(), s.k.feed(), s.k.epoch(), s.k.rec(id), s.k.idx(rec.LookupKey()), s.k.live(rec.Kind), s.k.lifted(id)}
+	res, err := liftScript.Run(ctx, s.rdb, keys, s.retention, epoch, id, data, expiryMillis(lift.ExpiresAt)).Slice()
+	if err != nil {
+		return authz.Record{}, s.wrap(op, err)
+	}
+	code, _ := res[0].(int64)
+	switch {
+	case code == 0:
+		return authz.Record{}, fmt.Errorf("%s: %w", op, source.ErrNotFound)
+	case code == 1 && len(res) == 2:
+		str, _ := res[1].(string)
+		prev, err := decodeRecord(lift.ID, str)
+		if err == nil {
+			return prev, nil // this lift, applied by an earlier attempt
+		}
+		if prev, err = decodeLift(str); err != nil {
+			return authz.Record{}, s.wrap(op, err)
+		}
+		return prev, liftedErr(op, prev)
+	case code == 2 && len(res) == 2:
+		pos, _ := res[1].(int64)
+		lift.Position = uint64(pos)
+		return lift, nil
+	}
+	return authz.Record{}, s.wrap(op, fmt.Errorf("unexpected answer %v", res))
+}
+
+// lifted returns the lift entry of record id, zero when it has none.
+func (s *Source) lifted(ctx context.Context, id string) (authz.Record, error) {
+	ctx, cancel := s.opContext(ctx)
+	defer cancel()
+	data, err := s.rdb.Get(ctx, s.k.lifted(id)).Result()
+	switch {
+	case errors.Is(err, goredis.Nil):
+		return authz.Record{}, nil
+	case err != nil:
+		return authz.Record{}, err
+	}
+	return decodeLift(data)
+}
+
+// decodeLift decodes a stored lift entry.
+func decodeLift(data string) (authz.Record, error) {
+	var r authz.Record
+	if err := json.Unmarshal([]byte(data), &r); err != nil || !r.IsLift() {
+		return r, fmt.Errorf("lift entry does not decode: %v", err)
+	}
+	return r, nil
+}
+
+// liftedErr is the error of lifting a record lifted already by prev.
+func liftedErr(op string, prev authz.Record) error {
+	return fmt.Errorf("%s: %w by %s at %s (%s)", op, source.ErrLifted, prev.Actor, prev.CreatedAt.UTC().Format(time.RFC3339), prev.Reason)
 }

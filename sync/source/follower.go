@@ -395,6 +395,12 @@ func (f *Follower) catchUpFilter(ctx context.Context) func(g *bloom.Filter) erro
 				return fmt.Errorf("feed after %d: %w", g.Position(), err)
 			}
 			for _, r := range recs {
+				if r.IsLift() {
+					// The new filter keeps the lifted key (a filter cannot
+					// delete); the swap drops every cached answer.
+					g.Advance(r.Position)
+					continue
+				}
 				g.Add(r.LookupKey().FilterKey(), r.Position)
 			}
 		}

@@ -21,6 +21,9 @@ import (
 var (
 	// ErrNotFound: no record has that ID.
 	ErrNotFound = errors.New("revocation not found")
+	// ErrLifted: the record with that ID was lifted already (see
+	// Source.Lift).
+	ErrLifted = errors.New("revocation already lifted")
 	// ErrNoSnapshot: the source has no filter snapshot to offer yet.
 	ErrNoSnapshot = errors.New("no snapshot")
 	// ErrFeedTrimmed: the feed no longer holds the position asked for; the
@@ -102,6 +105,18 @@ type Source interface {
 	// Get returns the unexpired record with that ID, or ErrNotFound.
 	Get(ctx context.Context, id string) (authz.Record, error)
 
+	// Lift undoes the unexpired record with that ID, in one atomic step:
+	// Lookup, Get, List, Range, Snapshot and Stats leave it out from then
+	// on, and a lift entry (authz.Record.Lifts set to id, see there) is
+	// appended to the feed at the next position, so that every node drops
+	// what it has cached of the record. actor and reason say who lifts it
+	// and why; reason is required. It returns the lift entry. An unknown
+	// or expired id is ErrNotFound; a record lifted already is an error
+	// wrapping ErrLifted, returned with the earlier lift entry while that
+	// record would have lived. Other records under the same key are
+	// untouched.
+	Lift(ctx context.Context, id, actor, reason string) (authz.Record, error)
+
 	// List returns the unexpired records matching q in position order, at
 	// most q.PageSize() of them, and the cursor of the next page ("" when
 	// there is none). A cursor the source did not issue is
@@ -115,6 +130,23 @@ type Source interface {
 	// Close releases the source and ends waiting Feed calls with an error;
 	// every later call fails. A second Close does nothing.
 	Close() error
+}
+
+// NewLift returns the lift entry of rec (without ID and Position, which
+// the source assigns) made at now by actor for reason, after checking
+// actor and reason as a record's fields are checked.
+func NewLift(rec authz.Record, actor, reason string, now time.Time) (authz.Record, error) {
+	if reason == "" {
+		return authz.Record{}, fmt.Errorf("%w: a lift needs a reason", authz.ErrInvalidRecord)
+	}
+	check := authz.Record{Kind: authz.KindToken, Issuer: "x", Value: "x", Actor: actor, Reason: reason}
+	if err := check.Validate(); err != nil {
+		return authz.Record{}, err
+	}
+	return authz.Record{
+		Kind: rec.Kind, Issuer: rec.Issuer, Value: rec.Value, Before: rec.Before, MaxAgeSeconds: rec.MaxAgeSeconds,
+		Actor: actor, Reason: reason, CreatedAt: now, ExpiresAt: rec.ExpiresAt, Lifts: rec.ID,
+	}, nil
 }
 
 // Pruner is implemented by a source that keeps expired records until told

@@ -47,6 +47,12 @@ type Config struct {
 	RebuildInterval     time.Duration
 	PublishInterval     time.Duration
 	Redis               RedisConfig
+	// NodeID names the node in the mesh status ("": host name and gRPC
+	// port).
+	NodeID string
+	// HeartbeatInterval is how often the node reports its status through
+	// the source when nothing changes; a report lapses after three.
+	HeartbeatInterval time.Duration
 
 	Authz      authz.Config
 	Revocation authz.RevocationConfig
@@ -86,6 +92,7 @@ func DefaultConfig() Config {
 		SnapshotInterval:  time.Minute,
 		RebuildInterval:   time.Hour,
 		PublishInterval:   time.Minute,
+		HeartbeatInterval: 5 * time.Second,
 		Authz:             authz.DefaultConfig(),
 		Revocation:        authz.DefaultRevocationConfig(),
 		Bloom:             bloom.DefaultConfig(),
@@ -137,6 +144,8 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RebuildInterval, "rebuild-interval", c.RebuildInterval, "how often the filter is refreshed from the source to drop expired revocations")
 	fs.DurationVar(&c.PublishInterval, "publish-interval", c.PublishInterval, "with Redis: how often the node holding the publisher lease publishes a filter snapshot (0: never; use jwtguard publish)")
 	c.Redis.Register(fs)
+	fs.StringVar(&c.NodeID, "node-id", "", "the node's name in the mesh status (default: host name and gRPC port)")
+	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", c.HeartbeatInterval, "how often the node reports its status through the source when nothing changes (its report lapses after three)")
 
 	fs.StringVar(&c.issuer, "issuer", "", "accepted issuer (iss); more issuers through the config file")
 	fs.Var(&c.audiences, "audience", "accepted audience of --issuer (repeatable)")
@@ -361,6 +370,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("source: %w", CheckRedisURL(c.Source))
 	case c.PublishInterval < 0:
 		return fmt.Errorf("publish-interval: %s, want 0 or more", c.PublishInterval)
+	case c.HeartbeatInterval < 100*time.Millisecond || c.HeartbeatInterval > time.Hour:
+		return fmt.Errorf("heartbeat-interval: %s, want 100ms to 1h", c.HeartbeatInterval)
+	case len(c.NodeID) > 200 || strings.ContainsFunc(c.NodeID, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+		return fmt.Errorf("node-id: %q, want at most 200 characters without spaces or control characters", c.NodeID)
 	case c.NodeName == "" || len(c.NodeName) > audit.MaxField:
 		return fmt.Errorf("node-name: %d bytes, want 1 to %d", len(c.NodeName), audit.MaxField)
 	}

@@ -244,7 +244,8 @@ func (n *Node) Run(ctx context.Context) error {
 	runErr := n.follower.Start(ctx)
 	loaded := runErr == nil
 	if loaded {
-		wg.Add(6)
+		wg.Add(7)
+		go func() { defer wg.Done(); n.report(ctx) }()
 		go func() { defer wg.Done(); n.checker.Run(ctx) }()
 		go func() { defer wg.Done(); n.flushAudit(ctx) }()
 		go func() { defer wg.Done(); n.runProviders(ctx) }()

@@ -64,6 +64,8 @@ func Run(t *testing.T, h Harness) {
 		{"Get", s.getCases()},
 		{"List", s.listCases()},
 		{"Stats", s.statsCases()},
+		{"Lift", s.liftCases()},
+		{"Mesh", s.meshCases()},
 		{"Expiry", s.expiryCases()},
 		{"Close", s.closeCases()},
 		{"Concurrency", s.concurrencyCases()},
