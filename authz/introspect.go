@@ -189,6 +189,9 @@ func (c *Checker) introspect(ctx context.Context, tok string, now int64, v *veri
 	if in == nil {
 		return ReasonMalformed, errors.New("token is not a JWT and no issuer is configured for introspection")
 	}
+	if len(tok) > c.parseOpts.MaxBytes {
+		return ReasonTooLarge, fmt.Errorf("token is %d bytes, more than the limit of %d", len(tok), c.parseOpts.MaxBytes)
+	}
 	if !b64token(tok) {
 		return ReasonMalformed, errors.New("opaque token holds characters a bearer token may not")
 	}
@@ -338,7 +341,7 @@ func (in *introspector) judge(c *Checker, tok string, body []byte, now int64) (*
 	case !hasActive:
 		return nil, errors.New(`introspection answer: "active" is missing`)
 	}
-	a := &opaqueAnswer{until: now + in.ttl}
+	a := &opaqueAnswer{until: now + in.ttl, reason: ReasonOK}
 	deny := func(r Reason, err error) *opaqueAnswer {
 		a.reason, a.err = r, err
 		return a
