@@ -282,20 +282,23 @@ func (c *Checker) Check(ctx context.Context, h Headers) Decision {
 // CheckRoute decides a request to rt from its headers: the first rule
 // matching rt (see Rule) says what the request needs.
 func (c *Checker) CheckRoute(ctx context.Context, h Headers, rt *Route) Decision {
-	rule := -1
+	rule, name := -1, ""
 	if c.rules != nil {
 		if rule = c.rules.match(rt); rule < 0 {
 			return Decision{Reason: ReasonNoRule}
 		}
-		if r := &c.rules.rules[rule]; r.public {
-			return Decision{Reason: ReasonOK, Rule: r.name}
+		r := &c.rules.rules[rule]
+		if name = r.name; r.public {
+			return Decision{Reason: ReasonOK, Rule: name}
 		}
 	}
 	tok, reason := c.extract(h)
 	if reason != ReasonOK {
-		return Decision{Reason: reason}
+		return Decision{Reason: reason, Rule: name}
 	}
-	return c.check(ctx, tok, rule, h)
+	d := c.check(ctx, tok, rule, h)
+	d.Rule = name
+	return d
 }
 
 // CheckToken decides a request carrying tok, under no route rule. A cached

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"net"
 	"slices"
 	"strings"
 
@@ -311,9 +310,7 @@ func (rs *ruleSet) match(rt *Route) int {
 }
 
 func (r *compiledRule) matchHost(host string) bool {
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
+	host = stripPort(host)
 	for _, want := range r.hosts {
 		if suffix, ok := strings.CutPrefix(want, "*"); ok {
 			if len(host) > len(suffix) && strings.EqualFold(host[len(host)-len(suffix):], suffix) {
@@ -324,6 +321,21 @@ func (r *compiledRule) matchHost(host string) bool {
 		}
 	}
 	return false
+}
+
+// stripPort returns host without a ":port" (and an IPv6 literal without
+// its brackets), without allocating.
+func stripPort(host string) string {
+	if strings.HasPrefix(host, "[") {
+		if end := strings.IndexByte(host, ']'); end > 0 {
+			return host[1:end]
+		}
+		return host
+	}
+	if i := strings.IndexByte(host, ':'); i >= 0 && strings.Count(host, ":") == 1 {
+		return host[:i]
+	}
+	return host
 }
 
 func (r *compiledRule) matchPath(path string) bool {
@@ -471,7 +483,6 @@ func allIn(want, have []string) bool {
 // verdicts and the request's headers h, and fills d's reason.
 func (rs *ruleSet) enforce(i int, v *verified, h Headers, d *Decision) {
 	r := &rs.rules[i]
-	d.Rule = r.name
 	if code := v.verdicts.get(i); code != verdictOK {
 		d.Reason = verdictReasons[code]
 		if code == verdictScope {
