@@ -513,23 +513,6 @@ func singleHeader(h Headers, name string) string {
 	return h.Get(name)
 }
 
-// RequiredScopes lists the scope texts of every rule that requires scopes:
-// the scope parameters an insufficient_scope challenge may carry.
-func (c *Checker) RequiredScopes() []string {
-	var out []string
-	if c.rules != nil {
-		for _, r := range c.rules.rules {
-			if r.scopeText != "" {
-				out = append(out, r.scopeText)
-			}
-		}
-	}
-	if c.introspection != nil && c.introspection.scopeText != "" {
-		out = append(out, c.introspection.scopeText)
-	}
-	return out
-}
-
 // parse parses tok as verify does, gathering what the rules read of it.
 func (c *Checker) parse(tok string) (parsedToken, *tokenFacts, Reason, error) {
 	facts := &tokenFacts{}

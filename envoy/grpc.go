@@ -313,6 +313,9 @@ func (a *Authorization) observe(d *authz.Decision, start time.Time, transport st
 	if d.RevokedBy != "" {
 		attrs = append(attrs, "kind", d.RevokedBy)
 	}
+	if d.Rule != "" {
+		attrs = append(attrs, "rule", d.Rule)
+	}
 	if d.Claims.TokenID != "" {
 		attrs = append(attrs, "iss", d.Claims.Issuer, "token_id", d.Claims.TokenID)
 	}
