@@ -33,7 +33,7 @@ type authServer struct {
 	badAuth atomic.Int32
 }
 
-func newAuthServer(t *testing.T) *authServer {
+func newAuthServer(t testing.TB) *authServer {
 	t.Helper()
 	s := &authServer{answers: map[string]string{}, release: make(chan struct{})}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
@@ -117,7 +117,7 @@ type opaqueWorld struct {
 	now     int64
 }
 
-func newOpaqueWorld(t *testing.T, mod func(*Config)) *opaqueWorld {
+func newOpaqueWorld(t testing.TB, mod func(*Config)) *opaqueWorld {
 	t.Helper()
 	w := &opaqueWorld{as: newAuthServer(t), src: newMemSource(), now: time.Now().Unix()}
 	w.clock.Store(w.now)
@@ -451,4 +451,22 @@ func TestIntrospectionConfig(t *testing.T) {
 	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "at most one issuer") {
 		t.Errorf("two introspection issuers: %v", err)
 	}
+}
+
+// FuzzIntrospectionAnswer: whatever the endpoint answers, reading it never
+// panics, and an answer that lets a token through says active true, with
+// an exp and an issue time. Seeds in testdata/fuzz.
+func FuzzIntrospectionAnswer(f *testing.F) {
+	w := newOpaqueWorld(f, nil)
+	in := w.checker.introspection
+	f.Fuzz(func(t *testing.T, body []byte) {
+		a, err := in.judge(w.checker, "tok", body, w.now)
+		if err != nil || a.reason != ReasonOK {
+			return
+		}
+		var m map[string]any
+		if json.Unmarshal(body, &m) != nil || m["active"] != true || m["exp"] == nil || (m["iat"] == nil && m["nbf"] == nil) {
+			t.Fatalf("allowed an answer %q", body)
+		}
+	})
 }
