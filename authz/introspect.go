@@ -381,6 +381,9 @@ func (in *introspector) judge(c *Checker, tok string, body []byte, now int64) (*
 		IssuedAt: start,
 	}
 	for i := range extra {
+		if extra[i] == "" && i < len(c.parseOpts.Extra) && c.parseOpts.Extra[i] == "iss" {
+			extra[i] = in.issuer // optional in an answer, known here
+		}
 		v.claims.Extra[i] = strings.Clone(extra[i])
 	}
 	c.rules.judge(in.issuer, cl.Aud, &facts, &v.verdicts, &v.ruleVals)
