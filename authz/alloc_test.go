@@ -38,3 +38,35 @@ func TestHotPathAllocations(t *testing.T) {
 		})
 	}
 }
+
+// TestHotPathAllocationsWithRules: with rules on, a cached token is
+// matched and judged without allocating, through the last rule (every
+// rule before it tried), one comparing a claim to a header.
+func TestHotPathAllocationsWithRules(t *testing.T) {
+	c, k1, _ := rulesChecker(t, testRules())
+	ctx := context.Background()
+	tok := ruleToken(t, k1, benchIssuer, func(m map[string]any) { m["tenant"], m["scope"] = "acme", "api:read" })
+	tests := []struct {
+		name  string
+		route Route
+		want  Reason
+	}{
+		{"allowed by the last rule", Route{Method: "GET", Host: "app.test:443", Path: "/x?y=1", ContextExtensions: map[string]string{"service": "web"}}, ReasonOK},
+		{"scope rule", Route{Method: "GET", Host: "app.test", Path: "/api/things"}, ReasonOK},
+		{"header claim rule", Route{Method: "GET", Host: "app.test", Path: "/t/1"}, ReasonOK},
+		{"insufficient scope", Route{Method: "POST", Host: "app.test", Path: "/api/things"}, ReasonInsufficientScope},
+		{"public", Route{Method: "GET", Path: "/healthz"}, ReasonOK},
+		{"no rule", Route{Host: "other.test"}, ReasonNoRule},
+	}
+	h := MapHeaders{"authorization": "Bearer " + tok, "x-tenant": "acme"}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if d := c.CheckRoute(ctx, h, &tc.route); d.Reason != tc.want {
+				t.Fatal(d.Reason, d.Err)
+			}
+			if got := testing.AllocsPerRun(1000, func() { c.CheckRoute(ctx, h, &tc.route) }); got != 0 {
+				t.Errorf("%v allocations per run, want 0", got)
+			}
+		})
+	}
+}

@@ -54,6 +54,8 @@ type cacheEntry struct {
 	// while the revocation state has not changed.
 	revokedBy                  uint8
 	revokedGen, revokedChanges uint64
+	// verdicts are the token's rule verdicts (rules.go).
+	verdicts ruleVerdicts
 }
 
 const (
@@ -64,8 +66,9 @@ const (
 	fieldJTI
 	fieldSession
 	fieldKeyID
-	fieldExtra // MaxClaimHeaders fields follow
-	numFields  = fieldExtra + MaxClaimHeaders
+	fieldExtra                                   // MaxClaimHeaders fields follow
+	fieldRuleVals = fieldExtra + MaxClaimHeaders // MaxHeaderClaims fields follow
+	numFields     = fieldRuleVals + MaxHeaderClaims
 )
 
 const (
@@ -197,13 +200,14 @@ func newCacheEntry(h uint64, tok string, v *verified) cacheEntry {
 		fieldKeyID:   v.claims.KeyID,
 	}
 	copy(fields[fieldExtra:], v.claims.Extra[:])
+	copy(fields[fieldRuleVals:], v.ruleVals[:])
 	n := 0
 	for _, f := range fields {
 		n += len(f)
 	}
 	var b strings.Builder
 	b.Grow(n)
-	e := cacheEntry{hash: h, exp: v.claims.Expiry, iat: v.claims.IssuedAt, keys: v.keys, keyGen: v.key.gen, keyID: v.key.id}
+	e := cacheEntry{hash: h, exp: v.claims.Expiry, iat: v.claims.IssuedAt, keys: v.keys, keyGen: v.key.gen, keyID: v.key.id, verdicts: v.verdicts}
 	for i, f := range fields {
 		b.WriteString(f)
 		e.ends[i] = uint32(b.Len())
@@ -234,6 +238,10 @@ func (e *cacheEntry) load(v *verified) {
 	for i := range v.claims.Extra {
 		v.claims.Extra[i] = field(fieldExtra + i)
 	}
+	for i := range v.ruleVals {
+		v.ruleVals[i] = field(fieldRuleVals + i)
+	}
+	v.verdicts = e.verdicts
 	v.claims.Expiry = e.exp
 	v.claims.IssuedAt = e.iat
 	v.keys = e.keys

@@ -53,6 +53,11 @@ type Decision struct {
 	Claims Claims
 	// Err details a verification failure for logs; it never holds the token.
 	Err error
+	// Rule is the name of the route rule that decided, if any.
+	Rule string
+	// RequiredScope is, with ReasonInsufficientScope, the space-separated
+	// scopes the route requires (the challenge's scope parameter).
+	RequiredScope string
 }
 
 // Allowed reports whether the request may pass.
@@ -70,6 +75,19 @@ type verified struct {
 	// Revocations.stillRevoked).
 	revokedBy                  uint8
 	revokedGen, revokedChanges uint64
+	// verdicts and ruleVals are what the route rules need of the token
+	// (rules.go), decided once with its verification.
+	verdicts ruleVerdicts
+	ruleVals [MaxHeaderClaims]string
+}
+
+// setKeys fills the filter key of each revocation check that concerns v.
+func (v *verified) setKeys() {
+	for i := 0; i < numChecks; i++ {
+		if v.applies(i) {
+			v.keys[i] = v.lookupKey(i).FilterKey()
+		}
+	}
 }
 
 // applies reports whether revocation check i concerns v.
@@ -110,10 +128,12 @@ type Checker struct {
 	parseOpts parseOptions
 	leeway    int64
 	// maxLifetime bounds exp minus issue time, in seconds.
-	maxLifetime int64
-	header      string
-	now         func() time.Time
-	log         *slog.Logger
+	maxLifetime   int64
+	header        string
+	rules         *ruleSet      // nil: no per-route requirements
+	introspection *introspector // nil: no issuer judges opaque tokens
+	now           func() time.Time
+	log           *slog.Logger
 }
 
 type issuer struct {
@@ -168,6 +188,7 @@ func NewChecker(cfg Config, rev *Revocations, opts ...Option) (*Checker, error) 
 	for _, opt := range opts {
 		opt(&o)
 	}
+	var err error
 	c := &Checker{
 		cfg:         cfg,
 		issuers:     make(map[string]*issuer, len(cfg.Issuers)),
@@ -187,12 +208,21 @@ func NewChecker(cfg Config, rev *Revocations, opts ...Option) (*Checker, error) 
 		c.parseOpts.Extra = append(c.parseOpts.Extra, ch.Claim)
 	}
 	for _, ic := range cfg.Issuers {
-		ks, err := newKeySet(&ic, o.client, o.log)
+		var ks *keySet
+		ks, err = newKeySet(&ic, o.client, o.log)
 		if err != nil {
 			return nil, err
 		}
 		ks.onChange = o.onChange
 		c.issuers[ic.Issuer] = &issuer{cfg: ic, keys: ks}
+		if ic.Introspection != nil {
+			if c.introspection, err = newIntrospector(&ic, o.client); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if c.rules, err = compileRules(cfg.Rules, cfg.Issuers); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -243,23 +273,57 @@ func (c *Checker) Revocations() *Revocations { return c.rev }
 // CachedTokens counts the tokens in the verified-token cache.
 func (c *Checker) CachedTokens() int { return c.cache.len() }
 
-// Check decides a request from its headers.
+// Check decides a request from its headers, as a request that matches no
+// route condition (only a default rule, when rules are configured).
 func (c *Checker) Check(ctx context.Context, h Headers) Decision {
-	tok, reason := c.extract(h)
-	if reason != ReasonOK {
-		return Decision{Reason: reason}
-	}
-	return c.CheckToken(ctx, tok)
+	return c.CheckRoute(ctx, h, nil)
 }
 
-// CheckToken decides a request carrying tok. A cached token skips
-// verification; the revocation check runs every time.
+// CheckRoute decides a request to rt from its headers: the first rule
+// matching rt (see Rule) says what the request needs.
+func (c *Checker) CheckRoute(ctx context.Context, h Headers, rt *Route) Decision {
+	rule, name := -1, ""
+	if c.rules != nil {
+		if rule = c.rules.match(rt); rule < 0 {
+			return Decision{Reason: ReasonNoRule}
+		}
+		r := &c.rules.rules[rule]
+		if name = r.name; r.public {
+			return Decision{Reason: ReasonOK, Rule: name}
+		}
+	}
+	tok, reason := c.extract(h)
+	if reason != ReasonOK {
+		return Decision{Reason: reason, Rule: name}
+	}
+	d := c.check(ctx, tok, rule, h)
+	d.Rule = name
+	return d
+}
+
+// CheckToken decides a request carrying tok, under no route rule. A cached
+// token skips verification; the revocation check runs every time.
 func (c *Checker) CheckToken(ctx context.Context, tok string) Decision {
+	return c.check(ctx, tok, -1, nil)
+}
+
+// check decides tok for a request with headers h under rule (-1: none).
+func (c *Checker) check(ctx context.Context, tok string, rule int, h Headers) Decision {
 	if !c.rev.Ready() {
 		return Decision{Reason: ReasonNotReady}
 	}
 	now := c.now().Unix()
 	var v verified
+	if c.introspection != nil && IsOpaque(tok) {
+		if reason, err := c.introspect(ctx, tok, now, &v); reason != ReasonOK {
+			d := Decision{Reason: reason, Err: err, Claims: v.claims}
+			if reason == ReasonInsufficientScope {
+				d.RequiredScope = c.introspection.scopeText
+			}
+			return d
+		}
+		return c.decide(ctx, "", &v, now, rule, h)
+	}
 	hit := c.cache.get(tok, &v)
 	if hit && v.key.gen != keyGeneration.Load() {
 		hit = c.keyCurrent(tok, &v) // a key set changed since: is its key still there?
@@ -280,14 +344,27 @@ func (c *Checker) CheckToken(ctx context.Context, tok string) Decision {
 		}
 		c.cache.put(tok, &v)
 	}
+	return c.decide(ctx, tok, &v, now, rule, h)
+}
+
+// decide checks the token v (tok; "" for an opaque token, which the
+// verified-token cache does not hold) against the revocations at now, then
+// rule.
+func (c *Checker) decide(ctx context.Context, tok string, v *verified, now int64, rule int, h Headers) Decision {
 	changes := c.rev.changeCount()
-	reason, i, gen := c.rev.decide(ctx, &v, now)
+	reason, i, gen := c.rev.decide(ctx, v, now)
 	switch reason {
 	case ReasonOK:
-		return Decision{Reason: reason, Claims: v.claims}
+		d := Decision{Reason: reason, Claims: v.claims}
+		if rule >= 0 {
+			c.rules.enforce(rule, v, h, &d)
+		}
+		return d
 	case ReasonRevoked:
-		v.revokedBy, v.revokedGen, v.revokedChanges = uint8(i)+1, gen, changes
-		c.cache.markRevoked(tok, &v)
+		if tok != "" {
+			v.revokedBy, v.revokedGen, v.revokedChanges = uint8(i)+1, gen, changes
+			c.cache.markRevoked(tok, v)
+		}
 	case ReasonClamped:
 		// Not kept: a clamp moves with the clock, and is lifted.
 		return Decision{Reason: reason, RevokedBy: KindClamp, Claims: v.claims}
@@ -298,7 +375,7 @@ func (c *Checker) CheckToken(ctx context.Context, tok string) Decision {
 // verify parses tok, checks its signature against its issuer's keys, then
 // its claims, and fills v.
 func (c *Checker) verify(ctx context.Context, tok string, now int64, v *verified) (Reason, error) {
-	p, reason, err := parseToken(tok, &c.parseOpts)
+	p, facts, reason, err := c.parse(tok)
 	if reason != ReasonOK {
 		return reason, err
 	}
@@ -354,11 +431,8 @@ func (c *Checker) verify(ctx context.Context, tok string, now int64, v *verified
 	}
 	copy(v.claims.Extra[:], cl.Extra)
 	v.key = ref
-	for i := 0; i < numChecks; i++ {
-		if v.applies(i) {
-			v.keys[i] = v.lookupKey(i).FilterKey()
-		}
-	}
+	c.rules.judge(cl.Iss, cl.Aud, facts, &v.verdicts, &v.ruleVals)
+	v.setKeys()
 	return ReasonOK, nil
 }
 

@@ -38,6 +38,9 @@ type Config struct {
 	// revocation records other than "token" are kept this long (plus
 	// Leeway) after they can last match.
 	MaxTokenLifetime time.Duration
+	// Rules are the per-route requirements, first match wins (rules.go);
+	// none: every request needs a valid token and nothing more.
+	Rules []Rule
 }
 
 // IssuerConfig is one trusted issuer.
@@ -68,6 +71,9 @@ type IssuerConfig struct {
 	// JWKSMinRefetch is the least time between refetches triggered by an
 	// unknown kid.
 	JWKSMinRefetch time.Duration
+	// Introspection, when set, judges the issuer's opaque tokens (see
+	// introspect.go); at most one issuer has it.
+	Introspection *IntrospectionConfig
 }
 
 // ClaimHeader sends the value of Claim to the upstream as Header.
@@ -104,6 +110,7 @@ func (c *Config) Validate() error {
 		return errors.New("issuers: none configured")
 	}
 	seen := map[string]bool{}
+	introspected := ""
 	for i := range c.Issuers {
 		ic := &c.Issuers[i]
 		if err := ic.Validate(); err != nil {
@@ -113,6 +120,15 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("issuers[%d]: issuer %q configured twice", i, ic.Issuer)
 		}
 		seen[ic.Issuer] = true
+		if ic.Introspection != nil {
+			if introspected != "" {
+				return fmt.Errorf("issuers[%d]: introspection: issuer %s has it already; at most one issuer judges opaque tokens", i, introspected)
+			}
+			introspected = ic.Issuer
+		}
+	}
+	if _, err := compileRules(c.Rules, c.Issuers); err != nil {
+		return err
 	}
 	if err := c.ValidateTiming(); err != nil {
 		return err
@@ -177,8 +193,13 @@ func (ic *IssuerConfig) Validate() error {
 	if ic.JWKSURL != "" && ic.JWKSFile != "" {
 		return fmt.Errorf("issuer %s: jwks-url and jwks-file are exclusive", ic.Issuer)
 	}
-	if ic.JWKSURL == "" && ic.JWKSFile == "" && ic.HMACSecretFile == "" {
-		return fmt.Errorf("issuer %s: needs jwks-url, jwks-file or hmac-secret-file", ic.Issuer)
+	if ic.JWKSURL == "" && ic.JWKSFile == "" && ic.HMACSecretFile == "" && ic.Introspection == nil {
+		return fmt.Errorf("issuer %s: needs jwks-url, jwks-file, hmac-secret-file or introspection", ic.Issuer)
+	}
+	if ic.Introspection != nil {
+		if err := ic.Introspection.Validate(); err != nil {
+			return fmt.Errorf("issuer %s: %w", ic.Issuer, err)
+		}
 	}
 	if ic.JWKSURL != "" {
 		if err := checkJWKSURL(ic.JWKSURL); err != nil {

@@ -48,6 +48,9 @@ func TokenRecord(raw string) (Record, error) {
 	if tok, ok := bearer(raw); ok {
 		raw = tok
 	}
+	if IsOpaque(raw) {
+		return Record{}, ErrOpaqueToken
+	}
 	p, reason, err := parseToken(raw, &parseOptions{MaxBytes: tokenRecordMaxBytes, AnyType: true})
 	if reason != ReasonOK {
 		return Record{}, fmt.Errorf("token (%s): %w", reason, err)
@@ -61,4 +64,31 @@ func TokenRecord(raw string) (Record, error) {
 		Value:     tokenID(&p),
 		ExpiresAt: time.Unix(p.Claims.Exp, 0).UTC(),
 	}, nil
+}
+
+// ErrOpaqueToken is TokenRecord's error for a token that is not a JWT: an
+// opaque token names no issuer, so OpaqueTokenRecord needs one.
+var ErrOpaqueToken = errors.New("token is not a JWT (an opaque token): name its issuer")
+
+// OpaqueTokenRecord returns the token record that revokes raw, an opaque
+// token (optionally after "Bearer ") of issuer: the identity the checker
+// gives it, TokenHashPrefix + the hex SHA-256 of the whole token. Its
+// ExpiresAt is zero (the token's exp is known to its issuer only): the
+// admin API keeps such a record for max-token-lifetime.
+func OpaqueTokenRecord(raw, issuer string) (Record, error) {
+	raw = strings.TrimSpace(raw)
+	if tok, ok := bearer(raw); ok {
+		raw = tok
+	}
+	switch {
+	case !IsOpaque(raw):
+		return Record{}, errors.New("token is a JWT: its own iss names its issuer")
+	case len(raw) > tokenRecordMaxBytes:
+		return Record{}, fmt.Errorf("token is %d bytes, more than the limit of %d", len(raw), tokenRecordMaxBytes)
+	case !b64token(raw):
+		return Record{}, errors.New("token holds characters a bearer token may not")
+	case issuer == "":
+		return Record{}, errors.New("an opaque token needs its issuer")
+	}
+	return Record{Kind: KindToken, Issuer: issuer, Value: opaqueTokenID(raw)}, nil
 }

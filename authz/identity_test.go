@@ -55,7 +55,7 @@ func TestTokenRecordMatchesChecker(t *testing.T) {
 		{"no iss", func(t *testing.T) string {
 			return sign(t, header, `{"jti":"x","exp":`+itoa(now+60)+`}`)
 		}, "no iss"},
-		{"two parts", func(t *testing.T) string { return "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJpIn0" }, "want 3"},
+		{"two parts: opaque, names no issuer", func(t *testing.T) string { return "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJpIn0" }, "opaque"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

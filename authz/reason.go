@@ -32,6 +32,21 @@ const (
 	ReasonClamped     Reason = "clamped"
 	ReasonUnavailable Reason = "revocation_unavailable" // a filter "maybe" that could not be confirmed
 	ReasonNotReady    Reason = "not_ready"
+
+	// ReasonNoRule: rules are configured and none matches the request.
+	ReasonNoRule Reason = "no_matching_rule"
+	// ReasonInsufficientScope: the token lacks a scope the route (or the
+	// issuer's introspection settings) requires (RFC 6750 3.1, HTTP 403).
+	ReasonInsufficientScope Reason = "insufficient_scope"
+	// ReasonClaimMismatch: a claim requirement of the route does not hold.
+	ReasonClaimMismatch Reason = "claim_mismatch"
+	// ReasonInactive: the introspection endpoint says the opaque token is
+	// not active (unknown, expired or revoked at the authorization server).
+	ReasonInactive Reason = "inactive_token"
+	// ReasonIntrospectionUnavailable: an opaque token without a cached
+	// answer could not be introspected (endpoint down, slow or broken, or
+	// too many calls in flight).
+	ReasonIntrospectionUnavailable Reason = "introspection_unavailable"
 )
 
 // Reasons lists every reason, for metrics that pre-create one series each.
@@ -40,4 +55,5 @@ var Reasons = []Reason{
 	ReasonBadAlgorithm, ReasonBadSignature, ReasonUnknownKey, ReasonExpired,
 	ReasonNotYetValid, ReasonIssuedInFuture, ReasonWrongIssuer, ReasonWrongAudience,
 	ReasonLifetimeTooLong, ReasonRevoked, ReasonClamped, ReasonUnavailable, ReasonNotReady,
+	ReasonNoRule, ReasonInsufficientScope, ReasonClaimMismatch, ReasonInactive, ReasonIntrospectionUnavailable,
 }

@@ -66,6 +66,12 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
+	return newEnvWith(t, nil)
+}
+
+// newEnvWith is newEnv with the checker's configuration changed by mod.
+func newEnvWith(t testing.TB, mod func(*authz.Config)) *env {
+	t.Helper()
 	e := &env{src: &memLookup{recs: map[authz.LookupKey][]authz.Record{}}, key: signingKey(t), now: time.Now()}
 	jwks, err := mint.JWKS(e.key)
 	if err != nil {
@@ -77,6 +83,9 @@ func newEnv(t testing.TB) *env {
 	cfg.Issuers = []authz.IssuerConfig{a}
 	cfg.TokenHeader, cfg.TokenCookie = "X-Access-Token", "session"
 	cfg.ClaimHeaders = append(cfg.ClaimHeaders, authz.ClaimHeader{Claim: "email", Header: "x-jwt-email"})
+	if mod != nil {
+		mod(&cfg)
+	}
 
 	filter, err := bloom.New(bloom.Config{Entries: 10_000, FPRate: 0.001, DeltaEntries: 1024})
 	if err != nil {

@@ -23,7 +23,8 @@ const HeadersToRemove = "X-Envoy-Auth-Headers-To-Remove"
 // WWW-Authenticate and a JSON body.
 func (a *Authorization) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	d := a.decide(r.Context(), r.Header)
+	rt := httpRoute(r)
+	d := a.decide(r.Context(), r.Header, &rt)
 	a.observe(&d, start, "http")
 	if len(a.observers) > 0 {
 		q := httpRequest(r)
@@ -40,7 +41,7 @@ func (a *Authorization) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	den := denialOf(d.Reason)
+	den := decisionDenial(&d)
 	if den.wwwAuthenticate != "" {
 		h.Set("WWW-Authenticate", den.wwwAuthenticate)
 	}

@@ -80,7 +80,8 @@ func NewAuthorization(c *authz.Checker, opts ...AuthorizationOption) *Authorizat
 // Check implements envoy.service.auth.v3.Authorization/Check.
 func (a *Authorization) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	start := time.Now()
-	d := a.decide(ctx, requestHeaders(req))
+	rt := grpcRoute(req)
+	d := a.decide(ctx, requestHeaders(req), &rt)
 	a.observe(&d, start, "grpc")
 	if len(a.observers) > 0 {
 		r := grpcRequest(req)
@@ -92,9 +93,9 @@ func (a *Authorization) Check(ctx context.Context, req *authv3.CheckRequest) (*a
 	return deniedResponse(&d), nil
 }
 
-// decide is the checker's decision on h, the same for both adapters.
-func (a *Authorization) decide(ctx context.Context, h authz.Headers) authz.Decision {
-	return a.checker.Check(ctx, h)
+// decide is the checker's decision on h to rt, the same for both adapters.
+func (a *Authorization) decide(ctx context.Context, h authz.Headers, rt *authz.Route) authz.Decision {
+	return a.checker.CheckRoute(ctx, h, rt)
 }
 
 // requestHeaders returns the original request's headers: Envoy sends them
@@ -180,12 +181,16 @@ type denied struct {
 	reason *structpb.Value // the metadata's "reason"
 }
 
-func newDenied(r authz.Reason) *denied {
-	den := denialOf(r)
+func newDenied(r authz.Reason) *denied { return newDeniedAs(r, denialOf(r)) }
+
+// newDeniedAs is newDenied rendering den.
+func newDeniedAs(r authz.Reason, den denial) *denied {
 	code := codes.Unauthenticated
 	switch {
 	case unavailable(r):
 		code = codes.Unavailable
+	case den.status == http.StatusForbidden:
+		code = codes.PermissionDenied
 	case den.status == http.StatusBadRequest:
 		code = codes.InvalidArgument
 	}
@@ -238,7 +243,10 @@ type deniedBlock struct {
 
 func deniedResponse(d *authz.Decision) *authv3.CheckResponse {
 	den, ok := deniedByReason[d.Reason]
-	if !ok {
+	switch {
+	case d.RequiredScope != "":
+		den = scopeDenied(d)
+	case !ok:
 		den = newDenied(d.Reason)
 	}
 	b := &deniedBlock{}
@@ -304,6 +312,9 @@ func (a *Authorization) observe(d *authz.Decision, start time.Time, transport st
 	attrs := []any{"reason", d.Reason, "transport", transport}
 	if d.RevokedBy != "" {
 		attrs = append(attrs, "kind", d.RevokedBy)
+	}
+	if d.Rule != "" {
+		attrs = append(attrs, "rule", d.Rule)
 	}
 	if d.Claims.TokenID != "" {
 		attrs = append(attrs, "iss", d.Claims.Issuer, "token_id", d.Claims.TokenID)

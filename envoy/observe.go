@@ -83,11 +83,12 @@ func grpcRequest(req *authv3.CheckRequest) Request {
 // httpRequest returns the facts of a forward-auth request: the original
 // request's method, host and URI as the proxy forwards them.
 func httpRequest(r *http.Request) Request {
+	rt := httpRoute(r)
 	q := Request{
 		Transport: "http",
-		Method:    firstOf(r.Header.Get("X-Forwarded-Method"), r.Header.Get("X-Original-Method"), r.Method),
-		Host:      firstOf(r.Header.Get("X-Forwarded-Host"), r.Host),
-		Path:      firstOf(r.Header.Get("X-Forwarded-Uri"), r.Header.Get("X-Original-URI"), r.URL.RequestURI()),
+		Method:    rt.Method,
+		Host:      rt.Host,
+		Path:      rt.Path,
 		RequestID: r.Header.Get("X-Request-Id"),
 		UserAgent: r.UserAgent(),
 	}

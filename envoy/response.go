@@ -18,7 +18,7 @@ type denial struct {
 // unavailable reports whether a deny is a temporary condition of jwtguard
 // (not ready, revocation source unreachable) rather than a bad token.
 func unavailable(r authz.Reason) bool {
-	return r == authz.ReasonNotReady || r == authz.ReasonUnavailable
+	return r == authz.ReasonNotReady || r == authz.ReasonUnavailable || r == authz.ReasonIntrospectionUnavailable
 }
 
 // denialFor renders the client-facing deny of reason (RFC 6750 section 3).
@@ -43,6 +43,17 @@ func denialFor(r authz.Reason) denial {
 		}
 	case unavailable(r):
 		return denial{status: http.StatusServiceUnavailable, body: body("temporarily_unavailable")}
+	case r == authz.ReasonInsufficientScope || r == authz.ReasonClaimMismatch:
+		// A good token without the privileges the route needs (RFC 6750
+		// 3.1); scopeDenial adds the scope parameter.
+		return denial{
+			status:          http.StatusForbidden,
+			wwwAuthenticate: `Bearer error="insufficient_scope", error_description="` + string(r) + `"`,
+			body:            body("insufficient_scope"),
+		}
+	case r == authz.ReasonNoRule:
+		// No rule admits the route: no token would help.
+		return denial{status: http.StatusForbidden, body: body("access_denied")}
 	default:
 		return denial{
 			status:          http.StatusUnauthorized,

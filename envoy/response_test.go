@@ -13,8 +13,10 @@ import (
 // (forward-auth renders the same denial; TestCheckResponseMapping runs
 // both transports for a reason of each class): RFC 6750's invalid_token (401, with the reason in the
 // challenge) for a bad token, a bare challenge for a missing one,
-// invalid_request (400) for several credentials, and 503 without a
-// challenge when jwtguard cannot decide.
+// invalid_request (400) for several credentials, insufficient_scope (403)
+// for a good token without the route's privileges, a bare 403 when no rule
+// admits the route, and 503 without a challenge when jwtguard cannot
+// decide.
 func TestDenialOfEveryReason(t *testing.T) {
 	for _, r := range authz.Reasons {
 		if r == authz.ReasonOK {
@@ -29,8 +31,13 @@ func TestDenialOfEveryReason(t *testing.T) {
 			case authz.ReasonMultipleTokens:
 				code, status, errCode = codes.InvalidArgument, http.StatusBadRequest, "invalid_request"
 				challenge = `Bearer error="invalid_request", error_description="multiple_tokens"`
-			case authz.ReasonNotReady, authz.ReasonUnavailable:
+			case authz.ReasonNotReady, authz.ReasonUnavailable, authz.ReasonIntrospectionUnavailable:
 				code, status, errCode, challenge = codes.Unavailable, http.StatusServiceUnavailable, "temporarily_unavailable", ""
+			case authz.ReasonInsufficientScope, authz.ReasonClaimMismatch:
+				code, status, errCode = codes.PermissionDenied, http.StatusForbidden, "insufficient_scope"
+				challenge = `Bearer error="insufficient_scope", error_description="` + string(r) + `"`
+			case authz.ReasonNoRule:
+				code, status, errCode, challenge = codes.PermissionDenied, http.StatusForbidden, "access_denied", ""
 			}
 			body := `{"error":"` + errCode + `","reason":"` + string(r) + `"}`
 

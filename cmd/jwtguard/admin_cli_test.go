@@ -115,6 +115,8 @@ func TestRevokeModes(t *testing.T) {
 	onlyUpper, upperInput := testJWT(t, map[string]any{"iss": "https://idp", "JTI": "fake", "exp": exp.Unix()})
 	upperSum := sha256.Sum256([]byte(upperInput))
 	tokenFile := writeTestFile(t, "token.jwt", withJTI+"\n")
+	opaque := "2YotnFZFEjr1zCsicMWpAA"
+	opaqueSum := sha256.Sum256([]byte(opaque))
 	before := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 	tests := []struct {
 		name       string
@@ -128,6 +130,8 @@ func TestRevokeModes(t *testing.T) {
 		{"token with jti and JTI", []string{"--token", caseJTI}, authz.Record{Kind: authz.KindToken, Issuer: "https://idp", Value: "real"}, exp.Add(30 * time.Second), false},
 		{"token with JTI only", []string{"--token", onlyUpper}, authz.Record{Kind: authz.KindToken, Issuer: "https://idp", Value: authz.TokenHashPrefix + hex.EncodeToString(upperSum[:])}, exp.Add(30 * time.Second), false},
 		{"token from file", []string{"--token-file", tokenFile}, authz.Record{Kind: authz.KindToken, Issuer: "https://idp", Value: "jti-7"}, exp.Add(30 * time.Second), false},
+		// An opaque token: the sha256 of the whole token, as the checker names it.
+		{"opaque token", []string{"--token", opaque, "--issuer", "https://as"}, authz.Record{Kind: authz.KindToken, Issuer: "https://as", Value: authz.TokenHashPrefix + hex.EncodeToString(opaqueSum[:])}, time.Time{}, false},
 		{"jti", []string{"--jti", "j-1", "--issuer", "https://idp"}, authz.Record{Kind: authz.KindToken, Issuer: "https://idp", Value: "j-1"}, time.Time{}, false},
 		{"subject now", []string{"--subject", "bob"}, authz.Record{Kind: authz.KindSubject, Value: "bob"}, time.Time{}, true},
 		{"subject before", []string{"--subject", "bob", "--before", "2030-01-02T03:04:05Z", "--issuer", "https://idp"}, authz.Record{Kind: authz.KindSubject, Issuer: "https://idp", Value: "bob", Before: before}, time.Time{}, false},
@@ -147,7 +151,7 @@ func TestRevokeModes(t *testing.T) {
 			if err != nil {
 				t.Fatalf("revoke: %v\nstderr: %s", err, stderr)
 			}
-			for _, jwt := range []string{withJTI, noJTI} {
+			for _, jwt := range []string{withJTI, noJTI, opaque} {
 				if strings.Contains(stdout+stderr, jwt) {
 					t.Fatal("the output holds a whole JWT")
 				}
@@ -199,7 +203,9 @@ func TestRevokeUsageErrors(t *testing.T) {
 		{"issuer-before without issuer", []string{"--issuer-before", "2030-01-02T03:04:05Z"}, "needs --issuer"},
 		{"bad time", []string{"--subject", "bob", "--before", "yesterday"}, "RFC 3339"},
 		{"before with jti", []string{"--jti", "j", "--issuer", "i", "--before", "2030-01-02T03:04:05Z"}, "--before applies to --subject"},
-		{"not a JWT", []string{"--token", "abc"}, "want 3"},
+		{"opaque token without issuer", []string{"--token", "abc"}, "needs --issuer"},
+		{"opaque token with odd characters", []string{"--token", "a\"c", "--issuer", "i"}, "characters"},
+		{"JWT with issuer", []string{"--token", "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJpIiwiZXhwIjo0MDAwMDAwMDAwfQ.c2ln", "--issuer", "i"}, "does not apply"},
 		{"JWT without iss", []string{"--token", "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIiwiZXhwIjo0MDAwMDAwMDAwfQ.c2ln"}, "no iss"},
 		{"expired token", []string{"--token", "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJpIiwiZXhwIjoxMDAwfQ.c2ln"}, "400 bad request"},
 		{"bad output", []string{"--kid", "k", "-o", "yaml"}, "want table or json"},

@@ -78,6 +78,7 @@ func runRevoke(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 what (exactly one):
   --token JWT | --token-file FILE   one token (its jti, or a hash of header.payload)
+  --token OPAQUE --issuer ISS       one opaque (introspected) token (a hash of it)
   --jti ID --issuer ISS             one token by id
   --subject SUB [--before T] [--issuer ISS]
                                     every token of a subject issued at or before T
@@ -270,9 +271,6 @@ func (f *revokeFlags) record(set map[string]bool) (authz.Record, error) {
 	}
 	switch {
 	case set["token"] || set["token-file"]:
-		if set["issuer"] {
-			return rec, errors.New("--issuer does not apply to --token: the token's iss is used")
-		}
 		jwt := f.token
 		if set["token-file"] {
 			b, err := os.ReadFile(f.tokenFile)
@@ -282,8 +280,16 @@ func (f *revokeFlags) record(set map[string]bool) (authz.Record, error) {
 			jwt = string(b)
 		}
 		tok, err := authz.TokenRecord(jwt)
-		if err != nil {
+		switch {
+		case errors.Is(err, authz.ErrOpaqueToken):
+			// An opaque token (introspected) names no issuer: --issuer does.
+			if tok, err = authz.OpaqueTokenRecord(jwt, f.issuer); err != nil {
+				return rec, fmt.Errorf("--token: %w (an opaque token needs --issuer)", err)
+			}
+		case err != nil:
 			return rec, fmt.Errorf("--token: %w", err)
+		case set["issuer"]:
+			return rec, errors.New("--issuer does not apply to --token: the token's iss is used")
 		}
 		tok.Reason, tok.Actor = rec.Reason, rec.Actor
 		return tok, nil

@@ -121,7 +121,7 @@ func (l *listFlag) Set(v string) error {
 }
 
 func (c *Config) flags(fs *flag.FlagSet) {
-	fs.StringVar(&c.ConfigFile, "config", "", "YAML `file` with any of these settings (keys are the flag names; a repeatable flag such as claim-header takes a list), plus a list of issuers under the key issuers and of identity providers under the key providers")
+	fs.StringVar(&c.ConfigFile, "config", "", "YAML `file` with any of these settings (keys are the flag names; a repeatable flag such as claim-header takes a list), plus a list of issuers under the key issuers, of per-route rules under the key rules (docs/rules.md) and of identity providers under the key providers")
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "ext_authz v3 gRPC, gRPC health and reflection listen address")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address: /healthz, /readyz, /metrics, forward-auth and identity-provider events (/idp/)")
 	fs.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, "admin API listen address (loopback only unless --admin-token-file is set)")
@@ -181,6 +181,8 @@ type fileIssuer struct {
 	Algs           []string `json:"algs"`
 	JWKSRefresh    string   `json:"jwks-refresh"`
 	JWKSMinRefetch string   `json:"jwks-min-refetch"`
+	// Introspection judges the issuer's opaque tokens (rules.go).
+	Introspection *fileIntrospection `json:"introspection"`
 }
 
 // Load fills c from args, then the environment, then the file.
@@ -213,6 +215,11 @@ func Load(args []string, env func(string) string, fs *flag.FlagSet) (*Config, er
 				dec.DisallowUnknownFields()
 				if err := dec.Decode(&fileIssuers); err != nil {
 					return nil, fmt.Errorf("config file %s: issuers: %w", c.ConfigFile, err)
+				}
+				continue
+			case "rules":
+				if c.Authz.Rules, err = decodeRules(val); err != nil {
+					return nil, fmt.Errorf("config file %s: rules: %w", c.ConfigFile, err)
 				}
 				continue
 			case "providers":
@@ -316,6 +323,12 @@ func (c *Config) finish(fileIssuers []fileIssuer) error {
 				return fmt.Errorf("issuers[%d]: %s: %w", i, d.key, err)
 			}
 			*d.dst = v
+		}
+		if fi.Introspection != nil {
+			var err error
+			if ic.Introspection, err = fi.Introspection.config(); err != nil {
+				return fmt.Errorf("issuers[%d]: %w", i, err)
+			}
 		}
 		c.Authz.Issuers = append(c.Authz.Issuers, ic)
 	}

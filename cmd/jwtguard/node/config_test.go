@@ -87,3 +87,60 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		})
 	}
 }
+
+func TestConfigRulesAndIntrospection(t *testing.T) {
+	secret := filepath.Join(t.TempDir(), "client.secret")
+	if err := os.WriteFile(secret, []byte("s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file := `
+issuers:
+  - issuer: https://a.test
+    jwks-url: https://a.test/jwks
+  - issuer: https://as.test
+    audiences: [api]
+    introspection:
+      url: https://as.test/introspect
+      client-id: jwtguard
+      client-secret-file: ` + secret + `
+      scopes: [read]
+      cache-ttl: 30s
+      cache-size: 500
+      timeout: 1s
+rules:
+  - name: public
+    match: { path-prefix: /public }
+    public: true
+  - name: orders
+    match: { context-extensions: { service: orders }, methods: [POST] }
+    scopes: [orders:write]
+    claims:
+      - { claim: tenant, equals-header: x-tenant }
+  - name: default
+`
+	c, err := loadFor(t, file, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := c.Authz.Issuers[1].Introspection
+	if in == nil || in.URL != "https://as.test/introspect" || in.CacheTTL != 30*time.Second || in.CacheSize != 500 || in.Timeout != time.Second || in.Scopes[0] != "read" {
+		t.Errorf("introspection %+v", in)
+	}
+	if r := c.Authz.Rules; len(r) != 3 || r[1].Match.ContextExtensions["service"] != "orders" || r[1].Claims[0].EqualsHeader != "x-tenant" || !r[0].Public {
+		t.Errorf("rules %+v", r)
+	}
+
+	for _, tc := range []struct{ name, file, want string }{
+		{"unknown rule key", "issuers: [{issuer: a, jwks-url: https://a.test/j}]\nrules: [{name: x, requires: y}]\n", "unknown field"},
+		{"bad rule", "issuers: [{issuer: a, jwks-url: https://a.test/j}]\nrules: [{}, {match: {path: /x}}]\n", "default rule last"},
+		{"rule names an unknown issuer", "issuers: [{issuer: a, jwks-url: https://a.test/j}]\nrules: [{issuers: [b]}]\n", "not a configured issuer"},
+		{"plain http introspection", "issuers: [{issuer: a, introspection: {url: 'http://as.test/i', client-id: c, client-secret-file: /s}}]\n", "loopback"},
+		{"bad ttl", "issuers: [{issuer: a, introspection: {url: 'https://as.test/i', client-id: c, client-secret-file: /s, cache-ttl: soon}}]\n", "cache-ttl"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := loadFor(t, tc.file, nil); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
