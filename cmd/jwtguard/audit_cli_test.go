@@ -41,7 +41,7 @@ func TestMeshAuditTrail(t *testing.T) {
 	m := newMesh(t, 0)
 	for i := range 2 {
 		m.dirs = append(m.dirs, t.TempDir())
-		m.nodes = append(m.nodes, m.start(t, i, "--node-name", []string{"node-a", "node-b"}[i]))
+		m.nodes = append(m.nodes, m.start(t, i, "--node-id", []string{"node-a", "node-b"}[i]))
 	}
 	if st := revokeVia(t, m.nodes[0], "a"); st != 201 {
 		t.Fatalf("revoke through node 0: %d", st)
@@ -197,7 +197,7 @@ func TestServeRecordsAuthFailureAndKeySetChange(t *testing.T) {
 	writeJWKS(k1)
 	conf := writeTestFile(t, "jwtguard.yaml", "issuers:\n- issuer: "+iss+"\n  audiences: [api]\n  jwks-file: "+jwks+"\n  jwks-min-refetch: 0s\n")
 	tokenFile := writeTestFile(t, "admin-token", cliAdminToken)
-	s := startServe(t, "--config", conf, "--data-dir", t.TempDir(), "--admin-token-file", tokenFile, "--node-name", "edge-1", "--log-level", "error")
+	s := startServe(t, "--config", conf, "--data-dir", t.TempDir(), "--admin-token-file", tokenFile, "--node-id", "edge-1", "--log-level", "error")
 	sign := func(k *mint.Key) string {
 		now := time.Now()
 		tok, err := k.Sign(map[string]any{"iss": iss, "aud": "api", "sub": "u", "jti": k.KID, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()})

@@ -30,7 +30,7 @@ func (n *Node) openAudit() error {
 	default:
 		return fmt.Errorf("audit trail: source %T keeps none", n.src)
 	}
-	n.audit = audit.NewLog(store, audit.WithNode(n.cfg.NodeName))
+	n.audit = audit.NewLog(store, audit.WithNode(n.id))
 	n.failures = audit.NewThrottle(n.audit, admin.AuthFailureBurst, admin.AuthFailureWindow)
 	n.keyChanges = make(chan audit.Entry, keyChangesQueued)
 	return nil

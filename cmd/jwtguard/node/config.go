@@ -17,7 +17,6 @@ import (
 	"github.com/jwtguard/jwtguard/authz"
 	"github.com/jwtguard/jwtguard/bloom"
 	"github.com/jwtguard/jwtguard/envoy"
-	"github.com/jwtguard/jwtguard/sync/audit"
 	"github.com/jwtguard/jwtguard/sync/idp"
 )
 
@@ -35,8 +34,6 @@ type Config struct {
 	LogFormat      string
 	LogLevel       string
 	Dev            bool
-	// NodeName names the node in the audit trail (default: the host name).
-	NodeName string
 
 	TLS                 envoy.TLSConfig
 	RemoveAuthorization bool
@@ -74,12 +71,7 @@ type Config struct {
 }
 
 func DefaultConfig() Config {
-	name, err := os.Hostname()
-	if err != nil || name == "" {
-		name = "jwtguard"
-	}
 	return Config{
-		NodeName:          name,
 		GRPCAddr:          ":9191",
 		HTTPAddr:          ":8181",
 		AdminAddr:         "127.0.0.1:8182",
@@ -130,7 +122,6 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Source, "source", c.Source, "revocation source: embedded, or a redis:// or rediss:// URL (user:password@ for ACL, /db)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
-	fs.StringVar(&c.NodeName, "node-name", c.NodeName, "this node's name in the audit trail")
 	fs.BoolVar(&c.Dev, "dev", false, "development mode: generate a signing key in the data dir, serve its JWKS, print a token to try")
 
 	fs.StringVar(&c.TLS.CertFile, "tls-cert", "", "PEM certificate for TLS on the gRPC listener")
@@ -144,7 +135,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.RebuildInterval, "rebuild-interval", c.RebuildInterval, "how often the filter is refreshed from the source to drop expired revocations")
 	fs.DurationVar(&c.PublishInterval, "publish-interval", c.PublishInterval, "with Redis: how often the node holding the publisher lease publishes a filter snapshot (0: never; use jwtguard publish)")
 	c.Redis.Register(fs)
-	fs.StringVar(&c.NodeID, "node-id", "", "the node's name in the mesh status (default: host name and gRPC port)")
+	fs.StringVar(&c.NodeID, "node-id", "", "the node's name in the mesh status, the audit trail and the decision log (default: host name and gRPC port)")
 	fs.DurationVar(&c.HeartbeatInterval, "heartbeat-interval", c.HeartbeatInterval, "how often the node reports its status through the source when nothing changes (its report lapses after three)")
 
 	fs.StringVar(&c.issuer, "issuer", "", "accepted issuer (iss); more issuers through the config file")
@@ -387,8 +378,6 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("heartbeat-interval: %s, want 100ms to 1h", c.HeartbeatInterval)
 	case len(c.NodeID) > 200 || strings.ContainsFunc(c.NodeID, func(r rune) bool { return r <= ' ' || r == 0x7f }):
 		return fmt.Errorf("node-id: %q, want at most 200 characters without spaces or control characters", c.NodeID)
-	case c.NodeName == "" || len(c.NodeName) > audit.MaxField:
-		return fmt.Errorf("node-name: %d bytes, want 1 to %d", len(c.NodeName), audit.MaxField)
 	}
 	if IsRedisURL(c.Source) {
 		if err := c.Redis.validateAudit(); err != nil {

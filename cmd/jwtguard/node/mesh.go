@@ -14,8 +14,8 @@ import (
 // per minReportGap when its position moves, one per heartbeat otherwise.
 const minReportGap = 250 * time.Millisecond
 
-// nodeID is the node's name in the mesh status: --node-id, else the host
-// name and the gRPC port.
+// nodeID is the node's name in the mesh status, the audit trail and the
+// decision log: --node-id, else the host name and the gRPC port.
 func (n *Node) nodeID() string {
 	if n.cfg.NodeID != "" {
 		return n.cfg.NodeID
@@ -54,7 +54,7 @@ func (n *Node) report(ctx context.Context) {
 	if !ok {
 		return
 	}
-	id := n.nodeID()
+	id := n.id
 	t := time.NewTicker(minReportGap)
 	defer t.Stop()
 	var last source.NodeStatus

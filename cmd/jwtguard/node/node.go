@@ -37,6 +37,7 @@ import (
 // the maintenance. New assembles it, Run serves until its context ends.
 type Node struct {
 	cfg       *Config
+	id        string // the node's name (see nodeID)
 	log       *slog.Logger
 	out       io.Writer // where --dev prints how to try it
 	src       source.Source
@@ -115,6 +116,11 @@ func New(cfg *Config, opts ...Option) (n *Node, err error) {
 			return n, err
 		}
 	}
+	// The gRPC listener first: the node's default name holds its port.
+	if n.grpcLis, err = net.Listen("tcp", c.GRPCAddr); err != nil {
+		return n, fmt.Errorf("grpc-addr: %w", err)
+	}
+	n.id = n.nodeID()
 	if n.src, err = openSource(&c); err != nil {
 		return n, err
 	}
@@ -166,9 +172,6 @@ func New(cfg *Config, opts ...Option) (n *Node, err error) {
 	}, admin.WithLogger(n.log), admin.WithStatus(n.status), admin.WithAuditTrail(n.audit))
 	n.adminSrv = adminLimits.server(console.Mount(console.New(api, rates, console.Config{Token: adminToken, Log: n.log}), api))
 
-	if n.grpcLis, err = net.Listen("tcp", c.GRPCAddr); err != nil {
-		return n, fmt.Errorf("grpc-addr: %w", err)
-	}
 	if n.httpLis, err = net.Listen("tcp", c.HTTPAddr); err != nil {
 		return n, fmt.Errorf("http-addr: %w", err)
 	}
