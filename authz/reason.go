@@ -29,6 +29,9 @@ const (
 	ReasonRevoked         Reason = "revoked"
 	ReasonUnavailable     Reason = "revocation_unavailable" // a filter "maybe" that could not be confirmed
 	ReasonNotReady        Reason = "not_ready"
+	// ReasonBlocked: a detector's block policy denies this address, token,
+	// session or subject on this node for a while (see envoy/detect).
+	ReasonBlocked Reason = "blocked"
 )
 
 // Reasons lists every reason, for metrics that pre-create one series each.
@@ -36,5 +39,5 @@ var Reasons = []Reason{
 	ReasonOK, ReasonMissingToken, ReasonMultipleTokens, ReasonMalformed, ReasonTooLarge, ReasonUnsupported,
 	ReasonBadAlgorithm, ReasonBadSignature, ReasonUnknownKey, ReasonExpired,
 	ReasonNotYetValid, ReasonIssuedInFuture, ReasonWrongIssuer, ReasonWrongAudience,
-	ReasonLifetimeTooLong, ReasonRevoked, ReasonUnavailable, ReasonNotReady,
+	ReasonLifetimeTooLong, ReasonRevoked, ReasonUnavailable, ReasonNotReady, ReasonBlocked,
 }

@@ -2,6 +2,8 @@ package envoy
 
 import (
 	"net/http"
+
+	"github.com/jwtguard/jwtguard/authz"
 	"strconv"
 	"strings"
 	"time"
@@ -23,7 +25,12 @@ const HeadersToRemove = "X-Envoy-Auth-Headers-To-Remove"
 // WWW-Authenticate and a JSON body.
 func (a *Authorization) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	d := a.decide(r.Context(), r.Header)
+	var d authz.Decision
+	if a.blocker != nil && a.blocker.BlockedAddr(httpSource(r), start) {
+		d = authz.Decision{Reason: authz.ReasonBlocked}
+	} else {
+		d = a.decide(r.Context(), r.Header, start)
+	}
 	a.observe(&d, start, "http")
 	if len(a.observers) > 0 {
 		q := httpRequest(r)

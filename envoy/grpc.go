@@ -42,6 +42,7 @@ type Authorization struct {
 	denyLog    denyLog
 	removeAuth bool
 	observers  []Observer
+	blocker    Blocker
 }
 
 // AuthorizationOption configures an Authorization.
@@ -80,7 +81,12 @@ func NewAuthorization(c *authz.Checker, opts ...AuthorizationOption) *Authorizat
 // Check implements envoy.service.auth.v3.Authorization/Check.
 func (a *Authorization) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	start := time.Now()
-	d := a.decide(ctx, requestHeaders(req))
+	var d authz.Decision
+	if a.blocker != nil && a.blocker.BlockedAddr(grpcSource(req), start) {
+		d = authz.Decision{Reason: authz.ReasonBlocked}
+	} else {
+		d = a.decide(ctx, requestHeaders(req), start)
+	}
 	a.observe(&d, start, "grpc")
 	if len(a.observers) > 0 {
 		r := grpcRequest(req)
@@ -92,9 +98,14 @@ func (a *Authorization) Check(ctx context.Context, req *authv3.CheckRequest) (*a
 	return deniedResponse(&d), nil
 }
 
-// decide is the checker's decision on h, the same for both adapters.
-func (a *Authorization) decide(ctx context.Context, h authz.Headers) authz.Decision {
-	return a.checker.Check(ctx, h)
+// decide is the checker's decision on h, the same for both adapters: a
+// token, session or subject the blocker holds is denied blocked.
+func (a *Authorization) decide(ctx context.Context, h authz.Headers, now time.Time) authz.Decision {
+	d := a.checker.Check(ctx, h)
+	if a.blocker != nil && d.Claims.TokenID != "" && a.blocker.BlockedToken(d.Claims.Issuer, d.Claims.TokenID, d.Claims.Session, d.Claims.Subject, now) {
+		return authz.Decision{Reason: authz.ReasonBlocked, Claims: d.Claims}
+	}
+	return d
 }
 
 // requestHeaders returns the original request's headers: Envoy sends them
@@ -188,6 +199,8 @@ func newDenied(r authz.Reason) *denied {
 		code = codes.Unavailable
 	case den.status == http.StatusBadRequest:
 		code = codes.InvalidArgument
+	case den.status == http.StatusForbidden:
+		code = codes.PermissionDenied
 	}
 	headers := []*corev3.HeaderValueOption{{
 		Header:       &corev3.HeaderValue{Key: "content-type", Value: "application/json"},

@@ -43,6 +43,11 @@ func denialFor(r authz.Reason) denial {
 		}
 	case unavailable(r):
 		return denial{status: http.StatusServiceUnavailable, body: body("temporarily_unavailable")}
+	case r == authz.ReasonBlocked:
+		// A detector blocks the client for a while: whatever credential it
+		// presents, retrying with it will not help, so 403 and no
+		// challenge (RFC 9110 15.5.4).
+		return denial{status: http.StatusForbidden, body: body("access_denied")}
 	default:
 		return denial{
 			status:          http.StatusUnauthorized,

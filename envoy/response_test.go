@@ -13,7 +13,8 @@ import (
 // (forward-auth renders the same denial; TestCheckResponseMapping runs
 // both transports for a reason of each class): RFC 6750's invalid_token (401, with the reason in the
 // challenge) for a bad token, a bare challenge for a missing one,
-// invalid_request (400) for several credentials, and 503 without a
+// invalid_request (400) for several credentials, 403 without a challenge
+// for a client a detector blocks, and 503 without a
 // challenge when jwtguard cannot decide.
 func TestDenialOfEveryReason(t *testing.T) {
 	for _, r := range authz.Reasons {
@@ -31,6 +32,8 @@ func TestDenialOfEveryReason(t *testing.T) {
 				challenge = `Bearer error="invalid_request", error_description="multiple_tokens"`
 			case authz.ReasonNotReady, authz.ReasonUnavailable:
 				code, status, errCode, challenge = codes.Unavailable, http.StatusServiceUnavailable, "temporarily_unavailable", ""
+			case authz.ReasonBlocked:
+				code, status, errCode, challenge = codes.PermissionDenied, http.StatusForbidden, "access_denied", ""
 			}
 			body := `{"error":"` + errCode + `","reason":"` + string(r) + `"}`
 
