@@ -54,11 +54,11 @@ func Actor(n Name) string { return "jwtguard/auto:" + string(n) }
 // event is what the worker needs of one decision: the hot path copies it
 // into the queue.
 type event struct {
-	t                        int64 // unix nanoseconds
-	reason                   authz.Reason
-	src                      netip.Addr
-	ua                       string
-	iss, sub, tid, sid     string
+	t                  int64 // unix nanoseconds
+	reason             authz.Reason
+	src                netip.Addr
+	ua                 string
+	iss, sub, tid, sid string
 }
 
 // eventBytes is the size of a queued event with its strings (they point
