@@ -24,6 +24,7 @@ import (
 	"github.com/jwtguard/jwtguard/bloom"
 	"github.com/jwtguard/jwtguard/cmd/jwtguard/console"
 	"github.com/jwtguard/jwtguard/envoy"
+	"github.com/jwtguard/jwtguard/envoy/detect"
 	"github.com/jwtguard/jwtguard/sync/admin"
 	"github.com/jwtguard/jwtguard/sync/audit"
 	"github.com/jwtguard/jwtguard/sync/embedded"
@@ -51,6 +52,7 @@ type Node struct {
 	failures  *audit.Throttle  // admin authentication failures, bounded
 	// keyChanges queues key set changes for the audit trail.
 	keyChanges chan audit.Entry
+	detectors  *detect.Engine // nil unless detectors are configured
 
 	grpcSrv                    *grpc.Server
 	httpSrv, adminSrv          *http.Server
@@ -143,13 +145,29 @@ func New(cfg *Config, opts ...Option) (n *Node, err error) {
 		}
 	}
 
+	if n.grpcLis, err = net.Listen("tcp", c.GRPCAddr); err != nil {
+		return n, fmt.Errorf("grpc-addr: %w", err)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.registerMetrics(reg)
 	rates := console.NewRates()
-	authzSvc := envoy.NewAuthorization(n.checker,
+	authzOpts := []envoy.AuthorizationOption{
 		envoy.WithMetrics(envoy.NewMetrics(reg)), envoy.WithLogger(n.log), envoy.WithRemoveAuthorization(c.RemoveAuthorization),
-		envoy.WithObserver(rates))
+		envoy.WithObserver(rates),
+	}
+	if len(c.Detectors.Detectors) > 0 {
+		dc := c.Detectors
+		dc.Node = nodeName(n.grpcLis.Addr())
+		n.detectors, err = detect.New(dc, detect.WithLogger(n.log), detect.WithRegisterer(reg),
+			detect.WithRevoker(sourceRevoker{admin.SourceRevoker{Source: n.src, Config: admin.Config{MaxTokenLifetime: c.Authz.MaxTokenLifetime, Leeway: c.Authz.Leeway}}}),
+			detect.WithAuditor(logAuditor{n.log}))
+		if err != nil {
+			return n, err
+		}
+		authzOpts = append(authzOpts, envoy.WithObserver(n.detectors), envoy.WithBlocker(n.detectors))
+	}
+	authzSvc := envoy.NewAuthorization(n.checker, authzOpts...)
 	if n.grpcSrv, err = envoy.NewGRPCServer(authzSvc, n.health, c.TLS); err != nil {
 		return n, err
 	}
@@ -166,9 +184,6 @@ func New(cfg *Config, opts ...Option) (n *Node, err error) {
 	}, admin.WithLogger(n.log), admin.WithStatus(n.status), admin.WithAuditTrail(n.audit))
 	n.adminSrv = adminLimits.server(console.Mount(console.New(api, rates, console.Config{Token: adminToken, Log: n.log}), api))
 
-	if n.grpcLis, err = net.Listen("tcp", c.GRPCAddr); err != nil {
-		return n, fmt.Errorf("grpc-addr: %w", err)
-	}
 	if n.httpLis, err = net.Listen("tcp", c.HTTPAddr); err != nil {
 		return n, fmt.Errorf("http-addr: %w", err)
 	}
@@ -251,6 +266,10 @@ func (n *Node) Run(ctx context.Context) error {
 		go func() { defer wg.Done(); n.follower.Run(ctx) }()
 		go func() { defer wg.Done(); n.maintain(ctx) }()
 		go func() { defer wg.Done(); n.watchReadiness(ctx) }()
+		if n.detectors != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); n.detectors.Run(ctx) }()
+		}
 		if n.publisher != nil {
 			wg.Add(1)
 			go func() { defer wg.Done(); n.publisher.Run(ctx) }()
