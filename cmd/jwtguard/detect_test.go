@@ -328,3 +328,31 @@ detectors:
 		t.Fatalf("%d records for %v revocations", len(recs), revoked)
 	}
 }
+
+// TestDetectorCatchesReplaySpreadOverTheMesh: a token replayed from 12
+// addresses spread over 3 nodes, each seeing 4 (under the threshold of
+// 10), is still revoked: the nodes share what they saw through Redis.
+func TestDetectorCatchesReplaySpreadOverTheMesh(t *testing.T) {
+	m := newMesh(t, 3, detectorsFile(t, `
+detectors:
+  share-interval: 50ms
+  token-addresses: {threshold: 10, window: 1m, policy: revoke-token, share-from: 2}
+`)...)
+	tok := m.token(t, "spread")
+	for i := range 12 {
+		s := m.nodes[i%3]
+		if code, msg := s.checkFrom(t, tok, fmt.Sprintf("198.51.100.%d", i+1)); code != codes.OK && msg != "revoked" {
+			t.Fatalf("replay %d: %v %s", i, code, msg)
+		}
+	}
+	m.waitRevoked(t, tok, time.Now(), m.nodes...)
+	recs := m.nodes[0].revocations(t)
+	if len(recs) != 1 || recs[0].Actor != "jwtguard/auto:token-addresses" || !strings.Contains(recs[0].Reason, "across the mesh") {
+		t.Fatalf("records %+v, want one mesh-wide revocation (claimed by one node)", recs)
+	}
+	for i, s := range m.nodes {
+		if local := s.metric(t, "jwtguard_detector_fired_total", `outcome="revoked"`); local > 1 {
+			t.Fatalf("node %d revoked %v times", i, local)
+		}
+	}
+}

@@ -81,6 +81,12 @@ type DetectorConfig struct {
 	// Candidates bounds the tokens, sessions or addresses tracked at
 	// once (least recently seen evicted first).
 	Candidates int
+	// ShareFrom (token-addresses only): with a mesh-wide store, a
+	// candidate seen from this many distinct addresses on this node is
+	// shared, so that a token replayed over several nodes, each seeing
+	// few, is still caught; 0 never shares. A candidate past the
+	// threshold on this node fires without the mesh.
+	ShareFrom int
 }
 
 // Config is the detectors' settings: the file's "detectors" section. A
@@ -101,6 +107,12 @@ type Config struct {
 	MaxBlocks int
 	// Allow exempts known fan-out clients from every detector.
 	Allow Allowlist
+	// ShareInterval is how often the mesh-wide sets are written, in one
+	// batch of at most ShareBatch candidates: the bound on this node's
+	// write rate to the store (ShareBatch/ShareInterval candidates a
+	// second, three commands each).
+	ShareInterval time.Duration
+	ShareBatch    int
 	// Detectors are the detectors that run, with their settings.
 	Detectors map[Name]DetectorConfig
 }
@@ -114,7 +126,7 @@ type Allowlist struct {
 
 // DefaultConfig is the global settings with no detector running.
 func DefaultConfig() Config {
-	return Config{QueueSize: 8192, MaxRevocationsPerMinute: 10, MaxBlocks: 10000}
+	return Config{QueueSize: 8192, MaxRevocationsPerMinute: 10, MaxBlocks: 10000, ShareInterval: 250 * time.Millisecond, ShareBatch: 256}
 }
 
 // DefaultDetector is the settings of detector n before the file's.
@@ -122,7 +134,7 @@ func DefaultDetector(n Name) DetectorConfig {
 	d := DetectorConfig{Policy: Observe, BlockFor: 15 * time.Minute, Per: PerToken, Candidates: 10000, Window: 5 * time.Minute}
 	switch n {
 	case TokenAddresses:
-		d.Threshold = 10
+		d.Threshold, d.ShareFrom = 10, 2
 	case TokenUserAgents:
 		d.Threshold = 5
 	case TokenRate:
@@ -149,6 +161,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("detectors: max-revocations-per-minute %d, want 0 or more", c.MaxRevocationsPerMinute)
 	case c.MaxBlocks < 1:
 		return fmt.Errorf("detectors: max-blocks %d, want 1 or more", c.MaxBlocks)
+	case c.ShareInterval < 10*time.Millisecond:
+		return fmt.Errorf("detectors: share-interval %s, want at least 10ms", c.ShareInterval)
+	case c.ShareBatch < 1 || c.ShareBatch > 10000:
+		return fmt.Errorf("detectors: share-batch %d, want 1 to 10000", c.ShareBatch)
 	}
 	for n, d := range c.Detectors {
 		if !slices.Contains(Names, n) {
@@ -182,6 +198,10 @@ func (d *DetectorConfig) validate(n Name) error {
 		return fmt.Errorf("per %q, want token or session", d.Per)
 	case d.Candidates < 1 || d.Candidates > 10_000_000:
 		return fmt.Errorf("candidates %d, want 1 to 10000000", d.Candidates)
+	case d.ShareFrom < 0:
+		return fmt.Errorf("share-from %d, want 0 (never) or more", d.ShareFrom)
+	case d.ShareFrom != 0 && n != TokenAddresses:
+		return fmt.Errorf("share-from: only token-addresses shares")
 	}
 	return nil
 }
@@ -202,6 +222,7 @@ type fileDetector struct {
 	BlockFor   string `json:"block-for"`
 	Per        string `json:"per"`
 	Candidates int    `json:"candidates"`
+	ShareFrom  *int   `json:"share-from"`
 }
 
 // fileAllow is the file's allowlist.
@@ -235,6 +256,13 @@ func (c *Config) Decode(raw []byte) error {
 			err = json.Unmarshal(v, &c.MaxRevocationsPerMinute)
 		case "max-blocks":
 			err = json.Unmarshal(v, &c.MaxBlocks)
+		case "share-batch":
+			err = json.Unmarshal(v, &c.ShareBatch)
+		case "share-interval":
+			var raw string
+			if err = json.Unmarshal(v, &raw); err == nil {
+				c.ShareInterval, err = time.ParseDuration(raw)
+			}
 		case "allow":
 			var fa fileAllow
 			if err = strict(v, &fa); err == nil {
@@ -243,7 +271,7 @@ func (c *Config) Decode(raw []byte) error {
 		default:
 			n := Name(key)
 			if !slices.Contains(Names, n) {
-				return fmt.Errorf("unknown key %q (want dry-run, queue-size, max-revocations-per-minute, max-blocks, allow, or a detector: %s)", key, joinNames())
+				return fmt.Errorf("unknown key %q (want dry-run, queue-size, max-revocations-per-minute, max-blocks, share-interval, share-batch, allow, or a detector: %s)", key, joinNames())
 			}
 			var fd fileDetector
 			if err = strict(v, &fd); err == nil {
@@ -270,6 +298,9 @@ func (fd fileDetector) config(n Name) (DetectorConfig, error) {
 	}
 	if fd.Candidates != 0 {
 		d.Candidates = fd.Candidates
+	}
+	if fd.ShareFrom != nil {
+		d.ShareFrom = *fd.ShareFrom
 	}
 	if fd.Policy != "" {
 		d.Policy = Policy(fd.Policy)
@@ -324,5 +355,6 @@ func (c *Config) MemoryBound() int64 {
 	b += int64(c.QueueSize) * eventBytes
 	b += int64(c.MaxBlocks) * blockBytes
 	b += recentSize * recentBytes
+	b += int64(c.ShareBatch) * shareQueueFactor * shareBytes
 	return b
 }

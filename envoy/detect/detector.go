@@ -27,8 +27,10 @@ type candidate struct {
 	start int64 // window start, unix nanoseconds
 	count int
 	fired bool // fired in this window
-	addrs []netip.Addr
-	uas   []uint64 // hashes of user agents
+	// shared counts the addrs already handed to the mesh.
+	shared int
+	addrs  []netip.Addr
+	uas    []uint64 // hashes of user agents
 }
 
 // candidateBytes is the most one candidate of detector n holds, with its
@@ -83,14 +85,14 @@ func (d *detector) key(e *Engine, ev *event) hkey {
 
 // see counts ev for candidate k and reports whether the candidate crossed
 // the threshold now (once per window), with the evidence.
-func (d *detector) see(k hkey, ev *event) (string, bool) {
+func (d *detector) see(k hkey, ev *event) (*candidate, string, bool) {
 	c, ok := d.table.Get(k)
 	if !ok {
 		c = &candidate{start: ev.t}
 		d.table.Add(k, c)
 	}
 	if ev.t-c.start >= d.window {
-		c.start, c.count, c.fired = ev.t, 0, false
+		c.start, c.count, c.fired, c.shared = ev.t, 0, false, 0
 		c.addrs, c.uas = c.addrs[:0], c.uas[:0]
 	}
 	c.count++
@@ -112,10 +114,10 @@ func (d *detector) see(k hkey, ev *event) (string, bool) {
 		n = c.count
 	}
 	if n <= limit || c.fired {
-		return "", false
+		return c, "", false
 	}
 	c.fired = true
-	return d.evidence(n, ev), true
+	return c, d.evidence(n, ev), true
 }
 
 // evidence says what the detector saw, for logs, records and the audit

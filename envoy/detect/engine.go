@@ -81,6 +81,7 @@ type Engine struct {
 	seed    [2]maphash.Seed
 
 	// Worker state.
+	share     shareState
 	recent    *simplelru.LRU[firedKey, int64]
 	capMinute int64
 	capCount  int
@@ -189,6 +190,13 @@ func (e *Engine) Run(ctx context.Context) {
 	defer e.inflight.Wait()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	var shareTick <-chan time.Time
+	if e.shared != nil {
+		t := time.NewTicker(e.cfg.ShareInterval)
+		defer t.Stop()
+		shareTick = t.C
+		e.share.start(ctx, e)
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -197,6 +205,11 @@ func (e *Engine) Run(ctx context.Context) {
 			e.process(ctx, &ev)
 		case now := <-tick.C:
 			e.pruneBlocks(now.UnixNano())
+		case <-shareTick:
+			e.share.flush(e)
+		case res := <-e.share.done:
+			e.share.busy = false
+			e.meshFindings(ctx, res)
 		}
 	}
 }
@@ -213,8 +226,11 @@ func (e *Engine) process(ctx context.Context, ev *event) {
 			continue
 		}
 		k := d.key(e, ev)
-		if evidence, fired := d.see(k, ev); fired {
+		c, evidence, fired := d.see(k, ev)
+		if fired {
 			e.fire(ctx, d, k, ev, evidence)
+		} else if d.name == TokenAddresses && e.shared != nil {
+			e.share.offer(e, d, k, c, ev)
 		}
 	}
 }
@@ -262,9 +278,23 @@ func (e *Engine) hashAddr(parts []string, a netip.Addr) hkey {
 
 // Shared counts distinct source addresses of one token across the mesh,
 // for the token-addresses detector: each node adds what it saw, and reads
-// how many distinct addresses every node together saw.
+// how many distinct addresses every node together saw (the Redis source
+// implements it).
 type Shared interface {
-	// Add adds addrs to the set of key, kept for ttl, and returns how many
-	// distinct addresses the set holds.
-	Add(ctx context.Context, key string, addrs []netip.Addr, ttl time.Duration) (int64, error)
+	// AddSightings adds each sighting's members to the mesh-wide set of
+	// its key, kept TTL, and returns the distinct members of each set.
+	AddSightings(ctx context.Context, batch []Sighting) ([]int64, error)
+	// Claim takes name for ttl unless a node holds it already: one node
+	// acts on a mesh-wide finding.
+	Claim(ctx context.Context, name string, ttl time.Duration) (bool, error)
 }
+
+// Sighting is what one node adds to a mesh-wide set.
+type Sighting struct {
+	Key     string
+	Members []string
+	TTL     time.Duration
+}
+
+// WithShared shares the token-addresses detector's candidates through s.
+func WithShared(s Shared) Option { return func(e *Engine) { e.shared = s } }

@@ -6,10 +6,12 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"time"
 
 	"github.com/jwtguard/jwtguard/authz"
 	"github.com/jwtguard/jwtguard/envoy/detect"
 	"github.com/jwtguard/jwtguard/sync/admin"
+	"github.com/jwtguard/jwtguard/sync/redis"
 )
 
 // sourceRevoker writes a detector's revocation to the node's source
@@ -23,6 +25,21 @@ func (r sourceRevoker) Revoke(ctx context.Context, rec authz.Record) (authz.Reco
 		return authz.Record{}, fmt.Errorf("automatic revocation: %w", err)
 	}
 	return stored[0], nil
+}
+
+// redisShared shares the detectors' candidates through the Redis source.
+type redisShared struct{ src *redis.Source }
+
+func (r redisShared) AddSightings(ctx context.Context, batch []detect.Sighting) ([]int64, error) {
+	sg := make([]redis.Sighting, len(batch))
+	for i, s := range batch {
+		sg[i] = redis.Sighting(s)
+	}
+	return r.src.AddSightings(ctx, sg)
+}
+
+func (r redisShared) Claim(ctx context.Context, name string, ttl time.Duration) (bool, error) {
+	return r.src.Claim(ctx, name, ttl)
 }
 
 // logAuditor writes the detectors' blocks and revocations to the log as

@@ -159,9 +159,13 @@ func New(cfg *Config, opts ...Option) (n *Node, err error) {
 	if len(c.Detectors.Detectors) > 0 {
 		dc := c.Detectors
 		dc.Node = nodeName(n.grpcLis.Addr())
-		n.detectors, err = detect.New(dc, detect.WithLogger(n.log), detect.WithRegisterer(reg),
+		dopts := []detect.Option{detect.WithLogger(n.log), detect.WithRegisterer(reg),
 			detect.WithRevoker(sourceRevoker{admin.SourceRevoker{Source: n.src, Config: admin.Config{MaxTokenLifetime: c.Authz.MaxTokenLifetime, Leeway: c.Authz.Leeway}}}),
-			detect.WithAuditor(logAuditor{n.log}))
+			detect.WithAuditor(logAuditor{n.log})}
+		if rs, ok := n.src.(*redis.Source); ok {
+			dopts = append(dopts, detect.WithShared(redisShared{rs}))
+		}
+		n.detectors, err = detect.New(dc, dopts...)
 		if err != nil {
 			return n, err
 		}
