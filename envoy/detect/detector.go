@@ -69,18 +69,17 @@ func newDetector(n Name, c DetectorConfig) (*detector, error) {
 func (d *detector) key(e *Engine, ev *event) hkey {
 	switch d.input {
 	case inBad:
-		return e.hashAddr(nil, ev.src)
+		return e.hash('a', "", "", ev.src)
 	case inRevoked, inExpired:
-		who := ev.sub
-		if who == "" {
-			who = "token:" + ev.tid
+		if ev.sub == "" {
+			return e.hash('t', ev.iss, ev.tid, ev.src)
 		}
-		return e.hashAddr([]string{ev.iss, who}, ev.src)
+		return e.hash('s', ev.iss, ev.sub, ev.src)
 	}
 	if d.cfg.Per == PerSession && ev.sid != "" {
-		return e.hash("sid", ev.iss, ev.sid)
+		return e.hash('S', ev.iss, ev.sid, netip.Addr{})
 	}
-	return e.hash("tok", ev.iss, ev.tid)
+	return e.hash('T', ev.iss, ev.tid, netip.Addr{})
 }
 
 // see counts ev for candidate k and reports whether the candidate crossed
