@@ -2,11 +2,11 @@ package envoy
 
 import (
 	"net/http"
-
-	"github.com/jwtguard/jwtguard/authz"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jwtguard/jwtguard/authz"
 )
 
 // HeadersToRemove is the header of a forward-auth answer listing, comma
