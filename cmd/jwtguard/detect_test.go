@@ -127,19 +127,29 @@ detectors:
 	m.waitRevoked(t, tok, time.Now(), m.nodes...)
 	recs := m.nodes[2].revocations(t)
 	if len(recs) != 1 || recs[0].Kind != authz.KindToken || recs[0].Value != "stolen" || recs[0].Actor != "jwtguard/auto:token-addresses" ||
-		!strings.Contains(recs[0].Reason, "more than 4 distinct addresses") || !strings.Contains(recs[0].Reason, m.nodes[0].grpcPort()) || recs[0].ExpiresAt.IsZero() {
+		!strings.Contains(recs[0].Reason, "more than 4 distinct addresses") || !strings.Contains(recs[0].Reason, "; node ") || recs[0].ExpiresAt.IsZero() {
 		t.Fatalf("records %+v, want one token record by jwtguard/auto:token-addresses naming node 0", recs)
 	}
 	if code, _ := m.nodes[1].checkFrom(t, other, "192.0.2.1"); code != codes.OK {
 		t.Fatal("a token used from one address was denied")
 	}
+	if trail := m.nodes[1].auditTrail(t); !strings.Contains(trail, `"actor":"jwtguard/auto:token-addresses"`) || !strings.Contains(trail, `"kind":"revoke"`) {
+		t.Fatalf("audit trail %s, want the automatic revocation", trail)
+	}
 }
 
-// grpcPort is the port of s's gRPC listener, which names the node in
-// automatic revocations.
-func (s *server) grpcPort() string {
-	return ":" + s.grpcAddr[strings.LastIndex(s.grpcAddr, ":")+1:]
+// auditTrail is the body of s's GET /v1/audit.
+func (s *server) auditTrail(t *testing.T) string {
+	t.Helper()
+	resp, err := http.Get("http://" + s.adminAddr + "/v1/audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return string(body)
 }
+
 
 // detectNode is one node with detectors on its embedded source.
 type detectNode struct {
@@ -201,6 +211,9 @@ detectors:
 	}
 	if code, _ := n.checkFrom(t, good, "203.0.113.8"); code != codes.OK {
 		t.Fatal("another address is denied")
+	}
+	if trail := n.auditTrail(t); !strings.Contains(trail, `"kind":"block"`) || !strings.Contains(trail, `"source":"203.0.113.7"`) {
+		t.Fatalf("audit trail %s, want the block", trail)
 	}
 	// The block ends after block-for.
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {

@@ -4,13 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
-	"os"
 	"time"
 
 	"github.com/jwtguard/jwtguard/authz"
 	"github.com/jwtguard/jwtguard/envoy/detect"
 	"github.com/jwtguard/jwtguard/sync/admin"
+	"github.com/jwtguard/jwtguard/sync/audit"
 	"github.com/jwtguard/jwtguard/sync/redis"
 )
 
@@ -42,30 +41,30 @@ func (r redisShared) Claim(ctx context.Context, name string, ttl time.Duration) 
 	return r.src.Claim(ctx, name, ttl)
 }
 
-// logAuditor writes the detectors' blocks and revocations to the log as
-// "audit" lines, until the audit trail takes them.
-type logAuditor struct{ log *slog.Logger }
+// trailAuditor records the detectors' blocks in the audit trail (their
+// revocations are recorded by the write path that stores them) and logs
+// every action.
+type trailAuditor struct {
+	trail audit.Recorder
+	log   *slog.Logger
+}
 
-func (a logAuditor) Audit(_ context.Context, e detect.AuditEntry) {
-	attrs := []any{"node", e.Node, "actor", e.Actor, "action", e.Action, "target", e.Target, "reason", e.Reason, "time", e.Time.UTC()}
-	if e.Address.IsValid() {
-		attrs = append(attrs, "address", e.Address.String())
-	}
+func (a trailAuditor) Audit(ctx context.Context, e detect.AuditEntry) {
+	attrs := []any{"node", e.Node, "actor", e.Actor, "action", e.Action, "target", e.Target, "reason", e.Reason}
 	if e.Record != nil {
 		attrs = append(attrs, "record_id", e.Record.ID)
 	}
-	a.log.Info("audit", attrs...)
-}
-
-// nodeName names this node in automatic revocations and audit entries:
-// its host name and gRPC port.
-func nodeName(grpcAddr net.Addr) string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "jwtguard"
+	a.log.Info("detector action", attrs...)
+	if e.Action != detect.Block {
+		return
 	}
-	if ta, ok := grpcAddr.(*net.TCPAddr); ok {
-		return fmt.Sprintf("%s:%d", host, ta.Port)
+	entry := audit.Entry{Time: e.Time.UTC(), Actor: e.Actor, Kind: audit.KindBlock, Target: e.Target, Reason: e.Reason}
+	if e.Address.IsValid() {
+		entry.Source = e.Address.String()
 	}
-	return host
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
+	defer cancel()
+	if err := a.trail.Record(ctx, entry); err != nil {
+		a.log.Error("audit trail: recording a block failed", "target", e.Target, "err", err)
+	}
 }

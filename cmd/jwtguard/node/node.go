@@ -158,10 +158,13 @@ func New(cfg *Config, opts ...Option) (n *Node, err error) {
 	}
 	if len(c.Detectors.Detectors) > 0 {
 		dc := c.Detectors
-		dc.Node = nodeName(n.grpcLis.Addr())
+		dc.Node = c.NodeName
+		// Revocations are recorded in the audit trail by the write path,
+		// blocks by the auditor.
 		dopts := []detect.Option{detect.WithLogger(n.log), detect.WithRegisterer(reg),
-			detect.WithRevoker(sourceRevoker{admin.SourceRevoker{Source: n.src, Config: admin.Config{MaxTokenLifetime: c.Authz.MaxTokenLifetime, Leeway: c.Authz.Leeway}}}),
-			detect.WithAuditor(logAuditor{n.log})}
+			detect.WithRevoker(sourceRevoker{admin.SourceRevoker{Source: n.src, Config: admin.Config{
+				MaxTokenLifetime: c.Authz.MaxTokenLifetime, Leeway: c.Authz.Leeway, Audit: n.audit}}}),
+			detect.WithAuditor(trailAuditor{trail: n.audit, log: n.log})}
 		if rs, ok := n.src.(*redis.Source); ok {
 			dopts = append(dopts, detect.WithShared(redisShared{rs}))
 		}
