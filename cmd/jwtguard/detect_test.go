@@ -150,7 +150,6 @@ func (s *server) auditTrail(t *testing.T) string {
 	return string(body)
 }
 
-
 // detectNode is one node with detectors on its embedded source.
 type detectNode struct {
 	*server
