@@ -49,7 +49,8 @@ type Decision struct {
 	Reason Reason
 	// RevokedBy is the record kind behind ReasonRevoked or ReasonUnavailable.
 	RevokedBy Kind
-	// Claims of a verified token (allowed or revoked); zero otherwise.
+	// Claims of a token whose signature verified (allowed, revoked, or
+	// expired); zero otherwise.
 	Claims Claims
 	// Err details a verification failure for logs; it never holds the token.
 	Err error
@@ -340,6 +341,11 @@ func (c *Checker) check(ctx context.Context, tok string, rule int, h Headers) De
 		}
 	} else {
 		if reason, err := c.verify(ctx, tok, now, &v); reason != ReasonOK {
+			if reason == ReasonExpired {
+				// Signed by its issuer, only late: who still presents it
+				// matters to the detectors.
+				return Decision{Reason: reason, Claims: v.claims, Err: err}
+			}
 			return Decision{Reason: reason, Err: err}
 		}
 		c.cache.put(tok, &v)
@@ -399,6 +405,10 @@ func (c *Checker) verify(ctx context.Context, tok string, now int64, v *verified
 	cl := &p.Claims
 	switch {
 	case now >= cl.Exp+c.leeway:
+		v.claims = Claims{Issuer: cl.Iss, Subject: cl.Sub, JTI: cl.Jti, TokenID: tokenID(&p), Session: cl.Sid, KeyID: key.kid, Expiry: cl.Exp}
+		if v.claims.KeyID == "" {
+			v.claims.KeyID = p.Header.Kid
+		}
 		return ReasonExpired, fmt.Errorf("expired at %d", cl.Exp)
 	case cl.HasNbf && now+c.leeway < cl.Nbf:
 		return ReasonNotYetValid, fmt.Errorf("not valid before %d", cl.Nbf)

@@ -132,6 +132,13 @@ func TestCheckDecisions(t *testing.T) {
 			if d.Reason != tc.want {
 				t.Fatalf("reason %s (%v), want %s", d.Reason, d.Err, tc.want)
 			}
+			if tc.want == ReasonExpired {
+				// Signed by its issuer, only late: the detectors want to know who.
+				if d.Claims.Subject != "alice" || d.Claims.TokenID == "" || d.RevokedBy != "" {
+					t.Errorf("expired with claims %+v, revoked by %q", d.Claims, d.RevokedBy)
+				}
+				return
+			}
 			if tc.want != ReasonOK {
 				if d.Claims != (Claims{}) || d.RevokedBy != "" {
 					t.Errorf("a deny before verification reports claims %+v, revoked by %q", d.Claims, d.RevokedBy)

@@ -47,6 +47,9 @@ const (
 	// answer could not be introspected (endpoint down, slow or broken, or
 	// too many calls in flight).
 	ReasonIntrospectionUnavailable Reason = "introspection_unavailable"
+	// ReasonBlocked: a detector's block policy denies this address, token,
+	// session or subject on this node for a while (see envoy/detect).
+	ReasonBlocked Reason = "blocked"
 )
 
 // Reasons lists every reason, for metrics that pre-create one series each.
@@ -56,4 +59,5 @@ var Reasons = []Reason{
 	ReasonNotYetValid, ReasonIssuedInFuture, ReasonWrongIssuer, ReasonWrongAudience,
 	ReasonLifetimeTooLong, ReasonRevoked, ReasonClamped, ReasonUnavailable, ReasonNotReady,
 	ReasonNoRule, ReasonInsufficientScope, ReasonClaimMismatch, ReasonInactive, ReasonIntrospectionUnavailable,
+	ReasonBlocked,
 }

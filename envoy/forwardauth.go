@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jwtguard/jwtguard/authz"
 )
 
 // HeadersToRemove is the header of a forward-auth answer listing, comma
@@ -23,8 +25,13 @@ const HeadersToRemove = "X-Envoy-Auth-Headers-To-Remove"
 // WWW-Authenticate and a JSON body.
 func (a *Authorization) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rt := httpRoute(r)
-	d := a.decide(r.Context(), r.Header, &rt)
+	var d authz.Decision
+	if a.blocker != nil && a.blocker.BlockedAddr(httpSource(r), start) {
+		d = authz.Decision{Reason: authz.ReasonBlocked}
+	} else {
+		rt := httpRoute(r)
+		d = a.decide(r.Context(), r.Header, &rt, start)
+	}
 	a.observe(&d, start, "http")
 	if len(a.observers) > 0 {
 		q := httpRequest(r)

@@ -42,6 +42,7 @@ type Authorization struct {
 	denyLog    denyLog
 	removeAuth bool
 	observers  []Observer
+	blocker    Blocker
 }
 
 // AuthorizationOption configures an Authorization.
@@ -80,8 +81,13 @@ func NewAuthorization(c *authz.Checker, opts ...AuthorizationOption) *Authorizat
 // Check implements envoy.service.auth.v3.Authorization/Check.
 func (a *Authorization) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	start := time.Now()
-	rt := grpcRoute(req)
-	d := a.decide(ctx, requestHeaders(req), &rt)
+	var d authz.Decision
+	if a.blocker != nil && a.blocker.BlockedAddr(grpcSource(req), start) {
+		d = authz.Decision{Reason: authz.ReasonBlocked}
+	} else {
+		rt := grpcRoute(req)
+		d = a.decide(ctx, requestHeaders(req), &rt, start)
+	}
 	a.observe(&d, start, "grpc")
 	if len(a.observers) > 0 {
 		r := grpcRequest(req)
@@ -93,9 +99,15 @@ func (a *Authorization) Check(ctx context.Context, req *authv3.CheckRequest) (*a
 	return deniedResponse(&d), nil
 }
 
-// decide is the checker's decision on h to rt, the same for both adapters.
-func (a *Authorization) decide(ctx context.Context, h authz.Headers, rt *authz.Route) authz.Decision {
-	return a.checker.CheckRoute(ctx, h, rt)
+// decide is the checker's decision on h to rt, the same for both
+// adapters: a token, session or subject the blocker holds is denied
+// blocked.
+func (a *Authorization) decide(ctx context.Context, h authz.Headers, rt *authz.Route, now time.Time) authz.Decision {
+	d := a.checker.CheckRoute(ctx, h, rt)
+	if a.blocker != nil && d.Claims.TokenID != "" && a.blocker.BlockedToken(d.Claims.Issuer, d.Claims.TokenID, d.Claims.Session, d.Claims.Subject, now) {
+		return authz.Decision{Reason: authz.ReasonBlocked, Claims: d.Claims}
+	}
+	return d
 }
 
 // requestHeaders returns the original request's headers: Envoy sends them

@@ -51,8 +51,10 @@ func denialFor(r authz.Reason) denial {
 			wwwAuthenticate: `Bearer error="insufficient_scope", error_description="` + string(r) + `"`,
 			body:            body("insufficient_scope"),
 		}
-	case r == authz.ReasonNoRule:
-		// No rule admits the route: no token would help.
+	case r == authz.ReasonNoRule || r == authz.ReasonBlocked:
+		// No rule admits the route, or a detector blocks the client for
+		// a while: no token would help, so 403 and no challenge (RFC 9110
+		// 15.5.4).
 		return denial{status: http.StatusForbidden, body: body("access_denied")}
 	default:
 		return denial{

@@ -15,8 +15,8 @@ import (
 // challenge) for a bad token, a bare challenge for a missing one,
 // invalid_request (400) for several credentials, insufficient_scope (403)
 // for a good token without the route's privileges, a bare 403 when no rule
-// admits the route, and 503 without a challenge when jwtguard cannot
-// decide.
+// admits the route or a detector blocks the client, and 503 without a
+// challenge when jwtguard cannot decide.
 func TestDenialOfEveryReason(t *testing.T) {
 	for _, r := range authz.Reasons {
 		if r == authz.ReasonOK {
@@ -36,7 +36,7 @@ func TestDenialOfEveryReason(t *testing.T) {
 			case authz.ReasonInsufficientScope, authz.ReasonClaimMismatch:
 				code, status, errCode = codes.PermissionDenied, http.StatusForbidden, "insufficient_scope"
 				challenge = `Bearer error="insufficient_scope", error_description="` + string(r) + `"`
-			case authz.ReasonNoRule:
+			case authz.ReasonNoRule, authz.ReasonBlocked:
 				code, status, errCode, challenge = codes.PermissionDenied, http.StatusForbidden, "access_denied", ""
 			}
 			body := `{"error":"` + errCode + `","reason":"` + string(r) + `"}`

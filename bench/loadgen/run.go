@@ -405,6 +405,9 @@ func (r *runner) work(ctx context.Context, w int, st *stats, seq *atomic.Int64, 
 
 // matches reports whether out is the decision tok must get.
 func (r *runner) matches(tok *Token, out Outcome) bool {
+	if tok.Category == Forged && out.Reason == authz.ReasonBlocked {
+		return true // the flooding address blocked by the bad-signature detector
+	}
 	if out.Reason != tok.Expect.Reason {
 		return false
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
+	"sigs.k8s.io/yaml"
 
 	"github.com/jwtguard/jwtguard/authz"
 	"github.com/jwtguard/jwtguard/bloom"
@@ -63,7 +65,10 @@ type ServerConfig struct {
 	// many MiB live: with a heap of about jwtguard's size it is paced by
 	// the garbage collector alike (a near-empty heap collects far more often).
 	BallastMB int
-	Log       *slog.Logger
+	// DetectorsFile, for jwtguard, is a YAML file holding a "detectors"
+	// section as the config file writes it (docs/detectors.md).
+	DetectorsFile string
+	Log           *slog.Logger
 }
 
 // Validate says which field is wrong.
@@ -81,6 +86,8 @@ func (c *ServerConfig) Validate() error {
 		return errors.New("revocations, filter-keys and revoke-mix: the baseline has no revocation state")
 	case c.BallastMB < 0 || c.BallastMB > 4096:
 		return fmt.Errorf("ballast-mb: %d, want 0..4096", c.BallastMB)
+	case c.Mode == ModeBaseline && c.DetectorsFile != "":
+		return errors.New("detectors: the baseline checks nothing")
 	case c.Mode == ModeJWTGuard && c.BallastMB > 0:
 		return errors.New("ballast-mb: only for the baseline")
 	case c.CacheSize < 0:
@@ -155,6 +162,12 @@ func serveJWTGuard(ctx context.Context, cfg *ServerConfig, keys *Keys, ready fun
 		ic.JWKSFile, ic.Audiences, ic.Algs = keys.JWKSFile, []string{Audience}, []string{Alg}
 		ncfg.Authz.Issuers = append(ncfg.Authz.Issuers, ic)
 	}
+	if cfg.DetectorsFile != "" {
+		if err := loadDetectors(cfg.DetectorsFile, &ncfg); err != nil {
+			return err
+		}
+		notes = append(notes, fmt.Sprintf("detectors: %d on, from %s", len(ncfg.Detectors.Detectors), filepath.Base(cfg.DetectorsFile)))
+	}
 	n, err := node.New(&ncfg, node.WithLogger(log))
 	if err != nil {
 		return err
@@ -179,6 +192,24 @@ func serveJWTGuard(ctx context.Context, cfg *ServerConfig, keys *Keys, ready fun
 		ready(info)
 	}
 	return <-done
+}
+
+// loadDetectors reads the "detectors" section of a YAML file into ncfg.
+func loadDetectors(path string, ncfg *node.Config) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("detectors: %w", err)
+	}
+	var doc struct {
+		Detectors json.RawMessage `json:"detectors"`
+	}
+	if err := yaml.Unmarshal(raw, &doc); err != nil || doc.Detectors == nil {
+		return fmt.Errorf("detectors: %s: want a YAML file with a detectors section (%v)", path, err)
+	}
+	if err := ncfg.Detectors.Decode(doc.Detectors); err != nil {
+		return fmt.Errorf("detectors: %s: %w", path, err)
+	}
+	return nil
 }
 
 // prepareData stores the run's revocations in the embedded store of

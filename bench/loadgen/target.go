@@ -56,7 +56,10 @@ func dialGRPC(addr string, conns int) (*grpcTarget, error) {
 
 func (t *grpcTarget) check(ctx context.Context, worker int, tok *Token) (Outcome, error) {
 	req := tok.req
-	if req == nil {
+	switch {
+	case req == nil && tok.Category == Forged:
+		req = checkRequestFrom(tok.Value, FloodAddress)
+	case req == nil:
 		req = checkRequest(tok.Value)
 	}
 	resp, err := t.clients[worker%len(t.clients)].Check(ctx, req)

@@ -305,10 +305,21 @@ func (ts *TokenSet) pick(c Category) *Token {
 
 // checkRequest is a CheckRequest shaped as Envoy's ext_authz filter sends
 // it: lower-case header names with the HTTP/2 pseudo-headers.
-func checkRequest(tok string) *authv3.CheckRequest {
+func checkRequest(tok string) *authv3.CheckRequest { return checkRequestFrom(tok, ClientAddress) }
+
+// ClientAddress is the source address of every request but the forged
+// ones; FloodAddress is the one address all forged requests come from, as
+// one attacker floods forgeries (a detector can block it).
+const (
+	ClientAddress = "10.0.0.7"
+	FloodAddress  = "203.0.113.66"
+)
+
+// checkRequestFrom is checkRequest from source address src.
+func checkRequestFrom(tok, src string) *authv3.CheckRequest {
 	const host, path = "api.loadgen.test", "/v1/items?limit=10"
 	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-		Source:      &authv3.AttributeContext_Peer{Address: socketAddress("10.0.0.7", 51234)},
+		Source:      &authv3.AttributeContext_Peer{Address: socketAddress(src, 51234)},
 		Destination: &authv3.AttributeContext_Peer{Address: socketAddress("10.0.0.1", 443)},
 		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
 			Id: "loadgen", Method: "GET", Path: path, Host: host, Scheme: "https", Protocol: "HTTP/2",

@@ -12,7 +12,11 @@
 # with a bad signature) also prints, for each mode, the throughput the
 # valid (repeated) requests keep against the same mode's repeated scenario
 # of the round, when that ran before it: at most 0.5, since the generator
-# sends one forged request for each valid one.
+# sends one forged request for each valid one. forged50block is forged50
+# with the bad-signature detector blocking the flooding address
+# (bench/detectors/block-forgeries.yaml); detectors is repeated with every
+# detector on (bench/detectors/all-observe.yaml), compared with the
+# round's repeated jwtguard run.
 set -euo pipefail
 
 OUT=${OUT:-bench-out}
@@ -72,6 +76,8 @@ for round in $(seq 1 "$ROUNDS"); do
 		warm) run=(--warm-fresh 100000) ;;
 		rev10m) serve=(--revoke-mix --data-dir "$OUT/data-bulk" --filter-keys "$FILTER_ONLY") ;;
 		forged50) mix=repeated=50,forged=50 ;;
+		forged50block) mix=repeated=50,forged=50 serve=(--revoke-mix --detectors bench/detectors/block-forgeries.yaml) ;;
+		detectors) serve=(--revoke-mix --detectors bench/detectors/all-observe.yaml) ;;
 		*) echo "unknown scenario $sc" >&2; exit 2 ;;
 		esac
 		# The machine's load before each pair: figures taken on a busy
@@ -93,6 +99,15 @@ for round in $(seq 1 "$ROUNDS"); do
 			sed -n '1,/wrong decisions/p' "$OUT/$name.txt"
 		done
 		"$LOADGEN" compare "$OUT/$sc-baseline-$round.json" "$OUT/$sc-jwtguard-$round.json"
+		if [ "$sc" = forged50block ]; then
+			# The flood defence: the valid requests against the same mix
+			# on the no-op server of this pair.
+			"$LOADGEN" compare --category repeated "$OUT/$sc-baseline-$round.json" "$OUT/$sc-jwtguard-$round.json"
+		fi
+		if [ "$sc" = detectors ] && [ -e "$OUT/repeated-jwtguard-$round.json" ]; then
+			# The detectors' cost: every detector on against none, same round.
+			"$LOADGEN" compare "$OUT/repeated-jwtguard-$round.json" "$OUT/$sc-jwtguard-$round.json"
+		fi
 		if [ "$sc" = forged50 ]; then
 			for mode in baseline jwtguard; do
 				if [ -e "$OUT/repeated-$mode-$round.json" ]; then

@@ -27,6 +27,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&cfg.RevokeMix, "revoke-mix", false, "store the fixed revocations the client's revoked tokens match")
 	fs.IntVar(&cfg.CacheSize, "cache-size", 0, "verified-token cache entries (default: jwtguard's default)")
 	fs.IntVar(&cfg.BallastMB, "ballast-mb", 0, "baseline only: MiB kept live so its GC paces like jwtguard's heap")
+	fs.StringVar(&cfg.DetectorsFile, "detectors", "", "jwtguard only: YAML file with a detectors section, as the config file writes it")
 	fs.StringVar(&logLevel, "log-level", "info", "log level (jwtguard logs each deny at info)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole serving time to this file")
 	if err := parse(fs, args); err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/jwtguard/jwtguard/authz"
 	"github.com/jwtguard/jwtguard/bloom"
 	"github.com/jwtguard/jwtguard/envoy"
+	"github.com/jwtguard/jwtguard/envoy/detect"
 	"github.com/jwtguard/jwtguard/sync/idp"
 )
 
@@ -57,6 +58,9 @@ type Config struct {
 	// Providers are the identity providers whose events become
 	// revocations (the file's "providers" list).
 	Providers []idp.Config
+	// Detectors are the anomaly detectors and their policies (the file's
+	// "detectors" section; none run without it).
+	Detectors detect.Config
 
 	// The flags of one issuer; the file can list several under "issuers".
 	issuer         string
@@ -88,6 +92,7 @@ func DefaultConfig() Config {
 		Authz:             authz.DefaultConfig(),
 		Revocation:        authz.DefaultRevocationConfig(),
 		Bloom:             bloom.DefaultConfig(),
+		Detectors:         detect.DefaultConfig(),
 		algs:              strings.Join(authz.DefaultIssuerConfig("").Algs, ","),
 		types:             strings.Join(authz.DefaultConfig().Types, ","),
 	}
@@ -113,7 +118,7 @@ func (l *listFlag) Set(v string) error {
 }
 
 func (c *Config) flags(fs *flag.FlagSet) {
-	fs.StringVar(&c.ConfigFile, "config", "", "YAML `file` with any of these settings (keys are the flag names; a repeatable flag such as claim-header takes a list), plus a list of issuers under the key issuers, of per-route rules under the key rules (docs/rules.md) and of identity providers under the key providers")
+	fs.StringVar(&c.ConfigFile, "config", "", "YAML `file` with any of these settings (keys are the flag names; a repeatable flag such as claim-header takes a list), plus a list of issuers under the key issuers, of per-route rules under the key rules (docs/rules.md), of identity providers under the key providers, and the anomaly detectors under the key detectors (docs/detectors.md)")
 	fs.StringVar(&c.GRPCAddr, "grpc-addr", c.GRPCAddr, "ext_authz v3 gRPC, gRPC health and reflection listen address")
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP listen address: /healthz, /readyz, /metrics, forward-auth and identity-provider events (/idp/)")
 	fs.StringVar(&c.AdminAddr, "admin-addr", c.AdminAddr, "admin API listen address (loopback only unless --admin-token-file is set)")
@@ -216,6 +221,11 @@ func Load(args []string, env func(string) string, fs *flag.FlagSet) (*Config, er
 			case "providers":
 				if c.Providers, err = decodeProviders(val); err != nil {
 					return nil, fmt.Errorf("config file %s: providers: %w", c.ConfigFile, err)
+				}
+				continue
+			case "detectors":
+				if err := c.Detectors.Decode(val); err != nil {
+					return nil, fmt.Errorf("config file %s: detectors: %w", c.ConfigFile, err)
 				}
 				continue
 			case "config":
@@ -403,6 +413,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := validateProviders(c.Providers); err != nil {
+		return err
+	}
+	if err := c.Detectors.Validate(); err != nil {
 		return err
 	}
 	if c.Dev {

@@ -24,6 +24,7 @@ import (
 	"github.com/jwtguard/jwtguard/bloom"
 	"github.com/jwtguard/jwtguard/cmd/jwtguard/console"
 	"github.com/jwtguard/jwtguard/envoy"
+	"github.com/jwtguard/jwtguard/envoy/detect"
 	"github.com/jwtguard/jwtguard/sync/admin"
 	"github.com/jwtguard/jwtguard/sync/audit"
 	"github.com/jwtguard/jwtguard/sync/embedded"
@@ -52,6 +53,7 @@ type Node struct {
 	failures  *audit.Throttle  // admin authentication failures, bounded
 	// keyChanges queues key set changes for the audit trail.
 	keyChanges chan audit.Entry
+	detectors  *detect.Engine // nil unless detectors are configured
 
 	grpcSrv                    *grpc.Server
 	httpSrv, adminSrv          *http.Server
@@ -153,9 +155,29 @@ func New(cfg *Config, opts ...Option) (n *Node, err error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.registerMetrics(reg)
 	rates := console.NewRates()
-	authzSvc := envoy.NewAuthorization(n.checker,
+	authzOpts := []envoy.AuthorizationOption{
 		envoy.WithMetrics(envoy.NewMetrics(reg)), envoy.WithLogger(n.log), envoy.WithRemoveAuthorization(c.RemoveAuthorization),
-		envoy.WithObserver(rates))
+		envoy.WithObserver(rates),
+	}
+	if len(c.Detectors.Detectors) > 0 {
+		dc := c.Detectors
+		dc.Node = n.id
+		// Revocations are recorded in the audit trail by the write path,
+		// blocks by the auditor.
+		dopts := []detect.Option{detect.WithLogger(n.log), detect.WithRegisterer(reg),
+			detect.WithRevoker(sourceRevoker{admin.SourceRevoker{Source: n.src, Config: admin.Config{
+				MaxTokenLifetime: c.Authz.MaxTokenLifetime, Leeway: c.Authz.Leeway, Audit: n.audit}}}),
+			detect.WithAuditor(trailAuditor{trail: n.audit, log: n.log})}
+		if rs, ok := n.src.(*redis.Source); ok {
+			dopts = append(dopts, detect.WithShared(redisShared{rs}))
+		}
+		n.detectors, err = detect.New(dc, dopts...)
+		if err != nil {
+			return n, err
+		}
+		authzOpts = append(authzOpts, envoy.WithObserver(n.detectors), envoy.WithBlocker(n.detectors))
+	}
+	authzSvc := envoy.NewAuthorization(n.checker, authzOpts...)
 	if n.grpcSrv, err = envoy.NewGRPCServer(authzSvc, n.health, c.TLS); err != nil {
 		return n, err
 	}
@@ -255,6 +277,10 @@ func (n *Node) Run(ctx context.Context) error {
 		go func() { defer wg.Done(); n.follower.Run(ctx) }()
 		go func() { defer wg.Done(); n.maintain(ctx) }()
 		go func() { defer wg.Done(); n.watchReadiness(ctx) }()
+		if n.detectors != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); n.detectors.Run(ctx) }()
+		}
 		if n.publisher != nil {
 			wg.Add(1)
 			go func() { defer wg.Done(); n.publisher.Run(ctx) }()
