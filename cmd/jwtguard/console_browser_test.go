@@ -226,6 +226,34 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("revocations view does not show the console's record:\n%s", feed)
 	}
 
+	// The audit trail names the console as the actor of the revocation.
+	do(t, ctx, "audit view", chromedp.Navigate(base+"audit"), chromedp.WaitVisible(chromedp.CSS(`main table`)))
+	tctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	trail, err := chromedp.Run(tctx, chromedp.Text(chromedp.CSS(`main table`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(trail, "console") || !strings.Contains(trail, "mallory") {
+		t.Errorf("audit view does not name the console's revocation:\n%s", trail)
+	}
+
+	// Lifting the record from the page lets mallory's token in again.
+	do(t, ctx, "lift from the page",
+		chromedp.Navigate(base+"revocations"),
+		chromedp.WaitVisible(chromedp.CSS(`form.lift input[name=reason]`)),
+		chromedp.SendKeys(chromedp.CSS(`form.lift input[name=reason]`), "wrong user"),
+		chromedp.Submit(chromedp.CSS(`form.lift`)),
+		chromedp.WaitVisible(chromedp.CSS(`p.note`)))
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if code, _ := s.grpcCheck(t, mallory); code == codes.OK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("mallory's token still denied 30s after the console lifted its revocation")
+		}
+	}
+
 	// Every other view renders (its data or a note that this build lacks it).
 	for _, v := range []string{"tokens", "detectors", "mesh", "keys", "audit"} {
 		do(t, ctx, "view "+v, chromedp.Navigate(base+v), chromedp.WaitVisible(chromedp.CSS(`main h1`)), shot(v))

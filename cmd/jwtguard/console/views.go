@@ -365,7 +365,7 @@ func (c *Console) lift(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	body, _ := json.Marshal(map[string]string{"reason": reason, "actor": Actor})
-	res := c.call(r, http.MethodDelete, "/v1/revocations/"+url.PathEscape(id)+"?"+url.Values{"reason": {reason}, "actor": {Actor}}.Encode(), body)
+	res := c.call(r, http.MethodDelete, "/v1/revocations/"+url.PathEscape(id), body)
 	if res.status/100 != 2 {
 		p.Error = apiError(res)
 		c.render(w, res.status, "result", s, p)
