@@ -103,6 +103,24 @@ func (c *tokenCache) get(tok string, v *verified) bool {
 	return true
 }
 
+// getBytes is get for a key held in a byte slice, without copying it.
+func (c *tokenCache) getBytes(key []byte, v *verified) bool {
+	h := maphash.Bytes(c.seed, key)
+	s := &c.shards[h>>cacheShardShift]
+	s.mu.RLock()
+	i, ok := s.index[h]
+	var e cacheEntry
+	if ok {
+		e = s.slots[i]
+	}
+	s.mu.RUnlock()
+	if !ok || e.data[:e.ends[fieldToken]] != string(key) {
+		return false
+	}
+	e.load(v)
+	return true
+}
+
 // put caches v as the verification of tok.
 func (c *tokenCache) put(tok string, v *verified) {
 	h := maphash.String(c.seed, tok)

@@ -112,6 +112,12 @@ type Checker struct {
 	// maxLifetime bounds exp minus issue time, in seconds.
 	maxLifetime int64
 	header      string
+	// payloadKeys are the metadata keys of revocation-only issuers'
+	// verified payloads, each once.
+	payloadKeys []string
+	// payloadCache holds verified payloads by their identity (see
+	// payloadIdentity); nil without revocation-only issuers.
+	payloadCache *tokenCache
 	now         func() time.Time
 	log         *slog.Logger
 }
@@ -193,6 +199,12 @@ func NewChecker(cfg Config, rev *Revocations, opts ...Option) (*Checker, error) 
 		}
 		ks.onChange = o.onChange
 		c.issuers[ic.Issuer] = &issuer{cfg: ic, keys: ks}
+		if k := ic.payloadKey(); ic.RevocationOnly && !slices.Contains(c.payloadKeys, k) {
+			c.payloadKeys = append(c.payloadKeys, k)
+		}
+	}
+	if len(c.payloadKeys) > 0 {
+		c.payloadCache = newTokenCache(cfg.CacheSize)
 	}
 	return c, nil
 }
@@ -306,6 +318,9 @@ func (c *Checker) verify(ctx context.Context, tok string, now int64, v *verified
 	if !ok {
 		return ReasonWrongIssuer, fmt.Errorf("issuer %q is not configured", truncate(p.Claims.Iss))
 	}
+	if is.cfg.RevocationOnly && is.cfg.PayloadMissing != PayloadMissingVerify {
+		return ReasonNotVerifiedByProxy, fmt.Errorf("issuer %s is revocation-only and the request carries no payload verified by the proxy", is.cfg.Issuer)
+	}
 	alg := p.Header.Alg
 	if !slices.Contains(is.cfg.Algs, alg) {
 		return ReasonBadAlgorithm, fmt.Errorf("alg %q is not allowed for issuer %s", truncate(alg), is.cfg.Issuer)
@@ -319,47 +334,68 @@ func (c *Checker) verify(ctx context.Context, tok string, now int64, v *verified
 	if reason != ReasonOK {
 		return reason, err
 	}
-	cl := &p.Claims
-	switch {
-	case now >= cl.Exp+c.leeway:
-		return ReasonExpired, fmt.Errorf("expired at %d", cl.Exp)
-	case cl.HasNbf && now+c.leeway < cl.Nbf:
-		return ReasonNotYetValid, fmt.Errorf("not valid before %d", cl.Nbf)
-	case cl.HasIat && now+c.leeway < cl.Iat:
-		return ReasonIssuedInFuture, fmt.Errorf("issued at %d, in the future", cl.Iat)
-	}
-	start, ok := issueTime(cl)
-	switch {
-	case !ok:
-		return ReasonLifetimeTooLong, errors.New("token has neither iat nor nbf: its lifetime cannot be bounded")
-	case cl.Exp-start > c.maxLifetime:
-		return ReasonLifetimeTooLong, fmt.Errorf("lifetime %ds from issue time %d exceeds max-token-lifetime %ds", cl.Exp-start, start, c.maxLifetime)
-	}
-	if len(is.cfg.Audiences) > 0 && !slices.ContainsFunc(cl.Aud, func(a string) bool { return slices.Contains(is.cfg.Audiences, a) }) {
-		return ReasonWrongAudience, fmt.Errorf("audience %q not accepted by issuer %s", truncate(strings.Join(cl.Aud, ",")), is.cfg.Issuer)
-	}
 	kid := key.kid
 	if kid == "" {
 		kid = p.Header.Kid
 	}
+	v.key = ref
+	return c.accept(is, &p.Claims, now, tokenID(&p), kid, v)
+}
+
+// accept checks the claims of a token whose signature is verified (by
+// verify) and fills v with them and id and kid, its identity and key id.
+func (c *Checker) accept(is *issuer, cl *tokenClaims, now int64, id, kid string, v *verified) (Reason, error) {
+	start, reason, err := c.checkClaims(is, cl, now)
+	if reason != ReasonOK {
+		return reason, err
+	}
+	fill(cl, start, id, kid, v)
+	return ReasonOK, nil
+}
+
+// checkClaims checks cl, the claims of a verified token, against time, the
+// lifetime bound and is's audiences; it returns the token's issue time.
+func (c *Checker) checkClaims(is *issuer, cl *tokenClaims, now int64) (int64, Reason, error) {
+	switch {
+	case now >= cl.Exp+c.leeway:
+		return 0, ReasonExpired, fmt.Errorf("expired at %d", cl.Exp)
+	case cl.HasNbf && now+c.leeway < cl.Nbf:
+		return 0, ReasonNotYetValid, fmt.Errorf("not valid before %d", cl.Nbf)
+	case cl.HasIat && now+c.leeway < cl.Iat:
+		return 0, ReasonIssuedInFuture, fmt.Errorf("issued at %d, in the future", cl.Iat)
+	}
+	start, ok := issueTime(cl)
+	switch {
+	case !ok:
+		return 0, ReasonLifetimeTooLong, errors.New("token has neither iat nor nbf: its lifetime cannot be bounded")
+	case cl.Exp-start > c.maxLifetime:
+		return 0, ReasonLifetimeTooLong, fmt.Errorf("lifetime %ds from issue time %d exceeds max-token-lifetime %ds", cl.Exp-start, start, c.maxLifetime)
+	}
+	if len(is.cfg.Audiences) > 0 && !slices.ContainsFunc(cl.Aud, func(a string) bool { return slices.Contains(is.cfg.Audiences, a) }) {
+		return 0, ReasonWrongAudience, fmt.Errorf("audience %q not accepted by issuer %s", truncate(strings.Join(cl.Aud, ",")), is.cfg.Issuer)
+	}
+	return start, ReasonOK, nil
+}
+
+// fill makes v the verified token of cl, issued at start, named id and
+// signed with kid, with the filter key of each revocation check.
+func fill(cl *tokenClaims, start int64, id, kid string, v *verified) {
 	v.claims = Claims{
 		Issuer:   cl.Iss,
 		Subject:  cl.Sub,
 		JTI:      cl.Jti,
-		TokenID:  tokenID(&p),
+		TokenID:  id,
 		Session:  cl.Sid,
 		KeyID:    kid,
 		Expiry:   cl.Exp,
 		IssuedAt: start,
 	}
 	copy(v.claims.Extra[:], cl.Extra)
-	v.key = ref
 	for i := 0; i < numChecks; i++ {
 		if v.applies(i) {
 			v.keys[i] = v.lookupKey(i).FilterKey()
 		}
 	}
-	return ReasonOK, nil
 }
 
 // truncate shortens attacker-chosen strings before they reach a log line.
