@@ -118,8 +118,8 @@ type Checker struct {
 	// payloadCache holds verified payloads by their identity (see
 	// payloadIdentity); nil without revocation-only issuers.
 	payloadCache *tokenCache
-	now         func() time.Time
-	log         *slog.Logger
+	now          func() time.Time
+	log          *slog.Logger
 }
 
 type issuer struct {
