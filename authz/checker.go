@@ -116,7 +116,7 @@ type Checker struct {
 	// verified payloads, each once.
 	payloadKeys []string
 	// payloadCache holds verified payloads by their identity (see
-	// payloadIdentity); nil without revocation-only issuers.
+	// appendIdentity); nil without revocation-only issuers.
 	payloadCache *tokenCache
 	now          func() time.Time
 	log          *slog.Logger

@@ -23,8 +23,8 @@ const HeadersToRemove = "X-Envoy-Auth-Headers-To-Remove"
 // WWW-Authenticate and a JSON body.
 func (a *Authorization) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	d := a.decide(r.Context(), r.Header)
-	a.observe(&d, start, "http")
+	d := a.checker.Check(r.Context(), r.Header)
+	a.observe(&d, start, transportHTTP)
 	if len(a.observers) > 0 {
 		q := httpRequest(r)
 		a.notify(&q, &d, start)

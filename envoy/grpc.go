@@ -33,6 +33,14 @@ import (
 // returns (the ext_authz HTTP filter's name).
 const MetadataNamespace = "envoy.filters.http.ext_authz"
 
+// JWTAuthnNamespace is where Envoy's jwt_authn filter writes the payloads
+// it verified (payload_in_metadata, header_in_metadata). ext_authz sends it
+// when its metadata_context_namespaces lists it; revocation-only issuers
+// are decided from it (authz.Checker.CheckVerified). Forward-auth never
+// reads it: a forward-auth request carries headers only, which a client
+// could forge.
+const JWTAuthnNamespace = "envoy.filters.http.jwt_authn"
+
 // Authorization is the ext_authz v3 gRPC service over an authz.Checker.
 type Authorization struct {
 	authv3.UnimplementedAuthorizationServer
@@ -80,8 +88,9 @@ func NewAuthorization(c *authz.Checker, opts ...AuthorizationOption) *Authorizat
 // Check implements envoy.service.auth.v3.Authorization/Check.
 func (a *Authorization) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	start := time.Now()
-	d := a.decide(ctx, requestHeaders(req))
-	a.observe(&d, start, "grpc")
+	md := req.GetAttributes().GetMetadataContext().GetFilterMetadata()[JWTAuthnNamespace]
+	d := a.checker.CheckVerified(ctx, md, requestHeaders(req))
+	a.observe(&d, start, transportGRPC)
 	if len(a.observers) > 0 {
 		r := grpcRequest(req)
 		a.notify(&r, &d, start)
@@ -92,10 +101,6 @@ func (a *Authorization) Check(ctx context.Context, req *authv3.CheckRequest) (*a
 	return deniedResponse(&d), nil
 }
 
-// decide is the checker's decision on h, the same for both adapters.
-func (a *Authorization) decide(ctx context.Context, h authz.Headers) authz.Decision {
-	return a.checker.Check(ctx, h)
-}
 
 // requestHeaders returns the original request's headers: Envoy sends them
 // as a map of lower-case names, or as a header map when configured to send
@@ -294,14 +299,14 @@ func (b *metaBlock) fill(d *authz.Decision) *structpb.Struct {
 
 // observe records a decision in metrics and logs denies with their reason
 // and token id, never the token, at most so many a second (denyLog).
-func (a *Authorization) observe(d *authz.Decision, start time.Time, transport string) {
+func (a *Authorization) observe(d *authz.Decision, start time.Time, t transport) {
 	if a.metrics != nil {
-		a.metrics.observe(d, time.Since(start))
+		a.metrics.observe(d, t, time.Since(start))
 	}
 	if d.Allowed() || d.Reason == authz.ReasonMissingToken || !a.denyLog.allow(a.log, start) {
 		return
 	}
-	attrs := []any{"reason", d.Reason, "transport", transport}
+	attrs := []any{"reason", d.Reason, "transport", transportValues[t]}
 	if d.RevokedBy != "" {
 		attrs = append(attrs, "kind", d.RevokedBy)
 	}
