@@ -71,6 +71,10 @@ type Config struct {
 	algs           string
 	claimHeaders   listFlag
 	types          string
+	revocationOnly bool
+	payloadKey     string
+	headerKey      string
+	payloadMissing string
 }
 
 func DefaultConfig() Config {
@@ -154,6 +158,10 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.hmacSecretFile, "hmac-secret-file", "", "HMAC secret of --issuer (enables HS256/384/512 when listed in --algs)")
 	fs.StringVar(&c.hmacKID, "hmac-kid", "", "kid of the HMAC secret of --issuer: an HMAC token naming another kid is refused (unset: one naming any kid is)")
 	fs.StringVar(&c.algs, "algs", c.algs, "allowed algorithms of --issuer, comma-separated")
+	fs.BoolVar(&c.revocationOnly, "revocation-only", false, "trust the payload Envoy's jwt_authn verified for --issuer (ext_authz metadata_context_namespaces: envoy.filters.http.jwt_authn); check revocation, expiry and lifetime only (docs/revocation-only.md)")
+	fs.StringVar(&c.payloadKey, "payload-metadata-key", "", "jwt_authn payload_in_metadata of --issuer (default: the issuer, as Istio sets it)")
+	fs.StringVar(&c.headerKey, "header-metadata-key", "", "jwt_authn header_in_metadata of --issuer, where its kid is read (default: from the forwarded token)")
+	fs.StringVar(&c.payloadMissing, "payload-missing", "", "what a token of a revocation-only --issuer gets without a verified payload: deny (default) or verify (needs its keys)")
 	fs.DurationVar(&c.Authz.Leeway, "leeway", c.Authz.Leeway, "clock skew allowed on exp, nbf and iat")
 	fs.IntVar(&c.Authz.MaxTokenBytes, "max-token-bytes", c.Authz.MaxTokenBytes, "longest token accepted")
 	fs.StringVar(&c.types, "typ", c.types, "accepted typ header values, comma-separated")
@@ -181,6 +189,10 @@ type fileIssuer struct {
 	Algs           []string `json:"algs"`
 	JWKSRefresh    string   `json:"jwks-refresh"`
 	JWKSMinRefetch string   `json:"jwks-min-refetch"`
+	RevocationOnly bool     `json:"revocation-only"`
+	PayloadKey     string   `json:"payload-metadata-key"`
+	HeaderKey      string   `json:"header-metadata-key"`
+	PayloadMissing string   `json:"payload-missing"`
 }
 
 // Load fills c from args, then the environment, then the file.
@@ -300,6 +312,7 @@ func (c *Config) finish(fileIssuers []fileIssuer) error {
 		ic := authz.DefaultIssuerConfig(fi.Issuer)
 		ic.Audiences, ic.JWKSURL, ic.JWKSFile, ic.HMACSecretFile = fi.Audiences, fi.JWKSURL, fi.JWKSFile, fi.HMACSecretFile
 		ic.HMACKeyID = fi.HMACKeyID
+		ic.RevocationOnly, ic.PayloadKey, ic.HeaderKey, ic.PayloadMissing = fi.RevocationOnly, fi.PayloadKey, fi.HeaderKey, fi.PayloadMissing
 		if len(fi.Algs) > 0 {
 			ic.Algs = fi.Algs
 		}
@@ -324,9 +337,11 @@ func (c *Config) finish(fileIssuers []fileIssuer) error {
 		ic.Audiences, ic.JWKSURL, ic.JWKSFile, ic.HMACSecretFile = c.audiences, c.jwksURL, c.jwksFile, c.hmacSecretFile
 		ic.HMACKeyID = c.hmacKID
 		ic.Algs = splitList(c.algs)
+		ic.RevocationOnly, ic.PayloadKey, ic.HeaderKey, ic.PayloadMissing = c.revocationOnly, c.payloadKey, c.headerKey, c.payloadMissing
 		c.Authz.Issuers = append(c.Authz.Issuers, ic)
-	} else if len(c.audiences) > 0 || c.jwksFile != "" || c.jwksURL != "" || c.hmacSecretFile != "" || c.hmacKID != "" {
-		return errors.New("--audience, --jwks-file, --jwks-url, --hmac-secret-file and --hmac-kid need --issuer")
+	} else if len(c.audiences) > 0 || c.jwksFile != "" || c.jwksURL != "" || c.hmacSecretFile != "" || c.hmacKID != "" ||
+		c.revocationOnly || c.payloadKey != "" || c.headerKey != "" || c.payloadMissing != "" {
+		return errors.New("--audience, --jwks-file, --jwks-url, --hmac-secret-file, --hmac-kid, --revocation-only, --payload-metadata-key, --header-metadata-key and --payload-missing need --issuer")
 	}
 	c.Authz.Types = splitList(c.types)
 	if len(c.claimHeaders) > 0 {
