@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"io"
 	"log/slog"
@@ -15,7 +16,14 @@ import (
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg, err := node.Load(args, os.Getenv, fs)
+	var cfg *node.Config
+	err := quietParse(fs, stderr, func() (err error) {
+		cfg, err = node.Load(args, os.Getenv, fs)
+		return err
+	}, func(err error) bool {
+		var fe *node.FlagError
+		return errors.As(err, &fe)
+	})
 	if err != nil {
 		return err
 	}

@@ -195,15 +195,24 @@ type fileIssuer struct {
 	PayloadMissing string   `json:"payload-missing"`
 }
 
+// ErrNoIssuer is the error of a configuration that trusts no issuer.
+var ErrNoIssuer = errors.New("issuers: none configured; give one with --issuer and --jwks-url (or --jwks-file), list them in a --config file, or try jwtguard serve --dev")
+
+// FlagError is a command line Load could not parse.
+type FlagError struct{ Err error }
+
+func (e *FlagError) Error() string { return e.Err.Error() }
+func (e *FlagError) Unwrap() error { return e.Err }
+
 // Load fills c from args, then the environment, then the file.
 func Load(args []string, env func(string) string, fs *flag.FlagSet) (*Config, error) {
 	c := DefaultConfig()
 	c.flags(fs)
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		return nil, &FlagError{Err: err}
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+		return nil, &FlagError{Err: fmt.Errorf("unexpected arguments: %v", fs.Args())}
 	}
 	onCommandLine := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { onCommandLine[f.Name] = true })
@@ -422,6 +431,9 @@ func (c *Config) Validate() error {
 		// The dev issuer is added once its key exists; NewChecker then
 		// validates the whole of Authz.
 		return c.Authz.ValidateTiming()
+	}
+	if len(c.Authz.Issuers) == 0 {
+		return ErrNoIssuer
 	}
 	return c.Authz.Validate()
 }

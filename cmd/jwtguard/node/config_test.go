@@ -67,7 +67,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		want       string
 	}{
 		{"unknown key", "grpc-adr: x\nissuer: a\njwks-file: /j\n", nil, nil, `unknown key "grpc-adr"`},
-		{"no issuer", "", nil, nil, "issuers: none configured"},
+		{"no issuer", "", nil, nil, "issuers: none configured; give one with --issuer"},
 		{"bad duration in a variable", "", map[string]string{"JWTGUARD_LEEWAY": "soon"}, []string{"--issuer", "a", "--jwks-file", "/j"}, "JWTGUARD_LEEWAY"},
 		{"HMAC without secret", "", nil, []string{"--issuer", "a", "--jwks-file", "/j", "--algs", "HS256"}, "HMAC needs hmac-secret-file"},
 		{"alg none", "", nil, []string{"--issuer", "a", "--jwks-file", "/j", "--algs", "none"}, `"none" is not supported`},

@@ -114,6 +114,7 @@ func New(cfg *Config, opts ...Option) (n *Node, err error) {
 		if n.dev, err = setupDev(&c); err != nil {
 			return n, err
 		}
+		n.dev.adminTokenFile, n.dev.adminTokenEnv = c.AdminTokenFile, c.AdminTokenFile == "" && adminToken != ""
 	}
 	if n.src, err = openSource(&c); err != nil {
 		return n, err
