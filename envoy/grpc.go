@@ -101,7 +101,6 @@ func (a *Authorization) Check(ctx context.Context, req *authv3.CheckRequest) (*a
 	return deniedResponse(&d), nil
 }
 
-
 // requestHeaders returns the original request's headers: Envoy sends them
 // as a map of lower-case names, or as a header map when configured to send
 // raw header values.
