@@ -51,6 +51,11 @@ type IssuerConfig struct {
 	JWKSURL string
 	// JWKSFile is read for the issuer's public keys instead of a URL.
 	JWKSFile string
+	// Discovery finds the key set URL in the issuer's OpenID Provider
+	// configuration (Issuer + /.well-known/openid-configuration, its
+	// jwks_uri), instead of JWKSURL or JWKSFile. The issuer must be an
+	// https URL (http to loopback only), and so must jwks_uri.
+	Discovery bool
 	// HMACSecretFile holds the issuer's HMAC secret (at least 32 bytes);
 	// HS256/384/512 are accepted only with it. The file is read as text:
 	// trailing CR and LF bytes are dropped, so a binary secret must not
@@ -215,11 +220,19 @@ func (ic *IssuerConfig) Validate() error {
 	if ic.JWKSURL != "" && ic.JWKSFile != "" {
 		return fmt.Errorf("issuer %s: jwks-url and jwks-file are exclusive", ic.Issuer)
 	}
+	if ic.Discovery {
+		if ic.JWKSURL != "" || ic.JWKSFile != "" {
+			return fmt.Errorf("issuer %s: %w", ic.Issuer, errDiscoveryExclusive)
+		}
+		if err := checkJWKSURL(ic.Issuer); err != nil {
+			return fmt.Errorf("issuer %s: discovery: %w", ic.Issuer, err)
+		}
+	}
 	if err := ic.validateRevocationOnly(); err != nil {
 		return fmt.Errorf("issuer %s: %w", ic.Issuer, err)
 	}
-	if ic.JWKSURL == "" && ic.JWKSFile == "" && ic.HMACSecretFile == "" && ic.needsKeys() {
-		return fmt.Errorf("issuer %s: needs jwks-url, jwks-file or hmac-secret-file", ic.Issuer)
+	if ic.JWKSURL == "" && ic.JWKSFile == "" && !ic.Discovery && ic.HMACSecretFile == "" && ic.needsKeys() {
+		return fmt.Errorf("issuer %s: needs discovery, jwks-url, jwks-file or hmac-secret-file", ic.Issuer)
 	}
 	if ic.JWKSURL != "" {
 		if err := checkJWKSURL(ic.JWKSURL); err != nil {

@@ -72,6 +72,7 @@ type Config struct {
 	claimHeaders   listFlag
 	types          string
 	revocationOnly bool
+	discovery      bool
 	payloadKey     string
 	headerKey      string
 	payloadMissing string
@@ -155,6 +156,7 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.Var(&c.audiences, "audience", "accepted audience of --issuer (repeatable)")
 	fs.StringVar(&c.jwksFile, "jwks-file", "", "JWKS file of --issuer")
 	fs.StringVar(&c.jwksURL, "jwks-url", "", "JWKS URL of --issuer (https; refreshed periodically)")
+	fs.BoolVar(&c.discovery, "discovery", false, "find the JWKS URL of --issuer in its /.well-known/openid-configuration (jwks_uri; https; the document must name the issuer)")
 	fs.StringVar(&c.hmacSecretFile, "hmac-secret-file", "", "HMAC secret of --issuer (enables HS256/384/512 when listed in --algs)")
 	fs.StringVar(&c.hmacKID, "hmac-kid", "", "kid of the HMAC secret of --issuer: an HMAC token naming another kid is refused (unset: one naming any kid is)")
 	fs.StringVar(&c.algs, "algs", c.algs, "allowed algorithms of --issuer, comma-separated")
@@ -189,6 +191,7 @@ type fileIssuer struct {
 	Algs           []string `json:"algs"`
 	JWKSRefresh    string   `json:"jwks-refresh"`
 	JWKSMinRefetch string   `json:"jwks-min-refetch"`
+	Discovery      bool     `json:"discovery"`
 	RevocationOnly bool     `json:"revocation-only"`
 	PayloadKey     string   `json:"payload-metadata-key"`
 	HeaderKey      string   `json:"header-metadata-key"`
@@ -322,6 +325,7 @@ func (c *Config) finish(fileIssuers []fileIssuer) error {
 		ic.Audiences, ic.JWKSURL, ic.JWKSFile, ic.HMACSecretFile = fi.Audiences, fi.JWKSURL, fi.JWKSFile, fi.HMACSecretFile
 		ic.HMACKeyID = fi.HMACKeyID
 		ic.RevocationOnly, ic.PayloadKey, ic.HeaderKey, ic.PayloadMissing = fi.RevocationOnly, fi.PayloadKey, fi.HeaderKey, fi.PayloadMissing
+		ic.Discovery = fi.Discovery
 		if len(fi.Algs) > 0 {
 			ic.Algs = fi.Algs
 		}
@@ -347,10 +351,11 @@ func (c *Config) finish(fileIssuers []fileIssuer) error {
 		ic.HMACKeyID = c.hmacKID
 		ic.Algs = splitList(c.algs)
 		ic.RevocationOnly, ic.PayloadKey, ic.HeaderKey, ic.PayloadMissing = c.revocationOnly, c.payloadKey, c.headerKey, c.payloadMissing
+		ic.Discovery = c.discovery
 		c.Authz.Issuers = append(c.Authz.Issuers, ic)
-	} else if len(c.audiences) > 0 || c.jwksFile != "" || c.jwksURL != "" || c.hmacSecretFile != "" || c.hmacKID != "" ||
+	} else if len(c.audiences) > 0 || c.jwksFile != "" || c.jwksURL != "" || c.discovery || c.hmacSecretFile != "" || c.hmacKID != "" ||
 		c.revocationOnly || c.payloadKey != "" || c.headerKey != "" || c.payloadMissing != "" {
-		return errors.New("--audience, --jwks-file, --jwks-url, --hmac-secret-file, --hmac-kid, --revocation-only, --payload-metadata-key, --header-metadata-key and --payload-missing need --issuer")
+		return errors.New("--audience, --jwks-file, --jwks-url, --discovery, --hmac-secret-file, --hmac-kid, --revocation-only, --payload-metadata-key, --header-metadata-key and --payload-missing need --issuer")
 	}
 	c.Authz.Types = splitList(c.types)
 	if len(c.claimHeaders) > 0 {

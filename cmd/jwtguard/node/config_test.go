@@ -77,7 +77,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"issuer keys without issuer", "", nil, []string{"--jwks-file", "/j"}, "need --issuer"},
 		{"bad issuers entry", "issuers:\n  - issuer: a\n    jwks-file: /j\n    jwks-refersh: 1m\n", nil, nil, "jwks-refersh"},
 		{"bad payload-missing", "", nil, []string{"--issuer", "a", "--revocation-only", "--payload-missing", "allow"}, "payload-missing"},
-		{"revocation-only verify without keys", "", nil, []string{"--issuer", "a", "--revocation-only", "--payload-missing", "verify"}, "needs jwks-url"},
+		{"revocation-only verify without keys", "", nil, []string{"--issuer", "a", "--revocation-only", "--payload-missing", "verify"}, "needs discovery, jwks-url"},
 		{"payload key without the mode", "", nil, []string{"--issuer", "a", "--jwks-file", "/j", "--payload-metadata-key", "p"}, "need revocation-only"},
 		{"leeway too large", "", nil, []string{"--issuer", "a", "--jwks-file", "/j", "--leeway", "1h"}, "leeway"},
 	}
