@@ -81,7 +81,9 @@ func TestDiscovery(t *testing.T) {
 		doc  func(base string) any
 		want string
 	}{
-		{"another issuer", func(base string) any { return map[string]any{"issuer": "https://evil.test", "jwks_uri": base + "/keys"} }, "names issuer"},
+		{"another issuer", func(base string) any {
+			return map[string]any{"issuer": "https://evil.test", "jwks_uri": base + "/keys"}
+		}, "names issuer"},
 		{"issuer with a trailing slash", func(base string) any { return map[string]any{"issuer": base + "/", "jwks_uri": base + "/keys"} }, "names issuer"},
 		{"no jwks_uri", func(base string) any { return map[string]any{"issuer": base} }, "no jwks_uri"},
 		{"plain http jwks_uri", func(base string) any { return map[string]any{"issuer": base, "jwks_uri": "http://idp.test/keys"} }, "plain http"},
