@@ -345,17 +345,19 @@ func (c *Checker) verify(ctx context.Context, tok string, now int64, v *verified
 // accept checks the claims of a token whose signature is verified (by
 // verify) and fills v with them and id and kid, its identity and key id.
 func (c *Checker) accept(is *issuer, cl *tokenClaims, now int64, id, kid string, v *verified) (Reason, error) {
-	start, reason, err := c.checkClaims(is, cl, now)
+	start, reason, err := c.checkClaims(is, cl, cl.Aud, now)
 	if reason != ReasonOK {
 		return reason, err
 	}
-	fill(cl, start, id, kid, v)
+	fill(v, claimsOf(cl, start, id, kid))
+	copy(v.claims.Extra[:], cl.Extra)
 	return ReasonOK, nil
 }
 
-// checkClaims checks cl, the claims of a verified token, against time, the
-// lifetime bound and is's audiences; it returns the token's issue time.
-func (c *Checker) checkClaims(is *issuer, cl *tokenClaims, now int64) (int64, Reason, error) {
+// checkClaims checks cl, the claims of a verified token, against time and
+// the lifetime bound, and its audiences aud against is's; it returns the
+// token's issue time.
+func (c *Checker) checkClaims(is *issuer, cl *tokenClaims, aud []string, now int64) (int64, Reason, error) {
 	switch {
 	case now >= cl.Exp+c.leeway:
 		return 0, ReasonExpired, fmt.Errorf("expired at %d", cl.Exp)
@@ -371,16 +373,18 @@ func (c *Checker) checkClaims(is *issuer, cl *tokenClaims, now int64) (int64, Re
 	case cl.Exp-start > c.maxLifetime:
 		return 0, ReasonLifetimeTooLong, fmt.Errorf("lifetime %ds from issue time %d exceeds max-token-lifetime %ds", cl.Exp-start, start, c.maxLifetime)
 	}
-	if len(is.cfg.Audiences) > 0 && !slices.ContainsFunc(cl.Aud, func(a string) bool { return slices.Contains(is.cfg.Audiences, a) }) {
-		return 0, ReasonWrongAudience, fmt.Errorf("audience %q not accepted by issuer %s", truncate(strings.Join(cl.Aud, ",")), is.cfg.Issuer)
+	if len(is.cfg.Audiences) > 0 && !slices.ContainsFunc(aud, func(a string) bool { return slices.Contains(is.cfg.Audiences, a) }) {
+		// A copy: the error must not keep aud, which may live on the
+		// caller's stack.
+		return 0, ReasonWrongAudience, fmt.Errorf("audience %q not accepted by issuer %s", truncate(strings.Join(slices.Clone(aud), ",")), is.cfg.Issuer)
 	}
 	return start, ReasonOK, nil
 }
 
-// fill makes v the verified token of cl, issued at start, named id and
-// signed with kid, with the filter key of each revocation check.
-func fill(cl *tokenClaims, start int64, id, kid string, v *verified) {
-	v.claims = Claims{
+// claimsOf are the Claims of cl, issued at start, named id and signed with
+// kid, without Extra.
+func claimsOf(cl *tokenClaims, start int64, id, kid string) Claims {
+	return Claims{
 		Issuer:   cl.Iss,
 		Subject:  cl.Sub,
 		JTI:      cl.Jti,
@@ -390,7 +394,12 @@ func fill(cl *tokenClaims, start int64, id, kid string, v *verified) {
 		Expiry:   cl.Exp,
 		IssuedAt: start,
 	}
-	copy(v.claims.Extra[:], cl.Extra)
+}
+
+// fill makes v the verified token of claims, with the filter key of each
+// revocation check.
+func fill(v *verified, claims Claims) {
+	v.claims = claims
 	for i := 0; i < numChecks; i++ {
 		if v.applies(i) {
 			v.keys[i] = v.lookupKey(i).FilterKey()

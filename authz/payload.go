@@ -79,7 +79,8 @@ func (c *Checker) CheckVerified(ctx context.Context, md *structpb.Struct, h Head
 // acceptPayload checks payload, found under key of md, and fills v.
 func (c *Checker) acceptPayload(md *structpb.Struct, key string, payload *structpb.Struct, h Headers, now int64, v *verified) (Reason, error) {
 	var extra [MaxClaimHeaders]string
-	cl, err := payloadClaims(payload, c.parseOpts.Extra, c.cfg.MaxTokenBytes, &extra)
+	var one [1]string
+	cl, aud, err := payloadClaims(payload, c.parseOpts.Extra, c.cfg.MaxTokenBytes, &extra, &one)
 	if err != nil {
 		return ReasonMalformed, fmt.Errorf("verified payload %q: %w", truncate(key), err)
 	}
@@ -124,7 +125,7 @@ func (c *Checker) acceptPayload(md *structpb.Struct, key string, payload *struct
 		}
 		id = tokenID(&p)
 	}
-	start, reason, err := c.checkClaims(is, &cl, now)
+	start, reason, err := c.checkClaims(is, &cl, aud, now)
 	if reason != ReasonOK {
 		return reason, err
 	}
@@ -132,9 +133,11 @@ func (c *Checker) acceptPayload(md *structpb.Struct, key string, payload *struct
 	// takes them, and its claims, from the cache, found by everything
 	// they are made of.
 	var buf [512]byte
-	ident := appendIdentity(buf[:0], &cl, start, id, kid)
+	ident := appendIdentity(buf[:0], &cl, extra[:len(c.parseOpts.Extra)], start, id, kid)
 	if !c.payloadCache.getBytes(ident, v) {
-		fill(&cl, start, id, kid, v)
+		claims := claimsOf(&cl, start, id, kid)
+		claims.Extra = extra
+		fill(v, claims)
 		c.payloadCache.put(string(ident), v)
 	}
 	return ReasonOK, nil
@@ -142,12 +145,12 @@ func (c *Checker) acceptPayload(md *structpb.Struct, key string, payload *struct
 
 // appendIdentity appends to b everything fill makes a verified token of:
 // each string length-prefixed, then the times.
-func appendIdentity(b []byte, cl *tokenClaims, start int64, id, kid string) []byte {
+func appendIdentity(b []byte, cl *tokenClaims, extra []string, start int64, id, kid string) []byte {
 	for _, s := range [...]string{cl.Iss, cl.Sub, cl.Jti, cl.Sid, id, kid} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
-	for _, s := range cl.Extra {
+	for _, s := range extra {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
@@ -164,10 +167,15 @@ func sameClaims(a, b *tokenClaims) bool {
 
 // payloadClaims reads the claims of a verified payload with the types RFC
 // 7519 gives them, as parseTokenClaims does for a token. Strings longer
-// than maxLen are refused. The values of extra are rendered into
-// extraBuf, which Extra shares.
-func payloadClaims(s *structpb.Struct, extra []string, maxLen int, extraBuf *[MaxClaimHeaders]string) (tokenClaims, error) {
-	var c tokenClaims
+// than maxLen are refused. The values of extra are rendered into extraBuf
+// (Extra stays nil). The audiences are returned apart (Aud stays nil), a
+// single one in audBuf: kept out of the claims, whose strings outlive the
+// call, they can stay on the caller's stack.
+func payloadClaims(s *structpb.Struct, extra []string, maxLen int, extraBuf *[MaxClaimHeaders]string, audBuf *[1]string) (tokenClaims, []string, error) {
+	var (
+		c   tokenClaims
+		aud []string
+	)
 	f := s.GetFields()
 	var err error
 	for i, name := range [...]string{"iss", "sub", "jti", "sid"} {
@@ -177,7 +185,7 @@ func payloadClaims(s *structpb.Struct, extra []string, maxLen int, extraBuf *[Ma
 		}
 		str, err := payloadString(v, maxLen)
 		if err != nil {
-			return tokenClaims{}, fmt.Errorf("%q %w", name, err)
+			return tokenClaims{}, nil, fmt.Errorf("%q %w", name, err)
 		}
 		switch i {
 		case 0:
@@ -192,37 +200,36 @@ func payloadClaims(s *structpb.Struct, extra []string, maxLen int, extraBuf *[Ma
 	}
 	v, ok := f["exp"]
 	if !ok {
-		return tokenClaims{}, errors.New(`"exp" is missing`)
+		return tokenClaims{}, nil, errors.New(`"exp" is missing`)
 	}
 	if c.Exp, err = payloadSeconds(v, 1); err != nil {
-		return tokenClaims{}, fmt.Errorf(`"exp" %w`, err)
+		return tokenClaims{}, nil, fmt.Errorf(`"exp" %w`, err)
 	}
 	if v, ok := f["nbf"]; ok {
 		if c.Nbf, err = payloadSeconds(v, 0); err != nil {
-			return tokenClaims{}, fmt.Errorf(`"nbf" %w`, err)
+			return tokenClaims{}, nil, fmt.Errorf(`"nbf" %w`, err)
 		}
 		c.HasNbf = true
 	}
 	if v, ok := f["iat"]; ok {
 		if c.Iat, err = payloadSeconds(v, 0); err != nil {
-			return tokenClaims{}, fmt.Errorf(`"iat" %w`, err)
+			return tokenClaims{}, nil, fmt.Errorf(`"iat" %w`, err)
 		}
 		c.HasIat = true
 	}
 	if v, ok := f["aud"]; ok {
-		if c.Aud, err = payloadAudience(v, maxLen); err != nil {
-			return tokenClaims{}, fmt.Errorf(`"aud" %w`, err)
+		if aud, err = payloadAudience(v, maxLen, audBuf); err != nil {
+			return tokenClaims{}, nil, fmt.Errorf(`"aud" %w`, err)
 		}
 	}
 	if len(extra) > 0 {
-		c.Extra = extraBuf[:len(extra)]
 		for i, name := range extra {
 			if v, ok := f[name]; ok {
-				c.Extra[i] = renderValue(v)
+				extraBuf[i] = renderValue(v)
 			}
 		}
 	}
-	return c, nil
+	return c, aud, nil
 }
 
 // maxExactSeconds bounds the NumericDates read from a payload: every
@@ -262,11 +269,12 @@ func payloadString(v *structpb.Value, maxLen int) (string, error) {
 }
 
 // payloadAudience accepts a string or a non-empty list of strings.
-func payloadAudience(v *structpb.Value, maxLen int) ([]string, error) {
+func payloadAudience(v *structpb.Value, maxLen int, one *[1]string) ([]string, error) {
 	switch k := v.GetKind().(type) {
 	case *structpb.Value_StringValue:
 		s, err := payloadString(v, maxLen)
-		return []string{s}, err
+		one[0] = s
+		return one[:], err
 	case *structpb.Value_ListValue:
 		items := k.ListValue.GetValues()
 		if len(items) == 0 {

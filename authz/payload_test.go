@@ -305,3 +305,18 @@ func TestRevocationOnlyConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckVerifiedAllocs pins the revocation-only path of a payload seen
+// before (jti and header in metadata) at no allocation.
+func TestCheckVerifiedAllocs(t *testing.T) {
+	w := newPayloadWorld(t)
+	ctx := context.Background()
+	md := metadata(t, "jwt_payload", w.claims(issEnvoy, func(c map[string]any) { c["aud"] = "api" }), "a-ES256")
+	h := MapHeaders{}
+	if d := w.checker.CheckVerified(ctx, md, h); !d.Allowed() {
+		t.Fatal(d.Reason, d.Err)
+	}
+	if n := testing.AllocsPerRun(100, func() { w.checker.CheckVerified(ctx, md, h) }); n != 0 {
+		t.Errorf("%v allocs per check, want 0", n)
+	}
+}
