@@ -70,11 +70,18 @@ func (c *Checker) CheckVerified(ctx context.Context, md *structpb.Struct, h Head
 	now := c.now().Unix()
 	var v verified
 	if reason, err := c.acceptPayload(md, key, payload, h, now, &v); reason != ReasonOK {
+		if err == errVerifyItself {
+			return c.Check(ctx, h)
+		}
 		return Decision{Reason: reason, Err: err}
 	}
 	reason, kind := c.rev.check(ctx, &v, now)
 	return Decision{Reason: reason, RevokedBy: kind, Claims: v.claims}
 }
+
+// errVerifyItself says a verified payload is of an issuer that jwtguard
+// verifies itself: the request is decided as if no payload came.
+var errVerifyItself = errors.New("issuer is verified by jwtguard")
 
 // acceptPayload checks payload, found under key of md, and fills v.
 func (c *Checker) acceptPayload(md *structpb.Struct, key string, payload *structpb.Struct, h Headers, now int64, v *verified) (Reason, error) {
@@ -88,9 +95,13 @@ func (c *Checker) acceptPayload(md *structpb.Struct, key string, payload *struct
 	switch {
 	case !ok:
 		return ReasonWrongIssuer, fmt.Errorf("issuer %q is not configured", truncate(cl.Iss))
-	case !is.cfg.RevocationOnly || is.cfg.payloadKey() != key:
-		// jwt_authn verified it, but jwtguard was not told to trust that.
-		return ReasonWrongIssuer, fmt.Errorf("issuer %s is not revocation-only with payload-metadata-key %q", is.cfg.Issuer, truncate(key))
+	case !is.cfg.RevocationOnly:
+		// jwt_authn verified it (its payload shares a key with a
+		// revocation-only issuer's), but jwtguard verifies this issuer's
+		// tokens itself.
+		return ReasonWrongIssuer, errVerifyItself
+	case is.cfg.payloadKey() != key:
+		return ReasonWrongIssuer, fmt.Errorf("issuer %s is revocation-only with payload-metadata-key %q, not %q", is.cfg.Issuer, is.cfg.payloadKey(), truncate(key))
 	}
 	kid, hasKid := "", false
 	if is.cfg.HeaderKey != "" {
