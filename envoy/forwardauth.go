@@ -23,7 +23,8 @@ const HeadersToRemove = "X-Envoy-Auth-Headers-To-Remove"
 // WWW-Authenticate and a JSON body.
 func (a *Authorization) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	d := a.checker.Check(r.Context(), r.Header)
+	c := a.checker.Load()
+	d := c.Check(r.Context(), r.Header)
 	a.observe(&d, start, transportHTTP)
 	if len(a.observers) > 0 {
 		q := httpRequest(r)
@@ -33,7 +34,7 @@ func (a *Authorization) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	if d.Allowed() {
 		var remove []string
-		a.upstreamHeaders(&d, h.Set, func(name string) { remove = append(remove, name) })
+		a.upstreamHeaders(c, &d, h.Set, func(name string) { remove = append(remove, name) })
 		if len(remove) > 0 {
 			h.Set(HeadersToRemove, strings.Join(remove, ", "))
 		}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -44,7 +45,7 @@ const JWTAuthnNamespace = "envoy.filters.http.jwt_authn"
 // Authorization is the ext_authz v3 gRPC service over an authz.Checker.
 type Authorization struct {
 	authv3.UnimplementedAuthorizationServer
-	checker    *authz.Checker
+	checker    atomic.Pointer[authz.Checker]
 	metrics    *Metrics
 	log        *slog.Logger
 	denyLog    denyLog
@@ -75,9 +76,14 @@ func WithRemoveAuthorization(on bool) AuthorizationOption {
 	return func(a *Authorization) { a.removeAuth = on }
 }
 
+// SetChecker makes c decide the checks that start from now on (a reloaded
+// configuration); checks in flight finish with the checker they began with.
+func (a *Authorization) SetChecker(c *authz.Checker) { a.checker.Store(c) }
+
 // NewAuthorization returns the ext_authz service deciding with c.
 func NewAuthorization(c *authz.Checker, opts ...AuthorizationOption) *Authorization {
-	a := &Authorization{checker: c, log: slog.Default()}
+	a := &Authorization{log: slog.Default()}
+	a.checker.Store(c)
 	a.denyLog.limit = DefaultDenyLogLimit
 	for _, o := range opts {
 		o(a)
@@ -89,14 +95,15 @@ func NewAuthorization(c *authz.Checker, opts ...AuthorizationOption) *Authorizat
 func (a *Authorization) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	start := time.Now()
 	md := req.GetAttributes().GetMetadataContext().GetFilterMetadata()[JWTAuthnNamespace]
-	d := a.checker.CheckVerified(ctx, md, requestHeaders(req))
+	c := a.checker.Load()
+	d := c.CheckVerified(ctx, md, requestHeaders(req))
 	a.observe(&d, start, transportGRPC)
 	if len(a.observers) > 0 {
 		r := grpcRequest(req)
 		a.notify(&r, &d, start)
 	}
 	if d.Allowed() {
-		return a.okResponse(&d), nil
+		return a.okResponse(c, &d), nil
 	}
 	return deniedResponse(&d), nil
 }
@@ -140,9 +147,9 @@ type okBlock struct {
 	meta metaBlock
 }
 
-func (a *Authorization) okResponse(d *authz.Decision) *authv3.CheckResponse {
+func (a *Authorization) okResponse(c *authz.Checker, d *authz.Decision) *authv3.CheckResponse {
 	b := &okBlock{}
-	headers := a.checker.ClaimHeaders()
+	headers := c.ClaimHeaders()
 	n := len(headers)
 	if a.removeAuth {
 		n++
@@ -151,7 +158,7 @@ func (a *Authorization) okResponse(d *authz.Decision) *authv3.CheckResponse {
 	opts := make([]corev3.HeaderValueOption, 0, n)
 	vals := make([]corev3.HeaderValue, 0, n)
 	var set []*corev3.HeaderValueOption
-	a.upstreamHeaders(d, func(name, value string) {
+	a.upstreamHeaders(c, d, func(name, value string) {
 		vals = append(vals, corev3.HeaderValue{Key: name, Value: value})
 		opts = append(opts, corev3.HeaderValueOption{
 			Header:       &vals[len(vals)-1],

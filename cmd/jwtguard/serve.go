@@ -29,7 +29,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	log := newLogger(cfg, stderr)
 	slog.SetDefault(log)
-	return node.Run(ctx, cfg, node.WithLogger(log), node.WithOutput(stdout))
+	reload := func() (*node.Config, error) {
+		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		return node.Load(args, os.Getenv, fs)
+	}
+	return node.Run(ctx, cfg, node.WithLogger(log), node.WithOutput(stdout), node.WithReload(reload))
 }
 
 // newLogger is the structured logger cfg asks for, writing to w.
