@@ -136,6 +136,11 @@ func (c *Checker) acceptPayload(md *structpb.Struct, key string, payload *struct
 		}
 		id = tokenID(&p)
 	}
+	if kid == "" {
+		// jwtguard has no key to name it by, as verifying it would: a key
+		// revocation could not reach it.
+		return ReasonUnknownKey, fmt.Errorf("issuer %s is revocation-only: the token has no kid, which key revocations need", is.cfg.Issuer)
+	}
 	start, reason, err := c.checkClaims(is, &cl, aud, now)
 	if reason != ReasonOK {
 		return reason, err

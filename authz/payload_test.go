@@ -228,6 +228,7 @@ func TestCheckVerifiedDenies(t *testing.T) {
 		{"payload under another issuer's key", metadata(t, issIstio, w.claims(issEnvoy, nil), "a-ES256"), nil, ReasonWrongIssuer},
 		{"two payloads", two, nil, ReasonMultipleTokens},
 		{"payload not an object", notObject, nil, ReasonMalformed},
+		{"no kid in the header", metadata(t, "jwt_payload", w.claims(issEnvoy, nil), ""), nil, ReasonUnknownKey},
 		{"any kid string in the header", metadata(t, "jwt_payload", w.claims(issEnvoy, nil), "x"), nil, ReasonOK},
 		{"no jti, nothing forwarded", metadata(t, issIstio, w.claims(issIstio, func(c map[string]any) { delete(c, "jti") }), "-"), nil, ReasonMissingToken},
 		{"kid unknown, nothing forwarded", metadata(t, issIstio, w.claims(issIstio, nil), "-"), nil, ReasonMissingToken},
