@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/jwtguard/jwtguard/bloom"
 )
@@ -122,12 +123,19 @@ func (c *tokenCache) getBytes(key []byte, v *verified) bool {
 }
 
 // put caches v as the verification of tok.
-func (c *tokenCache) put(tok string, v *verified) {
+func (c *tokenCache) put(tok string, v *verified) { c.putUnless(tok, v, nil) }
+
+// putUnless is put, skipped when retired (read under the shard's lock) is
+// set: a checker that was replaced stops filling a cache it shared.
+func (c *tokenCache) putUnless(tok string, v *verified, retired *atomic.Bool) {
 	h := maphash.String(c.seed, tok)
 	e := newCacheEntry(h, tok, v)
 	s := &c.shards[h>>cacheShardShift]
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if retired != nil && retired.Load() {
+		return
+	}
 	if i, ok := s.index[h]; ok {
 		s.slots[i] = e
 		return

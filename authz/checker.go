@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jwtguard/jwtguard/bloom"
@@ -115,6 +116,12 @@ type Checker struct {
 	// payloadKeys are the metadata keys of revocation-only issuers'
 	// verified payloads, each once.
 	payloadKeys []string
+	// retired is set once a checker made WithPrevious of this one is
+	// activated: this one no longer fills the caches they share.
+	retired atomic.Bool
+	// prev and changed are what Activate needs (see WithPrevious).
+	prev    *Checker
+	changed map[string]bool
 	// payloadCache holds verified payloads by their identity (see
 	// appendIdentity); nil without revocation-only issuers.
 	payloadCache *tokenCache
@@ -135,6 +142,7 @@ type options struct {
 	log      *slog.Logger
 	client   *http.Client
 	onChange func(KeySetChange)
+	prev     *Checker
 }
 
 // WithClock replaces time.Now (tests).
@@ -205,6 +213,9 @@ func NewChecker(cfg Config, rev *Revocations, opts ...Option) (*Checker, error) 
 	}
 	if len(c.payloadKeys) > 0 {
 		c.payloadCache = newTokenCache(cfg.CacheSize)
+	}
+	if o.prev != nil {
+		c.inherit(o.prev)
 	}
 	return c, nil
 }
@@ -290,7 +301,7 @@ func (c *Checker) CheckToken(ctx context.Context, tok string) Decision {
 		if reason, err := c.verify(ctx, tok, now, &v); reason != ReasonOK {
 			return Decision{Reason: reason, Err: err}
 		}
-		c.cache.put(tok, &v)
+		c.cache.putUnless(tok, &v, &c.retired)
 	}
 	changes := c.rev.changeCount()
 	reason, i, gen := c.rev.decide(ctx, &v, now)

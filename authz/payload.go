@@ -154,7 +154,7 @@ func (c *Checker) acceptPayload(md *structpb.Struct, key string, payload *struct
 		claims := claimsOf(&cl, start, id, kid)
 		claims.Extra = extra
 		fill(v, claims)
-		c.payloadCache.put(string(ident), v)
+		c.payloadCache.putUnless(string(ident), v, &c.retired)
 	}
 	return ReasonOK, nil
 }

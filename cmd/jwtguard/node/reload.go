@@ -49,10 +49,10 @@ func (n *Node) reloaders() []reloader {
 }
 
 // prepareChecker builds a checker of cfg.Authz over the node's revocation
-// state and loads its key sets. Its verified-token cache starts empty: the
-// entries of the old one go with it.
+// state, taking over the key sets and cache entries that stay valid
+// (authz.WithPrevious), and loads its key sets.
 func (n *Node) prepareChecker(ctx context.Context, cfg *Config) (func(), error) {
-	c, err := authz.NewChecker(cfg.Authz, n.rev, authz.WithLogger(n.log), authz.WithKeySetChange(n.keySetChanged))
+	c, err := authz.NewChecker(cfg.Authz, n.rev, authz.WithLogger(n.log), authz.WithKeySetChange(n.keySetChanged), authz.WithPrevious(n.checker.Load()))
 	if err != nil {
 		return nil, err
 	}
@@ -64,6 +64,7 @@ func (n *Node) prepareChecker(ctx context.Context, cfg *Config) (func(), error) 
 	return func() {
 		n.checker.Store(c)
 		n.authzSvc.SetChecker(c)
+		c.Activate()
 		n.refreshKeys(c)
 	}, nil
 }
