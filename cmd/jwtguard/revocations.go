@@ -137,7 +137,7 @@ func liftRevocation(ctx context.Context, args []string, stdout, stderr io.Writer
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		id, args = args[0], args[1:]
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	if id == "" && fs.NArg() == 1 {
