@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/types/known/structpb"
+
 	"github.com/jwtguard/jwtguard/authz/mint"
 	"github.com/jwtguard/jwtguard/bloom"
 )
@@ -382,5 +384,51 @@ func BenchmarkCheckCachedRevoked(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkCheckVerified is revocation-only mode's path: a payload that
+// Envoy's jwt_authn verified, with a jti and its header in metadata (never
+// parsed), not revoked. Compare with BenchmarkCheckCached in the same run.
+func BenchmarkCheckVerified(b *testing.B) {
+	filter, err := bloom.New(bloom.DefaultConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	rev, err := NewRevocations(filter, emptyLookup{}, DefaultRevocationConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	rev.SetReady(true)
+	cfg := DefaultConfig()
+	ic := DefaultIssuerConfig(benchIssuer)
+	ic.RevocationOnly, ic.PayloadKey, ic.HeaderKey, ic.Audiences = true, "jwt_payload", "jwt_header", []string{"api"}
+	cfg.Issuers = []IssuerConfig{ic}
+	c, err := NewChecker(cfg, rev)
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	md, err := structpb.NewStruct(map[string]any{
+		"jwt_payload": map[string]any{
+			"iss": benchIssuer, "aud": "api", "sub": "user-hot", "jti": "hot", "sid": "s-hot",
+			"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+		},
+		"jwt_header": map[string]any{"alg": "ES256", "kid": "k-ES256", "typ": "JWT"},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := MapHeaders{":path": "/", ":method": "GET"}
+	ctx := context.Background()
+	if d := c.CheckVerified(ctx, md, h); !d.Allowed() {
+		b.Fatal(d.Reason, d.Err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if d := c.CheckVerified(ctx, md, h); !d.Allowed() {
+			b.Fatal(d.Reason)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/jwtguard/jwtguard/bloom"
 )
@@ -106,13 +107,38 @@ func (c *tokenCache) get(tok string, v *verified) bool {
 	return true
 }
 
+// getBytes is get for a key held in a byte slice, without copying it.
+func (c *tokenCache) getBytes(key []byte, v *verified) bool {
+	h := maphash.Bytes(c.seed, key)
+	s := &c.shards[h>>cacheShardShift]
+	s.mu.RLock()
+	i, ok := s.index[h]
+	var e cacheEntry
+	if ok {
+		e = s.slots[i]
+	}
+	s.mu.RUnlock()
+	if !ok || e.data[:e.ends[fieldToken]] != string(key) {
+		return false
+	}
+	e.load(v)
+	return true
+}
+
 // put caches v as the verification of tok.
-func (c *tokenCache) put(tok string, v *verified) {
+func (c *tokenCache) put(tok string, v *verified) { c.putUnless(tok, v, nil) }
+
+// putUnless is put, skipped when retired (read under the shard's lock) is
+// set: a checker that was replaced stops filling a cache it shared.
+func (c *tokenCache) putUnless(tok string, v *verified, retired *atomic.Bool) {
 	h := maphash.String(c.seed, tok)
 	e := newCacheEntry(h, tok, v)
 	s := &c.shards[h>>cacheShardShift]
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if retired != nil && retired.Load() {
+		return
+	}
 	if i, ok := s.index[h]; ok {
 		s.slots[i] = e
 		return

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jwtguard/jwtguard/bloom"
@@ -133,8 +134,20 @@ type Checker struct {
 	header        string
 	rules         *ruleSet      // nil: no per-route requirements
 	introspection *introspector // nil: no issuer judges opaque tokens
-	now           func() time.Time
-	log           *slog.Logger
+	// payloadKeys are the metadata keys of revocation-only issuers'
+	// verified payloads, each once.
+	payloadKeys []string
+	// retired is set once a checker made WithPrevious of this one is
+	// activated: this one no longer fills the caches they share.
+	retired atomic.Bool
+	// prev and changed are what Activate needs (see WithPrevious).
+	prev    *Checker
+	changed map[string]bool
+	// payloadCache holds verified payloads by their identity (see
+	// appendIdentity); nil without revocation-only issuers.
+	payloadCache *tokenCache
+	now          func() time.Time
+	log          *slog.Logger
 }
 
 type issuer struct {
@@ -150,6 +163,7 @@ type options struct {
 	log      *slog.Logger
 	client   *http.Client
 	onChange func(KeySetChange)
+	prev     *Checker
 }
 
 // WithClock replaces time.Now (tests).
@@ -221,9 +235,18 @@ func NewChecker(cfg Config, rev *Revocations, opts ...Option) (*Checker, error) 
 				return nil, err
 			}
 		}
+		if k := ic.payloadKey(); ic.RevocationOnly && !slices.Contains(c.payloadKeys, k) {
+			c.payloadKeys = append(c.payloadKeys, k)
+		}
 	}
 	if c.rules, err = compileRules(cfg.Rules, cfg.Issuers); err != nil {
 		return nil, err
+	}
+	if len(c.payloadKeys) > 0 {
+		c.payloadCache = newTokenCache(cfg.CacheSize)
+	}
+	if o.prev != nil {
+		c.inherit(o.prev)
 	}
 	return c, nil
 }
@@ -348,7 +371,7 @@ func (c *Checker) check(ctx context.Context, tok string, rule int, h Headers) De
 			}
 			return Decision{Reason: reason, Err: err}
 		}
-		c.cache.put(tok, &v)
+		c.cache.putUnless(tok, &v, &c.retired)
 	}
 	return c.decide(ctx, tok, &v, now, rule, h)
 }
@@ -389,6 +412,9 @@ func (c *Checker) verify(ctx context.Context, tok string, now int64, v *verified
 	if !ok {
 		return ReasonWrongIssuer, fmt.Errorf("issuer %q is not configured", truncate(p.Claims.Iss))
 	}
+	if is.cfg.RevocationOnly && is.cfg.PayloadMissing != PayloadMissingVerify {
+		return ReasonNotVerifiedByProxy, fmt.Errorf("issuer %s is revocation-only and the request carries no payload verified by the proxy", is.cfg.Issuer)
+	}
 	alg := p.Header.Alg
 	if !slices.Contains(is.cfg.Algs, alg) {
 		return ReasonBadAlgorithm, fmt.Errorf("alg %q is not allowed for issuer %s", truncate(alg), is.cfg.Issuer)
@@ -402,48 +428,80 @@ func (c *Checker) verify(ctx context.Context, tok string, now int64, v *verified
 	if reason != ReasonOK {
 		return reason, err
 	}
-	cl := &p.Claims
-	switch {
-	case now >= cl.Exp+c.leeway:
-		v.claims = Claims{Issuer: cl.Iss, Subject: cl.Sub, JTI: cl.Jti, TokenID: tokenID(&p), Session: cl.Sid, KeyID: key.kid, Expiry: cl.Exp}
-		if v.claims.KeyID == "" {
-			v.claims.KeyID = p.Header.Kid
-		}
-		return ReasonExpired, fmt.Errorf("expired at %d", cl.Exp)
-	case cl.HasNbf && now+c.leeway < cl.Nbf:
-		return ReasonNotYetValid, fmt.Errorf("not valid before %d", cl.Nbf)
-	case cl.HasIat && now+c.leeway < cl.Iat:
-		return ReasonIssuedInFuture, fmt.Errorf("issued at %d, in the future", cl.Iat)
-	}
-	start, ok := issueTime(cl)
-	switch {
-	case !ok:
-		return ReasonLifetimeTooLong, errors.New("token has neither iat nor nbf: its lifetime cannot be bounded")
-	case cl.Exp-start > c.maxLifetime:
-		return ReasonLifetimeTooLong, fmt.Errorf("lifetime %ds from issue time %d exceeds max-token-lifetime %ds", cl.Exp-start, start, c.maxLifetime)
-	}
-	if len(is.cfg.Audiences) > 0 && !slices.ContainsFunc(cl.Aud, func(a string) bool { return slices.Contains(is.cfg.Audiences, a) }) {
-		return ReasonWrongAudience, fmt.Errorf("audience %q not accepted by issuer %s", truncate(strings.Join(cl.Aud, ",")), is.cfg.Issuer)
-	}
 	kid := key.kid
 	if kid == "" {
 		kid = p.Header.Kid
 	}
-	v.claims = Claims{
+	v.key = ref
+	return c.accept(is, &p.Claims, facts, now, tokenID(&p), kid, v)
+}
+
+// accept checks the claims of a token whose signature is verified (by
+// verify) and fills v with them and id and kid, its identity and key id,
+// and with the route rules' verdicts from facts. An expired token gets its
+// claims without issue time: who still presents it matters to the
+// detectors.
+func (c *Checker) accept(is *issuer, cl *tokenClaims, facts *tokenFacts, now int64, id, kid string, v *verified) (Reason, error) {
+	start, reason, err := c.checkClaims(is, cl, cl.Aud, now)
+	if reason != ReasonOK {
+		if reason == ReasonExpired {
+			v.claims = claimsOf(cl, 0, id, kid)
+		}
+		return reason, err
+	}
+	fill(v, claimsOf(cl, start, id, kid))
+	copy(v.claims.Extra[:], cl.Extra)
+	c.rules.judge(cl.Iss, cl.Aud, facts, &v.verdicts, &v.ruleVals)
+	return ReasonOK, nil
+}
+
+// checkClaims checks cl, the claims of a verified token, against time and
+// the lifetime bound, and its audiences aud against is's; it returns the
+// token's issue time.
+func (c *Checker) checkClaims(is *issuer, cl *tokenClaims, aud []string, now int64) (int64, Reason, error) {
+	switch {
+	case now >= cl.Exp+c.leeway:
+		return 0, ReasonExpired, fmt.Errorf("expired at %d", cl.Exp)
+	case cl.HasNbf && now+c.leeway < cl.Nbf:
+		return 0, ReasonNotYetValid, fmt.Errorf("not valid before %d", cl.Nbf)
+	case cl.HasIat && now+c.leeway < cl.Iat:
+		return 0, ReasonIssuedInFuture, fmt.Errorf("issued at %d, in the future", cl.Iat)
+	}
+	start, ok := issueTime(cl)
+	switch {
+	case !ok:
+		return 0, ReasonLifetimeTooLong, errors.New("token has neither iat nor nbf: its lifetime cannot be bounded")
+	case cl.Exp-start > c.maxLifetime:
+		return 0, ReasonLifetimeTooLong, fmt.Errorf("lifetime %ds from issue time %d exceeds max-token-lifetime %ds", cl.Exp-start, start, c.maxLifetime)
+	}
+	if len(is.cfg.Audiences) > 0 && !slices.ContainsFunc(aud, func(a string) bool { return slices.Contains(is.cfg.Audiences, a) }) {
+		// A copy: the error must not keep aud, which may live on the
+		// caller's stack.
+		return 0, ReasonWrongAudience, fmt.Errorf("audience %q not accepted by issuer %s", truncate(strings.Join(slices.Clone(aud), ",")), is.cfg.Issuer)
+	}
+	return start, ReasonOK, nil
+}
+
+// claimsOf are the Claims of cl, issued at start, named id and signed with
+// kid, without Extra.
+func claimsOf(cl *tokenClaims, start int64, id, kid string) Claims {
+	return Claims{
 		Issuer:   cl.Iss,
 		Subject:  cl.Sub,
 		JTI:      cl.Jti,
-		TokenID:  tokenID(&p),
+		TokenID:  id,
 		Session:  cl.Sid,
 		KeyID:    kid,
 		Expiry:   cl.Exp,
 		IssuedAt: start,
 	}
-	copy(v.claims.Extra[:], cl.Extra)
-	v.key = ref
-	c.rules.judge(cl.Iss, cl.Aud, facts, &v.verdicts, &v.ruleVals)
+}
+
+// fill makes v the verified token of claims, with the filter key of each
+// revocation check.
+func fill(v *verified, claims Claims) {
+	v.claims = claims
 	v.setKeys()
-	return ReasonOK, nil
 }
 
 // truncate shortens attacker-chosen strings before they reach a log line.

@@ -54,6 +54,11 @@ type IssuerConfig struct {
 	JWKSURL string
 	// JWKSFile is read for the issuer's public keys instead of a URL.
 	JWKSFile string
+	// Discovery finds the key set URL in the issuer's OpenID Provider
+	// configuration (Issuer + /.well-known/openid-configuration, its
+	// jwks_uri), instead of JWKSURL or JWKSFile. The issuer must be an
+	// https URL (http to loopback only), and so must jwks_uri.
+	Discovery bool
 	// HMACSecretFile holds the issuer's HMAC secret (at least 32 bytes);
 	// HS256/384/512 are accepted only with it. The file is read as text:
 	// trailing CR and LF bytes are dropped, so a binary secret must not
@@ -74,6 +79,41 @@ type IssuerConfig struct {
 	// Introspection, when set, judges the issuer's opaque tokens (see
 	// introspect.go); at most one issuer has it.
 	Introspection *IntrospectionConfig
+
+	// RevocationOnly trusts the payload that Envoy's jwt_authn filter has
+	// verified and sent in the check's metadata (Checker.CheckVerified):
+	// jwtguard checks revocation, expiry and the lifetime bound only.
+	RevocationOnly bool
+	// PayloadKey is jwt_authn's payload_in_metadata of the issuer: the key
+	// of its verified payload; empty means the issuer itself, as Istio's
+	// RequestAuthentication sets it.
+	PayloadKey string
+	// HeaderKey is jwt_authn's header_in_metadata of the issuer, where the
+	// token's kid is read; empty: the kid comes from the forwarded token.
+	HeaderKey string
+	// PayloadMissing is what a token of a revocation-only issuer gets when
+	// no verified payload comes with it (forward-auth, or a route without
+	// jwt_authn): PayloadMissingDeny (the default) or PayloadMissingVerify.
+	PayloadMissing string
+}
+
+// What a revocation-only issuer's token gets without a verified payload.
+const (
+	PayloadMissingDeny   = "deny"   // denied not_verified_by_proxy
+	PayloadMissingVerify = "verify" // verified by jwtguard, with the issuer's keys
+)
+
+// payloadKey is the metadata key of the issuer's verified payload.
+func (ic *IssuerConfig) payloadKey() string {
+	if ic.PayloadKey != "" {
+		return ic.PayloadKey
+	}
+	return ic.Issuer
+}
+
+// needsKeys reports whether jwtguard verifies the issuer's tokens itself.
+func (ic *IssuerConfig) needsKeys() bool {
+	return !ic.RevocationOnly || ic.PayloadMissing == PayloadMissingVerify
 }
 
 // ClaimHeader sends the value of Claim to the upstream as Header.
@@ -128,6 +168,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	if _, err := compileRules(c.Rules, c.Issuers); err != nil {
+		return err
+	}
+	if err := validatePayloadKeys(c.Issuers); err != nil {
 		return err
 	}
 	if err := c.ValidateTiming(); err != nil {
@@ -193,10 +236,24 @@ func (ic *IssuerConfig) Validate() error {
 	if ic.JWKSURL != "" && ic.JWKSFile != "" {
 		return fmt.Errorf("issuer %s: jwks-url and jwks-file are exclusive", ic.Issuer)
 	}
-	if ic.JWKSURL == "" && ic.JWKSFile == "" && ic.HMACSecretFile == "" && ic.Introspection == nil {
-		return fmt.Errorf("issuer %s: needs jwks-url, jwks-file, hmac-secret-file or introspection", ic.Issuer)
+	if ic.Discovery {
+		if ic.JWKSURL != "" || ic.JWKSFile != "" {
+			return fmt.Errorf("issuer %s: %w", ic.Issuer, errDiscoveryExclusive)
+		}
+		if err := checkJWKSURL(ic.Issuer); err != nil {
+			return fmt.Errorf("issuer %s: discovery: %w", ic.Issuer, err)
+		}
+	}
+	if err := ic.validateRevocationOnly(); err != nil {
+		return fmt.Errorf("issuer %s: %w", ic.Issuer, err)
+	}
+	if ic.JWKSURL == "" && ic.JWKSFile == "" && !ic.Discovery && ic.HMACSecretFile == "" && ic.Introspection == nil && ic.needsKeys() {
+		return fmt.Errorf("issuer %s: needs discovery, jwks-url, jwks-file, hmac-secret-file or introspection", ic.Issuer)
 	}
 	if ic.Introspection != nil {
+		if ic.RevocationOnly {
+			return fmt.Errorf("issuer %s: introspection and revocation-only are exclusive", ic.Issuer)
+		}
 		if err := ic.Introspection.Validate(); err != nil {
 			return fmt.Errorf("issuer %s: %w", ic.Issuer, err)
 		}
@@ -239,6 +296,42 @@ func (ic *IssuerConfig) Validate() error {
 	}
 	if ic.JWKSMinRefetch < 0 {
 		return fmt.Errorf("issuer %s: jwks-min-refetch: %s, want zero or more", ic.Issuer, ic.JWKSMinRefetch)
+	}
+	return nil
+}
+
+// validateRevocationOnly checks the settings of revocation-only mode.
+func (ic *IssuerConfig) validateRevocationOnly() error {
+	if !ic.RevocationOnly {
+		if ic.PayloadKey != "" || ic.HeaderKey != "" || ic.PayloadMissing != "" {
+			return errors.New("payload-metadata-key, header-metadata-key and payload-missing need revocation-only")
+		}
+		return nil
+	}
+	switch ic.PayloadMissing {
+	case "", PayloadMissingDeny, PayloadMissingVerify:
+	default:
+		return fmt.Errorf("payload-missing: %q, want %s or %s", ic.PayloadMissing, PayloadMissingDeny, PayloadMissingVerify)
+	}
+	if ic.HeaderKey != "" && ic.HeaderKey == ic.payloadKey() {
+		return fmt.Errorf("header-metadata-key: %q is the payload's key too", ic.HeaderKey)
+	}
+	return nil
+}
+
+// validatePayloadKeys refuses a metadata key that is one issuer's
+// payload and another's header.
+func validatePayloadKeys(issuers []IssuerConfig) error {
+	payloads := map[string]bool{}
+	for i := range issuers {
+		if issuers[i].RevocationOnly {
+			payloads[issuers[i].payloadKey()] = true
+		}
+	}
+	for i := range issuers {
+		if h := issuers[i].HeaderKey; h != "" && payloads[h] {
+			return fmt.Errorf("issuers[%d]: header-metadata-key %q is a payload-metadata-key too", i, h)
+		}
 	}
 	return nil
 }

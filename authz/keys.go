@@ -217,6 +217,15 @@ func newKeySet(ic *IssuerConfig, client *http.Client, log *slog.Logger) (*keySet
 		ks.fetchTimeout = defaultFetchTimeout
 	}
 	switch {
+	case ic.Discovery:
+		d := &discovery{issuer: ic.Issuer, client: client}
+		ks.load = func(ctx context.Context) (jwk.Set, error) {
+			url, err := d.jwksURL(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return jwk.Fetch(ctx, url, jwk.WithHTTPClient(client))
+		}
 	case ic.JWKSURL != "":
 		url := ic.JWKSURL
 		ks.load = func(ctx context.Context) (jwk.Set, error) {

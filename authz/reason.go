@@ -26,7 +26,11 @@ const (
 	// iat nor nbf). Revocations last MaxTokenLifetime, so such a token could
 	// outlive the record that revokes it.
 	ReasonLifetimeTooLong Reason = "lifetime_too_long"
-	ReasonRevoked         Reason = "revoked"
+	// ReasonNotVerifiedByProxy: the token's issuer is revocation-only
+	// (IssuerConfig.RevocationOnly), and no payload verified by the proxy
+	// came with it.
+	ReasonNotVerifiedByProxy Reason = "not_verified_by_proxy"
+	ReasonRevoked            Reason = "revoked"
 	// ReasonClamped: a clamp record of the token's issuer is in force and
 	// the token was issued longer ago than its max age.
 	ReasonClamped     Reason = "clamped"
@@ -57,7 +61,7 @@ var Reasons = []Reason{
 	ReasonOK, ReasonMissingToken, ReasonMultipleTokens, ReasonMalformed, ReasonTooLarge, ReasonUnsupported,
 	ReasonBadAlgorithm, ReasonBadSignature, ReasonUnknownKey, ReasonExpired,
 	ReasonNotYetValid, ReasonIssuedInFuture, ReasonWrongIssuer, ReasonWrongAudience,
-	ReasonLifetimeTooLong, ReasonRevoked, ReasonClamped, ReasonUnavailable, ReasonNotReady,
+	ReasonLifetimeTooLong, ReasonNotVerifiedByProxy, ReasonRevoked, ReasonClamped, ReasonUnavailable, ReasonNotReady,
 	ReasonNoRule, ReasonInsufficientScope, ReasonClaimMismatch, ReasonInactive, ReasonIntrospectionUnavailable,
 	ReasonBlocked,
 }

@@ -109,13 +109,15 @@ func TestDenyLogFloodIsBounded(t *testing.T) {
 	}
 }
 
-// decisions reads jwtguard_decisions_total for reason.
+// decisions reads jwtguard_decisions_total for reason, summed over
+// transports.
 func decisions(t *testing.T, reg *prometheus.Registry, reason string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
+	sum, found := 0.0, false
 	for _, mf := range mfs {
 		if mf.GetName() != "jwtguard_decisions_total" {
 			continue
@@ -123,11 +125,14 @@ func decisions(t *testing.T, reg *prometheus.Registry, reason string) float64 {
 		for _, m := range mf.GetMetric() {
 			for _, lp := range m.GetLabel() {
 				if lp.GetName() == "reason" && lp.GetValue() == reason {
-					return m.GetCounter().GetValue()
+					sum += m.GetCounter().GetValue()
+					found = true
 				}
 			}
 		}
 	}
-	t.Fatalf("no jwtguard_decisions_total{reason=%q}", reason)
-	return 0
+	if !found {
+		t.Fatalf("no jwtguard_decisions_total{reason=%q}", reason)
+	}
+	return sum
 }

@@ -10,10 +10,12 @@ import (
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/jwtguard/jwtguard/authz"
 	"github.com/jwtguard/jwtguard/authz/mint"
@@ -192,6 +194,13 @@ func (e *env) token(t testing.TB, mod func(map[string]any)) string {
 // the server through the gRPC client.
 func (e *env) check(t testing.TB, headers map[string]string) *authv3.CheckResponse {
 	t.Helper()
+	return e.checkMetadata(t, headers, nil)
+}
+
+// checkMetadata is check with the metadata ext_authz sends from the
+// namespaces of its metadata_context_namespaces.
+func (e *env) checkMetadata(t testing.TB, headers map[string]string, md map[string]*structpb.Struct) *authv3.CheckResponse {
+	t.Helper()
 	h := map[string]string{":authority": "app.test", ":path": "/v1/things", ":method": "GET", "x-request-id": "r-1"}
 	for k, v := range headers {
 		h[k] = v
@@ -201,6 +210,9 @@ func (e *env) check(t testing.TB, headers map[string]string) *authv3.CheckRespon
 			Method: "GET", Path: "/v1/things", Host: "app.test", Headers: h, Scheme: "https", Protocol: "HTTP/1.1",
 		}},
 	}}
+	if md != nil {
+		req.Attributes.MetadataContext = &corev3.Metadata{FilterMetadata: md}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	resp, err := e.client.Check(ctx, req)

@@ -25,14 +25,15 @@ const HeadersToRemove = "X-Envoy-Auth-Headers-To-Remove"
 // WWW-Authenticate and a JSON body.
 func (a *Authorization) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	c := a.checker.Load()
 	var d authz.Decision
 	if a.blocker != nil && a.blocker.BlockedAddr(httpSource(r), start) {
 		d = authz.Decision{Reason: authz.ReasonBlocked}
 	} else {
 		rt := httpRoute(r)
-		d = a.decide(r.Context(), r.Header, &rt, start)
+		d = a.decide(r.Context(), c, nil, r.Header, &rt, start)
 	}
-	a.observe(&d, start, "http")
+	a.observe(&d, start, transportHTTP)
 	if len(a.observers) > 0 {
 		q := httpRequest(r)
 		a.notify(&q, &d, start)
@@ -41,7 +42,7 @@ func (a *Authorization) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	if d.Allowed() {
 		var remove []string
-		a.upstreamHeaders(&d, h.Set, func(name string) { remove = append(remove, name) })
+		a.upstreamHeaders(c, &d, h.Set, func(name string) { remove = append(remove, name) })
 		if len(remove) > 0 {
 			h.Set(HeadersToRemove, strings.Join(remove, ", "))
 		}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -33,10 +34,18 @@ import (
 // returns (the ext_authz HTTP filter's name).
 const MetadataNamespace = "envoy.filters.http.ext_authz"
 
+// JWTAuthnNamespace is where Envoy's jwt_authn filter writes the payloads
+// it verified (payload_in_metadata, header_in_metadata). ext_authz sends it
+// when its metadata_context_namespaces lists it; revocation-only issuers
+// are decided from it (authz.Checker.CheckVerified). Forward-auth never
+// reads it: a forward-auth request carries headers only, which a client
+// could forge.
+const JWTAuthnNamespace = "envoy.filters.http.jwt_authn"
+
 // Authorization is the ext_authz v3 gRPC service over an authz.Checker.
 type Authorization struct {
 	authv3.UnimplementedAuthorizationServer
-	checker    *authz.Checker
+	checker    atomic.Pointer[authz.Checker]
 	metrics    *Metrics
 	log        *slog.Logger
 	denyLog    denyLog
@@ -68,9 +77,14 @@ func WithRemoveAuthorization(on bool) AuthorizationOption {
 	return func(a *Authorization) { a.removeAuth = on }
 }
 
+// SetChecker makes c decide the checks that start from now on (a reloaded
+// configuration); checks in flight finish with the checker they began with.
+func (a *Authorization) SetChecker(c *authz.Checker) { a.checker.Store(c) }
+
 // NewAuthorization returns the ext_authz service deciding with c.
 func NewAuthorization(c *authz.Checker, opts ...AuthorizationOption) *Authorization {
-	a := &Authorization{checker: c, log: slog.Default()}
+	a := &Authorization{log: slog.Default()}
+	a.checker.Store(c)
 	a.denyLog.limit = DefaultDenyLogLimit
 	for _, o := range opts {
 		o(a)
@@ -81,29 +95,32 @@ func NewAuthorization(c *authz.Checker, opts ...AuthorizationOption) *Authorizat
 // Check implements envoy.service.auth.v3.Authorization/Check.
 func (a *Authorization) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	start := time.Now()
+	c := a.checker.Load()
 	var d authz.Decision
 	if a.blocker != nil && a.blocker.BlockedAddr(grpcSource(req), start) {
 		d = authz.Decision{Reason: authz.ReasonBlocked}
 	} else {
 		rt := grpcRoute(req)
-		d = a.decide(ctx, requestHeaders(req), &rt, start)
+		md := req.GetAttributes().GetMetadataContext().GetFilterMetadata()[JWTAuthnNamespace]
+		d = a.decide(ctx, c, md, requestHeaders(req), &rt, start)
 	}
-	a.observe(&d, start, "grpc")
+	a.observe(&d, start, transportGRPC)
 	if len(a.observers) > 0 {
 		r := grpcRequest(req)
 		a.notify(&r, &d, start)
 	}
 	if d.Allowed() {
-		return a.okResponse(&d), nil
+		return a.okResponse(c, &d), nil
 	}
 	return deniedResponse(&d), nil
 }
 
-// decide is the checker's decision on h to rt, the same for both
-// adapters: a token, session or subject the blocker holds is denied
-// blocked.
-func (a *Authorization) decide(ctx context.Context, h authz.Headers, rt *authz.Route, now time.Time) authz.Decision {
-	d := a.checker.CheckRoute(ctx, h, rt)
+// decide is c's decision on h to rt, the same for both adapters: with md,
+// jwt_authn's metadata (gRPC only; nil for none), a payload it verified
+// for a revocation-only issuer is trusted. A token, session or subject the
+// blocker holds is denied blocked.
+func (a *Authorization) decide(ctx context.Context, c *authz.Checker, md *structpb.Struct, h authz.Headers, rt *authz.Route, now time.Time) authz.Decision {
+	d := c.CheckVerifiedRoute(ctx, md, h, rt)
 	if a.blocker != nil && d.Claims.TokenID != "" && a.blocker.BlockedToken(d.Claims.Issuer, d.Claims.TokenID, d.Claims.Session, d.Claims.Subject, now) {
 		return authz.Decision{Reason: authz.ReasonBlocked, Claims: d.Claims}
 	}
@@ -149,9 +166,9 @@ type okBlock struct {
 	meta metaBlock
 }
 
-func (a *Authorization) okResponse(d *authz.Decision) *authv3.CheckResponse {
+func (a *Authorization) okResponse(c *authz.Checker, d *authz.Decision) *authv3.CheckResponse {
 	b := &okBlock{}
-	headers := a.checker.ClaimHeaders()
+	headers := c.ClaimHeaders()
 	n := len(headers)
 	if a.removeAuth {
 		n++
@@ -160,7 +177,7 @@ func (a *Authorization) okResponse(d *authz.Decision) *authv3.CheckResponse {
 	opts := make([]corev3.HeaderValueOption, 0, n)
 	vals := make([]corev3.HeaderValue, 0, n)
 	var set []*corev3.HeaderValueOption
-	a.upstreamHeaders(d, func(name, value string) {
+	a.upstreamHeaders(c, d, func(name, value string) {
 		vals = append(vals, corev3.HeaderValue{Key: name, Value: value})
 		opts = append(opts, corev3.HeaderValueOption{
 			Header:       &vals[len(vals)-1],
@@ -314,14 +331,14 @@ func (b *metaBlock) fill(d *authz.Decision) *structpb.Struct {
 
 // observe records a decision in metrics and logs denies with their reason
 // and token id, never the token, at most so many a second (denyLog).
-func (a *Authorization) observe(d *authz.Decision, start time.Time, transport string) {
+func (a *Authorization) observe(d *authz.Decision, start time.Time, t transport) {
 	if a.metrics != nil {
-		a.metrics.observe(d, time.Since(start))
+		a.metrics.observe(d, t, time.Since(start))
 	}
 	if d.Allowed() || d.Reason == authz.ReasonMissingToken || !a.denyLog.allow(a.log, start) {
 		return
 	}
-	attrs := []any{"reason", d.Reason, "transport", transport}
+	attrs := []any{"reason", d.Reason, "transport", transportValues[t]}
 	if d.RevokedBy != "" {
 		attrs = append(attrs, "kind", d.RevokedBy)
 	}

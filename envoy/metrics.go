@@ -11,7 +11,7 @@ import (
 // Metrics are the decision metrics. Every series is created up front, so
 // recording a decision never allocates.
 type Metrics struct {
-	decisions map[authz.Reason]prometheus.Counter
+	decisions [numTransports]map[authz.Reason]prometheus.Counter
 	revoked   map[authz.Kind]prometheus.Counter
 	duration  prometheus.Histogram
 	dropped   prometheus.Counter
@@ -21,8 +21,8 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	dec := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "jwtguard_decisions_total",
-		Help: "Decisions by reason (ok for allowed).",
-	}, []string{"reason"})
+		Help: "Decisions by reason (ok for allowed) and transport (grpc: ext_authz; http: forward-auth).",
+	}, []string{"reason", "transport"})
 	rev := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "jwtguard_revoked_total",
 		Help: "Requests denied as revoked (or unconfirmable), by revocation kind.",
@@ -37,9 +37,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Help: "Claim headers of allowed requests removed instead of sent, their value holding a control character (CR, LF, NUL, ...).",
 	})
 	reg.MustRegister(dec, rev, dur, dropped)
-	m := &Metrics{decisions: map[authz.Reason]prometheus.Counter{}, revoked: map[authz.Kind]prometheus.Counter{}, duration: dur, dropped: dropped}
-	for _, r := range authz.Reasons {
-		m.decisions[r] = dec.WithLabelValues(string(r))
+	m := &Metrics{revoked: map[authz.Kind]prometheus.Counter{}, duration: dur, dropped: dropped}
+	for t := range m.decisions {
+		m.decisions[t] = map[authz.Reason]prometheus.Counter{}
+		for _, r := range authz.Reasons {
+			m.decisions[t][r] = dec.WithLabelValues(string(r), transportNames[t])
+		}
 	}
 	for _, k := range authz.Kinds {
 		m.revoked[k] = rev.WithLabelValues(string(k))
@@ -47,8 +50,24 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-func (m *Metrics) observe(d *authz.Decision, took time.Duration) {
-	if c, ok := m.decisions[d.Reason]; ok {
+// transport is the way a check reached jwtguard.
+type transport uint8
+
+const (
+	transportGRPC transport = iota // ext_authz v3 gRPC
+	transportHTTP                  // HTTP forward-auth
+	numTransports
+)
+
+// transportNames are the transports' label values, as logs print them.
+var transportNames = [numTransports]string{transportGRPC: "grpc", transportHTTP: "http"}
+
+// transportValues are transportNames boxed once, for log attributes that
+// must not allocate.
+var transportValues = [numTransports]any{transportGRPC: "grpc", transportHTTP: "http"}
+
+func (m *Metrics) observe(d *authz.Decision, t transport, took time.Duration) {
+	if c, ok := m.decisions[t][d.Reason]; ok {
 		c.Inc()
 	}
 	if c, ok := m.revoked[d.RevokedBy]; ok {

@@ -88,8 +88,8 @@ func denialOf(r authz.Reason) denial {
 // holds a control character (counted: never emitted, since CR/LF would split
 // it into more headers and NUL breaks proxies), and Authorization when
 // configured so.
-func (a *Authorization) upstreamHeaders(d *authz.Decision, set func(name, value string), remove func(name string)) {
-	for i, ch := range a.checker.ClaimHeaders() {
+func (a *Authorization) upstreamHeaders(c *authz.Checker, d *authz.Decision, set func(name, value string), remove func(name string)) {
+	for i, ch := range c.ClaimHeaders() {
 		switch v := d.Claims.Extra[i]; {
 		case v == "":
 			remove(ch.Header)

@@ -18,6 +18,12 @@ const (
 	// RevokedSet; a valid token of it cannot exist, which is why it is a
 	// second issuer.
 	OldIssuer = "https://loadgen-old.test"
+	// MeshIssuer is revocation-only: its tokens (the verified category)
+	// come with the payload and header jwt_authn verified, under
+	// PayloadKey and HeaderKey.
+	MeshIssuer = "https://loadgen-mesh.test"
+	PayloadKey = "jwt_payload"
+	HeaderKey  = "jwt_header"
 	// Audience is the audience of every token.
 	Audience = "loadgen"
 	// Alg is the signing algorithm of every key.

@@ -102,7 +102,8 @@ func TestRunMixes(t *testing.T) {
 		{"revoked", "revoked=1", false, map[string]int64{"revoked": 1000}},
 		{"invalid", "invalid=1", false, nil},
 		{"forged", "forged=1", false, map[string]int64{string(authz.ReasonBadSignature): 1000}},
-		{"all five", "repeated=6,fresh=1,revoked=1,invalid=1,forged=1", false, nil},
+		{"verified", "verified=1", false, map[string]int64{"ok": 1000}},
+		{"all six", "repeated=6,fresh=1,revoked=1,invalid=1,forged=1,verified=2", false, nil},
 		{"forward-auth", "repeated=6,fresh=1,revoked=1,invalid=1,forged=1", true, nil},
 	}
 	for _, tt := range tests {

@@ -27,10 +27,15 @@ const (
 	// flood of distinct forgeries that no cache can answer. Every one costs
 	// the server a full signature verification that fails.
 	Forged Category = "forged"
+	// Verified tokens are the repeated set of MeshIssuer, a revocation-only
+	// issuer: each request carries the payload and header Envoy's
+	// jwt_authn filter verified, in the metadata ext_authz sends, as well
+	// as the token (jwt_authn forward: true). gRPC only.
+	Verified Category = "verified"
 )
 
 // Categories lists every category in the order mixes are printed.
-var Categories = []Category{Repeated, Fresh, Revoked, Invalid, Forged}
+var Categories = []Category{Repeated, Fresh, Revoked, Invalid, Forged, Verified}
 
 // oneUse reports whether each token of c is sent once only, from a pool
 // minted ahead: the run ends when the pool runs out.
@@ -57,7 +62,7 @@ func ParseMix(s string) (Mix, error) {
 		}
 		c := Category(strings.TrimSpace(name))
 		if !c.valid() {
-			return nil, fmt.Errorf("%w: unknown category %q (want repeated, fresh, revoked, invalid or forged)", ErrBadMix, name)
+			return nil, fmt.Errorf("%w: unknown category %q (want repeated, fresh, revoked, invalid, forged or verified)", ErrBadMix, name)
 		}
 		w, err := strconv.Atoi(strings.TrimSpace(val))
 		if err != nil || w < 0 || w > 10_000 {

@@ -162,6 +162,9 @@ func serveJWTGuard(ctx context.Context, cfg *ServerConfig, keys *Keys, ready fun
 		ic.JWKSFile, ic.Audiences, ic.Algs = keys.JWKSFile, []string{Audience}, []string{Alg}
 		ncfg.Authz.Issuers = append(ncfg.Authz.Issuers, ic)
 	}
+	mesh := authz.DefaultIssuerConfig(MeshIssuer)
+	mesh.RevocationOnly, mesh.PayloadKey, mesh.HeaderKey, mesh.Audiences = true, PayloadKey, HeaderKey, []string{Audience}
+	ncfg.Authz.Issuers = append(ncfg.Authz.Issuers, mesh)
 	if cfg.DetectorsFile != "" {
 		if err := loadDetectors(cfg.DetectorsFile, &ncfg); err != nil {
 			return err

@@ -14,9 +14,11 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/jwtguard/jwtguard/authz"
 	"github.com/jwtguard/jwtguard/authz/mint"
+	"github.com/jwtguard/jwtguard/envoy"
 )
 
 // Expect is the decision a token must get.
@@ -62,8 +64,9 @@ type TokenSet struct {
 	Fresh    []Token
 	Warm     []Token
 	Forged   []Token
+	Verified []Token
 
-	next [5]atomic.Int64 // per category, indexes Categories
+	next [6]atomic.Int64 // per category, indexes Categories
 	// exhausted is set when a one-use pool (fresh, forged) runs out.
 	exhausted atomic.Bool
 }
@@ -147,6 +150,22 @@ func NewTokenSet(keys *Keys, o TokenOptions) (*TokenSet, error) {
 	allow := Expect{Reason: authz.ReasonOK}
 	for i := range o.Repeated {
 		add(&ts.Repeated, Repeated, good, valid(fmt.Sprintf("user-%d", i), fmt.Sprintf("session-%d", i), fmt.Sprintf("rep-%s-%d", run, i)), allow)
+	}
+
+	for i := range o.Repeated {
+		c := valid(fmt.Sprintf("user-%d", i), fmt.Sprintf("session-%d", i), fmt.Sprintf("mesh-%s-%d", run, i))
+		c.Iss = MeshIssuer
+		v, err := good.sign(c)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		t := newToken(v, Verified, allow)
+		if t.req, err = verifiedRequest(v, c, keys.Signing.KID); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		ts.Verified = append(ts.Verified, t)
 	}
 
 	// Revoked: every kind of RevokedSet in turn, so each is equally common.
@@ -289,6 +308,8 @@ func (ts *TokenSet) pick(c Category) *Token {
 		pool, idx = ts.Revoked, 2
 	case Forged:
 		pool, idx = ts.Forged, 4
+	case Verified:
+		pool, idx = ts.Verified, 5
 	default:
 		pool, idx = ts.Invalid, 3
 	}
@@ -336,6 +357,22 @@ func checkRequestFrom(tok, src string) *authv3.CheckRequest {
 			},
 		}},
 	}}
+}
+
+// verifiedRequest is the CheckRequest of tok after Envoy's jwt_authn
+// filter verified it: its payload c and JOSE header in the metadata of
+// ext_authz's metadata_context_namespaces.
+func verifiedRequest(tok string, c claims, kid string) (*authv3.CheckRequest, error) {
+	ns, err := structpb.NewStruct(map[string]any{
+		PayloadKey: map[string]any{"iss": c.Iss, "aud": c.Aud, "sub": c.Sub, "sid": c.Sid, "jti": c.Jti, "iat": c.Iat, "exp": c.Exp},
+		HeaderKey:  map[string]any{"alg": Alg, "typ": "JWT", "kid": kid},
+	})
+	if err != nil {
+		return nil, err
+	}
+	req := checkRequest(tok)
+	req.Attributes.MetadataContext = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{envoy.JWTAuthnNamespace: ns}}
+	return req, nil
 }
 
 func socketAddress(ip string, port uint32) *corev3.Address {

@@ -36,7 +36,7 @@ flags:`)
 	off := fs.Bool("off", false, "lift every clamp of --issuer")
 	reason := fs.String("reason", "", "why (kept with the record and in the audit log; required with --off)")
 	actor := fs.String("actor", defaultActor(), "who clamps")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	switch {

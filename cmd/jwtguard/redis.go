@@ -23,7 +23,7 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.UintVar(&cfg.Entries, "bloom-entries", cfg.Entries, "expected revocations (filter size)")
 	fs.Float64Var(&cfg.FPRate, "bloom-fp-rate", cfg.FPRate, "target false-positive rate of the filter")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	if !node.IsRedisURL(*redisURL) {

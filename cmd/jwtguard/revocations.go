@@ -53,7 +53,7 @@ func listRevocations(ctx context.Context, args []string, stdout, stderr io.Write
 	fs.StringVar(&q.Cursor, "cursor", "", "start at this cursor (printed when there are more records)")
 	fs.IntVar(&q.Limit, "limit", 100, fmt.Sprintf("records per page (1 to %d)", admin.MaxListLimit))
 	fs.BoolVar(&all, "all", false, "read every page, not just the first")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -99,7 +99,7 @@ func getRevocation(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs.SetOutput(stderr)
 	var a adminFlags
 	a.register(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -137,7 +137,7 @@ func liftRevocation(ctx context.Context, args []string, stdout, stderr io.Writer
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		id, args = args[0], args[1:]
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	if id == "" && fs.NArg() == 1 {

@@ -37,7 +37,7 @@ type adminFlags struct {
 }
 
 func (a *adminFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&a.server, "server", "http://127.0.0.1:8182", "admin API address of the jwtguard server")
+	fs.StringVar(&a.server, "server", "http://127.0.0.1:8182", "admin API address of the jwtguard server (host:port means http://host:port)")
 	fs.StringVar(&a.tokenFile, "admin-token-file", "", "file holding the admin API bearer token (else JWTGUARD_ADMIN_TOKEN)")
 	fs.DurationVar(&a.timeout, "timeout", 30*time.Second, "timeout of each call to the server")
 	fs.StringVar(&a.output, "o", "table", "output format: table or json")
@@ -52,7 +52,16 @@ func (a *adminFlags) client() (*admin.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &admin.Client{BaseURL: a.server, Token: token, HTTP: &http.Client{Timeout: a.timeout}}, nil
+	return &admin.Client{BaseURL: serverURL(a.server), Token: token, HTTP: &http.Client{Timeout: a.timeout}}, nil
+}
+
+// serverURL is --server as a URL: an address without scheme is http, as
+// --admin-addr serves it.
+func serverURL(s string) string {
+	if strings.Contains(s, "://") {
+		return s
+	}
+	return "http://" + s
 }
 
 // revokeFlags are the flags of jwtguard revoke.
@@ -117,7 +126,7 @@ flags:`)
 	defaults := authz.DefaultConfig()
 	fs.DurationVar(&f.maxTokenLifetime, "max-token-lifetime", defaults.MaxTokenLifetime, "with --redis: the longest token lifetime (how long records are kept), as the servers have it")
 	fs.DurationVar(&f.leeway, "leeway", defaults.Leeway, "with --redis: the servers' clock skew allowance")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

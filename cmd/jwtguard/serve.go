@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"io"
 	"log/slog"
@@ -15,13 +16,25 @@ import (
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg, err := node.Load(args, os.Getenv, fs)
+	var cfg *node.Config
+	err := quietParse(fs, stderr, func() (err error) {
+		cfg, err = node.Load(args, os.Getenv, fs)
+		return err
+	}, func(err error) bool {
+		var fe *node.FlagError
+		return errors.As(err, &fe)
+	})
 	if err != nil {
 		return err
 	}
 	log := newLogger(cfg, stderr)
 	slog.SetDefault(log)
-	return node.Run(ctx, cfg, node.WithLogger(log), node.WithOutput(stdout))
+	reload := func() (*node.Config, error) {
+		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		return node.Load(args, os.Getenv, fs)
+	}
+	return node.Run(ctx, cfg, node.WithLogger(log), node.WithOutput(stdout), node.WithReload(reload))
 }
 
 // newLogger is the structured logger cfg asks for, writing to w.

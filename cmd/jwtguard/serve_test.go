@@ -264,7 +264,9 @@ func TestServeDevEndToEnd(t *testing.T) {
 		t.Fatalf("forward-auth after revoke: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
 	metrics := get(t, "http://"+s.httpAddr+"/metrics")
-	for _, want := range []string{`jwtguard_decisions_total{reason="revoked"} 2`, `jwtguard_decisions_total{reason="ok"} 2`, "jwtguard_ready 1"} {
+	for _, want := range []string{
+		`jwtguard_decisions_total{reason="revoked",transport="grpc"} 1`, `jwtguard_decisions_total{reason="revoked",transport="http"} 1`,
+		`jwtguard_decisions_total{reason="ok",transport="grpc"} 1`, `jwtguard_decisions_total{reason="ok",transport="http"} 1`, "jwtguard_ready 1"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %q", want)
 		}

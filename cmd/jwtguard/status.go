@@ -18,7 +18,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var a adminFlags
 	a.register(fs)
 	mesh := fs.Bool("mesh", false, "show every live node of the mesh (position, lag, key sets, readiness), flagging stragglers and differing key sets")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -6,8 +6,11 @@
 #   bench/cmd/loadgen/scenarios.sh            # from the repository root
 #   ROUNDS=3 STREAMS=16 OUT=/tmp/bench bench/cmd/loadgen/scenarios.sh
 #
-# Results: $OUT/<scenario>-<mode>-<round>.json and .txt, one chart per
+# Results: $OUT (default: a new temporary folder)/<scenario>-<mode>-<round>.json and .txt, one chart per
 # scenario ($OUT/<scenario>.svg), and the jwtguard/baseline ratios on stdout.
+# The verified scenario (revocation-only mode: jwt_authn's payload in the
+# check's metadata) also prints its ratio to the repeated scenario (the
+# verified-token cache) of the round, both on jwtguard.
 # The forged50 scenario (half the requests forged tokens, each distinct
 # with a bad signature) also prints, for each mode, the throughput the
 # valid (repeated) requests keep against the same mode's repeated scenario
@@ -19,13 +22,16 @@
 # round's repeated jwtguard run.
 set -euo pipefail
 
-OUT=${OUT:-bench-out}
+# Results go to $OUT, a fresh temporary folder unless named: never the
+# repository.
+OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/jwtguard-bench.XXXXXX")}
+echo "results in $OUT"
 ROUNDS=${ROUNDS:-2}
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-4}
 STREAMS=${STREAMS:-64}
 GRPC=${GRPC:-127.0.0.1:9300}
-SCENARIOS=${SCENARIOS:-"repeated fresh revoked10 warm rev10m forged50"}
+SCENARIOS=${SCENARIOS:-"repeated verified fresh revoked10 warm rev10m forged50"}
 # The 10M-revocations scenario: records really stored (bbolt fills at about
 # 20k records/s here) plus random keys in the filter only, 10M in all.
 STORED=${STORED:-1000000}
@@ -78,6 +84,7 @@ for round in $(seq 1 "$ROUNDS"); do
 		forged50) mix=repeated=50,forged=50 ;;
 		forged50block) mix=repeated=50,forged=50 serve=(--revoke-mix --detectors bench/detectors/block-forgeries.yaml) ;;
 		detectors) serve=(--revoke-mix --detectors bench/detectors/all-observe.yaml) ;;
+		verified) mix=verified=100 ;; # revocation-only: jwt_authn's payload in metadata
 		*) echo "unknown scenario $sc" >&2; exit 2 ;;
 		esac
 		# The machine's load before each pair: figures taken on a busy
@@ -106,6 +113,11 @@ for round in $(seq 1 "$ROUNDS"); do
 		fi
 		if [ "$sc" = detectors ] && [ -e "$OUT/repeated-jwtguard-$round.json" ]; then
 			# The detectors' cost: every detector on against none, same round.
+			"$LOADGEN" compare "$OUT/repeated-jwtguard-$round.json" "$OUT/$sc-jwtguard-$round.json"
+		fi
+		# Revocation-only against the cached path, both served by jwtguard.
+		if [ "$sc" = verified ] && [ -e "$OUT/repeated-jwtguard-$round.json" ]; then
+			echo "verified (revocation-only) against repeated (cached path), jwtguard, round $round:"
 			"$LOADGEN" compare "$OUT/repeated-jwtguard-$round.json" "$OUT/$sc-jwtguard-$round.json"
 		fi
 		if [ "$sc" = forged50 ]; then

@@ -72,6 +72,11 @@ type Config struct {
 	algs           string
 	claimHeaders   listFlag
 	types          string
+	revocationOnly bool
+	discovery      bool
+	payloadKey     string
+	headerKey      string
+	payloadMissing string
 }
 
 func DefaultConfig() Config {
@@ -147,9 +152,14 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.Var(&c.audiences, "audience", "accepted audience of --issuer (repeatable)")
 	fs.StringVar(&c.jwksFile, "jwks-file", "", "JWKS file of --issuer")
 	fs.StringVar(&c.jwksURL, "jwks-url", "", "JWKS URL of --issuer (https; refreshed periodically)")
+	fs.BoolVar(&c.discovery, "discovery", false, "find the JWKS URL of --issuer in its /.well-known/openid-configuration (jwks_uri; https; the document must name the issuer)")
 	fs.StringVar(&c.hmacSecretFile, "hmac-secret-file", "", "HMAC secret of --issuer (enables HS256/384/512 when listed in --algs)")
 	fs.StringVar(&c.hmacKID, "hmac-kid", "", "kid of the HMAC secret of --issuer: an HMAC token naming another kid is refused (unset: one naming any kid is)")
 	fs.StringVar(&c.algs, "algs", c.algs, "allowed algorithms of --issuer, comma-separated")
+	fs.BoolVar(&c.revocationOnly, "revocation-only", false, "trust the payload Envoy's jwt_authn verified for --issuer (ext_authz metadata_context_namespaces: envoy.filters.http.jwt_authn); check revocation, expiry and lifetime only (docs/revocation-only.md)")
+	fs.StringVar(&c.payloadKey, "payload-metadata-key", "", "jwt_authn payload_in_metadata of --issuer (default: the issuer, as Istio sets it)")
+	fs.StringVar(&c.headerKey, "header-metadata-key", "", "jwt_authn header_in_metadata of --issuer, where its kid is read (default: from the forwarded token)")
+	fs.StringVar(&c.payloadMissing, "payload-missing", "", "what a token of a revocation-only --issuer gets without a verified payload: deny (default) or verify (needs its keys)")
 	fs.DurationVar(&c.Authz.Leeway, "leeway", c.Authz.Leeway, "clock skew allowed on exp, nbf and iat")
 	fs.IntVar(&c.Authz.MaxTokenBytes, "max-token-bytes", c.Authz.MaxTokenBytes, "longest token accepted")
 	fs.StringVar(&c.types, "typ", c.types, "accepted typ header values, comma-separated")
@@ -177,19 +187,33 @@ type fileIssuer struct {
 	Algs           []string `json:"algs"`
 	JWKSRefresh    string   `json:"jwks-refresh"`
 	JWKSMinRefetch string   `json:"jwks-min-refetch"`
+	Discovery      bool     `json:"discovery"`
+	RevocationOnly bool     `json:"revocation-only"`
+	PayloadKey     string   `json:"payload-metadata-key"`
+	HeaderKey      string   `json:"header-metadata-key"`
+	PayloadMissing string   `json:"payload-missing"`
 	// Introspection judges the issuer's opaque tokens (rules.go).
 	Introspection *fileIntrospection `json:"introspection"`
 }
+
+// ErrNoIssuer is the error of a configuration that trusts no issuer.
+var ErrNoIssuer = errors.New("issuers: none configured; give one with --issuer and --jwks-url (or --jwks-file), list them in a --config file, or try jwtguard serve --dev")
+
+// FlagError is a command line Load could not parse.
+type FlagError struct{ Err error }
+
+func (e *FlagError) Error() string { return e.Err.Error() }
+func (e *FlagError) Unwrap() error { return e.Err }
 
 // Load fills c from args, then the environment, then the file.
 func Load(args []string, env func(string) string, fs *flag.FlagSet) (*Config, error) {
 	c := DefaultConfig()
 	c.flags(fs)
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		return nil, &FlagError{Err: err}
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %v", fs.Args())
+		return nil, &FlagError{Err: fmt.Errorf("unexpected arguments: %v", fs.Args())}
 	}
 	onCommandLine := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { onCommandLine[f.Name] = true })
@@ -308,6 +332,8 @@ func (c *Config) finish(fileIssuers []fileIssuer) error {
 		ic := authz.DefaultIssuerConfig(fi.Issuer)
 		ic.Audiences, ic.JWKSURL, ic.JWKSFile, ic.HMACSecretFile = fi.Audiences, fi.JWKSURL, fi.JWKSFile, fi.HMACSecretFile
 		ic.HMACKeyID = fi.HMACKeyID
+		ic.RevocationOnly, ic.PayloadKey, ic.HeaderKey, ic.PayloadMissing = fi.RevocationOnly, fi.PayloadKey, fi.HeaderKey, fi.PayloadMissing
+		ic.Discovery = fi.Discovery
 		if len(fi.Algs) > 0 {
 			ic.Algs = fi.Algs
 		}
@@ -338,9 +364,12 @@ func (c *Config) finish(fileIssuers []fileIssuer) error {
 		ic.Audiences, ic.JWKSURL, ic.JWKSFile, ic.HMACSecretFile = c.audiences, c.jwksURL, c.jwksFile, c.hmacSecretFile
 		ic.HMACKeyID = c.hmacKID
 		ic.Algs = splitList(c.algs)
+		ic.RevocationOnly, ic.PayloadKey, ic.HeaderKey, ic.PayloadMissing = c.revocationOnly, c.payloadKey, c.headerKey, c.payloadMissing
+		ic.Discovery = c.discovery
 		c.Authz.Issuers = append(c.Authz.Issuers, ic)
-	} else if len(c.audiences) > 0 || c.jwksFile != "" || c.jwksURL != "" || c.hmacSecretFile != "" || c.hmacKID != "" {
-		return errors.New("--audience, --jwks-file, --jwks-url, --hmac-secret-file and --hmac-kid need --issuer")
+	} else if len(c.audiences) > 0 || c.jwksFile != "" || c.jwksURL != "" || c.discovery || c.hmacSecretFile != "" || c.hmacKID != "" ||
+		c.revocationOnly || c.payloadKey != "" || c.headerKey != "" || c.payloadMissing != "" {
+		return errors.New("--audience, --jwks-file, --jwks-url, --discovery, --hmac-secret-file, --hmac-kid, --revocation-only, --payload-metadata-key, --header-metadata-key and --payload-missing need --issuer")
 	}
 	c.Authz.Types = splitList(c.types)
 	if len(c.claimHeaders) > 0 {
@@ -422,6 +451,9 @@ func (c *Config) Validate() error {
 		// The dev issuer is added once its key exists; NewChecker then
 		// validates the whole of Authz.
 		return c.Authz.ValidateTiming()
+	}
+	if len(c.Authz.Issuers) == 0 {
+		return ErrNoIssuer
 	}
 	return c.Authz.Validate()
 }

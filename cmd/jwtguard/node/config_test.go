@@ -67,7 +67,7 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		want       string
 	}{
 		{"unknown key", "grpc-adr: x\nissuer: a\njwks-file: /j\n", nil, nil, `unknown key "grpc-adr"`},
-		{"no issuer", "", nil, nil, "issuers: none configured"},
+		{"no issuer", "", nil, nil, "issuers: none configured; give one with --issuer"},
 		{"bad duration in a variable", "", map[string]string{"JWTGUARD_LEEWAY": "soon"}, []string{"--issuer", "a", "--jwks-file", "/j"}, "JWTGUARD_LEEWAY"},
 		{"HMAC without secret", "", nil, []string{"--issuer", "a", "--jwks-file", "/j", "--algs", "HS256"}, "HMAC needs hmac-secret-file"},
 		{"alg none", "", nil, []string{"--issuer", "a", "--jwks-file", "/j", "--algs", "none"}, `"none" is not supported`},
@@ -76,6 +76,9 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"bad claim header", "", nil, []string{"--issuer", "a", "--jwks-file", "/j", "--claim-header", "sub"}, "want claim=header"},
 		{"issuer keys without issuer", "", nil, []string{"--jwks-file", "/j"}, "need --issuer"},
 		{"bad issuers entry", "issuers:\n  - issuer: a\n    jwks-file: /j\n    jwks-refersh: 1m\n", nil, nil, "jwks-refersh"},
+		{"bad payload-missing", "", nil, []string{"--issuer", "a", "--revocation-only", "--payload-missing", "allow"}, "payload-missing"},
+		{"revocation-only verify without keys", "", nil, []string{"--issuer", "a", "--revocation-only", "--payload-missing", "verify"}, "needs discovery, jwks-url"},
+		{"payload key without the mode", "", nil, []string{"--issuer", "a", "--jwks-file", "/j", "--payload-metadata-key", "p"}, "need revocation-only"},
 		{"leeway too large", "", nil, []string{"--issuer", "a", "--jwks-file", "/j", "--leeway", "1h"}, "leeway"},
 	}
 	for _, tc := range tests {
@@ -142,5 +145,28 @@ rules:
 				t.Errorf("err %v, want one containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// A revocation-only issuer needs no keys; the file names jwt_authn's
+// metadata keys as Envoy's configuration does.
+func TestConfigRevocationOnly(t *testing.T) {
+	c, err := loadFor(t, `
+issuers:
+  - issuer: https://mesh.test
+    revocation-only: true
+  - issuer: https://edge.test
+    revocation-only: true
+    payload-metadata-key: jwt_payload
+    header-metadata-key: jwt_header
+    payload-missing: verify
+    jwks-url: https://edge.test/jwks
+`, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mesh, edge := c.Authz.Issuers[0], c.Authz.Issuers[1]
+	if !mesh.RevocationOnly || mesh.PayloadKey != "" || !edge.RevocationOnly || edge.PayloadKey != "jwt_payload" || edge.HeaderKey != "jwt_header" || edge.PayloadMissing != "verify" {
+		t.Fatalf("issuers %+v", c.Authz.Issuers)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/jwtguard/jwtguard/authz"
@@ -27,6 +28,10 @@ const (
 type devSetup struct {
 	key  *mint.Key
 	jwks []byte
+	// adminTokenFile is --admin-token-file; adminTokenEnv says the admin
+	// token came from JWTGUARD_ADMIN_TOKEN instead.
+	adminTokenFile string
+	adminTokenEnv  bool
 }
 
 // setupDev loads (or makes) the dev signing key under the data dir, writes
@@ -93,10 +98,46 @@ Check it over HTTP forward-auth:
 curl -i -H "Authorization: Bearer $TOKEN" http://%s/authz/
 
 Revoke it, then check again (401, reason revoked):
+%s
+%s revoke --server http://%s%s --token "$TOKEN" --reason "trying jwtguard"
 
-go run ./cmd/jwtguard revoke --server http://%s --token "$TOKEN" --reason "trying jwtguard"
+`, DevIssuer, devAudience, h, devJWKSPath, tok, g, h, d.adminTokenNote(), selfCommand(), a, d.adminTokenFlag())
+}
 
-`, DevIssuer, devAudience, h, devJWKSPath, tok, g, h, a)
+// adminTokenFlag is the flag that gives revoke the admin token, when one
+// is set from a file.
+func (d *devSetup) adminTokenFlag() string {
+	if d.adminTokenFile == "" {
+		return ""
+	}
+	return " --admin-token-file " + shellQuote(d.adminTokenFile)
+}
+
+// adminTokenNote reminds that revoke reads the token from the same
+// variable the server did.
+func (d *devSetup) adminTokenNote() string {
+	if !d.adminTokenEnv {
+		return ""
+	}
+	return "(with JWTGUARD_ADMIN_TOKEN set in this shell too, as the server has it)\n"
+}
+
+// selfCommand is how to run this very binary from a shell: its path, or
+// "go run ./cmd/jwtguard" when it is a temporary build of go run.
+func selfCommand() string {
+	exe, err := os.Executable()
+	if err != nil || strings.Contains(exe, "go-build") {
+		return "go run ./cmd/jwtguard"
+	}
+	return shellQuote(exe)
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=@+,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // loopback turns a wildcard listen address into one a local client can dial.

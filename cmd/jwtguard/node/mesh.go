@@ -38,7 +38,7 @@ func (n *Node) selfStatus(id string, now time.Time) source.NodeStatus {
 		Position:     n.follower.Position(),
 		Lag:          n.follower.Lag(),
 		LastSnapshot: now.Add(-n.follower.SnapshotAge()).UTC(),
-		KeySets:      n.checker.KeySetFingerprints(),
+		KeySets:      n.checker.Load().KeySetFingerprints(),
 		Ready:        n.Ready(),
 		Heartbeat:    now.UTC(),
 		Expires:      now.Add(3 * n.cfg.HeartbeatInterval).UTC(),

@@ -35,6 +35,13 @@ func (c filterCollector) Collect(ch chan<- prometheus.Metric) {
 // registerMetrics registers the node's metrics; each reads its value at
 // scrape time.
 func (n *Node) registerMetrics(reg *prometheus.Registry) {
+	n.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "jwtguard_config_reload_total",
+		Help: "Configuration reloads (SIGHUP, --config file change) by result: ok, or error (refused, the running configuration kept).",
+	}, []string{"result"})
+	n.reloads.WithLabelValues("ok")
+	n.reloads.WithLabelValues("error")
+	reg.MustRegister(n.reloads)
 	gauge := func(name, help string, fn func() float64) {
 		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, fn))
 	}
@@ -59,7 +66,7 @@ func (n *Node) registerMetrics(reg *prometheus.Registry) {
 		return -1
 	})
 	reg.MustRegister(filterCollector{n.rev.Filter()})
-	gauge("jwtguard_cached_tokens", "Tokens in the verified-token cache.", func() float64 { return float64(n.checker.CachedTokens()) })
+	gauge("jwtguard_cached_tokens", "Tokens in the verified-token cache.", func() float64 { return float64(n.checker.Load().CachedTokens()) })
 	counter("jwtguard_filter_maybes_total", "Filter matches that needed confirmation.", func() float64 { return float64(n.rev.Stats().Maybes) })
 	counter("jwtguard_confirm_cache_hits_total", "Filter matches answered by the confirm cache.", func() float64 { return float64(n.rev.Stats().ConfirmHits) })
 	counter("jwtguard_confirm_lookups_total", "Exact lookups at the revocation source.", func() float64 { return float64(n.rev.Stats().Lookups) })

@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,7 +44,8 @@ type Node struct {
 	out       io.Writer // where --dev prints how to try it
 	src       source.Source
 	rev       *authz.Revocations
-	checker   *authz.Checker
+	checker   atomic.Pointer[authz.Checker] // swapped by Reload
+	authzSvc  *envoy.Authorization
 	follower  *source.Follower
 	health    *health.Server
 	dev       *devSetup
@@ -54,6 +56,8 @@ type Node struct {
 	// keyChanges queues key set changes for the audit trail.
 	keyChanges chan audit.Entry
 	detectors  *detect.Engine // nil unless detectors are configured
+
+	reloadState
 
 	grpcSrv                    *grpc.Server
 	httpSrv, adminSrv          *http.Server
@@ -117,6 +121,7 @@ func New(cfg *Config, opts ...Option) (n *Node, err error) {
 		if n.dev, err = setupDev(&c); err != nil {
 			return n, err
 		}
+		n.dev.adminTokenFile, n.dev.adminTokenEnv = c.AdminTokenFile, c.AdminTokenFile == "" && adminToken != ""
 	}
 	// The gRPC listener first: the node's default name holds its port.
 	if n.grpcLis, err = net.Listen("tcp", c.GRPCAddr); err != nil {
@@ -136,9 +141,11 @@ func New(cfg *Config, opts ...Option) (n *Node, err error) {
 	if n.rev, err = authz.NewRevocations(filter, n.src, c.Revocation); err != nil {
 		return n, err
 	}
-	if n.checker, err = authz.NewChecker(c.Authz, n.rev, authz.WithLogger(n.log), authz.WithKeySetChange(n.keySetChanged)); err != nil {
+	checker, err := authz.NewChecker(c.Authz, n.rev, authz.WithLogger(n.log), authz.WithKeySetChange(n.keySetChanged))
+	if err != nil {
 		return n, err
 	}
+	n.checker.Store(checker)
 	if err := n.newProviders(); err != nil {
 		return n, err
 	}
@@ -177,7 +184,8 @@ func New(cfg *Config, opts ...Option) (n *Node, err error) {
 		}
 		authzOpts = append(authzOpts, envoy.WithObserver(n.detectors), envoy.WithBlocker(n.detectors))
 	}
-	authzSvc := envoy.NewAuthorization(n.checker, authzOpts...)
+	authzSvc := envoy.NewAuthorization(checker, authzOpts...)
+	n.authzSvc = authzSvc
 	if n.grpcSrv, err = envoy.NewGRPCServer(authzSvc, n.health, c.TLS); err != nil {
 		return n, err
 	}
@@ -207,7 +215,7 @@ func New(cfg *Config, opts ...Option) (n *Node, err error) {
 // Ready reports whether decisions may be made: keys and revocation state
 // loaded, and (only if the operator chose it) the source read recently.
 func (n *Node) Ready() bool {
-	if !n.checker.Ready() {
+	if !n.checker.Load().Ready() {
 		return false
 	}
 	if n.cfg.MaxStaleness > 0 && time.Since(n.follower.LastSync()) > n.cfg.MaxStaleness {
@@ -262,16 +270,20 @@ func (n *Node) Run(ctx context.Context) error {
 	a := n.Addrs()
 	n.log.Info("jwtguard listening", "grpc", a.GRPC.String(), "http", a.HTTP.String(), "admin", a.Admin.String(), "source", RedactURL(n.cfg.Source))
 
-	if err := n.checker.LoadKeys(ctx); err != nil {
+	if err := n.checker.Load().LoadKeys(ctx); err != nil {
 		n.log.Warn("key sets not loaded yet; not ready until they are", "err", err)
 	}
 	n.loadProviderKeys(ctx)
 	runErr := n.follower.Start(ctx)
 	loaded := runErr == nil
 	if loaded {
+		n.keysMu.Lock()
+		n.keysCtx = ctx
+		n.keysMu.Unlock()
+		n.refreshKeys(n.checker.Load())
 		wg.Add(7)
 		go func() { defer wg.Done(); n.report(ctx) }()
-		go func() { defer wg.Done(); n.checker.Run(ctx) }()
+		go func() { defer wg.Done(); n.watchReloads(ctx) }()
 		go func() { defer wg.Done(); n.flushAudit(ctx) }()
 		go func() { defer wg.Done(); n.runProviders(ctx) }()
 		go func() { defer wg.Done(); n.follower.Run(ctx) }()
@@ -308,6 +320,7 @@ func (n *Node) Run(ctx context.Context) error {
 	_ = n.httpSrv.Shutdown(shutdownCtx)
 	_ = n.adminSrv.Shutdown(shutdownCtx)
 	wg.Wait()
+	n.keysWG.Wait()
 	if loaded {
 		if err := n.follower.SaveSnapshot(); err != nil {
 			n.log.Error("saving the node snapshot failed", "err", err)
@@ -418,7 +431,7 @@ func (n *Node) status(context.Context) map[string]any {
 	st := map[string]any{
 		"ready":           n.Ready(),
 		"node_position":   n.follower.Position(),
-		"cached_tokens":   n.checker.CachedTokens(),
+		"cached_tokens":   n.checker.Load().CachedTokens(),
 		"snapshot_reload": n.follower.Reloads(),
 	}
 	if !last.IsZero() {

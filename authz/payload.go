@@ -1,0 +1,407 @@
+package authz
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/jwtguard/jwtguard/authz/internal/strictjson"
+)
+
+// This file holds revocation-only mode: an issuer whose tokens Envoy's
+// jwt_authn filter has already verified (IssuerConfig.RevocationOnly).
+// jwt_authn writes the verified payload into the request's dynamic
+// metadata (payload_in_metadata, under its filter name); ext_authz sends
+// that namespace to jwtguard (metadata_context_namespaces). jwtguard then
+// checks only revocation, expiry and the lifetime bound.
+//
+// What the mode needs of each request, besides the payload:
+//   - the token's identity, the same as when jwtguard verifies it
+//     (tokenID): its jti, read from the payload; a token without jti is
+//     named by the hash of its signing input, which needs the token itself
+//     (jwt_authn forward: true; Istio forwardOriginalToken: true).
+//   - its kid, for key revocations: from the JOSE header jwt_authn writes
+//     with header_in_metadata (IssuerConfig.HeaderKey), else from the
+//     forwarded token.
+//
+// A token with a jti and a header in metadata is never parsed. When the
+// forwarded token is needed it is parsed as strictly as ever (no signature
+// check: jwt_authn did that) and must carry the very claims of the
+// verified payload, so a second token in the request cannot lend its
+// identity. Without what it needs the request is denied.
+
+// CheckVerified decides a request that reached jwtguard through Envoy's
+// ext_authz filter: md is the metadata jwt_authn wrote (the
+// envoy.filters.http.jwt_authn namespace; nil when none came), h the
+// request headers. A payload found under a revocation-only issuer's key is
+// trusted as verified; without one the request is decided by Check. It is
+// CheckVerifiedRoute to a request that matches no route condition.
+func (c *Checker) CheckVerified(ctx context.Context, md *structpb.Struct, h Headers) Decision {
+	return c.CheckVerifiedRoute(ctx, md, h, nil)
+}
+
+// CheckVerifiedRoute is CheckVerified for a request to rt: the first rule
+// matching rt says what the request needs, as with CheckRoute. Without a
+// verified payload the request is decided by CheckRoute.
+func (c *Checker) CheckVerifiedRoute(ctx context.Context, md *structpb.Struct, h Headers, rt *Route) Decision {
+	if md == nil || len(c.payloadKeys) == 0 {
+		return c.CheckRoute(ctx, h, rt)
+	}
+	var (
+		payload *structpb.Struct
+		key     string
+	)
+	for _, k := range c.payloadKeys {
+		val, ok := md.GetFields()[k]
+		if !ok {
+			continue
+		}
+		s := val.GetStructValue()
+		if s == nil {
+			return Decision{Reason: ReasonMalformed, Err: fmt.Errorf("verified payload %q is %s, want an object", truncate(k), valueKind(val))}
+		}
+		if payload != nil {
+			return Decision{Reason: ReasonMultipleTokens, Err: fmt.Errorf("verified payloads under %q and %q", truncate(key), truncate(k))}
+		}
+		payload, key = s, k
+	}
+	if payload == nil {
+		return c.CheckRoute(ctx, h, rt)
+	}
+	rule, name := -1, ""
+	if c.rules != nil {
+		if rule = c.rules.match(rt); rule < 0 {
+			return Decision{Reason: ReasonNoRule}
+		}
+		r := &c.rules.rules[rule]
+		if name = r.name; r.public {
+			return Decision{Reason: ReasonOK, Rule: name}
+		}
+	}
+	if !c.rev.Ready() {
+		return Decision{Reason: ReasonNotReady, Rule: name}
+	}
+	now := c.now().Unix()
+	var v verified
+	if reason, err := c.acceptPayload(md, key, payload, h, now, &v); reason != ReasonOK {
+		if err == errVerifyItself {
+			return c.CheckRoute(ctx, h, rt)
+		}
+		return Decision{Reason: reason, Err: err, Rule: name}
+	}
+	// Not kept in the revoked cache (tok ""): a payload has no token to
+	// find it by; the payload cache keeps its filter keys.
+	d := c.decide(ctx, "", &v, now, rule, h)
+	d.Rule = name
+	return d
+}
+
+// errVerifyItself says a verified payload is of an issuer that jwtguard
+// verifies itself: the request is decided as if no payload came.
+var errVerifyItself = errors.New("issuer is verified by jwtguard")
+
+// acceptPayload checks payload, found under key of md, and fills v.
+func (c *Checker) acceptPayload(md *structpb.Struct, key string, payload *structpb.Struct, h Headers, now int64, v *verified) (Reason, error) {
+	var extra [MaxClaimHeaders]string
+	var one [1]string
+	cl, aud, err := payloadClaims(payload, c.parseOpts.Extra, c.cfg.MaxTokenBytes, &extra, &one)
+	if err != nil {
+		return ReasonMalformed, fmt.Errorf("verified payload %q: %w", truncate(key), err)
+	}
+	is, ok := c.issuers[cl.Iss]
+	switch {
+	case !ok:
+		return ReasonWrongIssuer, fmt.Errorf("issuer %q is not configured", truncate(cl.Iss))
+	case !is.cfg.RevocationOnly:
+		// jwt_authn verified it (its payload shares a key with a
+		// revocation-only issuer's), but jwtguard verifies this issuer's
+		// tokens itself.
+		return ReasonWrongIssuer, errVerifyItself
+	case is.cfg.payloadKey() != key:
+		return ReasonWrongIssuer, fmt.Errorf("issuer %s is revocation-only with payload-metadata-key %q, not %q", is.cfg.Issuer, is.cfg.payloadKey(), truncate(key))
+	}
+	kid, hasKid := "", false
+	if is.cfg.HeaderKey != "" {
+		if hv, ok := md.GetFields()[is.cfg.HeaderKey]; ok {
+			hs := hv.GetStructValue()
+			if hs == nil {
+				return ReasonMalformed, fmt.Errorf("verified header %q is %s, want an object", is.cfg.HeaderKey, valueKind(hv))
+			}
+			if kv, ok := hs.GetFields()["kid"]; ok {
+				if kid, err = payloadString(kv, c.cfg.MaxTokenBytes); err != nil {
+					return ReasonMalformed, fmt.Errorf("verified header %q: \"kid\" %w", is.cfg.HeaderKey, err)
+				}
+			}
+			hasKid = true
+		}
+	}
+	id := cl.Jti
+	if id == "" || !hasKid {
+		tok, reason := c.extract(h)
+		if reason != ReasonOK {
+			return reason, fmt.Errorf("issuer %s is revocation-only: a token without jti, or without header-metadata-key, must be forwarded by the proxy", is.cfg.Issuer)
+		}
+		p, reason, err := parseToken(tok, &c.parseOpts)
+		if reason != ReasonOK {
+			return reason, fmt.Errorf("forwarded token: %w", err)
+		}
+		if !sameClaims(&p.Claims, &cl) {
+			return ReasonMalformed, errors.New("the forwarded token is not the one the proxy verified")
+		}
+		if !hasKid {
+			kid = p.Header.Kid
+		}
+		id = tokenID(&p)
+	}
+	if kid == "" {
+		// jwtguard has no key to name it by, as verifying it would: a key
+		// revocation could not reach it.
+		return ReasonUnknownKey, fmt.Errorf("issuer %s is revocation-only: the token has no kid, which key revocations need", is.cfg.Issuer)
+	}
+	start, reason, err := c.checkClaims(is, &cl, aud, now)
+	if reason != ReasonOK {
+		return reason, err
+	}
+	// The filter keys (SHA-256 each) cost most: a payload seen before
+	// takes them, and its claims, from the cache, found by everything
+	// they are made of.
+	var buf [512]byte
+	ident := appendIdentity(buf[:0], &cl, extra[:len(c.parseOpts.Extra)], start, id, kid)
+	if !c.payloadCache.getBytes(ident, v) {
+		claims := claimsOf(&cl, start, id, kid)
+		claims.Extra = extra
+		fill(v, claims)
+		c.payloadCache.putUnless(string(ident), v, &c.retired)
+	}
+	if c.rules != nil {
+		// Not from the cache: the rules read claims (scopes, audiences)
+		// the identity is not made of.
+		var facts tokenFacts
+		if err := c.payloadFacts(payload, &facts); err != nil {
+			return ReasonMalformed, fmt.Errorf("verified payload %q: %w", truncate(key), err)
+		}
+		c.rules.judge(cl.Iss, aud, &facts, &v.verdicts, &v.ruleVals)
+	}
+	return ReasonOK, nil
+}
+
+// payloadFacts gathers into f what the route rules read of a verified
+// payload, as parse does of a token's claims.
+func (c *Checker) payloadFacts(payload *structpb.Struct, f *tokenFacts) error {
+	read := map[string]any{}
+	for name, val := range payload.GetFields() {
+		if c.rules.claims[name] {
+			read[name] = val.AsInterface()
+		}
+	}
+	if len(read) == 0 {
+		return nil
+	}
+	text, err := json.Marshal(read)
+	if err != nil {
+		return fmt.Errorf("claims the rules read: %w", err)
+	}
+	return strictjson.ScanObject(string(text), func(name string, v strictjson.Value) error {
+		c.rules.visit(f, name, v)
+		return nil
+	})
+}
+
+// appendIdentity appends to b everything fill makes a verified token of:
+// each string length-prefixed, then the times.
+func appendIdentity(b []byte, cl *tokenClaims, extra []string, start int64, id, kid string) []byte {
+	for _, s := range [...]string{cl.Iss, cl.Sub, cl.Jti, cl.Sid, id, kid} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	for _, s := range extra {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	b = binary.AppendVarint(b, cl.Exp)
+	return binary.AppendVarint(b, start)
+}
+
+// sameClaims reports whether a and b agree on every claim that names a
+// token or bounds its life.
+func sameClaims(a, b *tokenClaims) bool {
+	return a.Iss == b.Iss && a.Sub == b.Sub && a.Jti == b.Jti && a.Sid == b.Sid &&
+		a.Exp == b.Exp && a.HasIat == b.HasIat && a.Iat == b.Iat && a.HasNbf == b.HasNbf && a.Nbf == b.Nbf
+}
+
+// payloadClaims reads the claims of a verified payload with the types RFC
+// 7519 gives them, as parseTokenClaims does for a token. Strings longer
+// than maxLen are refused. The values of extra are rendered into extraBuf
+// (Extra stays nil). The audiences are returned apart (Aud stays nil), a
+// single one in audBuf: kept out of the claims, whose strings outlive the
+// call, they can stay on the caller's stack.
+func payloadClaims(s *structpb.Struct, extra []string, maxLen int, extraBuf *[MaxClaimHeaders]string, audBuf *[1]string) (tokenClaims, []string, error) {
+	var (
+		c   tokenClaims
+		aud []string
+	)
+	f := s.GetFields()
+	var err error
+	for i, name := range [...]string{"iss", "sub", "jti", "sid"} {
+		v, ok := f[name]
+		if !ok {
+			continue
+		}
+		str, err := payloadString(v, maxLen)
+		if err != nil {
+			return tokenClaims{}, nil, fmt.Errorf("%q %w", name, err)
+		}
+		switch i {
+		case 0:
+			c.Iss = str
+		case 1:
+			c.Sub = str
+		case 2:
+			c.Jti = str
+		case 3:
+			c.Sid = str
+		}
+	}
+	v, ok := f["exp"]
+	if !ok {
+		return tokenClaims{}, nil, errors.New(`"exp" is missing`)
+	}
+	if c.Exp, err = payloadSeconds(v, 1); err != nil {
+		return tokenClaims{}, nil, fmt.Errorf(`"exp" %w`, err)
+	}
+	if v, ok := f["nbf"]; ok {
+		if c.Nbf, err = payloadSeconds(v, 0); err != nil {
+			return tokenClaims{}, nil, fmt.Errorf(`"nbf" %w`, err)
+		}
+		c.HasNbf = true
+	}
+	if v, ok := f["iat"]; ok {
+		if c.Iat, err = payloadSeconds(v, 0); err != nil {
+			return tokenClaims{}, nil, fmt.Errorf(`"iat" %w`, err)
+		}
+		c.HasIat = true
+	}
+	if v, ok := f["aud"]; ok {
+		if aud, err = payloadAudience(v, maxLen, audBuf); err != nil {
+			return tokenClaims{}, nil, fmt.Errorf(`"aud" %w`, err)
+		}
+	}
+	if len(extra) > 0 {
+		for i, name := range extra {
+			if v, ok := f[name]; ok {
+				extraBuf[i] = renderValue(v)
+			}
+		}
+	}
+	return c, aud, nil
+}
+
+// maxExactSeconds bounds the NumericDates read from a payload: every
+// integer below 2^53 has its own float64, so none was rounded on its way
+// from the token's JSON into the payload's numbers.
+const maxExactSeconds = 1 << 53
+
+// payloadSeconds reads a NumericDate of a payload: a whole number of
+// seconds, at least min and below maxExactSeconds. A fraction is refused,
+// not rounded (deny when unsure).
+func payloadSeconds(v *structpb.Value, min int64) (int64, error) {
+	nv, ok := v.GetKind().(*structpb.Value_NumberValue)
+	if !ok {
+		return 0, fmt.Errorf("is %s, want a number", valueKind(v))
+	}
+	f := nv.NumberValue
+	switch {
+	case math.IsNaN(f) || math.IsInf(f, 0) || f >= maxExactSeconds || f <= -maxExactSeconds:
+		return 0, errors.New("is out of range")
+	case f != math.Trunc(f):
+		return 0, fmt.Errorf("is %v, want whole seconds", f)
+	case int64(f) < min:
+		return 0, fmt.Errorf("is %d, want at least %d", int64(f), min)
+	}
+	return int64(f), nil
+}
+
+func payloadString(v *structpb.Value, maxLen int) (string, error) {
+	sv, ok := v.GetKind().(*structpb.Value_StringValue)
+	switch {
+	case !ok:
+		return "", fmt.Errorf("is %s, want a string", valueKind(v))
+	case len(sv.StringValue) > maxLen:
+		return "", fmt.Errorf("is %d bytes, more than %d", len(sv.StringValue), maxLen)
+	}
+	return sv.StringValue, nil
+}
+
+// payloadAudience accepts a string or a non-empty list of strings.
+func payloadAudience(v *structpb.Value, maxLen int, one *[1]string) ([]string, error) {
+	switch k := v.GetKind().(type) {
+	case *structpb.Value_StringValue:
+		s, err := payloadString(v, maxLen)
+		one[0] = s
+		return one[:], err
+	case *structpb.Value_ListValue:
+		items := k.ListValue.GetValues()
+		if len(items) == 0 {
+			return nil, errors.New("is an empty array")
+		}
+		aud := make([]string, len(items))
+		for i, item := range items {
+			s, err := payloadString(item, maxLen)
+			if err != nil {
+				return nil, fmt.Errorf("[%d] %w", i, err)
+			}
+			aud[i] = s
+		}
+		return aud, nil
+	}
+	return nil, fmt.Errorf("is %s, want a string or an array of strings", valueKind(v))
+}
+
+// renderValue renders a claim for a claim header as the token path does:
+// a string as is, a number, boolean or null as JSON text (a whole number
+// without exponent), an array or object as compact JSON.
+func renderValue(v *structpb.Value) string {
+	switch k := v.GetKind().(type) {
+	case *structpb.Value_StringValue:
+		return k.StringValue
+	case *structpb.Value_NumberValue:
+		if f := k.NumberValue; f == math.Trunc(f) && math.Abs(f) < maxExactSeconds {
+			return strconv.FormatInt(int64(f), 10)
+		}
+		return strconv.FormatFloat(k.NumberValue, 'g', -1, 64)
+	case *structpb.Value_BoolValue:
+		return strconv.FormatBool(k.BoolValue)
+	case *structpb.Value_NullValue:
+		return "null"
+	}
+	b, err := json.Marshal(v.AsInterface())
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+// valueKind names v's JSON type for errors.
+func valueKind(v *structpb.Value) string {
+	switch v.GetKind().(type) {
+	case *structpb.Value_StringValue:
+		return "a string"
+	case *structpb.Value_NumberValue:
+		return "a number"
+	case *structpb.Value_BoolValue:
+		return "a boolean"
+	case *structpb.Value_NullValue:
+		return "null"
+	case *structpb.Value_ListValue:
+		return "an array"
+	case *structpb.Value_StructValue:
+		return "an object"
+	}
+	return "empty"
+}

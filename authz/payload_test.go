@@ -1,0 +1,325 @@
+package authz
+
+import (
+	"context"
+	"math"
+	"net/http"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/jwtguard/jwtguard/authz/mint"
+)
+
+// Issuers of the revocation-only tests.
+const (
+	issIstio = "https://istio.test" // payload under its own name (Istio's layout), kid from the forwarded token
+	issEnvoy = "https://envoy.test" // payload under jwt_payload, header under jwt_header; verifies itself without one
+)
+
+// payloadWorld is a checker with two revocation-only issuers and issuer A
+// (verified by jwtguard), revocations in memory, a clock the test sets.
+type payloadWorld struct {
+	checker *Checker
+	rev     *Revocations
+	src     *memSource
+	key     *mint.Key // signs the tokens of both revocation-only issuers (kid "a-ES256")
+	now     int64
+}
+
+func newPayloadWorld(t *testing.T) *payloadWorld {
+	t.Helper()
+	keys := testKeys(t)
+	w := &payloadWorld{src: newMemSource(), key: keys.byAlg["ES256"], now: time.Now().Unix()}
+	jwks, err := mint.JWKS(w.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cfg := DefaultConfig()
+	istio := DefaultIssuerConfig(issIstio)
+	istio.RevocationOnly = true
+	envoy := DefaultIssuerConfig(issEnvoy)
+	envoy.RevocationOnly, envoy.PayloadKey, envoy.HeaderKey = true, "jwt_payload", "jwt_header"
+	envoy.PayloadMissing, envoy.JWKSFile = PayloadMissingVerify, writeTestFile(t, dir, "envoy.jwks.json", jwks)
+	a := DefaultIssuerConfig(issA)
+	a.JWKSFile = writeTestFile(t, dir, "a.jwks.json", jwks)
+	cfg.Issuers = []IssuerConfig{istio, envoy, a}
+	cfg.ClaimHeaders = append(cfg.ClaimHeaders, ClaimHeader{Claim: "roles", Header: "x-jwt-roles"}, ClaimHeader{Claim: "n", Header: "x-jwt-n"})
+	w.rev = newTestRevocations(t, w.src)
+	w.checker, err = NewChecker(cfg, w.rev, WithClock(func() time.Time { return time.Unix(w.now, 0) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.checker.LoadKeys(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// claims are valid claims of iss, changed by mod.
+func (w *payloadWorld) claims(iss string, mod func(map[string]any)) map[string]any {
+	c := map[string]any{"iss": iss, "sub": "alice", "jti": "j-1", "sid": "s-1", "iat": w.now - 60, "exp": w.now + 600}
+	if mod != nil {
+		mod(c)
+	}
+	return c
+}
+
+// metadata is jwt_authn's namespace holding payload under key, and the
+// JOSE header {"alg":"ES256","kid":kid} under "jwt_header" unless kid is "-".
+func metadata(t *testing.T, key string, payload map[string]any, kid string) *structpb.Struct {
+	t.Helper()
+	m := map[string]any{key: payload}
+	if kid != "-" {
+		m["jwt_header"] = map[string]any{"alg": "ES256", "kid": kid}
+	}
+	s, err := structpb.NewStruct(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (w *payloadWorld) revoke(t *testing.T, recs ...Record) {
+	t.Helper()
+	for i := range recs {
+		recs[i].ExpiresAt = time.Unix(w.now, 0).Add(48 * time.Hour)
+		recs[i].Actor, recs[i].Reason = "test", "test"
+		if err := recs[i].ValidateStored(); err != nil {
+			t.Fatal(err)
+		}
+		w.src.store(recs[i])
+	}
+	w.rev.Enforce(recs...)
+}
+
+func TestCheckVerifiedAllows(t *testing.T) {
+	w := newPayloadWorld(t)
+	ctx := context.Background()
+	c := w.claims(issEnvoy, func(c map[string]any) { c["roles"] = []any{"a", "b"}; c["n"] = 1700000000 })
+	// A jti and the header in metadata: no token needed at all.
+	d := w.checker.CheckVerified(ctx, metadata(t, "jwt_payload", c, "a-ES256"), http.Header{})
+	if !d.Allowed() {
+		t.Fatalf("got %s (%v), want ok", d.Reason, d.Err)
+	}
+	want := Claims{Issuer: issEnvoy, Subject: "alice", JTI: "j-1", TokenID: "j-1", Session: "s-1", KeyID: "a-ES256",
+		Expiry: w.now + 600, IssuedAt: w.now - 60}
+	want.Extra[0], want.Extra[1], want.Extra[2], want.Extra[3] = "alice", issEnvoy, `["a","b"]`, "1700000000"
+	if d.Claims != want {
+		t.Fatalf("claims %+v, want %+v", d.Claims, want)
+	}
+	// Istio's layout: the payload under the issuer, the token forwarded.
+	tok := signClaims(t, w.key, w.claims(issIstio, nil))
+	d = w.checker.CheckVerified(ctx, metadata(t, issIstio, w.claims(issIstio, nil), "-"), authorization(tok))
+	if !d.Allowed() || d.Claims.KeyID != "a-ES256" {
+		t.Fatalf("istio layout: got %s (%v) kid %q, want ok with kid a-ES256", d.Reason, d.Err, d.Claims.KeyID)
+	}
+}
+
+// The identity of a token is the same in both modes: a record made by
+// TokenRecord from the raw token revokes it through the payload.
+func TestCheckVerifiedRevocations(t *testing.T) {
+	w := newPayloadWorld(t)
+	ctx := context.Background()
+	noJTI := w.claims(issIstio, func(c map[string]any) { delete(c, "jti"); c["sub"] = "bob" })
+	noJTIToken := signClaims(t, w.key, noJTI)
+	withJTI := w.claims(issEnvoy, func(c map[string]any) { c["jti"] = "j-revoked"; c["sub"] = "carol"; c["sid"] = "s-2" })
+	withJTIToken := signClaims(t, w.key, withJTI)
+	for _, tok := range []string{noJTIToken, withJTIToken} {
+		rec, err := TokenRecord(tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.revoke(t, rec)
+	}
+	cases := []struct {
+		name string
+		md   *structpb.Struct
+		h    http.Header
+		kind Kind
+	}{
+		{"no jti, hash of the forwarded token", metadata(t, issIstio, noJTI, "-"), authorization(noJTIToken), KindToken},
+		{"jti, nothing forwarded", metadata(t, "jwt_payload", withJTI, "a-ES256"), http.Header{}, KindToken},
+		{"jti, forwarded too", metadata(t, "jwt_payload", withJTI, "a-ES256"), authorization(withJTIToken), KindToken},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := w.checker.CheckVerified(ctx, tc.md, tc.h)
+			if d.Reason != ReasonRevoked || d.RevokedBy != tc.kind {
+				t.Fatalf("got %s/%s (%v), want revoked/%s", d.Reason, d.RevokedBy, d.Err, tc.kind)
+			}
+		})
+	}
+	// The same tokens verified by jwtguard itself get the same identity.
+	if d := w.checker.Check(ctx, authorization(withJTIToken)); d.Reason != ReasonRevoked {
+		t.Fatalf("verified by jwtguard: %s (%v), want revoked", d.Reason, d.Err)
+	}
+
+	// Key, subject and session records apply too.
+	fresh := func(sub, sid, kid string) Decision {
+		c := w.claims(issEnvoy, func(c map[string]any) { c["sub"], c["sid"], c["jti"] = sub, sid, "j-"+sub+sid+kid })
+		return w.checker.CheckVerified(ctx, metadata(t, "jwt_payload", c, kid), http.Header{})
+	}
+	w.revoke(t, Record{Kind: KindKey, Value: "leaked"},
+		Record{Kind: KindSubject, Value: "mallory", Before: time.Unix(w.now, 0)},
+		Record{Kind: KindSession, Issuer: issEnvoy, Value: "s-bad"})
+	for _, tc := range []struct {
+		sub, sid, kid string
+		want          Kind
+	}{{"dave", "s-9", "leaked", KindKey}, {"mallory", "s-9", "a-ES256", KindSubject}, {"dave", "s-bad", "a-ES256", KindSession}, {"dave", "s-9", "a-ES256", ""}} {
+		d := fresh(tc.sub, tc.sid, tc.kid)
+		if d.RevokedBy != tc.want || (tc.want == "") != d.Allowed() {
+			t.Errorf("sub %s sid %s kid %s: %s/%s, want revoked by %q", tc.sub, tc.sid, tc.kid, d.Reason, d.RevokedBy, tc.want)
+		}
+	}
+	// A key revocation reaches a token whose kid comes from the forwarded token.
+	kidTok := signClaims(t, w.key, w.claims(issIstio, nil))
+	w.revoke(t, Record{Kind: KindKey, Value: "a-ES256"})
+	if d := w.checker.CheckVerified(ctx, metadata(t, issIstio, w.claims(issIstio, nil), "-"), authorization(kidTok)); d.RevokedBy != KindKey {
+		t.Fatalf("kid of the forwarded token: %s/%s, want revoked by key", d.Reason, d.RevokedBy)
+	}
+}
+
+func TestCheckVerifiedDenies(t *testing.T) {
+	w := newPayloadWorld(t)
+	ctx := context.Background()
+	other := signClaims(t, w.key, w.claims(issIstio, func(c map[string]any) { c["sub"] = "someone-else" }))
+	envoyMD := func(mod func(map[string]any)) *structpb.Struct {
+		return metadata(t, "jwt_payload", w.claims(issEnvoy, mod), "a-ES256")
+	}
+	two, err := structpb.NewStruct(map[string]any{"jwt_payload": w.claims(issEnvoy, nil), issIstio: w.claims(issIstio, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	notObject, err := structpb.NewStruct(map[string]any{"jwt_payload": "eyJ..."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		md   *structpb.Struct
+		h    http.Header
+		want Reason
+	}{
+		{"expired", envoyMD(func(c map[string]any) { c["exp"] = w.now - 3600 }), nil, ReasonExpired},
+		{"not yet valid", envoyMD(func(c map[string]any) { c["nbf"] = w.now + 3600 }), nil, ReasonNotYetValid},
+		{"issued in the future", envoyMD(func(c map[string]any) { c["iat"] = w.now + 3600 }), nil, ReasonIssuedInFuture},
+		{"lifetime too long", envoyMD(func(c map[string]any) { c["exp"] = w.now + 48*3600 }), nil, ReasonLifetimeTooLong},
+		{"no issue time", envoyMD(func(c map[string]any) { delete(c, "iat") }), nil, ReasonLifetimeTooLong},
+		{"exp missing", envoyMD(func(c map[string]any) { delete(c, "exp") }), nil, ReasonMalformed},
+		{"exp a fraction", envoyMD(func(c map[string]any) { c["exp"] = float64(w.now) + 600.5 }), nil, ReasonMalformed},
+		{"exp a string", envoyMD(func(c map[string]any) { c["exp"] = "2030-01-01" }), nil, ReasonMalformed},
+		{"exp past 2^53", envoyMD(func(c map[string]any) { c["exp"] = float64(1 << 53) }), nil, ReasonMalformed},
+		{"exp huge", envoyMD(func(c map[string]any) { c["exp"] = 1e300 }), nil, ReasonMalformed},
+		{"exp infinite", envoyMD(func(c map[string]any) { c["exp"] = math.Inf(1) }), nil, ReasonMalformed},
+		{"exp NaN", envoyMD(func(c map[string]any) { c["exp"] = math.NaN() }), nil, ReasonMalformed},
+		{"iat negative", envoyMD(func(c map[string]any) { c["iat"] = -1 }), nil, ReasonMalformed},
+		{"iss a number", envoyMD(func(c map[string]any) { c["iss"] = 1 }), nil, ReasonMalformed},
+		{"jti an object", envoyMD(func(c map[string]any) { c["jti"] = map[string]any{} }), nil, ReasonMalformed},
+		{"sub too long", envoyMD(func(c map[string]any) { c["sub"] = string(make([]byte, 9000)) }), nil, ReasonMalformed},
+		{"aud empty list", envoyMD(func(c map[string]any) { c["aud"] = []any{} }), nil, ReasonMalformed},
+		{"aud with a number", envoyMD(func(c map[string]any) { c["aud"] = []any{"x", 1} }), nil, ReasonMalformed},
+		{"unknown issuer", envoyMD(func(c map[string]any) { c["iss"] = "https://nobody.test" }), nil, ReasonWrongIssuer},
+		{"issuer jwtguard verifies, no token", metadata(t, "jwt_payload", w.claims(issA, nil), "a-ES256"), nil, ReasonMissingToken},
+		{"issuer jwtguard verifies, token forged", metadata(t, "jwt_payload", w.claims(issA, nil), "a-ES256"), authorization(signClaims(t, testKeys(t).other, w.claims(issA, nil))), ReasonBadSignature},
+		{"issuer jwtguard verifies, token good", metadata(t, "jwt_payload", w.claims(issA, nil), "a-ES256"), authorization(signClaims(t, w.key, w.claims(issA, nil))), ReasonOK},
+		{"payload under another issuer's key", metadata(t, issIstio, w.claims(issEnvoy, nil), "a-ES256"), nil, ReasonWrongIssuer},
+		{"two payloads", two, nil, ReasonMultipleTokens},
+		{"payload not an object", notObject, nil, ReasonMalformed},
+		{"no kid in the header", metadata(t, "jwt_payload", w.claims(issEnvoy, nil), ""), nil, ReasonUnknownKey},
+		{"any kid string in the header", metadata(t, "jwt_payload", w.claims(issEnvoy, nil), "x"), nil, ReasonOK},
+		{"no jti, nothing forwarded", metadata(t, issIstio, w.claims(issIstio, func(c map[string]any) { delete(c, "jti") }), "-"), nil, ReasonMissingToken},
+		{"kid unknown, nothing forwarded", metadata(t, issIstio, w.claims(issIstio, nil), "-"), nil, ReasonMissingToken},
+		{"forwarded token is another", metadata(t, issIstio, w.claims(issIstio, nil), "-"), authorization(other), ReasonMalformed},
+		{"forwarded token is garbage", metadata(t, issIstio, w.claims(issIstio, nil), "-"), authorization("a.b.c"), ReasonMalformed},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			d := w.checker.CheckVerified(ctx, tc.md, tc.h)
+			if d.Reason != tc.want {
+				t.Fatalf("got %s (%v), want %s", d.Reason, d.Err, tc.want)
+			}
+		})
+	}
+	bad := metadata(t, "jwt_payload", w.claims(issEnvoy, nil), "-")
+	bad.Fields["jwt_header"] = structpb.NewStringValue("not an object")
+	if d := w.checker.CheckVerified(ctx, bad, nil); d.Reason != ReasonMalformed {
+		t.Fatalf("header not an object: %s, want malformed", d.Reason)
+	}
+	bad.Fields["jwt_header"] = structpb.NewStructValue(&structpb.Struct{Fields: map[string]*structpb.Value{"kid": structpb.NewNumberValue(7)}})
+	if d := w.checker.CheckVerified(ctx, bad, nil); d.Reason != ReasonMalformed {
+		t.Fatalf("kid a number: %s, want malformed", d.Reason)
+	}
+}
+
+// Without a verified payload, a revocation-only issuer's token is denied
+// or verified as its payload-missing says; forward-auth never has one.
+func TestCheckVerifiedPayloadMissing(t *testing.T) {
+	w := newPayloadWorld(t)
+	ctx := context.Background()
+	istioTok := signClaims(t, w.key, w.claims(issIstio, nil))
+	envoyTok := signClaims(t, w.key, w.claims(issEnvoy, nil))
+	empty := &structpb.Struct{}
+	for _, md := range []*structpb.Struct{nil, empty} {
+		if d := w.checker.CheckVerified(ctx, md, authorization(istioTok)); d.Reason != ReasonNotVerifiedByProxy {
+			t.Errorf("payload-missing deny: %s (%v), want %s", d.Reason, d.Err, ReasonNotVerifiedByProxy)
+		}
+		if d := w.checker.CheckVerified(ctx, md, authorization(envoyTok)); !d.Allowed() {
+			t.Errorf("payload-missing verify: %s (%v), want ok", d.Reason, d.Err)
+		}
+	}
+	if d := w.checker.Check(ctx, authorization(istioTok)); d.Reason != ReasonNotVerifiedByProxy {
+		t.Errorf("Check (forward-auth): %s, want %s", d.Reason, ReasonNotVerifiedByProxy)
+	}
+	w.rev.SetReady(false)
+	if d := w.checker.CheckVerified(ctx, metadata(t, "jwt_payload", w.claims(issEnvoy, nil), "a-ES256"), nil); d.Reason != ReasonNotReady {
+		t.Errorf("not ready: %s, want not_ready", d.Reason)
+	}
+}
+
+func TestRevocationOnlyConfig(t *testing.T) {
+	base := func(mod func(*IssuerConfig)) Config {
+		cfg := DefaultConfig()
+		ic := DefaultIssuerConfig("https://i.test")
+		ic.RevocationOnly = true
+		mod(&ic)
+		cfg.Issuers = []IssuerConfig{ic}
+		return cfg
+	}
+	cases := []struct {
+		name string
+		mod  func(*IssuerConfig)
+		ok   bool
+	}{
+		{"no keys needed", func(*IssuerConfig) {}, true},
+		{"verify needs keys", func(ic *IssuerConfig) { ic.PayloadMissing = PayloadMissingVerify }, false},
+		{"bad payload-missing", func(ic *IssuerConfig) { ic.PayloadMissing = "allow" }, false},
+		{"header key is the payload key", func(ic *IssuerConfig) { ic.HeaderKey = "https://i.test" }, false},
+		{"settings without the mode", func(ic *IssuerConfig) { ic.RevocationOnly, ic.PayloadKey, ic.JWKSFile = false, "p", "x" }, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := base(tc.mod)
+			if err := cfg.Validate(); (err == nil) != tc.ok {
+				t.Fatalf("Validate: %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}
+
+// TestCheckVerifiedAllocs pins the revocation-only path of a payload seen
+// before (jti and header in metadata) at no allocation.
+func TestCheckVerifiedAllocs(t *testing.T) {
+	w := newPayloadWorld(t)
+	ctx := context.Background()
+	md := metadata(t, "jwt_payload", w.claims(issEnvoy, func(c map[string]any) { c["aud"] = "api" }), "a-ES256")
+	h := MapHeaders{}
+	if d := w.checker.CheckVerified(ctx, md, h); !d.Allowed() {
+		t.Fatal(d.Reason, d.Err)
+	}
+	if n := testing.AllocsPerRun(100, func() { w.checker.CheckVerified(ctx, md, h) }); n != 0 {
+		t.Errorf("%v allocs per check, want 0", n)
+	}
+}
