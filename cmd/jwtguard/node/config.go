@@ -18,6 +18,7 @@ import (
 	"github.com/jwtguard/jwtguard/bloom"
 	"github.com/jwtguard/jwtguard/envoy"
 	"github.com/jwtguard/jwtguard/envoy/detect"
+	"github.com/jwtguard/jwtguard/envoy/scope"
 	"github.com/jwtguard/jwtguard/sync/idp"
 )
 
@@ -55,6 +56,8 @@ type Config struct {
 	Authz      authz.Config
 	Revocation authz.RevocationConfig
 	Bloom      bloom.Config
+	// Scope sizes the table of recently seen tokens (GET /v1/tokens).
+	Scope scope.Config
 	// Providers are the identity providers whose events become
 	// revocations (the file's "providers" list).
 	Providers []idp.Config
@@ -93,6 +96,7 @@ func DefaultConfig() Config {
 		Revocation:        authz.DefaultRevocationConfig(),
 		Bloom:             bloom.DefaultConfig(),
 		Detectors:         detect.DefaultConfig(),
+		Scope:             scope.DefaultConfig(),
 		algs:              strings.Join(authz.DefaultIssuerConfig("").Algs, ","),
 		types:             strings.Join(authz.DefaultConfig().Types, ","),
 	}
@@ -164,6 +168,13 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Revocation.AllowUnconfirmed, "allow-unconfirmed", false, "allow a request whose filter match cannot be confirmed (default: deny)")
 	fs.UintVar(&c.Bloom.Entries, "bloom-entries", c.Bloom.Entries, "expected revocations (filter size)")
 	fs.Float64Var(&c.Bloom.FPRate, "bloom-fp-rate", c.Bloom.FPRate, "target false-positive rate of the filter")
+
+	fs.IntVar(&c.Scope.MaxEntries, "scope-entries", c.Scope.MaxEntries, "tokens the incident scope (GET /v1/tokens) keeps; the least recently seen go first")
+	fs.Int64Var(&c.Scope.MaxBytes, "scope-bytes", c.Scope.MaxBytes, "memory bound of the incident scope, in bytes")
+	fs.IntVar(&c.Scope.QueueSize, "scope-queue", c.Scope.QueueSize, "decisions waiting to enter the incident scope; more are dropped and counted")
+	fs.IntVar(&c.Scope.RouteDepth, "scope-route-depth", c.Scope.RouteDepth, "path segments the incident scope keeps of a route")
+	fs.DurationVar(&c.Scope.ShareInterval, "scope-share-interval", c.Scope.ShareInterval, "with Redis: how often, at most, a node shares a token's summary with the mesh")
+	fs.IntVar(&c.Scope.MaxShare, "scope-max-share", c.Scope.MaxShare, "with Redis: token summaries a node shares per --scope-share-interval at most")
 }
 
 // fileIssuer is one entry of the file's "issuers" list.
@@ -410,6 +421,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("bloom-entries %d, bloom-fp-rate %g: %w", c.Bloom.Entries, c.Bloom.FPRate, err)
 	}
 	if err := c.Revocation.Validate(); err != nil {
+		return err
+	}
+	if err := c.Scope.Validate(); err != nil {
 		return err
 	}
 	if err := validateProviders(c.Providers); err != nil {

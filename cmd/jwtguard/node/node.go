@@ -25,6 +25,7 @@ import (
 	"github.com/jwtguard/jwtguard/cmd/jwtguard/console"
 	"github.com/jwtguard/jwtguard/envoy"
 	"github.com/jwtguard/jwtguard/envoy/detect"
+	"github.com/jwtguard/jwtguard/envoy/scope"
 	"github.com/jwtguard/jwtguard/sync/admin"
 	"github.com/jwtguard/jwtguard/sync/audit"
 	"github.com/jwtguard/jwtguard/sync/embedded"
@@ -54,6 +55,8 @@ type Node struct {
 	// keyChanges queues key set changes for the audit trail.
 	keyChanges chan audit.Entry
 	detectors  *detect.Engine // nil unless detectors are configured
+	scope      *scope.Table   // the tokens recently seen (GET /v1/tokens)
+	name       string         // the node's name in mesh answers
 
 	grpcSrv                    *grpc.Server
 	httpSrv, adminSrv          *http.Server
@@ -151,13 +154,17 @@ func New(cfg *Config, opts ...Option) (n *Node, err error) {
 		}
 	}
 
+	if err := n.newScope(); err != nil {
+		return n, err
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.registerMetrics(reg)
 	rates := console.NewRates()
 	authzOpts := []envoy.AuthorizationOption{
 		envoy.WithMetrics(envoy.NewMetrics(reg)), envoy.WithLogger(n.log), envoy.WithRemoveAuthorization(c.RemoveAuthorization),
-		envoy.WithObserver(rates),
+		envoy.WithObserver(rates), envoy.WithObserver(n.scope),
 	}
 	if len(c.Detectors.Detectors) > 0 {
 		dc := c.Detectors
@@ -191,7 +198,7 @@ func New(cfg *Config, opts ...Option) (n *Node, err error) {
 	api := admin.NewHandler(n.src, n.rev, admin.Config{
 		Token: adminToken, MaxTokenLifetime: c.Authz.MaxTokenLifetime, Leeway: c.Authz.Leeway,
 		Issuers: issuers, Addr: c.AdminAddr, Audit: n.audit, AuthFailures: n.failures,
-	}, admin.WithLogger(n.log), admin.WithStatus(n.status), admin.WithAuditTrail(n.audit))
+	}, admin.WithLogger(n.log), admin.WithStatus(n.status), admin.WithAuditTrail(n.audit), admin.WithTokens(n.tokens))
 	n.adminSrv = adminLimits.server(console.Mount(console.New(api, rates, console.Config{Token: adminToken, Log: n.log}), api))
 
 	if n.httpLis, err = net.Listen("tcp", c.HTTPAddr); err != nil {
@@ -269,10 +276,11 @@ func (n *Node) Run(ctx context.Context) error {
 	runErr := n.follower.Start(ctx)
 	loaded := runErr == nil
 	if loaded {
-		wg.Add(7)
+		wg.Add(8)
 		go func() { defer wg.Done(); n.report(ctx) }()
 		go func() { defer wg.Done(); n.checker.Run(ctx) }()
 		go func() { defer wg.Done(); n.flushAudit(ctx) }()
+		go func() { defer wg.Done(); n.scope.Run(ctx) }()
 		go func() { defer wg.Done(); n.runProviders(ctx) }()
 		go func() { defer wg.Done(); n.follower.Run(ctx) }()
 		go func() { defer wg.Done(); n.maintain(ctx) }()

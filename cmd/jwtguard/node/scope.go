@@ -1,0 +1,58 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/jwtguard/jwtguard/envoy/scope"
+	"github.com/jwtguard/jwtguard/sync/admin"
+	"github.com/jwtguard/jwtguard/sync/redis"
+)
+
+// newScope names the node and builds its scope table, shared through
+// Redis when Redis is the source.
+func (n *Node) newScope() error {
+	host, _ := os.Hostname()
+	var r [4]byte
+	_, _ = rand.Read(r[:])
+	n.name = host + "-" + hex.EncodeToString(r[:])
+	opts := []scope.Option{scope.WithLogger(n.log)}
+	if rs, ok := n.src.(*redis.Source); ok {
+		opts = append(opts, scope.WithShared(scopeStore{rs.Scope()}))
+	}
+	t, err := scope.New(n.cfg.Scope, n.name, opts...)
+	if err != nil {
+		return fmt.Errorf("scope: %w", err)
+	}
+	n.scope = t
+	return nil
+}
+
+// tokens answers the admin API's GET /v1/tokens from the scope table.
+func (n *Node) tokens(ctx context.Context, v url.Values) (any, error) {
+	q, err := scope.ParseQuery(v, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", admin.ErrBadQuery, err)
+	}
+	return n.scope.Answer(ctx, q), nil
+}
+
+// scopeStore is the Redis scope store as the scope table sees it.
+type scopeStore struct{ s *redis.ScopeStore }
+
+func (a scopeStore) Put(ctx context.Context, node string, items []scope.SharedItem) error {
+	out := make([]redis.ScopeSummary, len(items))
+	for i, it := range items {
+		out[i] = redis.ScopeSummary{Key: it.Key, Data: it.Data, Indexes: it.Indexes, Expiry: it.Expiry}
+	}
+	return a.s.Put(ctx, node, out)
+}
+
+func (a scopeStore) Find(ctx context.Context, index string, max int) ([][]byte, error) {
+	return a.s.Find(ctx, index, max)
+}
