@@ -18,6 +18,7 @@ import (
 	"github.com/jwtguard/jwtguard/bloom"
 	"github.com/jwtguard/jwtguard/envoy"
 	"github.com/jwtguard/jwtguard/envoy/detect"
+	"github.com/jwtguard/jwtguard/envoy/keywatch"
 	"github.com/jwtguard/jwtguard/envoy/scope"
 	"github.com/jwtguard/jwtguard/sync/idp"
 )
@@ -58,6 +59,9 @@ type Config struct {
 	Bloom      bloom.Config
 	// Scope sizes the table of recently seen tokens (GET /v1/tokens).
 	Scope scope.Config
+	// KeyWatch is the key-rotation watch; its per-issuer policies come
+	// from the file's issuers entries, its Default from --max-key-age.
+	KeyWatch keywatch.Config
 	// Providers are the identity providers whose events become
 	// revocations (the file's "providers" list).
 	Providers []idp.Config
@@ -97,6 +101,7 @@ func DefaultConfig() Config {
 		Bloom:             bloom.DefaultConfig(),
 		Detectors:         detect.DefaultConfig(),
 		Scope:             scope.DefaultConfig(),
+		KeyWatch:          keywatch.Config{RefreshAlarm: keywatch.DefaultRefreshAlarm, Interval: 30 * time.Second},
 		algs:              strings.Join(authz.DefaultIssuerConfig("").Algs, ","),
 		types:             strings.Join(authz.DefaultConfig().Types, ","),
 	}
@@ -174,6 +179,9 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Scope.QueueSize, "scope-queue", c.Scope.QueueSize, "decisions waiting to enter the incident scope; more are dropped and counted")
 	fs.IntVar(&c.Scope.RouteDepth, "scope-route-depth", c.Scope.RouteDepth, "path segments the incident scope keeps of a route")
 	fs.DurationVar(&c.Scope.ShareInterval, "scope-share-interval", c.Scope.ShareInterval, "with Redis: how often, at most, a node shares a token's summary with the mesh")
+	fs.DurationVar(&c.KeyWatch.Default.MaxKeyAge, "max-key-age", 0, "raise the missed-rotation alarm when an issuer's newest signing key is older than this (0: off; per issuer: max-key-age in the file's issuers)")
+	fs.DurationVar(&c.KeyWatch.RefreshAlarm, "key-refresh-alarm", c.KeyWatch.RefreshAlarm, "raise an alarm when an issuer's key set has failed to load for longer than this")
+	fs.DurationVar(&c.KeyWatch.Interval, "key-watch-interval", c.KeyWatch.Interval, "how often the key-rotation watch looks at the key sets")
 	fs.IntVar(&c.Scope.MaxShare, "scope-max-share", c.Scope.MaxShare, "with Redis: token summaries a node shares per --scope-share-interval at most")
 }
 
@@ -190,6 +198,10 @@ type fileIssuer struct {
 	JWKSMinRefetch string   `json:"jwks-min-refetch"`
 	// Introspection judges the issuer's opaque tokens (rules.go).
 	Introspection *fileIntrospection `json:"introspection"`
+	// The key-rotation watch of the issuer (see envoy/keywatch).
+	MaxKeyAge       string `json:"max-key-age"`
+	PurgeOnRotation bool   `json:"purge-on-rotation"`
+	PurgeGrace      string `json:"purge-grace"`
 }
 
 // Load fills c from args, then the environment, then the file.
@@ -343,6 +355,9 @@ func (c *Config) finish(fileIssuers []fileIssuer) error {
 			}
 		}
 		c.Authz.Issuers = append(c.Authz.Issuers, ic)
+		if err := c.issuerWatch(i, &fi); err != nil {
+			return err
+		}
 	}
 	if c.issuer != "" {
 		ic := authz.DefaultIssuerConfig(c.issuer)
@@ -426,6 +441,12 @@ func (c *Config) Validate() error {
 	if err := c.Scope.Validate(); err != nil {
 		return err
 	}
+	if c.KeyWatch.Interval < 100*time.Millisecond {
+		return fmt.Errorf("key-watch-interval: %s, want at least 100ms", c.KeyWatch.Interval)
+	}
+	if err := c.KeyWatch.Validate(); err != nil {
+		return err
+	}
 	if err := validateProviders(c.Providers); err != nil {
 		return err
 	}
@@ -438,6 +459,35 @@ func (c *Config) Validate() error {
 		return c.Authz.ValidateTiming()
 	}
 	return c.Authz.Validate()
+}
+
+// issuerWatch reads the key-rotation settings of issuers[i] of the file:
+// an issuer that sets none takes the --max-key-age default.
+func (c *Config) issuerWatch(i int, fi *fileIssuer) error {
+	if fi.MaxKeyAge == "" && !fi.PurgeOnRotation && fi.PurgeGrace == "" {
+		return nil
+	}
+	p := c.KeyWatch.Default
+	p.Purge = fi.PurgeOnRotation
+	for _, d := range []struct {
+		raw string
+		dst *time.Duration
+		key string
+	}{{fi.MaxKeyAge, &p.MaxKeyAge, "max-key-age"}, {fi.PurgeGrace, &p.PurgeGrace, "purge-grace"}} {
+		if d.raw == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.raw)
+		if err != nil {
+			return fmt.Errorf("issuers[%d]: %s: %w", i, d.key, err)
+		}
+		*d.dst = v
+	}
+	if c.KeyWatch.Issuers == nil {
+		c.KeyWatch.Issuers = map[string]keywatch.IssuerPolicy{}
+	}
+	c.KeyWatch.Issuers[fi.Issuer] = p
+	return nil
 }
 
 func splitList(s string) []string {

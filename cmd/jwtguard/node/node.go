@@ -25,6 +25,7 @@ import (
 	"github.com/jwtguard/jwtguard/cmd/jwtguard/console"
 	"github.com/jwtguard/jwtguard/envoy"
 	"github.com/jwtguard/jwtguard/envoy/detect"
+	"github.com/jwtguard/jwtguard/envoy/keywatch"
 	"github.com/jwtguard/jwtguard/envoy/scope"
 	"github.com/jwtguard/jwtguard/sync/admin"
 	"github.com/jwtguard/jwtguard/sync/audit"
@@ -54,9 +55,10 @@ type Node struct {
 	failures  *audit.Throttle  // admin authentication failures, bounded
 	// keyChanges queues key set changes for the audit trail.
 	keyChanges chan audit.Entry
-	detectors  *detect.Engine // nil unless detectors are configured
-	scope      *scope.Table   // the tokens recently seen (GET /v1/tokens)
-	name       string         // the node's name in mesh answers
+	detectors  *detect.Engine  // nil unless detectors are configured
+	scope      *scope.Table    // the tokens recently seen (GET /v1/tokens)
+	keys       *keywatch.Watch // the key-rotation watch
+	name       string          // the node's name in mesh answers
 
 	grpcSrv                    *grpc.Server
 	httpSrv, adminSrv          *http.Server
@@ -157,14 +159,18 @@ func New(cfg *Config, opts ...Option) (n *Node, err error) {
 	if err := n.newScope(); err != nil {
 		return n, err
 	}
+	if n.keys, err = keywatch.New(c.KeyWatch, n.checker, keywatch.WithLogger(n.log), keywatch.WithRevoker(purger{n})); err != nil {
+		return n, fmt.Errorf("key watch: %w", err)
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.registerMetrics(reg)
+	reg.MustRegister(n.keys)
 	rates := console.NewRates()
 	authzOpts := []envoy.AuthorizationOption{
 		envoy.WithMetrics(envoy.NewMetrics(reg)), envoy.WithLogger(n.log), envoy.WithRemoveAuthorization(c.RemoveAuthorization),
-		envoy.WithObserver(rates), envoy.WithObserver(n.scope),
+		envoy.WithObserver(rates), envoy.WithObserver(n.scope), envoy.WithObserver(n.keys),
 	}
 	if len(c.Detectors.Detectors) > 0 {
 		dc := c.Detectors
@@ -276,10 +282,11 @@ func (n *Node) Run(ctx context.Context) error {
 	runErr := n.follower.Start(ctx)
 	loaded := runErr == nil
 	if loaded {
-		wg.Add(8)
+		wg.Add(9)
 		go func() { defer wg.Done(); n.report(ctx) }()
 		go func() { defer wg.Done(); n.checker.Run(ctx) }()
 		go func() { defer wg.Done(); n.flushAudit(ctx) }()
+		go func() { defer wg.Done(); n.keys.Run(ctx) }()
 		go func() { defer wg.Done(); n.scope.Run(ctx) }()
 		go func() { defer wg.Done(); n.runProviders(ctx) }()
 		go func() { defer wg.Done(); n.follower.Run(ctx) }()

@@ -9,9 +9,11 @@ import (
 	"os"
 	"time"
 
+	"github.com/jwtguard/jwtguard/authz"
 	"github.com/jwtguard/jwtguard/envoy/scope"
 	"github.com/jwtguard/jwtguard/sync/admin"
 	"github.com/jwtguard/jwtguard/sync/redis"
+	"github.com/jwtguard/jwtguard/sync/source"
 )
 
 // newScope names the node and builds its scope table, shared through
@@ -55,4 +57,27 @@ func (a scopeStore) Put(ctx context.Context, node string, items []scope.SharedIt
 
 func (a scopeStore) Find(ctx context.Context, index string, max int) ([][]byte, error) {
 	return a.s.Find(ctx, index, max)
+}
+
+// purger stores the key-rotation watch's purges as the admin API stores a
+// revocation: completed, written to the source, enforced here at once.
+type purger struct{ n *Node }
+
+func (p purger) Revoke(ctx context.Context, recs []authz.Record) ([]authz.Record, error) {
+	r := admin.SourceRevoker{Source: p.n.src, Config: admin.Config{MaxTokenLifetime: p.n.cfg.Authz.MaxTokenLifetime, Leeway: p.n.cfg.Authz.Leeway}}
+	stored, err := r.Revoke(ctx, recs)
+	if err != nil {
+		return nil, err
+	}
+	p.n.rev.Enforce(stored...)
+	for _, rec := range stored {
+		p.n.log.Info("revocation accepted", "id", rec.ID, "kind", rec.Kind, "issuer", rec.Issuer, "value", rec.Value,
+			"before", rec.Before, "actor", rec.Actor, "reason", rec.Reason, "expires_at", rec.ExpiresAt, "position", rec.Position)
+	}
+	return stored, nil
+}
+
+func (p purger) KeyRecords(ctx context.Context, issuer, kid string) ([]authz.Record, error) {
+	recs, _, err := p.n.src.List(ctx, source.ListQuery{Kind: authz.KindKey, Issuer: issuer, Value: kid, Limit: source.MaxListLimit})
+	return recs, err
 }
