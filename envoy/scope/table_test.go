@@ -248,3 +248,52 @@ func TestRoute(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkObserve is the scope table's cost on the hot path: a copy into
+// its queue (drained outside the timer).
+func BenchmarkObserve(b *testing.B) {
+	tb, err := New(DefaultConfig(), "n1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	e := event("t1", "alice", "s1", "203.0.113.7", "GET", "/v1/users/42")
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		tb.Observe(e)
+		if i%1024 == 1023 {
+			b.StopTimer()
+			tb.Flush()
+			b.StartTimer()
+		}
+	}
+}
+
+// BenchmarkApply is the worker's cost per decision: a known token, and a
+// new token each time in a full table (an insert and an eviction).
+func BenchmarkApply(b *testing.B) {
+	for _, fresh := range []bool{false, true} {
+		name := map[bool]string{false: "known", true: "new"}[fresh]
+		b.Run(name, func(b *testing.B) {
+			cfg := DefaultConfig()
+			cfg.MaxEntries = 1000
+			tb, err := New(cfg, "n1")
+			if err != nil {
+				b.Fatal(err)
+			}
+			s := sighting{at: t0, allowed: true, method: "GET", path: "/v1/users/42", ua: "curl/8",
+				source: netip.MustParseAddr("203.0.113.7"),
+				claims: authz.Claims{Issuer: "https://idp.test", Subject: "alice", TokenID: "t1", Expiry: t0.Add(time.Hour).Unix()}}
+			ids := make([]string, 4096)
+			for i := range ids {
+				ids[i] = fmt.Sprintf("tok-%d", i)
+			}
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if fresh {
+					s.claims.TokenID = ids[i%len(ids)]
+				}
+				tb.apply(&s)
+			}
+		})
+	}
+}
