@@ -127,7 +127,9 @@ func TestServeKeyRotationWatch(t *testing.T) {
 
 	// k1 leaves the set; a token signed by it still arrives.
 	serveKeys(k2)
-	waitFor(t, "k1 gone", func() bool { return strings.Contains(s.metrics(t), `jwtguard_key_gone_uses_total{issuer="`+rotIssuer+`",kid="k1"}`) })
+	waitFor(t, "k1 gone", func() bool {
+		return strings.Contains(s.metrics(t), `jwtguard_key_gone_uses_total{issuer="`+rotIssuer+`",kid="k1"}`)
+	})
 	if code, msg := s.grpcCheck(t, sign(k1, "late")); code != codes.Unauthenticated || msg != "unknown_key" {
 		t.Fatalf("token of the gone key: %v %s", code, msg)
 	}

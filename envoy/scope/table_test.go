@@ -70,7 +70,7 @@ func TestTableKeepsWhereTokensAreUsed(t *testing.T) {
 
 	for _, tc := range []struct {
 		name, query string
-		want       string
+		want        string
 	}{
 		{"all", "", "[t1 t2]"},
 		{"subject", "subject=bob", "[t2]"},
