@@ -334,19 +334,8 @@ func (c *Config) finish(fileIssuers []fileIssuer) error {
 		if len(fi.Algs) > 0 {
 			ic.Algs = fi.Algs
 		}
-		for _, d := range []struct {
-			raw string
-			dst *time.Duration
-			key string
-		}{{fi.JWKSRefresh, &ic.JWKSRefresh, "jwks-refresh"}, {fi.JWKSMinRefetch, &ic.JWKSMinRefetch, "jwks-min-refetch"}} {
-			if d.raw == "" {
-				continue
-			}
-			v, err := time.ParseDuration(d.raw)
-			if err != nil {
-				return fmt.Errorf("issuers[%d]: %s: %w", i, d.key, err)
-			}
-			*d.dst = v
+		if err := parseDurations(i, []fileDuration{{fi.JWKSRefresh, &ic.JWKSRefresh, "jwks-refresh"}, {fi.JWKSMinRefetch, &ic.JWKSMinRefetch, "jwks-min-refetch"}}); err != nil {
+			return err
 		}
 		if fi.Introspection != nil {
 			var err error
@@ -469,11 +458,27 @@ func (c *Config) issuerWatch(i int, fi *fileIssuer) error {
 	}
 	p := c.KeyWatch.Default
 	p.Purge = fi.PurgeOnRotation
-	for _, d := range []struct {
-		raw string
-		dst *time.Duration
-		key string
-	}{{fi.MaxKeyAge, &p.MaxKeyAge, "max-key-age"}, {fi.PurgeGrace, &p.PurgeGrace, "purge-grace"}} {
+	if err := parseDurations(i, []fileDuration{{fi.MaxKeyAge, &p.MaxKeyAge, "max-key-age"}, {fi.PurgeGrace, &p.PurgeGrace, "purge-grace"}}); err != nil {
+		return err
+	}
+	if c.KeyWatch.Issuers == nil {
+		c.KeyWatch.Issuers = map[string]keywatch.IssuerPolicy{}
+	}
+	c.KeyWatch.Issuers[fi.Issuer] = p
+	return nil
+}
+
+// fileDuration is a duration of a file's issuers entry: its text, where
+// it goes, and its key for errors.
+type fileDuration struct {
+	raw string
+	dst *time.Duration
+	key string
+}
+
+// parseDurations sets the durations of issuers[i] that are given.
+func parseDurations(i int, ds []fileDuration) error {
+	for _, d := range ds {
 		if d.raw == "" {
 			continue
 		}
@@ -483,10 +488,6 @@ func (c *Config) issuerWatch(i int, fi *fileIssuer) error {
 		}
 		*d.dst = v
 	}
-	if c.KeyWatch.Issuers == nil {
-		c.KeyWatch.Issuers = map[string]keywatch.IssuerPolicy{}
-	}
-	c.KeyWatch.Issuers[fi.Issuer] = p
 	return nil
 }
 
