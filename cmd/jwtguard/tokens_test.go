@@ -161,6 +161,15 @@ func TestTokensCLI(t *testing.T) {
 	if got := tokenIDs(scopeOf(t, s, "--subject", "alice")); len(got) != 1 {
 		t.Fatalf("alice's tokens: %v", got)
 	}
+	var table, errt syncBuffer
+	if err := run(context.Background(), []string{"tokens", "--server", "http://" + s.adminAddr, "--addr", "10.1.2.0/24"}, &table, &errt); err != nil {
+		t.Fatalf("tokens: %v\n%s", err, errt.String())
+	}
+	for _, want := range []string{"alice", "bob", "sess-1", "10.1.2.3", "GET /app", "2 tokens (every node sharing the source)"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
 	base := []string{"tokens", "--server", "http://" + s.adminAddr, "--subject", "alice", "--revoke", "session"}
 	var out, errb syncBuffer
 	if err := run(context.Background(), append(base, "--dry-run"), &out, &errb); err != nil {
