@@ -104,6 +104,10 @@ func TestServeKeyRotationWatch(t *testing.T) {
 		v, ok := metricValue(s.metrics(t), alarm("missed_rotation"))
 		return ok && v == 1
 	})
+	var st syncBuffer
+	if err := run(t.Context(), []string{"status", "--server", "http://" + s.adminAddr, "-o", "json"}, &st, &st); err != nil || !strings.Contains(st.String(), "missed_rotation") {
+		t.Errorf("status does not show the alarm (%v):\n%s", err, st.String())
+	}
 	if !strings.Contains(s.stderr.String(), "alarm=missed_rotation") {
 		t.Errorf("no log line for the missed rotation:\n%s", s.stderr.String())
 	}

@@ -435,6 +435,8 @@ func (n *Node) status(context.Context) map[string]any {
 		"node_position":   n.follower.Position(),
 		"cached_tokens":   n.checker.CachedTokens(),
 		"snapshot_reload": n.follower.Reloads(),
+		"scope_tokens":    n.scope.Stats().Entries,
+		"key_alarms":      n.keys.Active(),
 	}
 	if !last.IsZero() {
 		st["last_sync"] = last.UTC().Format(time.RFC3339Nano)
