@@ -138,4 +138,15 @@ func TestServeKeyRotationWatch(t *testing.T) {
 		t.Fatalf("token of the gone key: %v %s", code, msg)
 	}
 	waitFor(t, "gone key alarm logged", func() bool { return strings.Contains(s.stderr.String(), "alarm=gone_key_in_use") })
+
+	// The alarms and the purge are in the audit trail.
+	waitFor(t, "alarms and purge audited", func() bool {
+		var trail syncBuffer
+		if err := run(t.Context(), []string{"audit", "--server", "http://" + s.adminAddr, "-o", "json", "--all"}, &trail, &trail); err != nil {
+			t.Fatalf("audit: %v\n%s", err, trail.String())
+		}
+		a := trail.String()
+		return strings.Contains(a, "missed_rotation") && strings.Contains(a, "gone_key_in_use") &&
+			strings.Contains(a, "key-rotation-alarm") && strings.Contains(a, "jwtguard key-rotation watch")
+	})
 }

@@ -135,6 +135,13 @@ func TestMeshScopeAndRevoke(t *testing.T) {
 	if !strings.Contains(out.String(), "revoked 2") {
 		t.Errorf("tokens --revoke printed:\n%s", out.String())
 	}
+	var trail syncBuffer
+	if err := run(context.Background(), []string{"audit", "--server", "http://" + m.nodes[2].adminAddr, "--kind", "revoke", "-o", "json"}, &trail, &trail); err != nil {
+		t.Fatalf("audit: %v\n%s", err, trail.String())
+	}
+	if n := strings.Count(trail.String(), "intruder"); n != 2 {
+		t.Errorf("the audit trail holds %d revocations for the intruder, want 2:\n%s", n, trail.String())
+	}
 	m.waitRevoked(t, toks["a1"], time.Now(), m.nodes...)
 	m.waitRevoked(t, toks["a2"], time.Now(), m.nodes...)
 	for i, s := range m.nodes {

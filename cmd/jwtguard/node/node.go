@@ -159,7 +159,7 @@ func New(cfg *Config, opts ...Option) (n *Node, err error) {
 	if err := n.newScope(); err != nil {
 		return n, err
 	}
-	if n.keys, err = keywatch.New(c.KeyWatch, n.checker, keywatch.WithLogger(n.log), keywatch.WithRevoker(purger{n})); err != nil {
+	if n.keys, err = keywatch.New(c.KeyWatch, n.checker, keywatch.WithLogger(n.log), keywatch.WithRevoker(purger{n}), keywatch.WithAlarm(n.keyAlarm)); err != nil {
 		return n, fmt.Errorf("key watch: %w", err)
 	}
 

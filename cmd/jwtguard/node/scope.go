@@ -6,23 +6,25 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/url"
-	"os"
 	"time"
 
 	"github.com/jwtguard/jwtguard/authz"
+	"github.com/jwtguard/jwtguard/envoy/keywatch"
 	"github.com/jwtguard/jwtguard/envoy/scope"
 	"github.com/jwtguard/jwtguard/sync/admin"
+	"github.com/jwtguard/jwtguard/sync/audit"
 	"github.com/jwtguard/jwtguard/sync/redis"
 	"github.com/jwtguard/jwtguard/sync/source"
 )
 
 // newScope names the node and builds its scope table, shared through
-// Redis when Redis is the source.
+// Redis when Redis is the source. The name is --node-name and a random
+// suffix: two processes given one name (a copied configuration) must not
+// take each other's shared summaries for their own.
 func (n *Node) newScope() error {
-	host, _ := os.Hostname()
 	var r [4]byte
 	_, _ = rand.Read(r[:])
-	n.name = host + "-" + hex.EncodeToString(r[:])
+	n.name = n.cfg.NodeName + "-" + hex.EncodeToString(r[:])
 	opts := []scope.Option{scope.WithLogger(n.log)}
 	if rs, ok := n.src.(*redis.Source); ok {
 		opts = append(opts, scope.WithShared(scopeStore{rs.Scope()}))
@@ -64,8 +66,11 @@ func (a scopeStore) Find(ctx context.Context, index string, max int) ([][]byte, 
 type purger struct{ n *Node }
 
 func (p purger) Revoke(ctx context.Context, recs []authz.Record) ([]authz.Record, error) {
-	r := admin.SourceRevoker{Source: p.n.src, Config: admin.Config{MaxTokenLifetime: p.n.cfg.Authz.MaxTokenLifetime, Leeway: p.n.cfg.Authz.Leeway}}
-	stored, err := r.Revoke(ctx, recs)
+	r := admin.SourceRevoker{Source: p.n.src, Config: admin.Config{MaxTokenLifetime: p.n.cfg.Authz.MaxTokenLifetime, Leeway: p.n.cfg.Authz.Leeway, Audit: p.n.audit}}
+	stored, warnings, err := r.RevokeWithWarnings(ctx, recs)
+	for _, w := range warnings {
+		p.n.log.Error(w, "records", len(stored))
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -80,4 +85,25 @@ func (p purger) Revoke(ctx context.Context, recs []authz.Record) ([]authz.Record
 func (p purger) KeyRecords(ctx context.Context, issuer, kid string) ([]authz.Record, error) {
 	recs, _, err := p.n.src.List(ctx, source.ListQuery{Kind: authz.KindKey, Issuer: issuer, Value: kid, Limit: source.MaxListLimit})
 	return recs, err
+}
+
+// KindKeyAlarm is the audit entry of a key-rotation alarm.
+const KindKeyAlarm audit.Kind = "key-rotation-alarm"
+
+// keyAlarm records a key-rotation alarm in the audit trail (a purge's
+// revocations are recorded as revocations by the purger).
+func (n *Node) keyAlarm(a keywatch.Alarm) {
+	if a.Kind == keywatch.Purged && len(a.Records) > 0 {
+		return
+	}
+	target := a.Issuer
+	if a.KID != "" {
+		target += " kid " + a.KID
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), auditTimeout)
+	defer cancel()
+	e := audit.Entry{Time: a.Time, Actor: "jwtguard/key-watch", Kind: KindKeyAlarm, Target: target, Reason: string(a.Kind) + ": " + a.Message}
+	if err := n.audit.Record(ctx, e); err != nil {
+		n.log.Error("audit trail: recording a key-rotation alarm failed", "issuer", a.Issuer, "alarm", string(a.Kind), "err", err)
+	}
 }
