@@ -20,7 +20,6 @@ import (
 	"github.com/jwtguard/jwtguard/envoy/detect"
 	"github.com/jwtguard/jwtguard/envoy/keywatch"
 	"github.com/jwtguard/jwtguard/envoy/scope"
-	"github.com/jwtguard/jwtguard/sync/audit"
 	"github.com/jwtguard/jwtguard/sync/idp"
 )
 

@@ -18,13 +18,13 @@ import (
 )
 
 // newScope names the node and builds its scope table, shared through
-// Redis when Redis is the source. The name is --node-name and a random
-// suffix: two processes given one name (a copied configuration) must not
+// Redis when Redis is the source. The name is the node id and a random
+// suffix: two processes given one id (a copied configuration) must not
 // take each other's shared summaries for their own.
 func (n *Node) newScope() error {
 	var r [4]byte
 	_, _ = rand.Read(r[:])
-	n.name = n.cfg.NodeName + "-" + hex.EncodeToString(r[:])
+	n.name = n.id + "-" + hex.EncodeToString(r[:])
 	opts := []scope.Option{scope.WithLogger(n.log)}
 	if rs, ok := n.src.(*redis.Source); ok {
 		opts = append(opts, scope.WithShared(scopeStore{rs.Scope()}))
