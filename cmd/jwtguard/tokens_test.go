@@ -17,9 +17,9 @@ import (
 	"github.com/jwtguard/jwtguard/envoy/scope"
 )
 
-// checkFrom checks tok through ext_authz as Envoy would for a request from
+// checkAt checks tok through ext_authz as Envoy would for a request from
 // addr to method path.
-func (s *server) checkFrom(t *testing.T, tok, addr, method, path string) (codes.Code, string) {
+func (s *server) checkAt(t *testing.T, tok, addr, method, path string) (codes.Code, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -85,7 +85,7 @@ func TestMeshScopeAndRevoke(t *testing.T) {
 		{1, "c1", "192.0.2.5", "GET", "/"},
 	}
 	for _, u := range uses {
-		if code, msg := m.nodes[u.node].checkFrom(t, toks[u.jti], u.addr, u.method, u.path); code != codes.OK {
+		if code, msg := m.nodes[u.node].checkAt(t, toks[u.jti], u.addr, u.method, u.path); code != codes.OK {
 			t.Fatalf("%s on node %d: %v %s", u.jti, u.node, code, msg)
 		}
 	}
@@ -161,7 +161,7 @@ func TestTokensCLI(t *testing.T) {
 	tok := m.sessionToken(t, "alice", "sess-1", time.Now())
 	other := m.sessionToken(t, "bob", "sess-2", time.Now())
 	for _, tk := range []string{tok, other} {
-		if code, msg := s.checkFrom(t, tk, "10.1.2.3", "GET", "/app"); code != codes.OK {
+		if code, msg := s.checkAt(t, tk, "10.1.2.3", "GET", "/app"); code != codes.OK {
 			t.Fatalf("check: %v %s", code, msg)
 		}
 	}
