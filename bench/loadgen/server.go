@@ -154,6 +154,8 @@ func serveJWTGuard(ctx context.Context, cfg *ServerConfig, keys *Keys, ready fun
 		ncfg.HTTPAddr = "127.0.0.1:0"
 	}
 	ncfg.ForwardAuthPrefix, ncfg.Bloom = ForwardAuthPrefix, bcfg
+	// The load generator prints its report on stdout: no decision log there.
+	ncfg.DecisionLog = node.DecisionLogOff
 	if cfg.CacheSize > 0 {
 		ncfg.Authz.CacheSize = cfg.CacheSize
 	}
