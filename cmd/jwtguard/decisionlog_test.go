@@ -175,11 +175,15 @@ func TestDecisionLogThroughTheServers(t *testing.T) {
 	}
 }
 
-// TestDecisionLogOnStdoutByDefault: with no setting, denies go to stdout,
-// and the peer is the source when no proxy is trusted.
+// TestDecisionLogOnStdoutByDefault: with no setting, denies go to stdout
+// as they happen, allows are left out, the peer is the source when no
+// proxy is trusted, and shutdown writes the summary of what was left out.
 func TestDecisionLogOnStdoutByDefault(t *testing.T) {
 	s := startServe(t, "--dev", "--data-dir", t.TempDir(), "--log-level", "warn")
-	s.devToken(t)
+	tok := s.devToken(t)
+	if code := s.forwardAuthFrom(t, tok, "198.51.100.4", "h-allow", "GET", "shop.test", "/"); code != 200 {
+		t.Fatalf("forward-auth allow: %d", code)
+	}
 	if code := s.forwardAuthFrom(t, "not-a-jwt", "198.51.100.4", "h-1", "GET", "shop.test", "/"); code != 401 {
 		t.Fatalf("forward-auth: %d", code)
 	}
@@ -189,11 +193,19 @@ func TestDecisionLogOnStdoutByDefault(t *testing.T) {
 			if l["decision"] != "deny" || l["reason"] != "malformed" || l["source"] != "127.0.0.1" {
 				t.Errorf("line %v, want a malformed deny from the peer 127.0.0.1 (X-Forwarded-For not trusted)", l)
 			}
-			return
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no decision line on stdout after 30s:\n%s", s.stdout.String())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	s.stop(t)
+	out := s.stdout.String()
+	if _, ok := decisionLines(t, out)["h-allow"]; ok {
+		t.Error("an allow logged with the default sampling (none)")
+	}
+	if !strings.Contains(out, `"summary":{`) || !strings.Contains(out, `"sampled_out":1`) {
+		t.Errorf("no summary of the sampled-out allow after shutdown:\n%s", out)
 	}
 }
