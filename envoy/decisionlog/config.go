@@ -65,4 +65,4 @@ func (c Config) Validate() error {
 }
 
 // MaxNodeBytes is the longest node name.
-const MaxNodeBytes = 255
+const MaxNodeBytes = 512

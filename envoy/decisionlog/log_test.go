@@ -447,7 +447,7 @@ func TestConfigValidate(t *testing.T) {
 		{"negative deny rate", func(c *decisionlog.Config) { c.DenyRate = -1 }, "deny rate"},
 		{"no queue", func(c *decisionlog.Config) { c.QueueSize = 0 }, "queue size"},
 		{"no summary interval", func(c *decisionlog.Config) { c.SummaryInterval = 0 }, "summary interval"},
-		{"long node", func(c *decisionlog.Config) { c.Node = strings.Repeat("n", 300) }, "node"},
+		{"long node", func(c *decisionlog.Config) { c.Node = strings.Repeat("n", 600) }, "node"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := decisionlog.DefaultConfig()
