@@ -41,7 +41,9 @@ type Event struct {
 	Request   Request
 	Reason    authz.Reason
 	RevokedBy authz.Kind
-	Claims    authz.Claims
+	// Rule names the route rule that decided, if any.
+	Rule   string
+	Claims authz.Claims
 	// Err details why a token failed verification (nil for an allow); it
 	// never holds the token.
 	Err error
@@ -151,6 +153,7 @@ func (a *Authorization) notify(req *Request, d *authz.Decision, start time.Time)
 		Request:   *req,
 		Reason:    d.Reason,
 		RevokedBy: d.RevokedBy,
+		Rule:      d.Rule,
 		Claims:    d.Claims,
 		Err:       d.Err,
 	}

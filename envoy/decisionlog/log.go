@@ -201,6 +201,7 @@ type line struct {
 	Decision  string    `json:"decision"`
 	Reason    string    `json:"reason"`
 	RevokedBy string    `json:"revoked_by,omitempty"`
+	Rule      string    `json:"rule,omitempty"`
 	Error     string    `json:"error,omitempty"`
 	Transport string    `json:"transport,omitempty"`
 	Method    string    `json:"method,omitempty"`
@@ -225,7 +226,7 @@ const maxErrorBytes = 256
 func (l *Log) write(r *record) {
 	ln := line{
 		Time: r.time.UTC(), Node: l.cfg.Node, Decision: "deny", Reason: string(r.reason),
-		RevokedBy: string(r.revokedBy), Transport: r.transport,
+		RevokedBy: string(r.revokedBy), Rule: string(r.field(fRule)), Transport: r.transport,
 		Method: string(r.field(fMethod)), Host: string(r.field(fHost)), Path: string(r.field(fPath)),
 		RequestID: string(r.field(fRequestID)),
 		Iss:       string(r.field(fIss)), Sub: string(r.field(fSub)), JTI: string(r.field(fJTI)),

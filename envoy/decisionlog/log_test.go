@@ -128,6 +128,7 @@ func denyEvent() *envoy.Event {
 		Time: t0, Took: 2 * time.Microsecond, Reason: authz.ReasonRevoked, RevokedBy: authz.KindSession,
 		Request: envoy.Request{Transport: "http", Method: "POST", Host: "app.test", Path: "/login",
 			Source: netip.MustParseAddr("203.0.113.9")},
+		Rule:   "login",
 		Claims: authz.Claims{Issuer: "https://iss.test", Subject: "bob", TokenID: "sha256:ab", Session: "s-9", KeyID: "k-1"},
 		Err:    errors.New("session revoked"),
 	}
@@ -153,7 +154,7 @@ func TestLineContent(t *testing.T) {
 		"jti": "j-1", "sid": "s-1", "kid": "k-1", "token_id": "j-1", "took_ns": 1500.0,
 	}, {
 		"time": "2026-11-30T12:00:00.123456Z", "node": "node-1", "decision": "deny", "reason": "revoked",
-		"revoked_by": "session", "error": "session revoked", "transport": "http", "method": "POST",
+		"revoked_by": "session", "rule": "login", "error": "session revoked", "transport": "http", "method": "POST",
 		"host": "app.test", "path": "/login", "source": "203.0.113.9", "iss": "https://iss.test", "sub": "bob",
 		"sid": "s-9", "kid": "k-1", "token_id": "sha256:ab", "took_ns": 2000.0,
 	}}

@@ -20,6 +20,7 @@ const (
 	fSID
 	fKID
 	fTokenID
+	fRule
 	numFields
 )
 
@@ -27,11 +28,11 @@ const (
 // and the line marked truncated.
 var fieldCaps = [numFields]int{
 	fMethod: 16, fHost: 256, fPath: 1024, fRequestID: 128,
-	fIss: 256, fSub: 256, fJTI: 128, fSID: 128, fKID: 128, fTokenID: 80,
+	fIss: 256, fSub: 256, fJTI: 128, fSID: 128, fKID: 128, fTokenID: 80, fRule: 128,
 }
 
 // bufSize is the room of a record's buffer: every field at its cap.
-const bufSize = 16 + 256 + 1024 + 128 + 256 + 256 + 128 + 128 + 128 + 80
+const bufSize = 16 + 256 + 1024 + 128 + 256 + 256 + 128 + 128 + 128 + 80 + 128
 
 // record is one queued decision: its own copy of the event's strings in a
 // buffer allocated with the queue, so queueing allocates nothing and keeps
@@ -58,7 +59,7 @@ func (r *record) fill(e *envoy.Event) {
 	for i, s := range [numFields]string{
 		fMethod: e.Request.Method, fHost: e.Request.Host, fPath: e.Request.Path, fRequestID: e.Request.RequestID,
 		fIss: e.Claims.Issuer, fSub: e.Claims.Subject, fJTI: e.Claims.JTI, fSID: e.Claims.Session,
-		fKID: e.Claims.KeyID, fTokenID: e.Claims.TokenID,
+		fKID: e.Claims.KeyID, fTokenID: e.Claims.TokenID, fRule: e.Rule,
 	} {
 		if len(s) > fieldCaps[i] {
 			s, r.truncated = s[:fieldCaps[i]], true
