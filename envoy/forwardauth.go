@@ -26,15 +26,15 @@ const HeadersToRemove = "X-Envoy-Auth-Headers-To-Remove"
 func (a *Authorization) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	var d authz.Decision
-	if a.blocker != nil && a.blocker.BlockedAddr(httpSource(r), start) {
+	if a.blocker != nil && a.blocker.BlockedAddr(a.clientAddr(r), start) {
 		d = authz.Decision{Reason: authz.ReasonBlocked}
 	} else {
 		rt := httpRoute(r)
 		d = a.decide(r.Context(), r.Header, &rt, start)
 	}
-	a.observe(&d, start, "http")
+	a.observe(&d, start)
 	if len(a.observers) > 0 {
-		q := httpRequest(r)
+		q := a.httpRequest(r)
 		a.notify(&q, &d, start)
 	}
 	h := w.Header()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"runtime"
 	"strings"
@@ -39,10 +40,10 @@ type Authorization struct {
 	checker    *authz.Checker
 	metrics    *Metrics
 	log        *slog.Logger
-	denyLog    denyLog
 	removeAuth bool
 	observers  []Observer
 	blocker    Blocker
+	trusted    []netip.Prefix // proxies whose X-Forwarded-For is believed
 }
 
 // AuthorizationOption configures an Authorization.
@@ -51,15 +52,9 @@ type AuthorizationOption func(*Authorization)
 // WithMetrics records decisions in m.
 func WithMetrics(m *Metrics) AuthorizationOption { return func(a *Authorization) { a.metrics = m } }
 
-// WithLogger sets the logger.
+// WithLogger sets the logger of the service's own messages. Decisions are
+// not logged here: they go to the observers (the decision log).
 func WithLogger(l *slog.Logger) AuthorizationOption { return func(a *Authorization) { a.log = l } }
-
-// WithDenyLogLimit logs at most n denies a second, then one line with the
-// count of those left out; n <= 0 logs every deny. Default
-// DefaultDenyLogLimit. Metrics count every deny either way.
-func WithDenyLogLimit(n int) AuthorizationOption {
-	return func(a *Authorization) { a.denyLog.limit = uint64(max(n, 0)) }
-}
 
 // WithRemoveAuthorization removes the Authorization header from allowed
 // requests before they reach the upstream (forward-auth: names it in
@@ -71,7 +66,6 @@ func WithRemoveAuthorization(on bool) AuthorizationOption {
 // NewAuthorization returns the ext_authz service deciding with c.
 func NewAuthorization(c *authz.Checker, opts ...AuthorizationOption) *Authorization {
 	a := &Authorization{checker: c, log: slog.Default()}
-	a.denyLog.limit = DefaultDenyLogLimit
 	for _, o := range opts {
 		o(a)
 	}
@@ -88,7 +82,7 @@ func (a *Authorization) Check(ctx context.Context, req *authv3.CheckRequest) (*a
 		rt := grpcRoute(req)
 		d = a.decide(ctx, requestHeaders(req), &rt, start)
 	}
-	a.observe(&d, start, "grpc")
+	a.observe(&d, start)
 	if len(a.observers) > 0 {
 		r := grpcRequest(req)
 		a.notify(&r, &d, start)
@@ -312,29 +306,12 @@ func (b *metaBlock) fill(d *authz.Decision) *structpb.Struct {
 	return &b.s
 }
 
-// observe records a decision in metrics and logs denies with their reason
-// and token id, never the token, at most so many a second (denyLog).
-func (a *Authorization) observe(d *authz.Decision, start time.Time, transport string) {
+// observe records a decision in metrics. Decisions are logged by the
+// decision log, an observer, never here.
+func (a *Authorization) observe(d *authz.Decision, start time.Time) {
 	if a.metrics != nil {
 		a.metrics.observe(d, time.Since(start))
 	}
-	if d.Allowed() || d.Reason == authz.ReasonMissingToken || !a.denyLog.allow(a.log, start) {
-		return
-	}
-	attrs := []any{"reason", d.Reason, "transport", transport}
-	if d.RevokedBy != "" {
-		attrs = append(attrs, "kind", d.RevokedBy)
-	}
-	if d.Rule != "" {
-		attrs = append(attrs, "rule", d.Rule)
-	}
-	if d.Claims.TokenID != "" {
-		attrs = append(attrs, "iss", d.Claims.Issuer, "token_id", d.Claims.TokenID)
-	}
-	if d.Err != nil {
-		attrs = append(attrs, "err", d.Err)
-	}
-	a.log.Info("denied", attrs...)
 }
 
 // TLSConfig is the gRPC listener's TLS: both files for TLS, plus ClientCA

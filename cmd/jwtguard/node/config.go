@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"github.com/jwtguard/jwtguard/authz"
 	"github.com/jwtguard/jwtguard/bloom"
 	"github.com/jwtguard/jwtguard/envoy"
+	"github.com/jwtguard/jwtguard/envoy/decisionlog"
 	"github.com/jwtguard/jwtguard/envoy/detect"
 	"github.com/jwtguard/jwtguard/envoy/keywatch"
 	"github.com/jwtguard/jwtguard/envoy/scope"
@@ -37,6 +39,18 @@ type Config struct {
 	LogFormat      string
 	LogLevel       string
 	Dev            bool
+
+	// TrustedProxies are the proxies (CIDRs or addresses) whose
+	// X-Forwarded-For names the client in forward-auth mode; none trusts
+	// no one and takes the connection's peer.
+	TrustedProxies []string
+	// DecisionLog is where decisions are logged: DecisionLogStdout, a
+	// file path, or DecisionLogOff.
+	DecisionLog string
+	// DecisionLogAllowSample is the share of allows logged, 0 to 1.
+	DecisionLogAllowSample float64
+	// DecisionLogDenyRate is the most denies logged a second (0: all).
+	DecisionLogDenyRate int
 
 	TLS                 envoy.TLSConfig
 	RemoveAuthorization bool
@@ -83,27 +97,30 @@ type Config struct {
 
 func DefaultConfig() Config {
 	return Config{
-		GRPCAddr:          ":9191",
-		HTTPAddr:          ":8181",
-		AdminAddr:         "127.0.0.1:8182",
-		DataDir:           "./jwtguard-data",
-		Source:            "embedded",
-		LogFormat:         "text",
-		LogLevel:          "info",
-		ForwardAuthPrefix: "/authz/",
-		ShutdownGrace:     15 * time.Second,
-		SnapshotInterval:  time.Minute,
-		RebuildInterval:   time.Hour,
-		PublishInterval:   time.Minute,
-		HeartbeatInterval: 5 * time.Second,
-		Authz:             authz.DefaultConfig(),
-		Revocation:        authz.DefaultRevocationConfig(),
-		Bloom:             bloom.DefaultConfig(),
-		Detectors:         detect.DefaultConfig(),
-		Scope:             scope.DefaultConfig(),
-		KeyWatch:          keywatch.Config{RefreshAlarm: keywatch.DefaultRefreshAlarm, Interval: 30 * time.Second},
-		algs:              strings.Join(authz.DefaultIssuerConfig("").Algs, ","),
-		types:             strings.Join(authz.DefaultConfig().Types, ","),
+		GRPCAddr:               ":9191",
+		HTTPAddr:               ":8181",
+		AdminAddr:              "127.0.0.1:8182",
+		DataDir:                "./jwtguard-data",
+		Source:                 "embedded",
+		LogFormat:              "text",
+		LogLevel:               "info",
+		ForwardAuthPrefix:      "/authz/",
+		ShutdownGrace:          15 * time.Second,
+		SnapshotInterval:       time.Minute,
+		RebuildInterval:        time.Hour,
+		PublishInterval:        time.Minute,
+		HeartbeatInterval:      5 * time.Second,
+		DecisionLog:            DecisionLogStdout,
+		DecisionLogAllowSample: decisionlog.DefaultAllowSample,
+		DecisionLogDenyRate:    decisionlog.DefaultDenyRate,
+		Authz:                  authz.DefaultConfig(),
+		Revocation:             authz.DefaultRevocationConfig(),
+		Bloom:                  bloom.DefaultConfig(),
+		Detectors:              detect.DefaultConfig(),
+		Scope:                  scope.DefaultConfig(),
+		KeyWatch:               keywatch.Config{RefreshAlarm: keywatch.DefaultRefreshAlarm, Interval: 30 * time.Second},
+		algs:                   strings.Join(authz.DefaultIssuerConfig("").Algs, ","),
+		types:                  strings.Join(authz.DefaultConfig().Types, ","),
 	}
 }
 
@@ -137,6 +154,10 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 	fs.BoolVar(&c.Dev, "dev", false, "development mode: generate a signing key in the data dir, serve its JWKS, print a token to try")
+	fs.Var((*listFlag)(&c.TrustedProxies), "trusted-proxies", "CIDR or address of a proxy whose X-Forwarded-For names the client of a forward-auth check (repeatable or comma-separated; none: the connection's peer is the client)")
+	fs.StringVar(&c.DecisionLog, "decision-log", c.DecisionLog, "where to log decisions as JSON lines: stdout, a file path (appended, created 0600), or off")
+	fs.Float64Var(&c.DecisionLogAllowSample, "decision-log-allow-sample", c.DecisionLogAllowSample, "share of allows logged in the decision log, 0 to 1")
+	fs.IntVar(&c.DecisionLogDenyRate, "decision-log-deny-rate", c.DecisionLogDenyRate, "most denies logged a second in the decision log; the rest are counted (0: log every deny)")
 
 	fs.StringVar(&c.TLS.CertFile, "tls-cert", "", "PEM certificate for TLS on the gRPC listener")
 	fs.StringVar(&c.TLS.KeyFile, "tls-key", "", "PEM private key for TLS on the gRPC listener")
@@ -403,6 +424,16 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("heartbeat-interval: %s, want 100ms to 1h", c.HeartbeatInterval)
 	case len(c.NodeID) > 200 || strings.ContainsFunc(c.NodeID, func(r rune) bool { return r <= ' ' || r == 0x7f }):
 		return fmt.Errorf("node-id: %q, want at most 200 characters without spaces or control characters", c.NodeID)
+	case math.IsNaN(c.DecisionLogAllowSample) || c.DecisionLogAllowSample < 0 || c.DecisionLogAllowSample > 1:
+		return fmt.Errorf("decision-log-allow-sample: %v, want a share from 0 to 1", c.DecisionLogAllowSample)
+	case c.DecisionLogDenyRate < 0:
+		return fmt.Errorf("decision-log-deny-rate: %d, want 0 (no limit) or more", c.DecisionLogDenyRate)
+	}
+	if _, err := trustedProxies(c.TrustedProxies); err != nil {
+		return err
+	}
+	if err := checkDecisionLog(c.DecisionLog); err != nil {
+		return err
 	}
 	if IsRedisURL(c.Source) {
 		if err := c.Redis.validateAudit(); err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/jwtguard/jwtguard/bloom"
 	"github.com/jwtguard/jwtguard/cmd/jwtguard/console"
 	"github.com/jwtguard/jwtguard/envoy"
+	"github.com/jwtguard/jwtguard/envoy/decisionlog"
 	"github.com/jwtguard/jwtguard/envoy/detect"
 	"github.com/jwtguard/jwtguard/envoy/keywatch"
 	"github.com/jwtguard/jwtguard/envoy/scope"
@@ -55,10 +56,11 @@ type Node struct {
 	failures  *audit.Throttle  // admin authentication failures, bounded
 	// keyChanges queues key set changes for the audit trail.
 	keyChanges chan audit.Entry
-	detectors  *detect.Engine  // nil unless detectors are configured
-	scope      *scope.Table    // the tokens recently seen (GET /v1/tokens)
-	keys       *keywatch.Watch // the key-rotation watch
-	name       string          // the node's name in mesh answers
+	detectors  *detect.Engine   // nil unless detectors are configured
+	scope      *scope.Table     // the tokens recently seen (GET /v1/tokens)
+	keys       *keywatch.Watch  // the key-rotation watch
+	name       string           // the node's name in mesh answers
+	decisions  *decisionlog.Log // nil when --decision-log is off
 
 	grpcSrv                    *grpc.Server
 	httpSrv, adminSrv          *http.Server
@@ -71,8 +73,9 @@ type Option func(*Node)
 // WithLogger sets the node's logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(n *Node) { n.log = l } }
 
-// WithOutput sets where --dev prints its token and the commands to try it
-// (default io.Discard).
+// WithOutput sets the node's standard output: where --dev prints its token
+// and the commands to try it, and where --decision-log stdout writes
+// (default io.Discard; jwtguard serve passes the process's stdout).
 func WithOutput(w io.Writer) Option { return func(n *Node) { n.out = w } }
 
 // Addrs are the addresses a node listens on.
@@ -168,9 +171,19 @@ func New(cfg *Config, opts ...Option) (n *Node, err error) {
 	n.registerMetrics(reg)
 	reg.MustRegister(n.keys)
 	rates := console.NewRates()
+	trusted, err := trustedProxies(c.TrustedProxies)
+	if err != nil {
+		return n, err
+	}
 	authzOpts := []envoy.AuthorizationOption{
 		envoy.WithMetrics(envoy.NewMetrics(reg)), envoy.WithLogger(n.log), envoy.WithRemoveAuthorization(c.RemoveAuthorization),
-		envoy.WithObserver(rates), envoy.WithObserver(n.scope), envoy.WithObserver(n.keys),
+		envoy.WithTrustedProxies(trusted), envoy.WithObserver(rates), envoy.WithObserver(n.scope), envoy.WithObserver(n.keys),
+	}
+	if err := n.openDecisionLog(reg); err != nil {
+		return n, err
+	}
+	if n.decisions != nil {
+		authzOpts = append(authzOpts, envoy.WithObserver(n.decisions))
 	}
 	if len(c.Detectors.Detectors) > 0 {
 		dc := c.Detectors
@@ -244,12 +257,13 @@ func (n *Node) close() {
 	if n.src != nil {
 		n.src.Close()
 	}
+	n.closeDecisionLog()
 }
 
 // Run serves until ctx ends or a listener fails, then shuts down along one
 // path whatever happened: not ready, drain in-flight checks within
-// ShutdownGrace, save the node snapshot (when state was loaded), release
-// the source. It is called once.
+// ShutdownGrace, write out the decision log, save the node snapshot (when
+// state was loaded), release the source. It is called once.
 func (n *Node) Run(ctx context.Context) error {
 	defer n.src.Close()
 	ctx, cancel := context.WithCancel(ctx)
@@ -323,6 +337,7 @@ func (n *Node) Run(ctx context.Context) error {
 	_ = n.httpSrv.Shutdown(shutdownCtx)
 	_ = n.adminSrv.Shutdown(shutdownCtx)
 	wg.Wait()
+	n.closeDecisionLog()
 	if loaded {
 		if err := n.follower.SaveSnapshot(); err != nil {
 			n.log.Error("saving the node snapshot failed", "err", err)
