@@ -229,6 +229,7 @@ func NewChecker(cfg Config, rev *Revocations, opts ...Option) (*Checker, error) 
 			return nil, err
 		}
 		ks.onChange = o.onChange
+		ks.now = o.now
 		c.issuers[ic.Issuer] = &issuer{cfg: ic, keys: ks}
 		if ic.Introspection != nil {
 			if c.introspection, err = newIntrospector(&ic, o.client); err != nil {

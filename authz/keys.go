@@ -79,6 +79,8 @@ type verificationKey struct {
 	// material keep their id across refreshes, anything else gets a new one.
 	id    uint64
 	thumb [sha256.Size]byte // of kid, alg and key material; how a refresh recognises the key
+	// firstSeen is when this process first loaded the key.
+	firstSeen time.Time
 }
 
 // keyRef names the key that verified a token, for the verified-token
@@ -194,12 +196,17 @@ type keySet struct {
 	fetchTimeout time.Duration
 	log          *slog.Logger
 	onChange     func(KeySetChange) // nil: nobody listens
+	now          func() time.Time   // the clock of key ages and refresh times
 
 	keys        atomic.Pointer[keyMap]
 	lastAttempt atomic.Int64 // unix nanoseconds of the last fetch attempt
 	fetchMu     sync.Mutex   // one fetch at a time
 	refetchMu   sync.Mutex   // starting or joining an unknown-kid refetch
 	pending     atomic.Pointer[refetchCall]
+	// gone are the keys that left the set recently, for the key-rotation
+	// watch: a token still naming one is counted (see KeySetInfo).
+	gone   atomic.Pointer[goneKeys]
+	health refreshHealth
 }
 
 // refetchCall is an unknown-kid refetch in flight; done closes when it ends.
@@ -212,6 +219,7 @@ func newKeySet(ic *IssuerConfig, client *http.Client, log *slog.Logger) (*keySet
 		minRefetch:   ic.JWKSMinRefetch,
 		fetchTimeout: client.Timeout,
 		log:          log.With("issuer", ic.Issuer),
+		now:          time.Now,
 	}
 	if ks.fetchTimeout <= 0 {
 		ks.fetchTimeout = defaultFetchTimeout
@@ -265,9 +273,12 @@ func (ks *keySet) fetch(ctx context.Context) error {
 	ks.lastAttempt.Store(time.Now().UnixNano())
 	set, err := ks.load(ctx)
 	if err != nil {
-		return fmt.Errorf("issuer %s: load key set: %w", ks.issuer, err)
+		err = fmt.Errorf("issuer %s: load key set: %w", ks.issuer, err)
+		ks.health.failed(ks.now(), err)
+		return err
 	}
 	ks.install(set)
+	ks.health.succeeded(ks.now())
 	return nil
 }
 
@@ -279,12 +290,13 @@ func (ks *keySet) fetch(ctx context.Context) error {
 // the new set. Calls are serialised by fetchMu (or happen before any fetch).
 func (ks *keySet) install(set jwk.Set) {
 	prev := ks.keys.Load()
-	known := map[[sha256.Size]byte]uint64{}
+	known := map[[sha256.Size]byte]*verificationKey{}
 	if prev != nil {
 		for _, k := range prev.all {
-			known[k.thumb] = k.id
+			known[k.thumb] = k
 		}
 	}
+	now := ks.now()
 	m := &keyMap{byKID: make(map[string]*verificationKey), hmac: ks.hmac}
 	if set != nil {
 		for i := 0; i < set.Len(); i++ {
@@ -294,10 +306,10 @@ func (ks *keySet) install(set jwk.Set) {
 				ks.log.Warn("key set entry ignored", "kid", truncate(key.KeyID()), "err", err)
 				continue
 			}
-			if id, ok := known[vk.thumb]; ok {
-				vk.id = id
+			if old, ok := known[vk.thumb]; ok {
+				vk.id, vk.firstSeen = old.id, old.firstSeen
 			} else {
-				vk.id = keySerial.Add(1)
+				vk.id, vk.firstSeen = keySerial.Add(1), now
 			}
 			m.all = append(m.all, vk)
 			if vk.kid != "" {
@@ -315,6 +327,7 @@ func (ks *keySet) install(set jwk.Set) {
 		if ks.onChange != nil {
 			ks.notify(prev, m)
 		}
+		ks.noteGone(prev, m, now)
 	}
 }
 
@@ -490,6 +503,9 @@ func (ks *keySet) lookup(ctx context.Context, kid, alg string) (*verificationKey
 	}
 	if ks.load == nil || kid == "" {
 		return nil, false
+	}
+	if g := ks.gone.Load(); g != nil {
+		g.use(kid)
 	}
 	done := ks.refetch()
 	if done == nil {

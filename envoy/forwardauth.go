@@ -27,7 +27,7 @@ func (a *Authorization) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	c := a.checker.Load()
 	var d authz.Decision
-	if a.blocker != nil && a.blocker.BlockedAddr(httpSource(r), start) {
+	if a.blocker != nil && a.blocker.BlockedAddr(a.clientAddr(r), start) {
 		d = authz.Decision{Reason: authz.ReasonBlocked}
 	} else {
 		rt := httpRoute(r)
@@ -35,7 +35,7 @@ func (a *Authorization) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	a.observe(&d, start, transportHTTP)
 	if len(a.observers) > 0 {
-		q := httpRequest(r)
+		q := a.httpRequest(r)
 		a.notify(&q, &d, start)
 	}
 	h := w.Header()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"runtime"
 	"strings"
@@ -48,10 +49,10 @@ type Authorization struct {
 	checker    atomic.Pointer[authz.Checker]
 	metrics    *Metrics
 	log        *slog.Logger
-	denyLog    denyLog
 	removeAuth bool
 	observers  []Observer
 	blocker    Blocker
+	trusted    []netip.Prefix // proxies whose X-Forwarded-For is believed
 }
 
 // AuthorizationOption configures an Authorization.
@@ -60,15 +61,9 @@ type AuthorizationOption func(*Authorization)
 // WithMetrics records decisions in m.
 func WithMetrics(m *Metrics) AuthorizationOption { return func(a *Authorization) { a.metrics = m } }
 
-// WithLogger sets the logger.
+// WithLogger sets the logger of the service's own messages. Decisions are
+// not logged here: they go to the observers (the decision log).
 func WithLogger(l *slog.Logger) AuthorizationOption { return func(a *Authorization) { a.log = l } }
-
-// WithDenyLogLimit logs at most n denies a second, then one line with the
-// count of those left out; n <= 0 logs every deny. Default
-// DefaultDenyLogLimit. Metrics count every deny either way.
-func WithDenyLogLimit(n int) AuthorizationOption {
-	return func(a *Authorization) { a.denyLog.limit = uint64(max(n, 0)) }
-}
 
 // WithRemoveAuthorization removes the Authorization header from allowed
 // requests before they reach the upstream (forward-auth: names it in
@@ -85,7 +80,6 @@ func (a *Authorization) SetChecker(c *authz.Checker) { a.checker.Store(c) }
 func NewAuthorization(c *authz.Checker, opts ...AuthorizationOption) *Authorization {
 	a := &Authorization{log: slog.Default()}
 	a.checker.Store(c)
-	a.denyLog.limit = DefaultDenyLogLimit
 	for _, o := range opts {
 		o(a)
 	}
@@ -329,29 +323,12 @@ func (b *metaBlock) fill(d *authz.Decision) *structpb.Struct {
 	return &b.s
 }
 
-// observe records a decision in metrics and logs denies with their reason
-// and token id, never the token, at most so many a second (denyLog).
+// observe records a decision in metrics, by transport t. Decisions are
+// logged by the decision log, an observer, never here.
 func (a *Authorization) observe(d *authz.Decision, start time.Time, t transport) {
 	if a.metrics != nil {
 		a.metrics.observe(d, t, time.Since(start))
 	}
-	if d.Allowed() || d.Reason == authz.ReasonMissingToken || !a.denyLog.allow(a.log, start) {
-		return
-	}
-	attrs := []any{"reason", d.Reason, "transport", transportValues[t]}
-	if d.RevokedBy != "" {
-		attrs = append(attrs, "kind", d.RevokedBy)
-	}
-	if d.Rule != "" {
-		attrs = append(attrs, "rule", d.Rule)
-	}
-	if d.Claims.TokenID != "" {
-		attrs = append(attrs, "iss", d.Claims.Issuer, "token_id", d.Claims.TokenID)
-	}
-	if d.Err != nil {
-		attrs = append(attrs, "err", d.Err)
-	}
-	a.log.Info("denied", attrs...)
 }
 
 // TLSConfig is the gRPC listener's TLS: both files for TLS, plus ClientCA

@@ -1,7 +1,6 @@
 package envoy
 
 import (
-	"net"
 	"net/http"
 	"net/netip"
 	"sync"
@@ -22,8 +21,11 @@ type Request struct {
 	Method    string
 	Host      string
 	Path      string
-	// Source is the client address the proxy saw (Envoy's source.address;
-	// in forward-auth mode the connection's peer), zero when unknown.
+	// Source is the client address the proxy saw: Envoy's source.address;
+	// in forward-auth mode the connection's peer, or the client it names in
+	// X-Forwarded-For when it is a trusted proxy (WithTrustedProxies).
+	// Zero when unknown. Always a plain IPv4 or IPv6 address (IPv4-mapped
+	// addresses unmapped, no zone).
 	Source    netip.Addr
 	RequestID string
 	UserAgent string
@@ -39,7 +41,12 @@ type Event struct {
 	Request   Request
 	Reason    authz.Reason
 	RevokedBy authz.Kind
-	Claims    authz.Claims
+	// Rule names the route rule that decided, if any.
+	Rule   string
+	Claims authz.Claims
+	// Err details why a token failed verification (nil for an allow); it
+	// never holds the token.
+	Err error
 }
 
 // Observer is told of every decision, after it is made and before the
@@ -99,36 +106,26 @@ func grpcRequest(req *authv3.CheckRequest) Request {
 func grpcSource(req *authv3.CheckRequest) netip.Addr {
 	if sa := req.GetAttributes().GetSource().GetAddress().GetSocketAddress(); sa != nil {
 		if ip, err := netip.ParseAddr(sa.GetAddress()); err == nil {
-			return ip.Unmap()
+			return ip.WithZone("").Unmap()
 		}
 	}
 	return netip.Addr{}
 }
 
 // httpRequest returns the facts of a forward-auth request: the original
-// request's method, host and URI as the proxy forwards them.
-func httpRequest(r *http.Request) Request {
+// request's method, host and URI as the proxy forwards them, and the
+// client address (clientAddr).
+func (a *Authorization) httpRequest(r *http.Request) Request {
 	rt := httpRoute(r)
-	q := Request{
+	return Request{
 		Transport: "http",
 		Method:    rt.Method,
 		Host:      rt.Host,
 		Path:      rt.Path,
 		RequestID: r.Header.Get("X-Request-Id"),
 		UserAgent: r.UserAgent(),
+		Source:    a.clientAddr(r),
 	}
-	q.Source = httpSource(r)
-	return q
-}
-
-// httpSource is the forward-auth connection's peer address.
-func httpSource(r *http.Request) netip.Addr {
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		if ip, err := netip.ParseAddr(host); err == nil {
-			return ip.Unmap()
-		}
-	}
-	return netip.Addr{}
 }
 
 func firstOf(vs ...string) string {
@@ -156,7 +153,9 @@ func (a *Authorization) notify(req *Request, d *authz.Decision, start time.Time)
 		Request:   *req,
 		Reason:    d.Reason,
 		RevokedBy: d.RevokedBy,
+		Rule:      d.Rule,
 		Claims:    d.Claims,
+		Err:       d.Err,
 	}
 	for _, o := range a.observers {
 		o.Observe(e)

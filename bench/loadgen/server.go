@@ -68,7 +68,12 @@ type ServerConfig struct {
 	// DetectorsFile, for jwtguard, is a YAML file holding a "detectors"
 	// section as the config file writes it (docs/detectors.md).
 	DetectorsFile string
-	Log           *slog.Logger
+	// DecisionLog is a file for jwtguard's decision log ("": none; stdout
+	// is never used, it carries the report), logging
+	// DecisionLogAllowSample of the allows.
+	DecisionLog            string
+	DecisionLogAllowSample float64
+	Log                    *slog.Logger
 }
 
 // Validate says which field is wrong.
@@ -92,6 +97,10 @@ func (c *ServerConfig) Validate() error {
 		return errors.New("ballast-mb: only for the baseline")
 	case c.CacheSize < 0:
 		return fmt.Errorf("cache-size: %d, want zero (the default) or more", c.CacheSize)
+	case c.DecisionLog == node.DecisionLogStdout:
+		return errors.New("decision-log: stdout carries the report; give a file")
+	case c.Mode == ModeBaseline && c.DecisionLog != "":
+		return errors.New("decision-log: only for jwtguard")
 	}
 	return nil
 }
@@ -154,6 +163,12 @@ func serveJWTGuard(ctx context.Context, cfg *ServerConfig, keys *Keys, ready fun
 		ncfg.HTTPAddr = "127.0.0.1:0"
 	}
 	ncfg.ForwardAuthPrefix, ncfg.Bloom = ForwardAuthPrefix, bcfg
+	// The load generator prints its report on stdout: no decision log there.
+	ncfg.DecisionLog, ncfg.DecisionLogAllowSample = node.DecisionLogOff, cfg.DecisionLogAllowSample
+	if cfg.DecisionLog != "" {
+		ncfg.DecisionLog = cfg.DecisionLog
+		notes = append(notes, fmt.Sprintf("decision log to a file, %g of allows", cfg.DecisionLogAllowSample))
+	}
 	if cfg.CacheSize > 0 {
 		ncfg.Authz.CacheSize = cfg.CacheSize
 	}

@@ -28,6 +28,7 @@ var commands = []command{
 	{"clamp", "deny an issuer's tokens older than a max age until turned off (incident clamp)", runClamp},
 	{"status", "show a server's revocation state", runStatus},
 	{"audit", "list, verify or export the audit trail (audit verify, audit export)", runAudit},
+	{"tokens", "list the live tokens seen and where they are used; revoke them (--revoke)", runTokens},
 	{"publish", "publish a filter snapshot to a Redis source once", runPublish},
 	{"version", "print the version, commit, build date and Go version", runVersion},
 }

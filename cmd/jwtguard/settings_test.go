@@ -48,6 +48,11 @@ func TestBadSettingsRefusedAtStart(t *testing.T) {
 		{"tls cert without key", []string{"--tls-cert", "/c.pem"}, "tls-cert and tls-key"},
 		{"heartbeat interval too short", []string{"--heartbeat-interval", "10ms"}, "heartbeat-interval: 10ms"},
 		{"node id with a space", []string{"--node-id", "a b"}, "node-id"},
+		{"trusted proxies", []string{"--trusted-proxies", "10.0.0.0/33"}, "trusted-proxies"},
+		{"decision log a directory", []string{"--decision-log", "/"}, "decision-log"},
+		{"decision log in a missing directory", []string{"--decision-log", "/nonexistent-jwtguard-dir/decisions.jsonl"}, "decision-log"},
+		{"decision log allow sample", []string{"--decision-log-allow-sample", "1.5"}, "decision-log-allow-sample"},
+		{"decision log deny rate", []string{"--decision-log-deny-rate", "-5"}, "decision-log-deny-rate"},
 		{"redis feed retention", []string{"--source", "redis://127.0.0.1:1", "--redis-feed-retention", "0"}, "redis-feed-retention: 0"},
 		{"redis prefix without hash tag", []string{"--source", "redis://127.0.0.1:1", "--redis-prefix", "jwtguard:"}, `Prefix "jwtguard:" has no hash tag`},
 	}

@@ -120,6 +120,7 @@ type handler struct {
 	cfg    Config
 	token  []byte
 	status func(context.Context) map[string]any
+	tokens TokensFunc
 	log    *slog.Logger
 	now    func() time.Time
 	// failures records authentication failures; trail serves /v1/audit.
@@ -197,6 +198,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		h.getMesh(w, r)
+	case p == pathTokens:
+		if r.Method != http.MethodGet {
+			methodNotAllowed(w, "GET")
+			return
+		}
+		h.getTokens(w, r)
 	default:
 		writeError(w, http.StatusNotFound, "no such endpoint: "+p)
 	}

@@ -28,7 +28,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.CacheSize, "cache-size", 0, "verified-token cache entries (default: jwtguard's default)")
 	fs.IntVar(&cfg.BallastMB, "ballast-mb", 0, "baseline only: MiB kept live so its GC paces like jwtguard's heap")
 	fs.StringVar(&cfg.DetectorsFile, "detectors", "", "jwtguard only: YAML file with a detectors section, as the config file writes it")
-	fs.StringVar(&logLevel, "log-level", "info", "log level (jwtguard logs each deny at info)")
+	fs.StringVar(&cfg.DecisionLog, "decision-log", "", "jwtguard only: decision log file (default: none; never stdout, which carries the report)")
+	fs.Float64Var(&cfg.DecisionLogAllowSample, "decision-log-allow-sample", 0, "jwtguard only: share of allows in the decision log, 0 to 1")
+	fs.StringVar(&logLevel, "log-level", "info", "log level (decisions go to the decision log, not here)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole serving time to this file")
 	if err := parse(fs, args); err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"slices"
@@ -17,7 +18,10 @@ import (
 	"github.com/jwtguard/jwtguard/authz"
 	"github.com/jwtguard/jwtguard/bloom"
 	"github.com/jwtguard/jwtguard/envoy"
+	"github.com/jwtguard/jwtguard/envoy/decisionlog"
 	"github.com/jwtguard/jwtguard/envoy/detect"
+	"github.com/jwtguard/jwtguard/envoy/keywatch"
+	"github.com/jwtguard/jwtguard/envoy/scope"
 	"github.com/jwtguard/jwtguard/sync/idp"
 )
 
@@ -35,6 +39,18 @@ type Config struct {
 	LogFormat      string
 	LogLevel       string
 	Dev            bool
+
+	// TrustedProxies are the proxies (CIDRs or addresses) whose
+	// X-Forwarded-For names the client in forward-auth mode; none trusts
+	// no one and takes the connection's peer.
+	TrustedProxies []string
+	// DecisionLog is where decisions are logged: DecisionLogStdout, a
+	// file path, or DecisionLogOff.
+	DecisionLog string
+	// DecisionLogAllowSample is the share of allows logged, 0 to 1.
+	DecisionLogAllowSample float64
+	// DecisionLogDenyRate is the most denies logged a second (0: all).
+	DecisionLogDenyRate int
 
 	TLS                 envoy.TLSConfig
 	RemoveAuthorization bool
@@ -55,6 +71,11 @@ type Config struct {
 	Authz      authz.Config
 	Revocation authz.RevocationConfig
 	Bloom      bloom.Config
+	// Scope sizes the table of recently seen tokens (GET /v1/tokens).
+	Scope scope.Config
+	// KeyWatch is the key-rotation watch; its per-issuer policies come
+	// from the file's issuers entries, its Default from --max-key-age.
+	KeyWatch keywatch.Config
 	// Providers are the identity providers whose events become
 	// revocations (the file's "providers" list).
 	Providers []idp.Config
@@ -81,25 +102,30 @@ type Config struct {
 
 func DefaultConfig() Config {
 	return Config{
-		GRPCAddr:          ":9191",
-		HTTPAddr:          ":8181",
-		AdminAddr:         "127.0.0.1:8182",
-		DataDir:           "./jwtguard-data",
-		Source:            "embedded",
-		LogFormat:         "text",
-		LogLevel:          "info",
-		ForwardAuthPrefix: "/authz/",
-		ShutdownGrace:     15 * time.Second,
-		SnapshotInterval:  time.Minute,
-		RebuildInterval:   time.Hour,
-		PublishInterval:   time.Minute,
-		HeartbeatInterval: 5 * time.Second,
-		Authz:             authz.DefaultConfig(),
-		Revocation:        authz.DefaultRevocationConfig(),
-		Bloom:             bloom.DefaultConfig(),
-		Detectors:         detect.DefaultConfig(),
-		algs:              strings.Join(authz.DefaultIssuerConfig("").Algs, ","),
-		types:             strings.Join(authz.DefaultConfig().Types, ","),
+		GRPCAddr:               ":9191",
+		HTTPAddr:               ":8181",
+		AdminAddr:              "127.0.0.1:8182",
+		DataDir:                "./jwtguard-data",
+		Source:                 "embedded",
+		LogFormat:              "text",
+		LogLevel:               "info",
+		ForwardAuthPrefix:      "/authz/",
+		ShutdownGrace:          15 * time.Second,
+		SnapshotInterval:       time.Minute,
+		RebuildInterval:        time.Hour,
+		PublishInterval:        time.Minute,
+		HeartbeatInterval:      5 * time.Second,
+		DecisionLog:            DecisionLogStdout,
+		DecisionLogAllowSample: decisionlog.DefaultAllowSample,
+		DecisionLogDenyRate:    decisionlog.DefaultDenyRate,
+		Authz:                  authz.DefaultConfig(),
+		Revocation:             authz.DefaultRevocationConfig(),
+		Bloom:                  bloom.DefaultConfig(),
+		Detectors:              detect.DefaultConfig(),
+		Scope:                  scope.DefaultConfig(),
+		KeyWatch:               keywatch.Config{RefreshAlarm: keywatch.DefaultRefreshAlarm, Interval: 30 * time.Second},
+		algs:                   strings.Join(authz.DefaultIssuerConfig("").Algs, ","),
+		types:                  strings.Join(authz.DefaultConfig().Types, ","),
 	}
 }
 
@@ -133,6 +159,10 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn or error")
 	fs.BoolVar(&c.Dev, "dev", false, "development mode: generate a signing key in the data dir, serve its JWKS, print a token to try")
+	fs.Var((*listFlag)(&c.TrustedProxies), "trusted-proxies", "CIDR or address of a proxy whose X-Forwarded-For names the client of a forward-auth check (repeatable or comma-separated; none: the connection's peer is the client)")
+	fs.StringVar(&c.DecisionLog, "decision-log", c.DecisionLog, "where to log decisions as JSON lines: stdout, a file path (appended, created 0600), or off")
+	fs.Float64Var(&c.DecisionLogAllowSample, "decision-log-allow-sample", c.DecisionLogAllowSample, "share of allows logged in the decision log, 0 to 1")
+	fs.IntVar(&c.DecisionLogDenyRate, "decision-log-deny-rate", c.DecisionLogDenyRate, "most denies logged a second in the decision log; the rest are counted (0: log every deny)")
 
 	fs.StringVar(&c.TLS.CertFile, "tls-cert", "", "PEM certificate for TLS on the gRPC listener")
 	fs.StringVar(&c.TLS.KeyFile, "tls-key", "", "PEM private key for TLS on the gRPC listener")
@@ -174,6 +204,16 @@ func (c *Config) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Revocation.AllowUnconfirmed, "allow-unconfirmed", false, "allow a request whose filter match cannot be confirmed (default: deny)")
 	fs.UintVar(&c.Bloom.Entries, "bloom-entries", c.Bloom.Entries, "expected revocations (filter size)")
 	fs.Float64Var(&c.Bloom.FPRate, "bloom-fp-rate", c.Bloom.FPRate, "target false-positive rate of the filter")
+
+	fs.IntVar(&c.Scope.MaxEntries, "scope-entries", c.Scope.MaxEntries, "tokens the incident scope (GET /v1/tokens) keeps; the least recently seen go first")
+	fs.Int64Var(&c.Scope.MaxBytes, "scope-bytes", c.Scope.MaxBytes, "memory bound of the incident scope, in bytes")
+	fs.IntVar(&c.Scope.QueueSize, "scope-queue", c.Scope.QueueSize, "decisions waiting to enter the incident scope; more are dropped and counted")
+	fs.IntVar(&c.Scope.RouteDepth, "scope-route-depth", c.Scope.RouteDepth, "path segments the incident scope keeps of a route")
+	fs.DurationVar(&c.Scope.ShareInterval, "scope-share-interval", c.Scope.ShareInterval, "with Redis: how often, at most, a node shares a token's summary with the mesh")
+	fs.DurationVar(&c.KeyWatch.Default.MaxKeyAge, "max-key-age", 0, "raise the missed-rotation alarm when an issuer's newest signing key is older than this (0: off; per issuer: max-key-age in the file's issuers)")
+	fs.DurationVar(&c.KeyWatch.RefreshAlarm, "key-refresh-alarm", c.KeyWatch.RefreshAlarm, "raise an alarm when an issuer's key set has failed to load for longer than this")
+	fs.DurationVar(&c.KeyWatch.Interval, "key-watch-interval", c.KeyWatch.Interval, "how often the key-rotation watch looks at the key sets")
+	fs.IntVar(&c.Scope.MaxShare, "scope-max-share", c.Scope.MaxShare, "with Redis: token summaries a node shares per --scope-share-interval at most")
 }
 
 // fileIssuer is one entry of the file's "issuers" list.
@@ -194,6 +234,10 @@ type fileIssuer struct {
 	PayloadMissing string   `json:"payload-missing"`
 	// Introspection judges the issuer's opaque tokens (rules.go).
 	Introspection *fileIntrospection `json:"introspection"`
+	// The key-rotation watch of the issuer (see envoy/keywatch).
+	MaxKeyAge       string `json:"max-key-age"`
+	PurgeOnRotation bool   `json:"purge-on-rotation"`
+	PurgeGrace      string `json:"purge-grace"`
 }
 
 // ErrNoIssuer is the error of a configuration that trusts no issuer.
@@ -337,19 +381,8 @@ func (c *Config) finish(fileIssuers []fileIssuer) error {
 		if len(fi.Algs) > 0 {
 			ic.Algs = fi.Algs
 		}
-		for _, d := range []struct {
-			raw string
-			dst *time.Duration
-			key string
-		}{{fi.JWKSRefresh, &ic.JWKSRefresh, "jwks-refresh"}, {fi.JWKSMinRefetch, &ic.JWKSMinRefetch, "jwks-min-refetch"}} {
-			if d.raw == "" {
-				continue
-			}
-			v, err := time.ParseDuration(d.raw)
-			if err != nil {
-				return fmt.Errorf("issuers[%d]: %s: %w", i, d.key, err)
-			}
-			*d.dst = v
+		if err := parseDurations(i, []fileDuration{{fi.JWKSRefresh, &ic.JWKSRefresh, "jwks-refresh"}, {fi.JWKSMinRefetch, &ic.JWKSMinRefetch, "jwks-min-refetch"}}); err != nil {
+			return err
 		}
 		if fi.Introspection != nil {
 			var err error
@@ -358,6 +391,9 @@ func (c *Config) finish(fileIssuers []fileIssuer) error {
 			}
 		}
 		c.Authz.Issuers = append(c.Authz.Issuers, ic)
+		if err := c.issuerWatch(i, &fi); err != nil {
+			return err
+		}
 	}
 	if c.issuer != "" {
 		ic := authz.DefaultIssuerConfig(c.issuer)
@@ -417,6 +453,16 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("heartbeat-interval: %s, want 100ms to 1h", c.HeartbeatInterval)
 	case len(c.NodeID) > 200 || strings.ContainsFunc(c.NodeID, func(r rune) bool { return r <= ' ' || r == 0x7f }):
 		return fmt.Errorf("node-id: %q, want at most 200 characters without spaces or control characters", c.NodeID)
+	case math.IsNaN(c.DecisionLogAllowSample) || c.DecisionLogAllowSample < 0 || c.DecisionLogAllowSample > 1:
+		return fmt.Errorf("decision-log-allow-sample: %v, want a share from 0 to 1", c.DecisionLogAllowSample)
+	case c.DecisionLogDenyRate < 0:
+		return fmt.Errorf("decision-log-deny-rate: %d, want 0 (no limit) or more", c.DecisionLogDenyRate)
+	}
+	if _, err := trustedProxies(c.TrustedProxies); err != nil {
+		return err
+	}
+	if err := checkDecisionLog(c.DecisionLog); err != nil {
+		return err
 	}
 	if IsRedisURL(c.Source) {
 		if err := c.Redis.validateAudit(); err != nil {
@@ -441,6 +487,15 @@ func (c *Config) Validate() error {
 	if err := c.Revocation.Validate(); err != nil {
 		return err
 	}
+	if err := c.Scope.Validate(); err != nil {
+		return err
+	}
+	if c.KeyWatch.Interval < 100*time.Millisecond {
+		return fmt.Errorf("key-watch-interval: %s, want at least 100ms", c.KeyWatch.Interval)
+	}
+	if err := c.KeyWatch.Validate(); err != nil {
+		return err
+	}
 	if err := validateProviders(c.Providers); err != nil {
 		return err
 	}
@@ -456,6 +511,47 @@ func (c *Config) Validate() error {
 		return ErrNoIssuer
 	}
 	return c.Authz.Validate()
+}
+
+// issuerWatch reads the key-rotation settings of issuers[i] of the file:
+// an issuer that sets none takes the --max-key-age default.
+func (c *Config) issuerWatch(i int, fi *fileIssuer) error {
+	if fi.MaxKeyAge == "" && !fi.PurgeOnRotation && fi.PurgeGrace == "" {
+		return nil
+	}
+	p := c.KeyWatch.Default
+	p.Purge = fi.PurgeOnRotation
+	if err := parseDurations(i, []fileDuration{{fi.MaxKeyAge, &p.MaxKeyAge, "max-key-age"}, {fi.PurgeGrace, &p.PurgeGrace, "purge-grace"}}); err != nil {
+		return err
+	}
+	if c.KeyWatch.Issuers == nil {
+		c.KeyWatch.Issuers = map[string]keywatch.IssuerPolicy{}
+	}
+	c.KeyWatch.Issuers[fi.Issuer] = p
+	return nil
+}
+
+// fileDuration is a duration of a file's issuers entry: its text, where
+// it goes, and its key for errors.
+type fileDuration struct {
+	raw string
+	dst *time.Duration
+	key string
+}
+
+// parseDurations sets the durations of issuers[i] that are given.
+func parseDurations(i int, ds []fileDuration) error {
+	for _, d := range ds {
+		if d.raw == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.raw)
+		if err != nil {
+			return fmt.Errorf("issuers[%d]: %s: %w", i, d.key, err)
+		}
+		*d.dst = v
+	}
+	return nil
 }
 
 func splitList(s string) []string {

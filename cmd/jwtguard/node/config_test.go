@@ -2,6 +2,7 @@ package node
 
 import (
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -80,6 +81,12 @@ func TestConfigErrorsNameTheField(t *testing.T) {
 		{"revocation-only verify without keys", "", nil, []string{"--issuer", "a", "--revocation-only", "--payload-missing", "verify"}, "needs discovery, jwks-url"},
 		{"payload key without the mode", "", nil, []string{"--issuer", "a", "--jwks-file", "/j", "--payload-metadata-key", "p"}, "need revocation-only"},
 		{"leeway too large", "", nil, []string{"--issuer", "a", "--jwks-file", "/j", "--leeway", "1h"}, "leeway"},
+		{"bad trusted proxy", "", nil, []string{"--issuer", "a", "--jwks-file", "/j", "--trusted-proxies", "10.0.0.0/8,10.0.0.300"}, "trusted-proxies"},
+		{"trusted proxy with a zone", "", nil, []string{"--issuer", "a", "--jwks-file", "/j", "--trusted-proxies", "fe80::1%eth0"}, "trusted-proxies"},
+		{"decision log a directory", "", nil, []string{"--issuer", "a", "--jwks-file", "/j", "--decision-log", "/"}, "decision-log"},
+		{"allow sample above 1", "", nil, []string{"--issuer", "a", "--jwks-file", "/j", "--decision-log-allow-sample", "2"}, "decision-log-allow-sample"},
+		{"allow sample NaN", "", nil, []string{"--issuer", "a", "--jwks-file", "/j", "--decision-log-allow-sample", "NaN"}, "decision-log-allow-sample"},
+		{"negative deny rate", "", map[string]string{"JWTGUARD_DECISION_LOG_DENY_RATE": "-1"}, []string{"--issuer", "a", "--jwks-file", "/j"}, "decision-log-deny-rate"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -168,5 +175,44 @@ issuers:
 	mesh, edge := c.Authz.Issuers[0], c.Authz.Issuers[1]
 	if !mesh.RevocationOnly || mesh.PayloadKey != "" || !edge.RevocationOnly || edge.PayloadKey != "jwt_payload" || edge.HeaderKey != "jwt_header" || edge.PayloadMissing != "verify" {
 		t.Fatalf("issuers %+v", c.Authz.Issuers)
+	}
+}
+
+// TestDecisionLogSettings: the defaults a user expects (decisions to
+// stdout, no allow, 100 denies a second, no proxy trusted),
+// and each setting from a flag, a variable and the file.
+func TestDecisionLogSettings(t *testing.T) {
+	c, err := loadFor(t, "", nil, "--issuer", "a", "--jwks-file", "/j")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DecisionLog != "stdout" || c.DecisionLogAllowSample != 0 || c.DecisionLogDenyRate != 100 || len(c.TrustedProxies) != 0 {
+		t.Errorf("defaults: log %q, allow sample %v, deny rate %d, trusted proxies %v",
+			c.DecisionLog, c.DecisionLogAllowSample, c.DecisionLogDenyRate, c.TrustedProxies)
+	}
+	file := "issuer: a\njwks-file: /j\ndecision-log: /var/log/decisions.jsonl\ndecision-log-allow-sample: 0.01\ntrusted-proxies: [10.0.0.0/8, \"fd00::/8\"]\nnode-id: edge-1\n"
+	c, err = loadFor(t, file, map[string]string{"JWTGUARD_DECISION_LOG_DENY_RATE": "7"}, "--trusted-proxies", "192.0.2.1,192.0.2.2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DecisionLog != "/var/log/decisions.jsonl" || c.DecisionLogAllowSample != 0.01 || c.DecisionLogDenyRate != 7 || c.NodeID != "edge-1" {
+		t.Errorf("from file and variable: log %q, allow sample %v, deny rate %d, node id %q", c.DecisionLog, c.DecisionLogAllowSample, c.DecisionLogDenyRate, c.NodeID)
+	}
+	got, err := trustedProxies(c.TrustedProxies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(got) != "[192.0.2.1/32 192.0.2.2/32]" {
+		t.Errorf("trusted proxies %v: the flag wins over the file", got)
+	}
+	c, err = loadFor(t, file, map[string]string{"JWTGUARD_DECISION_LOG": "off"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := trustedProxies(c.TrustedProxies); fmt.Sprint(got) != "[10.0.0.0/8 fd00::/8]" || c.DecisionLog != "off" {
+		t.Errorf("trusted proxies %v, decision log %q", got, c.DecisionLog)
+	}
+	if got, err := trustedProxies([]string{"::ffff:10.1.0.0/112", "10.1.2.3/8"}); err != nil || fmt.Sprint(got) != "[10.1.0.0/16 10.0.0.0/8]" {
+		t.Errorf("IPv4-mapped and unmasked prefixes: %v, %v", got, err)
 	}
 }

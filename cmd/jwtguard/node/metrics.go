@@ -81,5 +81,9 @@ func (n *Node) registerMetrics(reg *prometheus.Registry) {
 		return b2f(n.follower.Diverged())
 	})
 	counter("jwtguard_snapshot_reloads_total", "Snapshot reloads after falling behind the feed.", func() float64 { return float64(n.follower.Reloads()) })
+	gauge("jwtguard_scope_tokens", "Tokens in the incident scope table (GET /v1/tokens).", func() float64 { return float64(n.scope.Stats().Entries) })
+	gauge("jwtguard_scope_bytes", "Accounted memory of the incident scope table.", func() float64 { return float64(n.scope.Stats().Bytes) })
+	counter("jwtguard_scope_dropped_total", "Decisions the incident scope did not note (its queue was full).", func() float64 { return float64(n.scope.Stats().Dropped) })
+	counter("jwtguard_scope_evicted_total", "Tokens pushed out of the incident scope to make room.", func() float64 { return float64(n.scope.Stats().Evicted) })
 	counter("jwtguard_feed_bad_entries_total", "Feed entries that did not decode and were skipped (a revocation may be lost): alert when it rises.", func() float64 { return float64(n.follower.BadEntries()) })
 }

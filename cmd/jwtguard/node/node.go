@@ -25,7 +25,10 @@ import (
 	"github.com/jwtguard/jwtguard/bloom"
 	"github.com/jwtguard/jwtguard/cmd/jwtguard/console"
 	"github.com/jwtguard/jwtguard/envoy"
+	"github.com/jwtguard/jwtguard/envoy/decisionlog"
 	"github.com/jwtguard/jwtguard/envoy/detect"
+	"github.com/jwtguard/jwtguard/envoy/keywatch"
+	"github.com/jwtguard/jwtguard/envoy/scope"
 	"github.com/jwtguard/jwtguard/sync/admin"
 	"github.com/jwtguard/jwtguard/sync/audit"
 	"github.com/jwtguard/jwtguard/sync/embedded"
@@ -55,7 +58,11 @@ type Node struct {
 	failures  *audit.Throttle  // admin authentication failures, bounded
 	// keyChanges queues key set changes for the audit trail.
 	keyChanges chan audit.Entry
-	detectors  *detect.Engine // nil unless detectors are configured
+	detectors  *detect.Engine   // nil unless detectors are configured
+	scope      *scope.Table     // the tokens recently seen (GET /v1/tokens)
+	keys       *keywatch.Watch  // the key-rotation watch
+	name       string           // the node's name in mesh answers
+	decisions  *decisionlog.Log // nil when --decision-log is off
 
 	reloadState
 
@@ -70,8 +77,9 @@ type Option func(*Node)
 // WithLogger sets the node's logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(n *Node) { n.log = l } }
 
-// WithOutput sets where --dev prints its token and the commands to try it
-// (default io.Discard).
+// WithOutput sets the node's standard output: where --dev prints its token
+// and the commands to try it, and where --decision-log stdout writes
+// (default io.Discard; jwtguard serve passes the process's stdout).
 func WithOutput(w io.Writer) Option { return func(n *Node) { n.out = w } }
 
 // Addrs are the addresses a node listens on.
@@ -158,13 +166,31 @@ func New(cfg *Config, opts ...Option) (n *Node, err error) {
 		}
 	}
 
+	if err := n.newScope(); err != nil {
+		return n, err
+	}
+	if n.keys, err = keywatch.New(c.KeyWatch, liveKeySets{n}, keywatch.WithLogger(n.log), keywatch.WithRevoker(purger{n}), keywatch.WithAlarm(n.keyAlarm)); err != nil {
+		return n, fmt.Errorf("key watch: %w", err)
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	n.registerMetrics(reg)
+	reg.MustRegister(n.keys)
 	rates := console.NewRates()
+	trusted, err := trustedProxies(c.TrustedProxies)
+	if err != nil {
+		return n, err
+	}
 	authzOpts := []envoy.AuthorizationOption{
 		envoy.WithMetrics(envoy.NewMetrics(reg)), envoy.WithLogger(n.log), envoy.WithRemoveAuthorization(c.RemoveAuthorization),
-		envoy.WithObserver(rates),
+		envoy.WithTrustedProxies(trusted), envoy.WithObserver(rates), envoy.WithObserver(n.scope), envoy.WithObserver(n.keys),
+	}
+	if err := n.openDecisionLog(reg); err != nil {
+		return n, err
+	}
+	if n.decisions != nil {
+		authzOpts = append(authzOpts, envoy.WithObserver(n.decisions))
 	}
 	if len(c.Detectors.Detectors) > 0 {
 		dc := c.Detectors
@@ -199,7 +225,7 @@ func New(cfg *Config, opts ...Option) (n *Node, err error) {
 	api := admin.NewHandler(n.src, n.rev, admin.Config{
 		Token: adminToken, MaxTokenLifetime: c.Authz.MaxTokenLifetime, Leeway: c.Authz.Leeway,
 		Issuers: issuers, Addr: c.AdminAddr, Audit: n.audit, AuthFailures: n.failures,
-	}, admin.WithLogger(n.log), admin.WithStatus(n.status), admin.WithAuditTrail(n.audit))
+	}, admin.WithLogger(n.log), admin.WithStatus(n.status), admin.WithAuditTrail(n.audit), admin.WithTokens(n.tokens))
 	n.adminSrv = adminLimits.server(console.Mount(console.New(api, rates, console.Config{Token: adminToken, Log: n.log}), api))
 
 	if n.httpLis, err = net.Listen("tcp", c.HTTPAddr); err != nil {
@@ -239,12 +265,13 @@ func (n *Node) close() {
 	if n.src != nil {
 		n.src.Close()
 	}
+	n.closeDecisionLog()
 }
 
 // Run serves until ctx ends or a listener fails, then shuts down along one
 // path whatever happened: not ready, drain in-flight checks within
-// ShutdownGrace, save the node snapshot (when state was loaded), release
-// the source. It is called once.
+// ShutdownGrace, write out the decision log, save the node snapshot (when
+// state was loaded), release the source. It is called once.
 func (n *Node) Run(ctx context.Context) error {
 	defer n.src.Close()
 	ctx, cancel := context.WithCancel(ctx)
@@ -281,10 +308,12 @@ func (n *Node) Run(ctx context.Context) error {
 		n.keysCtx = ctx
 		n.keysMu.Unlock()
 		n.refreshKeys(n.checker.Load())
-		wg.Add(7)
+		wg.Add(9)
 		go func() { defer wg.Done(); n.report(ctx) }()
 		go func() { defer wg.Done(); n.watchReloads(ctx) }()
 		go func() { defer wg.Done(); n.flushAudit(ctx) }()
+		go func() { defer wg.Done(); n.keys.Run(ctx) }()
+		go func() { defer wg.Done(); n.scope.Run(ctx) }()
 		go func() { defer wg.Done(); n.runProviders(ctx) }()
 		go func() { defer wg.Done(); n.follower.Run(ctx) }()
 		go func() { defer wg.Done(); n.maintain(ctx) }()
@@ -321,6 +350,7 @@ func (n *Node) Run(ctx context.Context) error {
 	_ = n.adminSrv.Shutdown(shutdownCtx)
 	wg.Wait()
 	n.keysWG.Wait()
+	n.closeDecisionLog()
 	if loaded {
 		if err := n.follower.SaveSnapshot(); err != nil {
 			n.log.Error("saving the node snapshot failed", "err", err)
@@ -433,6 +463,8 @@ func (n *Node) status(context.Context) map[string]any {
 		"node_position":   n.follower.Position(),
 		"cached_tokens":   n.checker.Load().CachedTokens(),
 		"snapshot_reload": n.follower.Reloads(),
+		"scope_tokens":    n.scope.Stats().Entries,
+		"key_alarms":      n.keys.Active(),
 	}
 	if !last.IsZero() {
 		st["last_sync"] = last.UTC().Format(time.RFC3339Nano)
@@ -440,3 +472,11 @@ func (n *Node) status(context.Context) map[string]any {
 	}
 	return st
 }
+
+// liveKeySets are the key sets of the node's checker of the moment: a
+// reload swaps the checker (its unchanged issuers' key sets are taken over,
+// first-seen times included).
+type liveKeySets struct{ n *Node }
+
+// KeySets implements keywatch.KeySets.
+func (k liveKeySets) KeySets() []authz.KeySetInfo { return k.n.checker.Load().KeySets() }

@@ -2,8 +2,9 @@ package envoy_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
-	"log/slog"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/jwtguard/jwtguard/envoy"
+	"github.com/jwtguard/jwtguard/envoy/decisionlog"
 )
 
 // logSink is a concurrency-safe log buffer.
@@ -26,9 +28,9 @@ func (s *logSink) Write(p []byte) (int, error) {
 	return s.b.Write(p)
 }
 
-// lines returns the messages logged and the sum of the "count" fields of
-// the suppression reports.
-func (s *logSink) lines(t *testing.T) (denied, reports int, suppressed int64) {
+// count returns the deny lines and the rate-limited denies the summary
+// lines report.
+func (s *logSink) count(t *testing.T) (denied int, rateLimited uint64) {
 	t.Helper()
 	s.mu.Lock()
 	text := s.b.String()
@@ -36,75 +38,70 @@ func (s *logSink) lines(t *testing.T) (denied, reports int, suppressed int64) {
 	sc := bufio.NewScanner(strings.NewReader(text))
 	for sc.Scan() {
 		var l struct {
-			Msg   string `json:"msg"`
-			Count int64  `json:"count"`
+			Decision string
+			Summary  *decisionlog.Stats
 		}
 		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
 			t.Fatalf("log line %q: %v", sc.Text(), err)
 		}
-		switch l.Msg {
-		case "denied":
+		switch {
+		case l.Summary != nil:
+			rateLimited += l.Summary.RateLimited
+		case l.Decision == "deny":
 			denied++
-		case "deny log lines suppressed":
-			reports++
-			suppressed += l.Count
 		}
 	}
-	return denied, reports, suppressed
+	return denied, rateLimited
 }
 
-// TestDenyLogFloodIsBounded floods the adapter with garbage tokens from
-// several goroutines: the deny lines stay within the per-second limit, the
-// rest is reported as a count, and the metric counts every deny.
+// TestDenyLogFloodIsBounded floods the adapter with distinct garbage
+// tokens from several goroutines: the decision log's deny lines stay within
+// its per-second limit, the rest is reported as a count, and the metric
+// counts every deny.
 func TestDenyLogFloodIsBounded(t *testing.T) {
 	e := newEnv(t)
 	const limit, workers, perWorker = 5, 4, 500
 	sink := &logSink{}
+	cfg := decisionlog.DefaultConfig()
+	cfg.DenyRate = limit
+	dl, err := decisionlog.New(sink, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	reg := prometheus.NewRegistry()
-	a := envoy.NewAuthorization(e.checker, envoy.WithMetrics(envoy.NewMetrics(reg)),
-		envoy.WithLogger(slog.New(slog.NewJSONHandler(sink, nil))), envoy.WithDenyLogLimit(limit))
-	garbage := map[string]string{"authorization": "Bearer not-a-jwt"}
+	a := envoy.NewAuthorization(e.checker, envoy.WithMetrics(envoy.NewMetrics(reg)), envoy.WithObserver(dl))
 
 	start := time.Now()
 	var wg sync.WaitGroup
-	for range workers {
+	for w := range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for range perWorker {
-				checkWith(t, a, withHeaders(garbage))
+			for i := range perWorker {
+				checkWith(t, a, withHeaders(map[string]string{"authorization": fmt.Sprintf("Bearer garbage-%d-%d", w, i)}))
 			}
 		}()
 	}
 	wg.Wait()
 	windows := int(time.Since(start)/time.Second) + 2 // seconds the flood touched, at most
-	sent := workers * perWorker
-	denied, _, _ := sink.lines(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := dl.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const sent = workers * perWorker
+	denied, rateLimited := sink.count(t)
 	if denied > limit*windows {
 		t.Errorf("%d deny lines for %d denies over at most %d seconds; want at most %d", denied, sent, windows, limit*windows)
 	}
 	if denied == 0 {
 		t.Error("no deny logged at all")
 	}
-
-	// A deny in a later second reports what was left out: keep sending
-	// one now and then until every deny of the flood is logged or reported.
-	deadline := time.Now().Add(10 * time.Second)
-	var reports int
-	var suppressed int64
-	for int64(denied)+suppressed < int64(workers*perWorker) {
-		if time.Now().After(deadline) {
-			t.Fatalf("after 10s, %d logged + %d reported suppressed in %d reports; want the %d denies of the flood", denied, suppressed, reports, workers*perWorker)
-		}
-		checkWith(t, a, withHeaders(garbage))
-		sent++
-		time.Sleep(50 * time.Millisecond)
-		denied, reports, suppressed = sink.lines(t)
+	st := dl.Stats()
+	if uint64(denied) != st.DeniesLogged || rateLimited != st.RateLimited || uint64(denied)+st.RateLimited+st.QueueFull != sent {
+		t.Errorf("%d lines, %d reported rate limited, stats %+v: want every one of the %d denies logged or counted", denied, rateLimited, st, sent)
 	}
-	if got := int64(denied) + suppressed; got > int64(sent) || got < int64(workers*perWorker) {
-		t.Errorf("%d logged + %d reported suppressed = %d; want between the flood (%d) and all sent (%d)", denied, suppressed, got, workers*perWorker, sent)
-	}
-	if n := decisions(t, reg, "malformed"); n != float64(sent) {
+	if n := decisions(t, reg, "malformed"); n != sent {
 		t.Errorf("jwtguard_decisions_total{reason=malformed} %v, want every deny: %d", n, sent)
 	}
 }
