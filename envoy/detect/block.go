@@ -122,3 +122,34 @@ func (bs *blockSet) prune(now int64) {
 
 // cloneString copies s so that a block does not keep a request alive.
 func cloneString(s string) string { return string(append([]byte(nil), s...)) }
+
+// BlockInForce is one block in force, as the admin API lists it.
+type BlockInForce struct {
+	// Kind is address, token, session or subject.
+	Kind   string    `json:"kind"`
+	Issuer string    `json:"issuer,omitempty"`
+	Value  string    `json:"value"`
+	Until  time.Time `json:"until"`
+}
+
+// Blocks returns the blocks in force at now.
+func (e *Engine) Blocks(now time.Time) []BlockInForce {
+	bs := e.blocks.Load()
+	if bs == nil {
+		return nil
+	}
+	t := now.UnixNano()
+	var out []BlockInForce
+	for a, until := range bs.addrs {
+		if t < until {
+			out = append(out, BlockInForce{Kind: "address", Value: a.String(), Until: time.Unix(0, until).UTC()})
+		}
+	}
+	names := map[byte]string{kindToken: "token", kindSession: "session", kindSubject: "subject"}
+	for k, until := range bs.tokens {
+		if t < until {
+			out = append(out, BlockInForce{Kind: names[k.kind], Issuer: k.iss, Value: k.v, Until: time.Unix(0, until).UTC()})
+		}
+	}
+	return out
+}

@@ -126,6 +126,8 @@ type handler struct {
 	// failures records authentication failures; trail serves /v1/audit.
 	failures audit.Recorder
 	trail    AuditTrail
+	// views are the read-only views the node adds (WithView), by path.
+	views map[string]ViewFunc
 }
 
 // NewHandler returns the admin API over src, enforcing accepted revocations
@@ -204,6 +206,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		h.getTokens(w, r)
+	case h.getView(w, r, p):
 	default:
 		writeError(w, http.StatusNotFound, "no such endpoint: "+p)
 	}

@@ -130,6 +130,9 @@ type table struct {
 var preferred = []string{"time", "id", "node", "node_id", "kind", "actor", "issuer", "iss", "value", "subject", "sub",
 	"session", "sid", "kid", "token_id", "reason", "before", "created_at", "expires_at", "position"}
 
+// hidden columns are machine data no operator reads.
+var hidden = map[string]bool{"addrs_sketch": true}
+
 // tableOf reads an API answer: the first list of objects in it becomes
 // the rows; the other top-level scalars become Fields.
 func tableOf(body []byte) (table, error) {
@@ -179,7 +182,12 @@ func tableOf(body []byte) (table, error) {
 		}
 		t.Rows = append(t.Rows, row)
 		for k := range row {
-			seen[k] = true
+			seen[k] = !hidden[k]
+		}
+	}
+	for k, show := range seen {
+		if !show {
+			delete(seen, k)
 		}
 	}
 	for _, k := range preferred {

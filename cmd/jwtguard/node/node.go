@@ -225,7 +225,8 @@ func New(cfg *Config, opts ...Option) (n *Node, err error) {
 	api := admin.NewHandler(n.src, n.rev, admin.Config{
 		Token: adminToken, MaxTokenLifetime: c.Authz.MaxTokenLifetime, Leeway: c.Authz.Leeway,
 		Issuers: issuers, Addr: c.AdminAddr, Audit: n.audit, AuthFailures: n.failures,
-	}, admin.WithLogger(n.log), admin.WithStatus(n.status), admin.WithAuditTrail(n.audit), admin.WithTokens(n.tokens))
+	}, admin.WithLogger(n.log), admin.WithStatus(n.status), admin.WithAuditTrail(n.audit), admin.WithTokens(n.tokens),
+		admin.WithView("keys", n.keysView), admin.WithView("detectors", n.detectorsView))
 	n.adminSrv = adminLimits.server(console.Mount(console.New(api, rates, console.Config{Token: adminToken, Log: n.log}), api))
 
 	if n.httpLis, err = net.Listen("tcp", c.HTTPAddr); err != nil {
