@@ -211,8 +211,16 @@ detectors:
 	if code, _ := n.checkFrom(t, good, "203.0.113.8"); code != codes.OK {
 		t.Fatal("another address is denied")
 	}
-	if trail := n.auditTrail(t); !strings.Contains(trail, `"kind":"block"`) || !strings.Contains(trail, `"source":"203.0.113.7"`) {
-		t.Fatalf("audit trail %s, want the block", trail)
+	// The block is recorded after the detector fires (and counts it):
+	// poll the trail.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		trail := n.auditTrail(t)
+		if strings.Contains(trail, `"kind":"block"`) && strings.Contains(trail, `"source":"203.0.113.7"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("audit trail %s, want the block", trail)
+		}
 	}
 	// The block ends after block-for.
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
