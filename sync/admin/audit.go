@@ -227,22 +227,11 @@ func parseAuditQuery(v url.Values) (audit.Query, error) {
 // Audit returns one page of the audit entries matching q and the cursor of
 // the next page ("" when there is none).
 func (c *Client) Audit(ctx context.Context, q audit.Query) ([]audit.Entry, string, error) {
-	v := url.Values{}
-	for name, val := range map[string]string{"actor": q.Actor, "kind": string(q.Kind), "cursor": q.Cursor} {
-		if val != "" {
-			v.Set(name, val)
-		}
-	}
+	params := map[string]string{"actor": q.Actor, "kind": string(q.Kind), "cursor": q.Cursor}
 	if !q.Since.IsZero() {
-		v.Set("since", q.Since.UTC().Format(time.RFC3339Nano))
+		params["since"] = q.Since.UTC().Format(time.RFC3339Nano)
 	}
-	if q.Limit != 0 {
-		v.Set("limit", strconv.Itoa(q.Limit))
-	}
-	p := pathAudit
-	if len(v) > 0 {
-		p += "?" + v.Encode()
-	}
+	p := pagePath(pathAudit, params, q.Limit)
 	var out auditBody
 	if err := c.do(ctx, http.MethodGet, p, nil, &out); err != nil {
 		return nil, "", fmt.Errorf("audit: %w", err)

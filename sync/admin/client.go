@@ -71,19 +71,7 @@ func (c *Client) RevokeWithWarnings(ctx context.Context, recs []authz.Record) ([
 // List returns one page of the records matching q and the cursor of the
 // next page ("" when there is none).
 func (c *Client) List(ctx context.Context, q source.ListQuery) ([]authz.Record, string, error) {
-	v := url.Values{}
-	for name, val := range map[string]string{"kind": string(q.Kind), "issuer": q.Issuer, "value": q.Value, "cursor": q.Cursor} {
-		if val != "" {
-			v.Set(name, val)
-		}
-	}
-	if q.Limit != 0 {
-		v.Set("limit", strconv.Itoa(q.Limit))
-	}
-	p := pathRevocations
-	if len(v) > 0 {
-		p += "?" + v.Encode()
-	}
+	p := pagePath(pathRevocations, map[string]string{"kind": string(q.Kind), "issuer": q.Issuer, "value": q.Value, "cursor": q.Cursor}, q.Limit)
 	var out listBody
 	if err := c.do(ctx, http.MethodGet, p, nil, &out); err != nil {
 		return nil, "", fmt.Errorf("list revocations: %w", err)
@@ -210,4 +198,22 @@ func apiError(status int, data []byte) error {
 func IsStatus(err error, code int) bool {
 	var e *APIError
 	return errors.As(err, &e) && e.StatusCode == code
+}
+
+// pagePath is path with the query of one page of a list: the params that
+// are set, and limit when not zero.
+func pagePath(path string, params map[string]string, limit int) string {
+	v := url.Values{}
+	for name, val := range params {
+		if val != "" {
+			v.Set(name, val)
+		}
+	}
+	if limit != 0 {
+		v.Set("limit", strconv.Itoa(limit))
+	}
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	return path
 }
