@@ -253,7 +253,7 @@ func TestRevokeFromFile(t *testing.T) {
 	}
 	wantLines := []string{
 		"accepted 3, rejected 3",
-		"  line 3: bad JSON",
+		"  line 3: malformed JSON",
 		"  line 5: invalid revocation record: kind session needs issuer and value",
 		"  line 7: invalid revocation record: value looks like a whole JWT",
 	}

@@ -158,6 +158,9 @@ flags:`)
 		if set["issuer"] || set["before"] {
 			return errors.New("revoke: --issuer and --before do not apply to --from-file (each record carries its own)")
 		}
+		if api, ok := client.(apiRevoker); ok && f.output == "table" {
+			return importFile(ctx, api.Client, &f, stdout, stderr)
+		}
 		return revokeFile(ctx, client, &f, stdout, stderr)
 	}
 	rec, err := f.record(set)
@@ -574,10 +577,11 @@ type progress struct {
 	tty         bool
 	total, done int
 	tenths      int
+	unit        string // what is counted: "records" or "bytes"
 }
 
 func newProgress(w io.Writer, total int) *progress {
-	return &progress{w: w, tty: isTerminal(w), total: total}
+	return &progress{w: w, tty: isTerminal(w), total: total, unit: "records"}
 }
 
 func (p *progress) add(n int) {
@@ -594,7 +598,7 @@ func (p *progress) add(n int) {
 	}
 	if t := p.done * 10 / p.total; t > p.tenths {
 		p.tenths = t
-		fmt.Fprintf(p.w, "revoke: %d%% (%d/%d records sent)\n", pct, p.done, p.total)
+		fmt.Fprintf(p.w, "revoke: %d%% (%d/%d %s sent)\n", pct, p.done, p.total, p.unit)
 	}
 }
 

@@ -217,3 +217,50 @@ func pagePath(path string, params map[string]string, limit int) string {
 	}
 	return path
 }
+
+// importHTTP sends imports: no overall timeout, since an import of millions
+// of records takes as long as its body; the caller's context bounds it.
+var importHTTP = &http.Client{}
+
+// Import streams body, one JSON record a line, to POST
+// /v1/revocations/import; records without actor or reason take the given
+// ones. It returns what the server stored (chunk by chunk) and rejected,
+// also when the server stopped the import (then with an *APIError), so
+// that the caller can say exactly which lines were stored.
+func (c *Client) Import(ctx context.Context, body io.Reader, actor, reason string) (ImportResult, error) {
+	path := pagePath(pathImport, map[string]string{"actor": actor, "reason": reason}, 0)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(c.BaseURL, "/")+path, body)
+	if err != nil {
+		return ImportResult{}, err
+	}
+	req.Header.Set("Content-Type", ImportContentType)
+	req.Header.Set("Accept", "application/json")
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = importHTTP
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return ImportResult{}, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+	if err != nil {
+		return ImportResult{}, fmt.Errorf("read answer: %w", err)
+	}
+	var res ImportResult
+	decodeErr := json.Unmarshal(data, &res)
+	if resp.StatusCode/100 != 2 {
+		if decodeErr != nil {
+			res = ImportResult{}
+		}
+		return res, apiError(resp.StatusCode, data)
+	}
+	if decodeErr != nil {
+		return ImportResult{}, fmt.Errorf("decode answer: %w", decodeErr)
+	}
+	return res, nil
+}

@@ -38,6 +38,11 @@ type Config struct {
 	MaxBodyBytes int64
 	// MaxBatch bounds the records of one POST. Default 10 000.
 	MaxBatch int
+	// ImportChunk is the records an import (POST /v1/revocations/import)
+	// stores in one transaction, all or nothing. Default 250 000.
+	ImportChunk int
+	// MaxImportLines bounds the lines of one import. Default 10 000 000.
+	MaxImportLines int
 	// Issuers are the issuers the server accepts tokens of; a revocation
 	// naming another one is stored, with a warning in the answer. Empty: no
 	// warnings.
@@ -62,6 +67,8 @@ func DefaultConfig() Config {
 		Leeway:           ac.Leeway,
 		MaxBodyBytes:     16 << 20,
 		MaxBatch:         10_000,
+		ImportChunk:      250_000,
+		MaxImportLines:   10_000_000,
 	}
 }
 
@@ -79,6 +86,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = d.MaxBatch
+	}
+	if c.ImportChunk <= 0 {
+		c.ImportChunk = d.ImportChunk
+	}
+	if c.MaxImportLines <= 0 {
+		c.MaxImportLines = d.MaxImportLines
 	}
 	return c
 }
@@ -168,6 +181,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch p := r.URL.Path; {
+	case p == pathImport:
+		if r.Method != http.MethodPost {
+			methodNotAllowed(w, "POST")
+			return
+		}
+		h.importRevocations(w, r)
 	case p == pathRevocations:
 		switch r.Method {
 		case http.MethodPost:
