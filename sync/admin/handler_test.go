@@ -51,7 +51,7 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-func newEnv(t *testing.T, cfg Config, opts ...Option) *env {
+func newEnv(t testing.TB, cfg Config, opts ...Option) *env {
 	t.Helper()
 	store, err := embedded.Open(t.TempDir(), embedded.Options{})
 	if err != nil {

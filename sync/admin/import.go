@@ -203,7 +203,7 @@ func (h *handler) importRevocations(w http.ResponseWriter, r *http.Request) {
 		}
 		if len(recs) == 0 {
 			first = n
-			recs = make([]authz.Record, 0, min(h.cfg.ImportChunk, 1<<16))
+			recs = make([]authz.Record, 0, h.cfg.ImportChunk)
 		}
 		recs = append(recs, rec)
 		if len(recs) == h.cfg.ImportChunk {

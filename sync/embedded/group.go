@@ -16,13 +16,14 @@ var maxGroupRecords = 100_000
 // entries) to be committed.
 type putRequest struct {
 	recs    []authz.Record
+	enc     [][]byte // recs encoded without positions (see prepare)
 	entries func(stored []authz.Record) []audit.Entry
 	done    chan error
 }
 
 // write stores the request's records and then their audit entries in tx.
 func (req *putRequest) write(tx *bolt.Tx) error {
-	if err := putRecords(tx, req.recs); err != nil {
+	if err := putRecords(tx, req.recs, req.enc); err != nil {
 		return err
 	}
 	if req.entries == nil {
@@ -47,8 +48,8 @@ func (req *putRequest) write(tx *bolt.Tx) error {
 //
 // No Put waits for a timer: the first one commits at once, and the next
 // group forms while it does.
-func (s *Store) commit(recs []authz.Record, entries func([]authz.Record) []audit.Entry) error {
-	req := &putRequest{recs: recs, entries: entries, done: make(chan error, 1)}
+func (s *Store) commit(recs []authz.Record, enc [][]byte, entries func([]authz.Record) []audit.Entry) error {
+	req := &putRequest{recs: recs, enc: enc, entries: entries, done: make(chan error, 1)}
 	s.mu.Lock()
 	s.queue = append(s.queue, req)
 	lead := !s.leading

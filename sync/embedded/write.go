@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -9,7 +10,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
+	"strconv"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -42,32 +46,91 @@ func (s *Store) PutRecorded(ctx context.Context, recs []authz.Record, entries fu
 	}
 	now := s.now()
 	out := make([]authz.Record, len(recs))
-	for i, r := range recs {
-		if err := r.ValidateStored(); err != nil {
-			return nil, fmt.Errorf("record %d: %w", i, err)
-		}
-		if r.CreatedAt.IsZero() {
-			r.CreatedAt = now
-		}
-		if !r.ExpiresAt.After(r.CreatedAt) {
-			return nil, fmt.Errorf("record %d: %w: expires_at %s is not after created_at %s",
-				i, authz.ErrInvalidRecord, r.ExpiresAt.Format(time.RFC3339), r.CreatedAt.Format(time.RFC3339))
-		}
-		if !r.ExpiresAt.After(now) {
-			return nil, fmt.Errorf("record %d: %w: expires_at %s is not in the future",
-				i, authz.ErrInvalidRecord, r.ExpiresAt.Format(time.RFC3339))
-		}
-		id, err := newID()
-		if err != nil {
-			return nil, err
-		}
-		r.ID = id
-		out[i] = r
+	enc := make([][]byte, len(recs))
+	if err := prepareAll(recs, out, enc, now); err != nil {
+		return nil, err
 	}
-	if err := s.commit(out, entries); err != nil {
+	if err := s.commit(out, enc, entries); err != nil {
 		return nil, fmt.Errorf("put revocations: %w", err)
 	}
 	return out, nil
+}
+
+// prepareParallel is the batch size from which prepareAll spreads its work
+// over the processors: validating, naming and encoding a record costs a
+// few microseconds, which a mass revocation would otherwise spend on one
+// core before its transaction.
+const prepareParallel = 8192
+
+// prepareAll prepares recs into out and enc (see prepare), on several
+// cores for a large batch; the error is that of the first record at fault.
+func prepareAll(recs, out []authz.Record, enc [][]byte, now time.Time) error {
+	parts := 1
+	if len(recs) >= prepareParallel {
+		parts = min(runtime.GOMAXPROCS(0), 8)
+	}
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	for p := range parts {
+		lo, hi := len(recs)*p/parts, len(recs)*(p+1)/parts
+		wg.Go(func() {
+			for i := lo; i < hi; i++ {
+				if err := prepare(recs[i], &out[i], &enc[i], now); err != nil {
+					errs[p] = fmt.Errorf("record %d: %w", i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// prepare validates r, gives it an ID (and CreatedAt when zero) into out,
+// and encodes it without its position into enc: putRecords adds the
+// position, which only the transaction knows (see withPosition).
+func prepare(r authz.Record, out *authz.Record, enc *[]byte, now time.Time) error {
+	if err := r.ValidateStored(); err != nil {
+		return err
+	}
+	if r.CreatedAt.IsZero() {
+		r.CreatedAt = now
+	}
+	if !r.ExpiresAt.After(r.CreatedAt) {
+		return fmt.Errorf("%w: expires_at %s is not after created_at %s",
+			authz.ErrInvalidRecord, r.ExpiresAt.Format(time.RFC3339), r.CreatedAt.Format(time.RFC3339))
+	}
+	if !r.ExpiresAt.After(now) {
+		return fmt.Errorf("%w: expires_at %s is not in the future",
+			authz.ErrInvalidRecord, r.ExpiresAt.Format(time.RFC3339))
+	}
+	id, err := newID()
+	if err != nil {
+		return err
+	}
+	r.ID, r.Position = id, 0
+	data, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode: %w", err)
+	}
+	*out, *enc = r, data
+	return nil
+}
+
+// withPosition returns the JSON object data (a record encoded without its
+// position, see prepare) with the position field added before its closing
+// brace. The decoder takes fields in any order.
+func withPosition(data []byte, pos uint64) []byte {
+	out := make([]byte, 0, len(data)+32)
+	out = append(out, data[:len(data)-1]...)
+	out = append(out, `,"position":`...)
+	out = strconv.AppendUint(out, pos, 10)
+	return append(out, '}')
 }
 
 // appendFill is the FillPercent of buckets whose new keys come last.
@@ -79,7 +142,7 @@ const appendFill = 0.95
 // record IDs (see newID) grow, so the feed and records buckets are
 // appended to (their pages filled, not split in half); index and expiry
 // keys are sorted first.
-func putRecords(tx *bolt.Tx, recs []authz.Record) error {
+func putRecords(tx *bolt.Tx, recs []authz.Record, enc [][]byte) error {
 	feed, records := tx.Bucket(bucketFeed), tx.Bucket(bucketRecords)
 	feed.FillPercent, records.FillPercent = appendFill, appendFill
 	type entry struct {
@@ -96,11 +159,7 @@ func putRecords(tx *bolt.Tx, recs []authz.Record) error {
 		}
 		r := &recs[i]
 		r.Position = pos
-		data, err := json.Marshal(r)
-		if err != nil {
-			return fmt.Errorf("record %d: encode: %w", i, err)
-		}
-		if err := records.Put([]byte(r.ID), data); err != nil {
+		if err := records.Put([]byte(r.ID), withPosition(enc[i], pos)); err != nil {
 			return fmt.Errorf("record %d: %s: %w", i, bucketRecords, err)
 		}
 		if err := feed.Put(posKey(pos), []byte(r.ID)); err != nil {
@@ -110,8 +169,13 @@ func putRecords(tx *bolt.Tx, recs []authz.Record) error {
 		expiry[i] = expiryKey(timeKey(r.ExpiresAt), r.ID)
 		counts[r.Kind]++
 	}
-	// Stable: entries of one key keep the records' order.
-	slices.SortStableFunc(index, func(a, b entry) int { return bytes.Compare(a.key, b.key) })
+	// Entries of one key keep the records' order.
+	slices.SortFunc(index, func(a, b entry) int {
+		if c := bytes.Compare(a.key, b.key); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.rec, b.rec)
+	})
 	ib := tx.Bucket(bucketIndex)
 	for i := 0; i < len(index); {
 		key := index[i].key
