@@ -94,7 +94,7 @@ func (r ImportResult) LastPosition() uint64 {
 // importRevocations stores the records of a newline-delimited JSON body
 // (blank lines and lines starting with # skipped) in chunks of
 // Config.ImportChunk: each chunk all or nothing, synced, enforced on this
-// node, recorded by one audit entry and one log line. A line that does not
+// node before the answer, recorded by one audit entry and one log line. A line that does not
 // decode or validate is rejected with its number and the import goes on; a
 // line longer than MaxImportLine, more than MaxImportLines lines or
 // MaxImportRejected rejections, a broken body or a failing store stop it,
@@ -137,13 +137,24 @@ func (h *handler) importRevocations(w http.ResponseWriter, r *http.Request) {
 	stop := func(code, line int, msg string) {
 		status, res.Line, res.Error = code, line, msg
 	}
+	// Stored chunks are enforced on this node by a third goroutine, while
+	// the next is stored; the answer waits for all of them.
+	enforce := make(chan []authz.Record, 1)
+	enforced := make(chan struct{})
+	go func() {
+		defer close(enforced)
+		for stored := range enforce {
+			h.rev.Enforce(stored...)
+		}
+	}()
 	go func() {
 		defer close(done)
+		defer close(enforce)
 		for p := range chunks {
 			if failed.Load() {
 				continue
 			}
-			chunk, err := h.storeChunk(r, p.recs, p.first, p.last)
+			chunk, err := h.storeChunk(r, p.recs, p.first, p.last, enforce)
 			if err != nil {
 				code := http.StatusInternalServerError
 				if errors.Is(err, authz.ErrInvalidRecord) {
@@ -224,6 +235,7 @@ func (h *handler) importRevocations(w http.ResponseWriter, r *http.Request) {
 	}
 	close(chunks)
 	<-done
+	<-enforced
 	if failed.Load() {
 		// The store's failure comes first: what was read after it was not stored.
 		stop(storeErr.code, storeErr.line, storeErr.msg)
@@ -251,14 +263,15 @@ func decodeImportLine(line []byte) (authz.Record, error) {
 }
 
 // storeChunk stores recs (lines first to last) all or nothing with one
-// audit entry, enforces them on this node and logs one line.
-func (h *handler) storeChunk(r *http.Request, recs []authz.Record, first, last int) (ImportChunk, error) {
+// audit entry, hands them to enforce (to be enforced on this node while
+// the next chunk is stored) and logs one line.
+func (h *handler) storeChunk(r *http.Request, recs []authz.Record, first, last int, enforce chan<- []authz.Record) (ImportChunk, error) {
 	var chunk ImportChunk
 	stored, warnings, err := h.cfg.putChunk(r.Context(), h.src, recs, r.RemoteAddr, &chunk)
 	if err != nil {
 		return chunk, err
 	}
-	h.rev.Enforce(stored...)
+	enforce <- stored
 	chunk.FirstLine, chunk.LastLine = first, last
 	h.log.Info("revocations accepted", "records", len(stored), "first_line", first, "last_line", last,
 		"first_position", chunk.FirstPosition, "last_position", chunk.LastPosition, "digest", chunk.Digest,

@@ -34,6 +34,20 @@ func importRecords(b *testing.B) int {
 	return n
 }
 
+// importChunk is JWTGUARD_IMPORT_CHUNK, or 0 (the default chunk).
+func importChunk(b *testing.B) int {
+	b.Helper()
+	v := os.Getenv("JWTGUARD_IMPORT_CHUNK")
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("JWTGUARD_IMPORT_CHUNK=%q: want a positive count", v)
+	}
+	return n
+}
+
 // ndjsonTokens is n token records (random-looking jti), one a line.
 func ndjsonTokens(n int) []byte {
 	var out []byte
@@ -69,7 +83,7 @@ func BenchmarkImport(b *testing.B) {
 			b.Fatal(err)
 		}
 		log := audit.NewLog(store.Audit(), audit.WithNode("bench"))
-		h := NewHandler(store, rev, Config{Audit: log}, WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+		h := NewHandler(store, rev, Config{Audit: log, ImportChunk: importChunk(b)}, WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 		srv := httptest.NewServer(h)
 		c := &Client{BaseURL: srv.URL}
 		b.StartTimer()

@@ -69,6 +69,16 @@ func prepareAll(recs, out []authz.Record, enc [][]byte, now time.Time) error {
 	if len(recs) >= prepareParallel {
 		parts = min(runtime.GOMAXPROCS(0), 8)
 	}
+	// IDs first, in order: IDs made later sort later, so that the
+	// records bucket is appended to (see newID); made on several cores
+	// they would interleave, and each insertion would land mid-page.
+	for i := range out {
+		id, err := newID()
+		if err != nil {
+			return err
+		}
+		out[i].ID = id
+	}
 	errs := make([]error, parts)
 	var wg sync.WaitGroup
 	for p := range parts {
@@ -91,7 +101,7 @@ func prepareAll(recs, out []authz.Record, enc [][]byte, now time.Time) error {
 	return nil
 }
 
-// prepare validates r, gives it an ID (and CreatedAt when zero) into out,
+// prepare validates r, gives it out's ID (and CreatedAt when zero) into out,
 // and encodes it without its position into enc: putRecords adds the
 // position, which only the transaction knows (see withPosition).
 func prepare(r authz.Record, out *authz.Record, enc *[]byte, now time.Time) error {
@@ -109,11 +119,7 @@ func prepare(r authz.Record, out *authz.Record, enc *[]byte, now time.Time) erro
 		return fmt.Errorf("%w: expires_at %s is not in the future",
 			authz.ErrInvalidRecord, r.ExpiresAt.Format(time.RFC3339))
 	}
-	id, err := newID()
-	if err != nil {
-		return err
-	}
-	r.ID, r.Position = id, 0
+	r.ID, r.Position = out.ID, 0
 	data, err := json.Marshal(r)
 	if err != nil {
 		return fmt.Errorf("encode: %w", err)
