@@ -267,7 +267,10 @@ func decodeImportLine(line []byte) (authz.Record, error) {
 // the next chunk is stored) and logs one line.
 func (h *handler) storeChunk(r *http.Request, recs []authz.Record, first, last int, enforce chan<- []authz.Record) (ImportChunk, error) {
 	var chunk ImportChunk
-	stored, warnings, err := h.cfg.putChunk(r.Context(), h.src, recs, r.RemoteAddr, &chunk)
+	// A chunk read whole is stored even when its sender is gone by now,
+	// so that what a broken import leaves does not hang on timing: every
+	// whole chunk, nothing of the one being read.
+	stored, warnings, err := h.cfg.putChunk(context.WithoutCancel(r.Context()), h.src, recs, r.RemoteAddr, &chunk)
 	if err != nil {
 		return chunk, err
 	}

@@ -1,0 +1,310 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/jwtguard/jwtguard/authz"
+	"github.com/jwtguard/jwtguard/bloom"
+	"github.com/jwtguard/jwtguard/sync/audit"
+	"github.com/jwtguard/jwtguard/sync/embedded"
+)
+
+// importEnv is an admin API over a real embedded store whose audit trail
+// is in the store, as a server on the embedded store has it.
+type importEnv struct {
+	dir    string
+	store  *embedded.Store
+	log    *audit.Log
+	rev    *authz.Revocations
+	srv    *httptest.Server
+	client *Client
+	logs   *lockedBuffer
+}
+
+func newImportEnv(t *testing.T, cfg Config) *importEnv {
+	t.Helper()
+	dir := t.TempDir()
+	store, err := embedded.Open(dir, embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	f, err := bloom.New(bloom.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, err := authz.NewRevocations(f, store, authz.DefaultRevocationConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := audit.NewLog(store.Audit(), audit.WithNode("node-1"))
+	cfg.Audit = log
+	logs := &lockedBuffer{}
+	srv := httptest.NewServer(NewHandler(store, rev, cfg, WithLogger(slog.New(slog.NewJSONHandler(logs, nil)))))
+	t.Cleanup(srv.Close)
+	return &importEnv{dir: dir, store: store, log: log, rev: rev, srv: srv, logs: logs,
+		client: &Client{BaseURL: srv.URL, Token: cfg.Token, HTTP: srv.Client()}}
+}
+
+func (e *importEnv) records(t *testing.T) int {
+	t.Helper()
+	st, err := e.store.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Records
+}
+
+// tokenLine is the import line of token record i.
+func tokenLine(i int) string {
+	return fmt.Sprintf(`{"kind":"token","issuer":"https://idp","value":"jti-%d"}`, i)
+}
+
+func TestImport(t *testing.T) {
+	e := newImportEnv(t, Config{Token: testToken, ImportChunk: 3})
+	lines := []string{
+		"# mass revocation", // 1
+		tokenLine(1),        // 2
+		tokenLine(2),        // 3
+		`{"kind":"token","issuer":"https://idp",`, // 4: malformed mid-stream
+		tokenLine(3), // 5
+		"",           // 6
+		`{"kind":"token","issuer":"https://idp","value":"jti-4","extra":1}`, // 7: unknown field
+		tokenLine(4), // 8
+		`{"kind":"token","issuer":"https://idp","value":"eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln"}`, // 9
+		tokenLine(5),                       // 10
+		`{"kind":"session","value":"bob"}`, // 11: no issuer
+		`{"kind":"session","issuer":"https://idp","value":"s-1","actor":"own"}`, // 12
+	}
+	res, err := e.client.Import(context.Background(), strings.NewReader(strings.Join(lines, "\n")), "oncall", "incident 7")
+	if err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	if res.Stored != 6 || res.Error != "" {
+		t.Fatalf("stored %d (error %q), want 6; rejected %+v", res.Stored, res.Error, res.Rejected)
+	}
+	var rejected []int
+	for _, r := range res.Rejected {
+		rejected = append(rejected, r.Line)
+	}
+	if fmt.Sprint(rejected) != "[4 7 9 11]" {
+		t.Fatalf("rejected lines %v, want [4 7 9 11]: %+v", rejected, res.Rejected)
+	}
+	if !strings.Contains(res.Rejected[0].Error, "malformed JSON") || !strings.Contains(res.Rejected[1].Error, "unknown field") {
+		t.Errorf("rejections %+v: want the reason of each", res.Rejected)
+	}
+	want := []ImportChunk{{FirstLine: 2, LastLine: 5, Stored: 3, FirstPosition: 1, LastPosition: 3},
+		{FirstLine: 8, LastLine: 12, Stored: 3, FirstPosition: 4, LastPosition: 6}}
+	if len(res.Chunks) != len(want) {
+		t.Fatalf("chunks %+v, want %+v", res.Chunks, want)
+	}
+	for i, c := range res.Chunks {
+		if c.Digest == "" || len(c.Digest) != 64 {
+			t.Errorf("chunk %d: digest %q", i, c.Digest)
+		}
+		c.Digest = ""
+		if c != want[i] {
+			t.Errorf("chunk %d = %+v, want %+v", i, c, want[i])
+		}
+	}
+	if n := e.records(t); n != 6 {
+		t.Fatalf("store holds %d records, want 6", n)
+	}
+	// Enforced on this node before the answer.
+	for _, v := range []string{"jti-1", "jti-5"} {
+		if !e.rev.Filter().MayContain(authz.LookupKey{Kind: authz.KindToken, Issuer: "https://idp", Value: v}.FilterKey()) {
+			t.Errorf("%s not in the filter after the answer", v)
+		}
+	}
+	recs, err := e.store.Lookup(context.Background(), authz.LookupKey{Kind: authz.KindSession, Issuer: "https://idp", Value: "s-1"})
+	if err != nil || len(recs) != 1 || recs[0].Actor != "own" || recs[0].Reason != "incident 7" {
+		t.Fatalf("s-1: %+v, %v; want its own actor and the query's reason", recs, err)
+	}
+	// One audit entry a chunk, naming the actor, count, positions and
+	// digest; the chain verifies.
+	entries, _, err := e.log.List(context.Background(), audit.Query{Kind: audit.KindRevoke})
+	if err != nil || len(entries) != 2 {
+		t.Fatalf("%d revoke entries (%v), want one per chunk", len(entries), err)
+	}
+	for i, en := range entries {
+		c := res.Chunks[i]
+		if !strings.Contains(en.Target, "import of 3 records") ||
+			!strings.Contains(en.Target, fmt.Sprintf("positions %d-%d", c.FirstPosition, c.LastPosition)) ||
+			!strings.Contains(en.Target, c.Digest) || !strings.HasPrefix(en.Source, "127.0.0.1:") {
+			t.Errorf("entry %+v does not name chunk %+v", en, c)
+		}
+	}
+	if entries[0].Actor != "oncall" || entries[1].Actor != "oncall, own" {
+		t.Errorf("actors %q, %q; want oncall, then oncall and own", entries[0].Actor, entries[1].Actor)
+	}
+	rep, err := e.log.Verify(context.Background())
+	if err != nil || !rep.OK() {
+		t.Fatalf("audit chain: %+v, %v", rep, err)
+	}
+	// One log line a chunk and one for the import, none per record.
+	if n := strings.Count(e.logs.String(), `"msg":"revocations accepted"`); n != 2 {
+		t.Errorf("%d accepted log lines, want 2 (one per chunk)", n)
+	}
+}
+
+func TestImportStops(t *testing.T) {
+	long := `{"kind":"token","issuer":"https://idp","value":"` + strings.Repeat("a", MaxImportLine) + `"}`
+	garbage := strings.Repeat("not json\n", MaxImportRejected+1)
+	for _, tc := range []struct {
+		name       string
+		cfg        Config
+		body       string
+		status     int
+		stored     int
+		line       int
+		wantErr    string
+		lastStored int
+	}{
+		{
+			name:   "oversized line",
+			cfg:    Config{ImportChunk: 2},
+			body:   strings.Join([]string{tokenLine(1), tokenLine(2), tokenLine(3), long, tokenLine(5)}, "\n"),
+			status: http.StatusRequestEntityTooLarge, stored: 2, line: 4, wantErr: "line 4 is longer than",
+		},
+		{
+			name:   "too many lines",
+			cfg:    Config{ImportChunk: 2, MaxImportLines: 5},
+			body:   strings.Repeat(tokenLine(1)+"\n", 50),
+			status: http.StatusRequestEntityTooLarge, stored: 4, line: 6, wantErr: "more than 5 lines",
+		},
+		{
+			name:   "too many rejected",
+			cfg:    Config{ImportChunk: 2},
+			body:   tokenLine(1) + "\n" + tokenLine(2) + "\n" + garbage + tokenLine(3) + "\n",
+			status: http.StatusBadRequest, stored: 2, line: MaxImportRejected + 3, wantErr: "lines rejected",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newImportEnv(t, tc.cfg)
+			res, err := e.client.Import(context.Background(), strings.NewReader(tc.body), "a", "r")
+			if !IsStatus(err, tc.status) {
+				t.Fatalf("err %v, want status %d", err, tc.status)
+			}
+			if res.Stored != tc.stored || res.Line != tc.line || !strings.Contains(res.Error, tc.wantErr) {
+				t.Fatalf("result stored %d line %d error %q; want %d, %d, %q", res.Stored, res.Line, res.Error, tc.stored, tc.line, tc.wantErr)
+			}
+			// Exactly what the answer says is stored, nothing of the
+			// chunk being read when the import stopped.
+			if n := e.records(t); n != tc.stored {
+				t.Fatalf("store holds %d records, answer says %d", n, tc.stored)
+			}
+		})
+	}
+}
+
+func TestImportRefused(t *testing.T) {
+	e := newImportEnv(t, Config{Token: testToken})
+	for _, tc := range []struct {
+		name, token, contentType string
+		status                   int
+	}{
+		{"no token", "", ImportContentType, http.StatusUnauthorized},
+		{"wrong token", "wrong-token-wrong-token-wrong", ImportContentType, http.StatusUnauthorized},
+		{"JSON content type", testToken, "application/json", http.StatusUnsupportedMediaType},
+		{"form content type", testToken, "text/plain", http.StatusUnsupportedMediaType},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodPost, e.srv.URL+pathImport, strings.NewReader(tokenLine(1)+"\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", tc.contentType)
+			if tc.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			resp, err := e.srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+			if n := e.records(t); n != 0 {
+				t.Fatalf("%d records stored by a refused import", n)
+			}
+		})
+	}
+	// GET is not an import.
+	code, _, _ := (&env{srv: e.srv}).do(t, http.MethodGet, pathImport, testToken, "")
+	if code != http.StatusMethodNotAllowed {
+		t.Fatalf("GET %s: %d, want 405", pathImport, code)
+	}
+}
+
+// brokenBody yields lines then fails, as a client that dies mid-stream.
+type brokenBody struct {
+	r io.Reader
+}
+
+func (b *brokenBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err == io.EOF {
+		return n, errors.New("client died")
+	}
+	return n, err
+}
+
+// TestImportBrokenStreamThenRestart: a client dies mid-import; the chunks
+// the server stored survive a restart whole, the chunk being read is not
+// stored at all, and the records stored are still revoked after the
+// restart.
+func TestImportBrokenStreamThenRestart(t *testing.T) {
+	e := newImportEnv(t, Config{ImportChunk: 4})
+	var b strings.Builder
+	for i := range 10 { // two chunks of 4, then 2 lines and a break
+		b.WriteString(tokenLine(i) + "\n")
+	}
+	b.WriteString(`{"kind":"token","iss`) // cut mid-line
+	_, err := e.client.Import(context.Background(), &brokenBody{strings.NewReader(b.String())}, "a", "r")
+	if err == nil {
+		t.Fatal("import of a broken body succeeded")
+	}
+	// The server finishes with the request after the client is gone:
+	// wait for its one summary line.
+	e.srv.Close()
+	if !strings.Contains(e.logs.String(), `"msg":"revocations imported"`) {
+		t.Fatalf("no summary log line:\n%s", e.logs.String())
+	}
+	if err := e.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	store, err := embedded.Open(e.dir, embedded.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	st, err := store.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Records != 8 {
+		t.Fatalf("after restart the store holds %d records, want the two whole chunks (8)", st.Records)
+	}
+	for i := range 10 {
+		recs, err := store.Lookup(context.Background(), authz.LookupKey{Kind: authz.KindToken, Issuer: "https://idp", Value: fmt.Sprintf("jti-%d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := len(recs) == 1, i < 8; got != want {
+			t.Errorf("jti-%d stored %v after restart, want %v", i, got, want)
+		}
+	}
+	rep, err := audit.NewLog(store.Audit()).Verify(context.Background())
+	if err != nil || !rep.OK() || rep.Entries != 2 {
+		t.Fatalf("audit after restart: %+v, %v; want a valid chain of two entries", rep, err)
+	}
+}
