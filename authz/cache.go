@@ -107,9 +107,10 @@ func (c *tokenCache) get(tok string, v *verified) bool {
 	return true
 }
 
-// getBytes is get for a key held in a byte slice, without copying it.
-func (c *tokenCache) getBytes(key []byte, v *verified) bool {
-	h := maphash.Bytes(c.seed, key)
+// getClaims returns the entry hashed h whose claims are want's, the
+// first n of its Extra included (a verified payload, cached by putClaims).
+// Like get, a hash collision only costs a miss: every field is compared.
+func (c *tokenCache) getClaims(h uint64, want *Claims, n int, v *verified) bool {
 	s := &c.shards[h>>cacheShardShift]
 	s.mu.RLock()
 	i, ok := s.index[h]
@@ -118,11 +119,52 @@ func (c *tokenCache) getBytes(key []byte, v *verified) bool {
 		e = s.slots[i]
 	}
 	s.mu.RUnlock()
-	if !ok || e.data[:e.ends[fieldToken]] != string(key) {
+	if !ok || !e.holds(want, n) {
 		return false
 	}
 	e.load(v)
 	return true
+}
+
+// claimsHash is the hash of a verified payload's claims for getClaims and
+// putClaims: of its issuer, identity and expiry only, which tell tokens
+// apart; a hit compares every other field.
+func (c *tokenCache) claimsHash(cl *Claims) uint64 {
+	return maphash.Comparable(c.seed, struct {
+		iss, id string
+		exp     int64
+	}{cl.Issuer, cl.TokenID, cl.Expiry})
+}
+
+// holds reports whether e is the entry of a verified payload (no token)
+// with the claims of want, the first n of its Extra included.
+func (e *cacheEntry) holds(want *Claims, n int) bool {
+	if e.ends[fieldToken] != 0 || e.exp != want.Expiry || e.iat != want.IssuedAt {
+		return false
+	}
+	start := uint32(0)
+	field := func(i int) string {
+		s := e.data[start:e.ends[i]]
+		start = e.ends[i]
+		return s
+	}
+	field(fieldToken)
+	if field(fieldIssuer) != want.Issuer || field(fieldSubject) != want.Subject || field(fieldTokenID) != want.TokenID ||
+		field(fieldJTI) != want.JTI || field(fieldSession) != want.Session || field(fieldKeyID) != want.KeyID {
+		return false
+	}
+	for i := range n {
+		if field(fieldExtra+i) != want.Extra[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// putClaims caches v, a verified payload, under hash h (see getClaims),
+// unless retired (as putUnless).
+func (c *tokenCache) putClaims(h uint64, v *verified, retired *atomic.Bool) {
+	c.insert(h, newCacheEntry(h, "", v), retired)
 }
 
 // put caches v as the verification of tok.
@@ -132,7 +174,11 @@ func (c *tokenCache) put(tok string, v *verified) { c.putUnless(tok, v, nil) }
 // set: a checker that was replaced stops filling a cache it shared.
 func (c *tokenCache) putUnless(tok string, v *verified, retired *atomic.Bool) {
 	h := maphash.String(c.seed, tok)
-	e := newCacheEntry(h, tok, v)
+	c.insert(h, newCacheEntry(h, tok, v), retired)
+}
+
+// insert puts e, hashed h, in its shard unless retired is set.
+func (c *tokenCache) insert(h uint64, e cacheEntry, retired *atomic.Bool) {
 	s := &c.shards[h>>cacheShardShift]
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -134,9 +134,13 @@ type Checker struct {
 	header        string
 	rules         *ruleSet      // nil: no per-route requirements
 	introspection *introspector // nil: no issuer judges opaque tokens
-	// payloadKeys are the metadata keys of revocation-only issuers'
-	// verified payloads, each once.
-	payloadKeys []string
+	// payloadSlots are the metadata keys of revocation-only issuers'
+	// verified payloads, each once, with the issuers filed under each.
+	payloadSlots []payloadSlot
+	// payloadExtra[i] is the index in payloadNames of the claim of
+	// parseOpts.Extra[i], -1 for another claim: a payload's claim is
+	// looked up once.
+	payloadExtra []int
 	// retired is set once a checker made WithPrevious of this one is
 	// activated: this one no longer fills the caches they share.
 	retired atomic.Bool
@@ -144,7 +148,7 @@ type Checker struct {
 	prev    *Checker
 	changed map[string]bool
 	// payloadCache holds verified payloads by their identity (see
-	// appendIdentity); nil without revocation-only issuers.
+	// tokenCache.getClaims); nil without revocation-only issuers.
 	payloadCache *tokenCache
 	now          func() time.Time
 	log          *slog.Logger
@@ -230,21 +234,25 @@ func NewChecker(cfg Config, rev *Revocations, opts ...Option) (*Checker, error) 
 		}
 		ks.onChange = o.onChange
 		ks.now = o.now
-		c.issuers[ic.Issuer] = &issuer{cfg: ic, keys: ks}
+		is := &issuer{cfg: ic, keys: ks}
+		c.issuers[ic.Issuer] = is
 		if ic.Introspection != nil {
 			if c.introspection, err = newIntrospector(&ic, o.client); err != nil {
 				return nil, err
 			}
 		}
-		if k := ic.payloadKey(); ic.RevocationOnly && !slices.Contains(c.payloadKeys, k) {
-			c.payloadKeys = append(c.payloadKeys, k)
+		if ic.RevocationOnly {
+			c.addPayloadSlot(is)
 		}
 	}
 	if c.rules, err = compileRules(cfg.Rules, cfg.Issuers); err != nil {
 		return nil, err
 	}
-	if len(c.payloadKeys) > 0 {
+	if len(c.payloadSlots) > 0 {
 		c.payloadCache = newTokenCache(cfg.CacheSize)
+		for _, name := range c.parseOpts.Extra {
+			c.payloadExtra = append(c.payloadExtra, slices.Index(payloadNames[:], name))
+		}
 	}
 	if o.prev != nil {
 		c.inherit(o.prev)
