@@ -107,59 +107,51 @@ func (c *tokenCache) get(tok string, v *verified) bool {
 	return true
 }
 
-// getClaims returns the entry hashed h whose claims are want's, the
-// first n of its Extra included (a verified payload, cached by putClaims).
-// Like get, a hash collision only costs a miss: every field is compared.
-func (c *tokenCache) getClaims(h uint64, want *Claims, n int, v *verified) bool {
+// getClaims finds the entry hashed h whose claims are want's, the Extra
+// of each bit set in extra included (a verified payload, cached by
+// putClaims), and
+// returns its filter keys. Like get, a hash collision only costs a miss:
+// every field is compared, under the read lock (a few short strings), so
+// that only the keys are copied out.
+func (c *tokenCache) getClaims(h uint64, want *Claims, extra uint8) ([numChecks]bloom.Key, bool) {
 	s := &c.shards[h>>cacheShardShift]
 	s.mu.RLock()
+	defer s.mu.RUnlock()
 	i, ok := s.index[h]
-	var e cacheEntry
-	if ok {
-		e = s.slots[i]
+	if !ok || !s.slots[i].holds(want, extra) {
+		return [numChecks]bloom.Key{}, false
 	}
-	s.mu.RUnlock()
-	if !ok || !e.holds(want, n) {
-		return false
-	}
-	e.load(v)
-	return true
+	return s.slots[i].keys, true
 }
 
 // claimsHash is the hash of a verified payload's claims for getClaims and
-// putClaims: of its issuer, identity and expiry only, which tell tokens
-// apart; a hit compares every other field.
+// putClaims: of its identity and expiry only, which tell tokens apart; a
+// hit compares every other field.
 func (c *tokenCache) claimsHash(cl *Claims) uint64 {
-	return maphash.Comparable(c.seed, struct {
-		iss, id string
-		exp     int64
-	}{cl.Issuer, cl.TokenID, cl.Expiry})
+	return maphash.String(c.seed, cl.TokenID) ^ uint64(cl.Expiry)*0x9e3779b97f4a7c15
 }
 
 // holds reports whether e is the entry of a verified payload (no token)
-// with the claims of want, the first n of its Extra included.
-func (e *cacheEntry) holds(want *Claims, n int) bool {
+// with the claims of want, the Extra of each bit set in extra included.
+func (e *cacheEntry) holds(want *Claims, extra uint8) bool {
 	if e.ends[fieldToken] != 0 || e.exp != want.Expiry || e.iat != want.IssuedAt {
 		return false
 	}
-	start := uint32(0)
-	field := func(i int) string {
-		s := e.data[start:e.ends[i]]
-		start = e.ends[i]
-		return s
-	}
-	field(fieldToken)
+	field := func(i int) string { return e.data[e.ends[i-1]:e.ends[i]] }
 	if field(fieldIssuer) != want.Issuer || field(fieldSubject) != want.Subject || field(fieldTokenID) != want.TokenID ||
 		field(fieldJTI) != want.JTI || field(fieldSession) != want.Session || field(fieldKeyID) != want.KeyID {
 		return false
 	}
-	for i := range n {
-		if field(fieldExtra+i) != want.Extra[i] {
+	for i := 0; extra != 0; i, extra = i+1, extra>>1 {
+		if extra&1 != 0 && field(fieldExtra+i) != want.Extra[i] {
 			return false
 		}
 	}
 	return true
 }
+
+// holds takes a bit of extra for each claim header.
+const _ = uint8(1<<MaxClaimHeaders - 1)
 
 // putClaims caches v, a verified payload, under hash h (see getClaims),
 // unless retired (as putUnless).

@@ -141,6 +141,10 @@ type Checker struct {
 	// parseOpts.Extra[i], -1 for another claim: a payload's claim is
 	// looked up once.
 	payloadExtra []int
+	// payloadExtraOwn has bit i set when parseOpts.Extra[i] is not one of
+	// the string claims a cached payload is compared by anyway (iss, sub,
+	// jti, sid), whose values it is.
+	payloadExtraOwn uint8
 	// retired is set once a checker made WithPrevious of this one is
 	// activated: this one no longer fills the caches they share.
 	retired atomic.Bool
@@ -250,8 +254,12 @@ func NewChecker(cfg Config, rev *Revocations, opts ...Option) (*Checker, error) 
 	}
 	if len(c.payloadSlots) > 0 {
 		c.payloadCache = newTokenCache(cfg.CacheSize)
-		for _, name := range c.parseOpts.Extra {
-			c.payloadExtra = append(c.payloadExtra, slices.Index(payloadNames[:], name))
+		for i, name := range c.parseOpts.Extra {
+			k := slices.Index(payloadNames[:], name)
+			c.payloadExtra = append(c.payloadExtra, k)
+			if k < 0 || k >= 4 {
+				c.payloadExtraOwn |= 1 << i
+			}
 		}
 	}
 	if o.prev != nil {

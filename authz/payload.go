@@ -210,7 +210,9 @@ func (c *Checker) acceptPayload(md map[string]*structpb.Value, slot *payloadSlot
 	claims := claimsOf(&cl, start, id, kid)
 	claims.Extra = extra
 	hash := c.payloadCache.claimsHash(&claims)
-	if !c.payloadCache.getClaims(hash, &claims, len(c.parseOpts.Extra), v) {
+	if keys, ok := c.payloadCache.getClaims(hash, &claims, c.payloadExtraOwn); ok {
+		v.claims, v.keys = claims, keys
+	} else {
 		fill(v, claims)
 		c.payloadCache.putClaims(hash, v, &c.retired)
 	}

@@ -372,7 +372,9 @@ func TestPayloadCacheIdentity(t *testing.T) {
 		{"other issuer", func(_ *payloadWorld, c map[string]any) { c["iss"] = issY }, "k-1",
 			func(*payloadWorld) Record { return Record{Kind: KindToken, Issuer: issY, Value: "j-1"} }, KindToken},
 		{"other subject", func(_ *payloadWorld, c map[string]any) { c["sub"] = "bob" }, "k-1",
-			func(w *payloadWorld) Record { return Record{Kind: KindSubject, Value: "bob", Before: time.Unix(w.now, 0)} }, KindSubject},
+			func(w *payloadWorld) Record {
+				return Record{Kind: KindSubject, Value: "bob", Before: time.Unix(w.now, 0)}
+			}, KindSubject},
 		{"other session", func(_ *payloadWorld, c map[string]any) { c["sid"] = "s-bad" }, "k-1",
 			func(*payloadWorld) Record { return Record{Kind: KindSession, Issuer: issX, Value: "s-bad"} }, KindSession},
 		{"other key", func(*payloadWorld, map[string]any) {}, "k-bad",
@@ -494,13 +496,11 @@ func TestPayloadCacheCollision(t *testing.T) {
 	} {
 		b := a
 		mod(&b)
-		var got verified
-		if c.getClaims(h, &b, 1, &got) {
+		if _, ok := c.getClaims(h, &b, 1); ok {
 			t.Errorf("claims %+v found the entry of %+v", b, a)
 		}
 	}
-	var got verified
-	if !c.getClaims(h, &a, 1, &got) || got.claims != a || got.keys != v.keys {
-		t.Fatalf("the same claims: not found, or %+v", got.claims)
+	if keys, ok := c.getClaims(h, &a, 1); !ok || keys != v.keys {
+		t.Fatalf("the same claims: found %v, keys %v, want %v", ok, keys, v.keys)
 	}
 }
