@@ -311,7 +311,7 @@ func (w *Watch) checkIssuer(ctx context.Context, ks *authz.KeySetInfo, now time.
 		if g.Uses > prev || (!known && g.Uses > 0) {
 			inUse = true
 			w.raise(Alarm{Time: now, Kind: GoneKeyInUse, Issuer: ks.Issuer, KID: g.KID,
-				Message: fmt.Sprintf("key %q left the key set at %s but %d tokens signed by it arrived since (denied unknown_key): a client holds old tokens, or the issuer still signs with a key it no longer publishes", g.KID, g.GoneAt.UTC().Format(time.RFC3339), g.Uses-prev)})
+				Message: fmt.Sprintf("key %q left the key set at %s but %d tokens naming it arrived since (denied retired_key, or bad_signature when forged): a client holds old tokens, or the issuer still signs with a key it no longer publishes", g.KID, g.GoneAt.UTC().Format(time.RFC3339), g.Uses-prev)})
 		}
 	}
 	w.mu.Lock()
