@@ -134,7 +134,7 @@ func TestServeKeyRotationWatch(t *testing.T) {
 	waitFor(t, "k1 gone", func() bool {
 		return strings.Contains(s.metrics(t), `jwtguard_key_gone_uses_total{issuer="`+rotIssuer+`",kid="k1"}`)
 	})
-	if code, msg := s.grpcCheck(t, sign(k1, "late")); code != codes.Unauthenticated || msg != "unknown_key" {
+	if code, msg := s.grpcCheck(t, sign(k1, "late")); code != codes.Unauthenticated || msg != "retired_key" {
 		t.Fatalf("token of the gone key: %v %s", code, msg)
 	}
 	waitFor(t, "gone key alarm logged", func() bool { return strings.Contains(s.stderr.String(), "alarm=gone_key_in_use") })
