@@ -33,16 +33,22 @@ type ABConfig struct {
 	// Pairs is the number of slice pairs; Slice the length of each slice.
 	Pairs int
 	Slice time.Duration
+	// Category, when set, is the category whose throughput and latency
+	// are compared (the valid requests of a flood, say); all requests are
+	// sent as the mix says either way.
+	Category Category
 }
 
 // ABPair is one pair of slices.
 type ABPair struct {
 	// AFirst: A's slice came first in this pair.
 	AFirst bool `json:"a_first"`
-	// Throughput of each slice in requests per second.
+	// Throughput of each slice in requests per second (of Category only,
+	// when set).
 	ThroughputA float64 `json:"throughput_a"`
 	ThroughputB float64 `json:"throughput_b"`
-	// Server CPU microseconds per request (0 without PIDs).
+	// Server CPU microseconds per request of any category (0 without
+	// PIDs).
 	CPUPerRequestA float64 `json:"cpu_per_request_a_us,omitempty"`
 	CPUPerRequestB float64 `json:"cpu_per_request_b_us,omitempty"`
 }
@@ -53,6 +59,8 @@ type ABResult struct {
 	LabelB string   `json:"label_b"`
 	Mix    string   `json:"mix"`
 	Slice  string   `json:"slice"`
+	// Category is the category compared; empty for every request.
+	Category string `json:"category,omitempty"`
 	Pairs  []ABPair `json:"pairs"`
 	// ThroughputRatio is the median over the pairs of B's throughput over
 	// A's; CPURatio the median of B's server CPU per request over A's.
@@ -80,6 +88,8 @@ func (c *ABConfig) Validate() error {
 		return fmt.Errorf("ab: pairs %d, want 1 to 1000", c.Pairs)
 	case c.Slice < 100*time.Millisecond || c.Slice > time.Minute:
 		return fmt.Errorf("ab: slice %s, want 100ms to 1m", c.Slice)
+	case c.Category != "" && c.Run.Mix[c.Category] == 0:
+		return fmt.Errorf("ab: category %q is not in the mix %s", c.Category, c.Run.Mix)
 	}
 	run := c.Run
 	run.Duration = c.Slice
@@ -139,10 +149,17 @@ func RunAB(ctx context.Context, cfg ABConfig) (*ABResult, error) {
 		began := time.Now()
 		sts := r.phase(ctx, "slice", next, cfg.Slice)
 		secs := time.Since(began).Seconds()
-		var n int64
+		var n, counted int64
 		for _, st := range sts {
 			n += st.hist.TotalCount()
-			all.hist.Merge(st.hist)
+			h := st.hist
+			if cfg.Category != "" {
+				if h = st.cats[cfg.Category]; h == nil {
+					h = newHist()
+				}
+			}
+			counted += h.TotalCount()
+			all.hist.Merge(h)
 			res.add(st, true)
 		}
 		seq += n
@@ -158,9 +175,10 @@ func RunAB(ctx context.Context, cfg ABConfig) (*ABResult, error) {
 				perReq = (cpu1 - cpu0).Seconds() / float64(n) * 1e6
 			}
 		}
-		return float64(n) / secs, perReq, nil
+		return float64(counted) / secs, perReq, nil
 	}
-	out := &ABResult{LabelA: cfg.LabelA, LabelB: cfg.LabelB, Mix: cfg.Run.Mix.String(), Slice: cfg.Slice.String(), A: resA, B: resB}
+	out := &ABResult{LabelA: cfg.LabelA, LabelB: cfg.LabelB, Mix: cfg.Run.Mix.String(), Slice: cfg.Slice.String(),
+		Category: string(cfg.Category), A: resA, B: resB}
 	for i := range cfg.Pairs {
 		p := ABPair{AFirst: i%2 == 0}
 		for _, first := range []bool{true, false} {
@@ -235,6 +253,10 @@ func (r *ABResult) Err() error {
 // WriteText prints every pair and the medians.
 func (r *ABResult) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "interleaved: A %s, B %s, mix %s, %d pairs of %s slices\n", r.LabelA, r.LabelB, r.Mix, len(r.Pairs), r.Slice)
+	what := ""
+	if r.Category != "" {
+		what = r.Category + " requests: " // throughput and p99 of that category; CPU of all
+	}
 	for i, p := range r.Pairs {
 		order := "A B"
 		if !p.AFirst {
@@ -243,8 +265,8 @@ func (r *ABResult) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "  pair %2d (%s): A %8.0f req/s %6.1f µs CPU, B %8.0f req/s %6.1f µs CPU: %.3fx\n",
 			i+1, order, p.ThroughputA, p.CPUPerRequestA, p.ThroughputB, p.CPUPerRequestB, p.ThroughputB/p.ThroughputA)
 	}
-	fmt.Fprintf(w, "%s vs %s: throughput %.3fx (median of %d pairs), p99 %.3fx (%.0f vs %.0f µs), server CPU per request %.3fx\n",
-		r.LabelB, r.LabelA, r.ThroughputRatio, len(r.Pairs), r.P99Ratio, r.P99B, r.P99A, r.CPURatio)
+	fmt.Fprintf(w, "%s vs %s: %sthroughput %.3fx (median of %d pairs), p99 %.3fx (%.0f vs %.0f µs), server CPU per request %.3fx\n",
+		r.LabelB, r.LabelA, what, r.ThroughputRatio, len(r.Pairs), r.P99Ratio, r.P99B, r.P99A, r.CPURatio)
 	for _, s := range []*Result{r.A, r.B} {
 		fmt.Fprintf(w, "  %s: %d requests, %d wrong decisions, %d transport errors\n", s.Label, s.Requests, s.Wrong, s.TransportErrors)
 	}

@@ -17,7 +17,7 @@ func runAB(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("ab", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg := loadgen.ABConfig{Run: loadgen.DefaultRunConfig(), Pairs: 15, Slice: 2 * time.Second, LabelA: "A", LabelB: "B"}
-	var keysDir, mix, jsonOut string
+	var keysDir, mix, jsonOut, category string
 	fs.StringVar(&cfg.Run.Target, "a", "", "gRPC ext_authz address of server A (the reference)")
 	fs.StringVar(&cfg.TargetB, "b", "", "gRPC ext_authz address of server B (compared with A)")
 	fs.StringVar(&cfg.LabelA, "label-a", cfg.LabelA, "name of server A in the output")
@@ -34,6 +34,7 @@ func runAB(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&mix, "mix", cfg.Run.Mix.String(), "token mix: weights of repeated, fresh, revoked, invalid, forged, verified")
 	fs.IntVar(&cfg.Run.RepeatedTokens, "repeated-tokens", cfg.Run.RepeatedTokens, "distinct tokens of the repeated category")
 	fs.DurationVar(&cfg.Run.RequestTimeout, "request-timeout", cfg.Run.RequestTimeout, "deadline of each request")
+	fs.StringVar(&category, "category", "", "compare the throughput and p99 of this category of the mix only (e.g. repeated, the valid requests of a forged flood)")
 	fs.StringVar(&jsonOut, "json", "", "write the result as JSON to this file")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -48,6 +49,7 @@ func runAB(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if cfg.Run.Keys, err = loadgen.LoadKeys(keysDir); err != nil {
 		return err
 	}
+	cfg.Category = loadgen.Category(category)
 	cfg.Run.Progress = stderr
 	res, err := loadgen.RunAB(ctx, cfg)
 	if err != nil {

@@ -12,6 +12,10 @@
 #   revoked10  the no-op baseline, jwtguard; mix repeated=90,revoked=10
 #   detectors  jwtguard, jwtguard with every detector on
 #              (bench/detectors/all-observe.yaml); mix repeated=100
+#   forged50block  the no-op baseline, jwtguard with the bad-signature
+#              detector blocking (bench/detectors/block-forgeries.yaml);
+#              mix repeated=50,forged=50 (every forged token distinct, from
+#              one flood address); compares the valid (repeated) requests
 # Results: $OUT (default: a new temporary folder)/<comparison>.json and .txt.
 set -euo pipefail
 
@@ -61,11 +65,12 @@ if [ ! -e "$KEYS" ]; then
 fi
 
 for c in $COMPARISONS; do
-	mix=repeated=100 a=(--mode baseline --ballast-mb "$BALLAST_MB") b=(--mode jwtguard --revoke-mix) expect_a=false
+	mix=repeated=100 a=(--mode baseline --ballast-mb "$BALLAST_MB") b=(--mode jwtguard --revoke-mix) expect_a=false category=""
 	case $c in
 	repeated) ;;
 	revoked10) mix=repeated=90,revoked=10 ;;
 	detectors) a=(--mode jwtguard --revoke-mix) b=(--mode jwtguard --revoke-mix --detectors bench/detectors/all-observe.yaml) expect_a=true ;;
+	forged50block) mix=repeated=50,forged=50 b=(--mode jwtguard --revoke-mix --detectors bench/detectors/block-forgeries.yaml) category=repeated ;;
 	*) echo "unknown comparison $c" >&2; exit 2 ;;
 	esac
 	echo "load average before $c: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -78,7 +83,7 @@ for c in $COMPARISONS; do
 	"$LOADGEN" ab --a "$GRPC_A" --b "$GRPC_B" --label-a "$label_a" --label-b "$label_b" \
 		--expect-a="$expect_a" --expect-b=true --pid-a "$pid_a" --pid-b "$pid_b" --keys "$KEYS" \
 		--conns "$CONNS" --streams "$STREAMS" --pairs "$PAIRS" --slice "$SLICE" --mix "$mix" \
-		--json "$OUT/$c.json" >"$OUT/$c.txt" 2>"$OUT/logs/$c.progress" || true
+		--category "$category" --json "$OUT/$c.json" >"$OUT/$c.txt" 2>"$OUT/logs/$c.progress" || true
 	stop_servers
 	cat "$OUT/$c.txt"
 	echo "load average after $c: $(cut -d' ' -f1-3 /proc/loadavg)"

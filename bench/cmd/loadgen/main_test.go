@@ -223,6 +223,28 @@ func TestAB(t *testing.T) {
 		t.Fatalf("result %+v: want 2 pairs with throughputs, a ratio, and revoked decisions from jwtguard", res)
 	}
 
+	// One category compared: a tenth of the requests.
+	stdout.Reset()
+	cat := []string{"ab", "--a", base, "--b", guard, "--keys", keys, "--conns", "1", "--streams", "2", "--pairs", "1", "--slice", "200ms",
+		"--mix", "repeated=1,invalid=9", "--category", "repeated", "--json", out}
+	if status := run(context.Background(), cat, &stdout, &stderr); status != 0 || !strings.Contains(stdout.String(), "B vs A: repeated requests: throughput") {
+		t.Fatalf("ab --category: status %d, %q", status, stdout.String())
+	}
+	res = loadgen.ABResult{}
+	if b, err = os.ReadFile(out); err == nil {
+		err = json.Unmarshal(b, &res)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Pairs[0].ThroughputA * res.A.Seconds; res.Category != "repeated" || got <= 0 || got > 0.5*float64(res.A.Requests) {
+		t.Fatalf("category throughput %v over %d requests in all: want about a tenth (%+v)", got, res.A.Requests, res)
+	}
+	stderr.Reset()
+	if status := run(context.Background(), append(args, "--category", "forged"), &stdout, &stderr); status != 1 || !strings.Contains(stderr.String(), `category "forged" is not in the mix`) {
+		t.Fatalf("a category not in the mix: status %d, %q", status, stderr.String())
+	}
+
 	stdout.Reset()
 	stderr.Reset()
 	wrong := []string{"ab", "--a", guard, "--b", base, "--expect-a", "--expect-b", "--keys", keys, "--conns", "1", "--streams", "2",
