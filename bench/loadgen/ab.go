@@ -55,13 +55,13 @@ type ABPair struct {
 
 // ABResult is the outcome of RunAB.
 type ABResult struct {
-	LabelA string   `json:"label_a"`
-	LabelB string   `json:"label_b"`
-	Mix    string   `json:"mix"`
-	Slice  string   `json:"slice"`
+	LabelA string `json:"label_a"`
+	LabelB string `json:"label_b"`
+	Mix    string `json:"mix"`
+	Slice  string `json:"slice"`
 	// Category is the category compared; empty for every request.
-	Category string `json:"category,omitempty"`
-	Pairs  []ABPair `json:"pairs"`
+	Category string   `json:"category,omitempty"`
+	Pairs    []ABPair `json:"pairs"`
 	// ThroughputRatio is the median over the pairs of B's throughput over
 	// A's; CPURatio the median of B's server CPU per request over A's.
 	ThroughputRatio float64 `json:"throughput_ratio"`
