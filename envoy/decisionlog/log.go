@@ -167,11 +167,24 @@ func (l *Log) run() {
 	defer close(l.done)
 	tick := time.NewTicker(l.cfg.SummaryInterval)
 	defer tick.Stop()
+	// Polled, not waited on (envoy.PollInterval): no wake-up and no write
+	// call per request; each poll writes what queued since, then flushes.
+	poll := time.NewTicker(envoy.PollInterval)
+	defer poll.Stop()
 	for {
 		select {
-		case r := <-l.full:
-			l.write(r)
-			if len(l.full) == 0 {
+		case <-poll.C:
+			n := 0
+			for ; n < cap(l.full); n++ {
+				select {
+				case r := <-l.full:
+					l.write(r)
+					continue
+				default:
+				}
+				break
+			}
+			if n > 0 {
 				l.flush()
 			}
 		case <-tick.C:

@@ -198,11 +198,9 @@ func (e *Engine) Observe(ev *envoy.Event) {
 	}
 }
 
-// pollInterval is how often the worker drains the queue. It polls rather
-// than waits on the queue: a send to a channel a goroutine waits on wakes
-// that goroutine, which cost every allowed request a scheduler round
-// trip; a send to a buffered channel nobody waits on is a copy.
-const pollInterval = 5 * time.Millisecond
+// pollInterval is how often the worker drains the queue (see
+// envoy.PollInterval: polling spares every request a wake-up).
+const pollInterval = envoy.PollInterval
 
 // Run works the queue until ctx ends, then waits for the revocations in
 // flight.

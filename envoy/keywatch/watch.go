@@ -213,12 +213,14 @@ func (w *Watch) policy(issuer string) IssuerPolicy {
 func (w *Watch) Run(ctx context.Context) {
 	t := time.NewTicker(w.cfg.Interval)
 	defer t.Stop()
+	poll := time.NewTicker(envoy.PollInterval) // see PollInterval: no wake-up per request
+	defer poll.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case s := <-w.queue:
-			w.count(s)
+		case <-poll.C:
+			w.drain()
 		case <-t.C:
 			w.Check(ctx)
 		}
