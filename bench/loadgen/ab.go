@@ -17,7 +17,8 @@ import (
 // is compared, the median of those ratios is the figure to read.
 type ABConfig struct {
 	// Run holds the load: Keys, Conns, Streams, Mix, RepeatedTokens,
-	// RequestTimeout, Progress. Its Target is A's address; its Duration,
+	// RequestTimeout, Progress, and WarmFresh (fresh tokens each server
+	// verifies before the slices, as a long-lived server has). Its Target is A's address; its Duration,
 	// Requests, Expect, ServerPID and Label are not used.
 	Run RunConfig
 	// TargetB is B's gRPC address.
@@ -106,6 +107,7 @@ func RunAB(ctx context.Context, cfg ABConfig) (*ABResult, error) {
 	}
 	tokens, err := NewTokenSet(cfg.Run.Keys, TokenOptions{
 		Repeated: cfg.Run.RepeatedTokens,
+		Warm:     cfg.Run.WarmFresh,
 		Fresh:    abPool(&cfg, Fresh, cfg.Run.FreshPool),
 		Forged:   abPool(&cfg, Forged, cfg.Run.ForgedPool),
 	})

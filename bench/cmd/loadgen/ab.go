@@ -32,6 +32,7 @@ func runAB(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.Run.Conns, "conns", cfg.Run.Conns, "gRPC connections to each server")
 	fs.IntVar(&cfg.Run.Streams, "streams", cfg.Run.Streams, "requests in flight, in total")
 	fs.StringVar(&mix, "mix", cfg.Run.Mix.String(), "token mix: weights of repeated, fresh, revoked, invalid, forged, verified")
+	fs.IntVar(&cfg.Run.WarmFresh, "warm-fresh", 0, "fresh tokens each server verifies before the slices (a long-lived server's full cache)")
 	fs.IntVar(&cfg.Run.RepeatedTokens, "repeated-tokens", cfg.Run.RepeatedTokens, "distinct tokens of the repeated category")
 	fs.DurationVar(&cfg.Run.RequestTimeout, "request-timeout", cfg.Run.RequestTimeout, "deadline of each request")
 	fs.StringVar(&category, "category", "", "compare the throughput and p99 of this category of the mix only (e.g. repeated, the valid requests of a forged flood)")

@@ -10,6 +10,8 @@
 # Comparisons (A, the reference, then B):
 #   repeated   the no-op baseline, jwtguard; mix repeated=100
 #   revoked10  the no-op baseline, jwtguard; mix repeated=90,revoked=10
+#   warm       repeated, after each server verified 100k fresh tokens (a
+#              long-lived server: its verified-token cache full)
 #   detectors  jwtguard, jwtguard with every detector on
 #              (bench/detectors/all-observe.yaml); mix repeated=100
 #   forged50block  the no-op baseline, jwtguard with the bad-signature
@@ -28,7 +30,7 @@ STREAMS=${STREAMS:-16}
 BALLAST_MB=${BALLAST_MB:-4}
 GRPC_A=${GRPC_A:-127.0.0.1:9310}
 GRPC_B=${GRPC_B:-127.0.0.1:9311}
-COMPARISONS=${COMPARISONS:-"repeated revoked10 detectors"}
+COMPARISONS=${COMPARISONS:-"repeated revoked10 warm detectors forged50block"}
 
 mkdir -p "$OUT/logs"
 LOADGEN="$OUT/loadgen"
@@ -65,10 +67,11 @@ if [ ! -e "$KEYS" ]; then
 fi
 
 for c in $COMPARISONS; do
-	mix=repeated=100 a=(--mode baseline --ballast-mb "$BALLAST_MB") b=(--mode jwtguard --revoke-mix) expect_a=false category=""
+	mix=repeated=100 a=(--mode baseline --ballast-mb "$BALLAST_MB") b=(--mode jwtguard --revoke-mix) expect_a=false category="" run=()
 	case $c in
 	repeated) ;;
 	revoked10) mix=repeated=90,revoked=10 ;;
+	warm) run=(--warm-fresh 100000) ;;
 	detectors) a=(--mode jwtguard --revoke-mix) b=(--mode jwtguard --revoke-mix --detectors bench/detectors/all-observe.yaml) expect_a=true ;;
 	forged50block) mix=repeated=50,forged=50 b=(--mode jwtguard --revoke-mix --detectors bench/detectors/block-forgeries.yaml) category=repeated ;;
 	*) echo "unknown comparison $c" >&2; exit 2 ;;
@@ -83,7 +86,7 @@ for c in $COMPARISONS; do
 	"$LOADGEN" ab --a "$GRPC_A" --b "$GRPC_B" --label-a "$label_a" --label-b "$label_b" \
 		--expect-a="$expect_a" --expect-b=true --pid-a "$pid_a" --pid-b "$pid_b" --keys "$KEYS" \
 		--conns "$CONNS" --streams "$STREAMS" --pairs "$PAIRS" --slice "$SLICE" --mix "$mix" \
-		--category "$category" --json "$OUT/$c.json" >"$OUT/$c.txt" 2>"$OUT/logs/$c.progress" || true
+		--category "$category" ${run[@]+"${run[@]}"} --json "$OUT/$c.json" >"$OUT/$c.txt" 2>"$OUT/logs/$c.progress" || true
 	stop_servers
 	cat "$OUT/$c.txt"
 	echo "load average after $c: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -200,7 +200,7 @@ func TestAB(t *testing.T) {
 	base := serveCommand(t, "--mode", "baseline", "--keys", keys, "--log-level", "error")
 	guard := serveCommand(t, "--mode", "jwtguard", "--keys", keys, "--revoke-mix", "--log-level", "error")
 	args := []string{"ab", "--a", base, "--b", guard, "--label-a", "baseline", "--label-b", "jwtguard", "--keys", keys,
-		"--conns", "1", "--streams", "2", "--pairs", "2", "--slice", "100ms", "--mix", "repeated=8,revoked=1,invalid=1"}
+		"--conns", "1", "--streams", "2", "--pairs", "2", "--slice", "100ms", "--mix", "repeated=8,revoked=1,invalid=1", "--warm-fresh", "10"}
 	var stdout, stderr bytes.Buffer
 	out := filepath.Join(dir, "ab.json")
 	if status := run(context.Background(), append(args, "--json", out), &stdout, &stderr); status != 0 {
