@@ -158,10 +158,7 @@ type detectNode struct {
 
 func startDetectNode(t *testing.T, yaml string) *detectNode {
 	t.Helper()
-	key, err := mint.NewKey("ES256", "detect-1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := newKey(t, "detect-1")
 	jwks, err := mint.JWKS(key)
 	if err != nil {
 		t.Fatal(err)
@@ -383,14 +380,8 @@ detectors:
 // by jwtguard/auto:retired-key, in the audit trail, that also denies the
 // subject's other tokens issued before it, new key or not.
 func TestDetectorRetiredKeyRevokesSubject(t *testing.T) {
-	k1, err := mint.NewKey("ES256", "k1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	k2, err := mint.NewKey("ES256", "k2")
-	if err != nil {
-		t.Fatal(err)
-	}
+	k1 := newKey(t, "k1")
+	k2 := newKey(t, "k2")
 	dir := t.TempDir()
 	jwksPath := filepath.Join(dir, "jwks.json")
 	writeJWKS := func(keys ...*mint.Key) {
@@ -429,10 +420,7 @@ func TestDetectorRetiredKeyRevokesSubject(t *testing.T) {
 	// The issuer drops k1; a token naming a kid the node does not know
 	// makes it reload the set (k3 is not published: that token is refused).
 	writeJWKS(k2)
-	k3, err := mint.NewKey("ES256", "k3")
-	if err != nil {
-		t.Fatal(err)
-	}
+	k3 := newKey(t, "k3")
 	if code, msg := n.checkFrom(t, sign(k3, "probe", "eve"), "192.0.2.9"); code == codes.OK || msg != "unknown_key" {
 		t.Fatalf("a kid never published: %v %s, want unknown_key", code, msg)
 	}
@@ -459,4 +447,14 @@ func TestDetectorRetiredKeyRevokesSubject(t *testing.T) {
 	if trail := n.auditTrail(t); !strings.Contains(trail, `"actor":"jwtguard/auto:retired-key"`) {
 		t.Fatalf("audit trail %s, want the automatic revocation", trail)
 	}
+}
+
+// newKey is a new ES256 signing key named kid.
+func newKey(t *testing.T, kid string) *mint.Key {
+	t.Helper()
+	k, err := mint.NewKey("ES256", kid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

@@ -49,14 +49,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // tokens are revoked on the mesh (a key record in the source) while the
 // new key's pass; a token of a key that left the set raises its alarm.
 func TestServeKeyRotationWatch(t *testing.T) {
-	k1, err := mint.NewKey("ES256", "k1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	k2, err := mint.NewKey("ES256", "k2")
-	if err != nil {
-		t.Fatal(err)
-	}
+	k1 := newKey(t, "k1")
+	k2 := newKey(t, "k2")
 	var jwks atomic.Pointer[[]byte]
 	serveKeys := func(keys ...*mint.Key) {
 		b, err := mint.JWKS(keys...)

@@ -174,37 +174,34 @@ func (l *Log) run() {
 	for {
 		select {
 		case <-poll.C:
-			n := 0
-			for ; n < cap(l.full); n++ {
-				select {
-				case r := <-l.full:
-					l.write(r)
-					continue
-				default:
-				}
-				break
-			}
-			if n > 0 {
+			if l.writeQueued(cap(l.full)) > 0 {
 				l.flush()
 			}
 		case <-tick.C:
 			l.summarize(time.Now())
 			l.flush()
 		case <-l.stop:
-			for {
-				select {
-				case r := <-l.full:
-					l.write(r)
-					continue
-				default:
-				}
-				break
-			}
+			l.writeQueued(-1)
 			l.summarize(time.Now())
 			l.flush()
 			return
 		}
 	}
+}
+
+// writeQueued writes at most max queued records (-1: until the queue is
+// empty) and returns how many it wrote.
+func (l *Log) writeQueued(max int) int {
+	n := 0
+	for ; n != max; n++ {
+		select {
+		case r := <-l.full:
+			l.write(r)
+		default:
+			return n
+		}
+	}
+	return n
 }
 
 // line is one decision as written.
