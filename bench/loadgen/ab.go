@@ -34,6 +34,9 @@ type ABConfig struct {
 	// Pairs is the number of slice pairs; Slice the length of each slice.
 	Pairs int
 	Slice time.Duration
+	// MixB, when set, is B's mix (A's is Run.Mix): two kinds of request
+	// compared, on one server (TargetB = Target) or two.
+	MixB Mix
 	// Category, when set, is the category whose throughput and latency
 	// are compared (the valid requests of a flood, say); all requests are
 	// sent as the mix says either way.
@@ -59,6 +62,7 @@ type ABResult struct {
 	LabelA string `json:"label_a"`
 	LabelB string `json:"label_b"`
 	Mix    string `json:"mix"`
+	MixB   string `json:"mix_b,omitempty"`
 	Slice  string `json:"slice"`
 	// Category is the category compared; empty for every request.
 	Category string   `json:"category,omitempty"`
@@ -89,8 +93,8 @@ func (c *ABConfig) Validate() error {
 		return fmt.Errorf("ab: pairs %d, want 1 to 1000", c.Pairs)
 	case c.Slice < 100*time.Millisecond || c.Slice > time.Minute:
 		return fmt.Errorf("ab: slice %s, want 100ms to 1m", c.Slice)
-	case c.Category != "" && c.Run.Mix[c.Category] == 0:
-		return fmt.Errorf("ab: category %q is not in the mix %s", c.Category, c.Run.Mix)
+	case c.Category != "" && (c.Run.Mix[c.Category] == 0 || c.MixB.total() > 0 && c.MixB[c.Category] == 0):
+		return fmt.Errorf("ab: category %q is not in the mix", c.Category)
 	}
 	run := c.Run
 	run.Duration = c.Slice
@@ -114,9 +118,9 @@ func RunAB(ctx context.Context, cfg ABConfig) (*ABResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	side := func(target, label string, expect bool) (*runner, *Result, *stats, error) {
+	side := func(target, label string, expect bool, mix Mix) (*runner, *Result, *stats, error) {
 		rc := cfg.Run
-		rc.Target, rc.Label, rc.Expect, rc.Progress = target, label, expect, nil
+		rc.Target, rc.Label, rc.Expect, rc.Mix, rc.Progress = target, label, expect, mix, nil
 		r := &runner{cfg: &rc, tokens: tokens}
 		if r.tgt, err = dialGRPC(target, rc.Conns); err != nil {
 			return nil, nil, nil, err
@@ -125,12 +129,16 @@ func RunAB(ctx context.Context, cfg ABConfig) (*ABResult, error) {
 			Streams: rc.Streams, Expect: expect, Outcomes: map[string]int64{}}
 		return r, res, newStats(), nil
 	}
-	ra, resA, allA, err := side(cfg.Run.Target, cfg.LabelA, cfg.ExpectA)
+	mixB := cfg.Run.Mix
+	if cfg.MixB.total() > 0 {
+		mixB = cfg.MixB
+	}
+	ra, resA, allA, err := side(cfg.Run.Target, cfg.LabelA, cfg.ExpectA, cfg.Run.Mix)
 	if err != nil {
 		return nil, err
 	}
 	defer ra.tgt.close()
-	rb, resB, allB, err := side(cfg.TargetB, cfg.LabelB, cfg.ExpectB)
+	rb, resB, allB, err := side(cfg.TargetB, cfg.LabelB, cfg.ExpectB, mixB)
 	if err != nil {
 		return nil, err
 	}
@@ -138,10 +146,10 @@ func RunAB(ctx context.Context, cfg ABConfig) (*ABResult, error) {
 	ra.warmUp(ctx, resA)
 	rb.warmUp(ctx, resB)
 
-	sched := cfg.Run.Mix.schedule()
 	var seq int64 // shared: one-use tokens are never sent twice
-	next := func(i int64) *Token { return tokens.pick(sched[(seq+i)%int64(len(sched))]) }
 	slice := func(r *runner, res *Result, all *stats, pid int) (float64, float64, error) {
+		sched := r.cfg.Mix.schedule()
+		next := func(i int64) *Token { return tokens.pick(sched[(seq+i)%int64(len(sched))]) }
 		var cpu0 time.Duration
 		if pid > 0 {
 			if cpu0, err = processCPU(pid); err != nil {
@@ -181,6 +189,9 @@ func RunAB(ctx context.Context, cfg ABConfig) (*ABResult, error) {
 	}
 	out := &ABResult{LabelA: cfg.LabelA, LabelB: cfg.LabelB, Mix: cfg.Run.Mix.String(), Slice: cfg.Slice.String(),
 		Category: string(cfg.Category), A: resA, B: resB}
+	if cfg.MixB.total() > 0 {
+		out.MixB = cfg.MixB.String()
+	}
 	for i := range cfg.Pairs {
 		p := ABPair{AFirst: i%2 == 0}
 		for _, first := range []bool{true, false} {
@@ -224,6 +235,9 @@ func RunAB(ctx context.Context, cfg ABConfig) (*ABResult, error) {
 func abPool(cfg *ABConfig, cat Category, set int) int {
 	rc := cfg.Run
 	rc.Duration = 2 * time.Duration(cfg.Pairs) * cfg.Slice
+	if cfg.MixB[cat] > rc.Mix[cat] {
+		rc.Mix = cfg.MixB
+	}
 	rc.MaxDuration = max(rc.MaxDuration, rc.Duration)
 	return rc.pool(cat, set)
 }
@@ -254,7 +268,11 @@ func (r *ABResult) Err() error {
 
 // WriteText prints every pair and the medians.
 func (r *ABResult) WriteText(w io.Writer) {
-	fmt.Fprintf(w, "interleaved: A %s, B %s, mix %s, %d pairs of %s slices\n", r.LabelA, r.LabelB, r.Mix, len(r.Pairs), r.Slice)
+	mix := "mix " + r.Mix
+	if r.MixB != "" {
+		mix = "mix A " + r.Mix + ", mix B " + r.MixB
+	}
+	fmt.Fprintf(w, "interleaved: A %s, B %s, %s, %d pairs of %s slices\n", r.LabelA, r.LabelB, mix, len(r.Pairs), r.Slice)
 	what := ""
 	if r.Category != "" {
 		what = r.Category + " requests: " // throughput and p99 of that category; CPU of all

@@ -17,7 +17,7 @@ func runAB(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("ab", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg := loadgen.ABConfig{Run: loadgen.DefaultRunConfig(), Pairs: 15, Slice: 2 * time.Second, LabelA: "A", LabelB: "B"}
-	var keysDir, mix, jsonOut, category string
+	var keysDir, mix, mixB, jsonOut, category string
 	fs.StringVar(&cfg.Run.Target, "a", "", "gRPC ext_authz address of server A (the reference)")
 	fs.StringVar(&cfg.TargetB, "b", "", "gRPC ext_authz address of server B (compared with A)")
 	fs.StringVar(&cfg.LabelA, "label-a", cfg.LabelA, "name of server A in the output")
@@ -32,6 +32,7 @@ func runAB(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&cfg.Run.Conns, "conns", cfg.Run.Conns, "gRPC connections to each server")
 	fs.IntVar(&cfg.Run.Streams, "streams", cfg.Run.Streams, "requests in flight, in total")
 	fs.StringVar(&mix, "mix", cfg.Run.Mix.String(), "token mix: weights of repeated, fresh, revoked, invalid, forged, verified")
+	fs.StringVar(&mixB, "mix-b", "", "B's token mix, when it differs from A's (--mix); --b may then name A's server")
 	fs.IntVar(&cfg.Run.WarmFresh, "warm-fresh", 0, "fresh tokens each server verifies before the slices (a long-lived server's full cache)")
 	fs.IntVar(&cfg.Run.RepeatedTokens, "repeated-tokens", cfg.Run.RepeatedTokens, "distinct tokens of the repeated category")
 	fs.DurationVar(&cfg.Run.RequestTimeout, "request-timeout", cfg.Run.RequestTimeout, "deadline of each request")
@@ -46,6 +47,11 @@ func runAB(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var err error
 	if cfg.Run.Mix, err = loadgen.ParseMix(mix); err != nil {
 		return err
+	}
+	if mixB != "" {
+		if cfg.MixB, err = loadgen.ParseMix(mixB); err != nil {
+			return fmt.Errorf("--mix-b: %w", err)
+		}
 	}
 	if cfg.Run.Keys, err = loadgen.LoadKeys(keysDir); err != nil {
 		return err

@@ -14,6 +14,9 @@
 #              long-lived server: its verified-token cache full)
 #   detectors  jwtguard, jwtguard with every detector on
 #              (bench/detectors/all-observe.yaml); mix repeated=100
+#   verified   jwtguard, jwtguard; mix repeated=100 for A, verified=100
+#              for B (revocation-only: jwt_authn's payload in the check's
+#              metadata) against the cached path
 #   forged50block  the no-op baseline, jwtguard with the bad-signature
 #              detector blocking (bench/detectors/block-forgeries.yaml);
 #              mix repeated=50,forged=50 (every forged token distinct, from
@@ -67,11 +70,12 @@ if [ ! -e "$KEYS" ]; then
 fi
 
 for c in $COMPARISONS; do
-	mix=repeated=100 a=(--mode baseline --ballast-mb "$BALLAST_MB") b=(--mode jwtguard --revoke-mix) expect_a=false category="" run=()
+	mix=repeated=100 a=(--mode baseline --ballast-mb "$BALLAST_MB") b=(--mode jwtguard --revoke-mix) expect_a=false category="" run=() mixb=()
 	case $c in
 	repeated) ;;
 	revoked10) mix=repeated=90,revoked=10 ;;
 	warm) run=(--warm-fresh 100000) ;;
+	verified) a=(--mode jwtguard --revoke-mix) expect_a=true mixb=(--mix-b verified=100) ;;
 	detectors) a=(--mode jwtguard --revoke-mix) b=(--mode jwtguard --revoke-mix --detectors bench/detectors/all-observe.yaml) expect_a=true ;;
 	forged50block) mix=repeated=50,forged=50 b=(--mode jwtguard --revoke-mix --detectors bench/detectors/block-forgeries.yaml) category=repeated ;;
 	*) echo "unknown comparison $c" >&2; exit 2 ;;
@@ -83,10 +87,11 @@ for c in $COMPARISONS; do
 	pid_b=$server_pid
 	label_a=${a[1]} label_b=${b[1]}
 	[ "$c" = detectors ] && label_a=jwtguard label_b=jwtguard+detectors
+	[ "$c" = verified ] && label_a=cached label_b=revocation-only
 	"$LOADGEN" ab --a "$GRPC_A" --b "$GRPC_B" --label-a "$label_a" --label-b "$label_b" \
 		--expect-a="$expect_a" --expect-b=true --pid-a "$pid_a" --pid-b "$pid_b" --keys "$KEYS" \
 		--conns "$CONNS" --streams "$STREAMS" --pairs "$PAIRS" --slice "$SLICE" --mix "$mix" \
-		--category "$category" ${run[@]+"${run[@]}"} --json "$OUT/$c.json" >"$OUT/$c.txt" 2>"$OUT/logs/$c.progress" || true
+		--category "$category" ${run[@]+"${run[@]}"} ${mixb[@]+"${mixb[@]}"} --json "$OUT/$c.json" >"$OUT/$c.txt" 2>"$OUT/logs/$c.progress" || true
 	stop_servers
 	cat "$OUT/$c.txt"
 	echo "load average after $c: $(cut -d' ' -f1-3 /proc/loadavg)"

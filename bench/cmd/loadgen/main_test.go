@@ -240,6 +240,21 @@ func TestAB(t *testing.T) {
 	if got := res.Pairs[0].ThroughputA * res.A.Seconds; res.Category != "repeated" || got <= 0 || got > 0.5*float64(res.A.Requests) {
 		t.Fatalf("category throughput %v over %d requests in all: want about a tenth (%+v)", got, res.A.Requests, res)
 	}
+	// Two mixes on one server.
+	stdout.Reset()
+	two := []string{"ab", "--a", guard, "--b", guard, "--expect-a", "--keys", keys, "--conns", "1", "--streams", "2", "--pairs", "1", "--slice", "100ms",
+		"--mix", "repeated=1", "--mix-b", "invalid=1", "--json", out}
+	if status := run(context.Background(), two, &stdout, &stderr); status != 0 || !strings.Contains(stdout.String(), "mix A repeated=1, mix B invalid=1") {
+		t.Fatalf("ab --mix-b: status %d, %q", status, stdout.String())
+	}
+	res = loadgen.ABResult{}
+	if b, err = os.ReadFile(out); err == nil {
+		err = json.Unmarshal(b, &res)
+	}
+	if err != nil || res.A.Outcomes["ok"] == 0 || res.B.Outcomes["ok"] != 0 || res.B.Outcomes["malformed"]+res.B.Outcomes["bad_signature"]+res.B.Outcomes["expired"] == 0 {
+		t.Fatalf("ab --mix-b: %v, outcomes A %v, B %v: want A allowed, B denied", err, res.A.Outcomes, res.B.Outcomes)
+	}
+
 	stderr.Reset()
 	if status := run(context.Background(), append(args, "--category", "forged"), &stdout, &stderr); status != 1 || !strings.Contains(stderr.String(), `category "forged" is not in the mix`) {
 		t.Fatalf("a category not in the mix: status %d, %q", status, stderr.String())
