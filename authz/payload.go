@@ -207,13 +207,13 @@ func (c *Checker) acceptPayload(md map[string]*structpb.Value, slot *payloadSlot
 	// The filter keys (SHA-256 each) cost most: a payload seen before
 	// takes them from the cache, whose entry must hold every claim of
 	// this one (getClaims compares them all).
-	claims := claimsOf(&cl, start, id, kid)
-	claims.Extra = extra
-	hash := c.payloadCache.claimsHash(&claims)
-	if keys, ok := c.payloadCache.getClaims(hash, &claims, c.payloadExtraOwn); ok {
-		v.claims, v.keys = claims, keys
+	v.claims = claimsOf(&cl, start, id, kid)
+	v.claims.Extra = extra
+	hash := c.payloadCache.claimsHash(&v.claims)
+	if keys, ok := c.payloadCache.getClaims(hash, &v.claims, c.payloadExtraOwn); ok {
+		v.keys = keys
 	} else {
-		fill(v, claims)
+		v.setKeys()
 		c.payloadCache.putClaims(hash, v, &c.retired)
 	}
 	if c.rules != nil {
