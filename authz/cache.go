@@ -109,10 +109,9 @@ func (c *tokenCache) get(tok string, v *verified) bool {
 
 // getClaims finds the entry hashed h whose claims are want's, the Extra
 // of each bit set in extra included (a verified payload, cached by
-// putClaims), and
-// returns its filter keys. Like get, a hash collision only costs a miss:
-// every field is compared, under the read lock (a few short strings), so
-// that only the keys are copied out.
+// putClaims), and returns its filter keys. Like get, a hash collision only
+// costs a miss: every field is compared, under the read lock (a few short
+// strings), so that only the keys are copied out.
 func (c *tokenCache) getClaims(h uint64, want *Claims, extra uint8) ([numChecks]bloom.Key, bool) {
 	s := &c.shards[h>>cacheShardShift]
 	s.mu.RLock()

@@ -141,9 +141,9 @@ type Checker struct {
 	// parseOpts.Extra[i], -1 for another claim: a payload's claim is
 	// looked up once.
 	payloadExtra []int
-	// payloadExtraOwn has bit i set when parseOpts.Extra[i] is not one of
-	// the string claims a cached payload is compared by anyway (iss, sub,
-	// jti, sid), whose values it is.
+	// payloadExtraOwn has bit i set when parseOpts.Extra[i] is compared
+	// on a payload cache hit: a claim header of iss, sub, jti or sid holds
+	// that claim's value, which is compared anyway.
 	payloadExtraOwn uint8
 	// retired is set once a checker made WithPrevious of this one is
 	// activated: this one no longer fills the caches they share.
@@ -257,7 +257,7 @@ func NewChecker(cfg Config, rev *Revocations, opts ...Option) (*Checker, error) 
 		for i, name := range c.parseOpts.Extra {
 			k := slices.Index(payloadNames[:], name)
 			c.payloadExtra = append(c.payloadExtra, k)
-			if k < 0 || k >= 4 {
+			if k < 0 || k >= payloadStrings {
 				c.payloadExtraOwn |= 1 << i
 			}
 		}

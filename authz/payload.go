@@ -110,7 +110,7 @@ type payloadSlot struct {
 	issuers []*issuer
 }
 
-// addPayloadSlot files the revocation-only issuer is under its payload key.
+// addPayloadSlot files is, a revocation-only issuer, under its payload key.
 func (c *Checker) addPayloadSlot(is *issuer) {
 	k := is.cfg.payloadKey()
 	for i := range c.payloadSlots {
@@ -258,8 +258,10 @@ func sameClaims(a, b *tokenClaims) bool {
 }
 
 // payloadNames are the claims payloadClaims reads, in the order it
-// checks them.
+// checks them: the first payloadStrings are strings.
 var payloadNames = [...]string{"iss", "sub", "jti", "sid", "exp", "nbf", "iat", "aud"}
+
+const payloadStrings = 4
 
 // payloadClaims reads the claims of a verified payload with the types RFC
 // 7519 gives them, as parseTokenClaims does for a token. Strings longer
@@ -281,7 +283,7 @@ func payloadClaims(s *structpb.Struct, extra []string, extraStd []int, maxLen in
 		vals[i], has[i] = f[name]
 	}
 	var err error
-	for i, name := range payloadNames[:4] {
+	for i, name := range payloadNames[:payloadStrings] {
 		if !has[i] {
 			continue
 		}
