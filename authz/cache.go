@@ -46,6 +46,7 @@ type cacheEntry struct {
 	ends   [numFields]uint32
 	exp    int64
 	iat    int64
+	nbf    int64 // of a forwarded token only (putForwarded)
 	keys   [numChecks]bloom.Key
 	keyGen uint64 // keyRef of the key that verified the token
 	keyID  uint64
@@ -74,6 +75,8 @@ const (
 
 const (
 	flagKeyNamed = 1 << iota
+	flagHasIat   // a forwarded token's
+	flagHasNbf   // a forwarded token's
 )
 
 func newTokenCache(size int) *tokenCache {
@@ -147,6 +150,57 @@ func (e *cacheEntry) holds(want *Claims, extra uint8) bool {
 		}
 	}
 	return true
+}
+
+// forwardedToken is what revocation-only mode reads of the token a proxy
+// forwarded with a verified payload: the claims it compares with the
+// payload's (sameClaims; Aud and Extra are not kept), its kid and its
+// identity (tokenID).
+type forwardedToken struct {
+	claims  tokenClaims
+	kid, id string
+}
+
+// getForwarded fills ft with what putForwarded kept of the forwarded
+// token tok, if cached. Like get, a hit needs tok itself, byte for byte.
+// The entries of forwarded tokens and of payloads share a cache without
+// ever matching each other: a payload's entry has no token.
+func (c *tokenCache) getForwarded(tok string, ft *forwardedToken) bool {
+	h := maphash.String(c.seed, tok)
+	s := &c.shards[h>>cacheShardShift]
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	i, ok := s.index[h]
+	if !ok {
+		return false
+	}
+	e := &s.slots[i]
+	field := func(i int) string { return e.data[e.ends[i-1]:e.ends[i]] }
+	if tok == "" || e.data[:e.ends[fieldToken]] != tok {
+		return false
+	}
+	ft.claims = tokenClaims{Iss: field(fieldIssuer), Sub: field(fieldSubject), Jti: field(fieldJTI), Sid: field(fieldSession),
+		Exp: e.exp, Iat: e.iat, Nbf: e.nbf, HasIat: e.flags&flagHasIat != 0, HasNbf: e.flags&flagHasNbf != 0}
+	ft.kid, ft.id = field(fieldKeyID), field(fieldTokenID)
+	return true
+}
+
+// putForwarded caches ft as what parsing the forwarded token tok gave,
+// unless retired (as putUnless).
+func (c *tokenCache) putForwarded(tok string, ft *forwardedToken, retired *atomic.Bool) {
+	var v verified
+	v.claims = Claims{Issuer: ft.claims.Iss, Subject: ft.claims.Sub, JTI: ft.claims.Jti, Session: ft.claims.Sid,
+		TokenID: ft.id, KeyID: ft.kid, Expiry: ft.claims.Exp, IssuedAt: ft.claims.Iat}
+	h := maphash.String(c.seed, tok)
+	e := newCacheEntry(h, tok, &v)
+	e.nbf = ft.claims.Nbf
+	if ft.claims.HasIat {
+		e.flags |= flagHasIat
+	}
+	if ft.claims.HasNbf {
+		e.flags |= flagHasNbf
+	}
+	c.insert(h, e, retired)
 }
 
 // holds takes a bit of extra for each claim header.

@@ -183,17 +183,29 @@ func (c *Checker) acceptPayload(md map[string]*structpb.Value, slot *payloadSlot
 		if reason != ReasonOK {
 			return reason, fmt.Errorf("issuer %s is revocation-only: a token without jti, or without header-metadata-key, must be forwarded by the proxy", is.cfg.Issuer)
 		}
-		p, reason, err := parseToken(tok, &c.parseOpts)
-		if reason != ReasonOK {
-			return reason, fmt.Errorf("forwarded token: %w", err)
+		// Parsing it (and hashing its signing input, without jti) is
+		// what costs: a token seen before is taken from the cache.
+		var ft forwardedToken
+		cached := c.payloadCache.getForwarded(tok, &ft)
+		if !cached {
+			p, reason, err := parseToken(tok, &c.parseOpts)
+			if reason != ReasonOK {
+				return reason, fmt.Errorf("forwarded token: %w", err)
+			}
+			ft = forwardedToken{claims: p.Claims, kid: p.Header.Kid, id: tokenID(&p)}
+			ft.claims.Aud, ft.claims.Extra = nil, nil
 		}
-		if !sameClaims(&p.Claims, &cl) {
+		if !sameClaims(&ft.claims, &cl) {
 			return ReasonMalformed, errors.New("the forwarded token is not the one the proxy verified")
 		}
-		if !hasKid {
-			kid = p.Header.Kid
+		if !cached {
+			// Only a token with the very claims of a verified payload.
+			c.payloadCache.putForwarded(tok, &ft, &c.retired)
 		}
-		id = tokenID(&p)
+		if !hasKid {
+			kid = ft.kid
+		}
+		id = ft.id
 	}
 	if kid == "" {
 		// jwtguard has no key to name it by, as verifying it would: a key

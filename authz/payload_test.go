@@ -504,3 +504,85 @@ func TestPayloadCacheCollision(t *testing.T) {
 		t.Fatalf("the same claims: found %v, keys %v, want %v", ok, keys, v.keys)
 	}
 }
+
+// TestForwardedTokenCache: in Istio's layout the kid (and, without jti,
+// the identity) come from the forwarded token, parsed once and then taken
+// from the cache by the token itself. A cached forwarded token still has
+// to carry the payload's very claims, is still revoked by its own key and
+// identity, lends nothing to another token, and never lets jwtguard's own
+// verification skip a signature.
+func TestForwardedTokenCache(t *testing.T) {
+	w := newPayloadWorld(t)
+	ctx := context.Background()
+	noJTI := w.claims(issIstio, func(c map[string]any) { delete(c, "jti") })
+	tok := signClaims(t, w.key, noJTI)
+	md := metadata(t, issIstio, noJTI, "-")
+	for range 2 { // the second from the cache
+		if d := w.checker.CheckVerified(ctx, md, authorization(tok)); !d.Allowed() || d.Claims.KeyID != "a-ES256" {
+			t.Fatalf("forwarded: %s (%v) kid %q, want ok with kid a-ES256", d.Reason, d.Err, d.Claims.KeyID)
+		}
+	}
+	// The same cached token with another payload: not the one verified.
+	for _, mod := range []func(map[string]any){
+		func(c map[string]any) { c["sub"] = "mallory" },
+		func(c map[string]any) { c["jti"] = "j-other" },
+		func(c map[string]any) { c["exp"] = w.now + 300 },
+		func(c map[string]any) { c["nbf"] = w.now - 60 },
+		func(c map[string]any) { delete(c, "iat"); c["nbf"] = w.now - 60 },
+	} {
+		c := w.claims(issIstio, func(c map[string]any) { delete(c, "jti") })
+		mod(c)
+		if d := w.checker.CheckVerified(ctx, metadata(t, issIstio, c, "-"), authorization(tok)); d.Reason != ReasonMalformed {
+			t.Errorf("payload %v with the cached token: %s, want malformed", c, d.Reason)
+		}
+	}
+	// Another token of the same claims, another kid: its own kid.
+	leaked, err := mint.NewKey("ES256", "leaked")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := signClaims(t, leaked, noJTI)
+	w.revoke(t, Record{Kind: KindKey, Value: "leaked"})
+	if d := w.checker.CheckVerified(ctx, md, authorization(other)); d.Reason != ReasonRevoked || d.RevokedBy != KindKey {
+		t.Fatalf("token of the revoked key, same claims: %s/%s, want revoked by key", d.Reason, d.RevokedBy)
+	}
+	// Revoked after it was cached, by its signing-input hash.
+	rec, err := TokenRecord(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.revoke(t, rec)
+	if d := w.checker.CheckVerified(ctx, md, authorization(tok)); d.Reason != ReasonRevoked || d.RevokedBy != KindToken {
+		t.Fatalf("after its revocation: %s/%s, want revoked by token", d.Reason, d.RevokedBy)
+	}
+
+	// A forged token forwarded beside a verified payload (issEnvoy, no
+	// jti: its identity comes from the token) is cached as parsed, never
+	// as verified: jwtguard's own check of it still fails its signature.
+	envoyNoJTI := w.claims(issEnvoy, func(c map[string]any) { delete(c, "jti") })
+	forged := signClaims(t, testKeys(t).other, envoyNoJTI)
+	for range 2 {
+		if d := w.checker.CheckVerified(ctx, metadata(t, "jwt_payload", envoyNoJTI, "a-ES256"), authorization(forged)); !d.Allowed() {
+			t.Fatalf("verified payload, forged token forwarded: %s (%v), want ok (the payload is what is trusted)", d.Reason, d.Err)
+		}
+	}
+	if d := w.checker.Check(ctx, authorization(forged)); d.Reason != ReasonBadSignature {
+		t.Fatalf("the forged token verified by jwtguard: %s, want bad_signature", d.Reason)
+	}
+}
+
+// TestForwardedTokenAllocs pins Istio's layout, a forwarded token seen
+// before, at no allocation.
+func TestForwardedTokenAllocs(t *testing.T) {
+	w := newPayloadWorld(t)
+	ctx := context.Background()
+	c := w.claims(issIstio, nil)
+	tok := signClaims(t, w.key, c)
+	md, h := metadata(t, issIstio, c, "-"), MapHeaders{"authorization": "Bearer " + tok}
+	if d := w.checker.CheckVerified(ctx, md, h); !d.Allowed() {
+		t.Fatal(d.Reason, d.Err)
+	}
+	if n := testing.AllocsPerRun(100, func() { w.checker.CheckVerified(ctx, md, h) }); n != 0 {
+		t.Errorf("%v allocs per check, want 0", n)
+	}
+}
