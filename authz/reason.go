@@ -20,7 +20,7 @@ const (
 	// has left its issuer's key set (the issuer no longer publishes it).
 	// It is denied like an unknown key, but its claims are its issuer's,
 	// so the decision carries them for the detectors.
-	ReasonRetiredKey Reason = "retired_key"
+	ReasonRetiredKey     Reason = "retired_key"
 	ReasonExpired        Reason = "expired"
 	ReasonNotYetValid    Reason = "not_yet_valid"
 	ReasonIssuedInFuture Reason = "issued_in_future"
