@@ -110,8 +110,14 @@ func putRecords(tx *bolt.Tx, recs []authz.Record) error {
 		expiry[i] = expiryKey(timeKey(r.ExpiresAt), r.ID)
 		counts[r.Kind]++
 	}
-	// Stable: entries of one key keep the records' order.
-	slices.SortStableFunc(index, func(a, b entry) int { return bytes.Compare(a.key, b.key) })
+	// Entries of one key keep the records' order (a stable sort, by the
+	// record as the second key: pdqsort, far quicker on a mass revocation).
+	slices.SortFunc(index, func(a, b entry) int {
+		if c := bytes.Compare(a.key, b.key); c != 0 {
+			return c
+		}
+		return a.rec - b.rec
+	})
 	ib := tx.Bucket(bucketIndex)
 	for i := 0; i < len(index); {
 		key := index[i].key
