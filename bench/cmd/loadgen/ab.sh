@@ -17,6 +17,9 @@
 #   verified   jwtguard, jwtguard; mix repeated=100 for A, verified=100
 #              for B (revocation-only: jwt_authn's payload in the check's
 #              metadata) against the cached path
+#   verifiedonly   the same with verified-only=100 for B: jwt_authn's
+#              default (forward: false) strips the token, and with a jti and
+#              the header in the metadata jwtguard needs none
 #   forged50block  the no-op baseline, jwtguard with the bad-signature
 #              detector blocking (bench/detectors/block-forgeries.yaml);
 #              mix repeated=50,forged=50 (every forged token distinct, from
@@ -76,6 +79,7 @@ for c in $COMPARISONS; do
 	revoked10) mix=repeated=90,revoked=10 ;;
 	warm) run=(--warm-fresh 100000) ;;
 	verified) a=(--mode jwtguard --revoke-mix) expect_a=true mixb=(--mix-b verified=100) ;;
+	verifiedonly) a=(--mode jwtguard --revoke-mix) expect_a=true mixb=(--mix-b verified-only=100) ;;
 	detectors) a=(--mode jwtguard --revoke-mix) b=(--mode jwtguard --revoke-mix --detectors bench/detectors/all-observe.yaml) expect_a=true ;;
 	forged50block) mix=repeated=50,forged=50 b=(--mode jwtguard --revoke-mix --detectors bench/detectors/block-forgeries.yaml) category=repeated ;;
 	*) echo "unknown comparison $c" >&2; exit 2 ;;
@@ -88,6 +92,7 @@ for c in $COMPARISONS; do
 	label_a=${a[1]} label_b=${b[1]}
 	[ "$c" = detectors ] && label_a=jwtguard label_b=jwtguard+detectors
 	[ "$c" = verified ] && label_a=cached label_b=revocation-only
+	[ "$c" = verifiedonly ] && label_a=cached label_b=revocation-only-without-token
 	"$LOADGEN" ab --a "$GRPC_A" --b "$GRPC_B" --label-a "$label_a" --label-b "$label_b" \
 		--expect-a="$expect_a" --expect-b=true --pid-a "$pid_a" --pid-b "$pid_b" --keys "$KEYS" \
 		--conns "$CONNS" --streams "$STREAMS" --pairs "$PAIRS" --slice "$SLICE" --mix "$mix" \
