@@ -113,7 +113,7 @@ func (s *Source) readPublished(ctx context.Context) (f *bloom.Filter, torn bool,
 		return f, false, nil
 	}
 	if msgs := head.Val(); len(msgs) > 0 {
-		if oldest, ok := parseStreamID(msgs[0].ID); ok && oldest <= f.Position()+1 {
+		if oldest, ok := entryFirst(msgs[0]); ok && oldest <= f.Position()+1 {
 			return f, false, nil
 		}
 	}
