@@ -22,8 +22,8 @@ import (
 // live:<kind>.
 // ARGV: feed retention (positions), now (ms), a new epoch, the records per
 // feed entry, the number of feed entries, each entry's payload (see
-// batchEntry), then for each record: ID, its JSON without a position (a
-// JSON object), its expiry (ms).
+// batchEntry), then for each record: ID, its JSON up to its position
+// (recordHead), its expiry (ms).
 // It returns the position of the batch's first record; the others follow.
 //
 // When the first record is stored already, the batch was applied by an
@@ -36,9 +36,11 @@ import (
 // first write, so an error (or a refused write when Redis is out of memory)
 // leaves nothing behind.
 //
-// Per record it runs four commands: SET of rec, ZADD and ZCARD of idx and
-// its PEXPIREAT (an idx holding more than the new record, a key revoked
-// again, is trimmed of expired members first). The live sets take the
+// Per record it runs three commands: SET of rec, ZADD of idx and its
+// PEXPIREAT NX, which sets the expiry of an idx that holds the new record
+// alone (before Redis 7.0, which has no NX, a ZCARD tells that first). An
+// idx that held more (a key revoked again) is trimmed of expired members
+// and takes the expiry of its longest-lived one. The live sets take the
 // batch in one ZADD per 1,000 records and are trimmed once per batch, and
 // the feed takes one entry per chunk of records (field b, first position in
 // f, stream ID the last position), trimmed by position (MINID ~).
@@ -59,16 +61,21 @@ local chunk, entries = tonumber(ARGV[4]), tonumber(ARGV[5])
 local base = 5 + entries
 local n = (#KEYS - 3) / 3
 local live, kinds = {}, {}
+local nx = (redis.REDIS_VERSION_NUM or 0) >= 0x070000
 for i = 0, n - 1 do
   local k, a = 4 + 3 * i, base + 1 + 3 * i
   local id, exp = ARGV[a], ARGV[a + 2]
-  local rec = string.sub(ARGV[a + 1], 1, -2) .. ',"position":' .. string.format('%d', seq + i + 1) .. '}'
-  redis.call('SET', KEYS[k], rec, 'PXAT', exp)
+  redis.call('SET', KEYS[k], ARGV[a + 1] .. string.format('%d', seq + i + 1) .. '}', 'PXAT', exp)
   local idx = KEYS[k + 1]
   redis.call('ZADD', idx, exp, id)
-  if redis.call('ZCARD', idx) == 1 then
-    redis.call('PEXPIREAT', idx, exp)
+  local alone
+  if nx then
+    alone = redis.call('PEXPIREAT', idx, exp, 'NX') == 1
   else
+    alone = redis.call('ZCARD', idx) == 1
+    if alone then redis.call('PEXPIREAT', idx, exp) end
+  end
+  if not alone then
     redis.call('ZREMRANGEBYSCORE', idx, '-inf', ARGV[2])
     local last = redis.call('ZRANGE', idx, -1, -1, 'WITHSCORES')
     redis.call('PEXPIREAT', idx, last[2])
@@ -173,9 +180,9 @@ func (s *Source) prepare(recs []authz.Record) (batch, error) {
 			return batch{}, err
 		}
 		r.ID, r.Position = id, 0
-		data, err := json.Marshal(r)
+		data, err := recordHead(r)
 		if err != nil {
-			return batch{}, fmt.Errorf("record %d: encode: %w", i, err)
+			return batch{}, fmt.Errorf("record %d: %w", i, err)
 		}
 		b.recs[i] = r
 		b.keys = append(b.keys, s.k.rec(id), s.k.idx(r.LookupKey()), s.k.live(r.Kind))
@@ -190,6 +197,18 @@ func (s *Source) prepare(recs []authz.Record) (batch, error) {
 	}
 	b.args = append(b.args, perRecord...)
 	return b, nil
+}
+
+// recordHead returns the stored JSON of r (without a position) up to
+// where its position goes: the script appends the position and the
+// closing brace, with one concatenation.
+func recordHead(r authz.Record) ([]byte, error) {
+	r.Position = 0
+	data, err := json.Marshal(r)
+	if err != nil || len(data) < 2 || data[len(data)-1] != '}' {
+		return nil, fmt.Errorf("encode: %v", err)
+	}
+	return append(data[:len(data)-1], `,"position":`...), nil
 }
 
 // store runs putScript for b and returns its records with their positions.
