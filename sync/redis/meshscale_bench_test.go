@@ -14,6 +14,10 @@ package redis
 //	JWTGUARD_MESH_MASS          records of a mass revocation written after,
 //	                            in Puts of MaxBatch, four at a time, as
 //	                            revoke --from-file (default 0)
+//	JWTGUARD_MESH_PUBLISH       1: a Publisher (the lease holder's) runs from
+//	                            the mass revocation on, so that followers far
+//	                            behind load its snapshot (default 0: they
+//	                            read the whole feed)
 //	JWTGUARD_MESH_CLUSTER       1: a three-master Redis Cluster
 //
 // The harness runs in the benchmark's process and Redis in its own: their
@@ -234,15 +238,16 @@ func BenchmarkMeshScale(b *testing.B) {
 	idle := envDuration(b, "JWTGUARD_MESH_IDLE", time.Second)
 	mass := envInt(b, "JWTGUARD_MESH_MASS", 0)
 	cluster := os.Getenv("JWTGUARD_MESH_CLUSTER") == "1"
+	publish := os.Getenv("JWTGUARD_MESH_PUBLISH") == "1"
 	if rate < 1 || followers < 1 {
 		b.Fatal("JWTGUARD_MESH_RATE and JWTGUARD_MESH_FOLLOWERS must be at least 1")
 	}
 	for b.Loop() {
-		meshRun(b, followers, revocations, rate, idle, mass, cluster)
+		meshRun(b, followers, revocations, rate, idle, mass, cluster, publish)
 	}
 }
 
-func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration, mass int, cluster bool) {
+func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration, mass int, cluster, publish bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	nodes := startRedis(b, cluster)
@@ -373,6 +378,15 @@ func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration,
 	writers := []*Source{writer}
 	for len(writers) < senders {
 		writers = append(writers, nodes.open(b, ctx))
+	}
+	var pwg sync.WaitGroup
+	defer func() { cancel(); pwg.Wait() }()
+	if publish {
+		pub, err := NewPublisher(writers[0], PublisherConfig{Bloom: cfg, Log: quiet})
+		if err != nil {
+			b.Fatal(err)
+		}
+		pwg.Go(func() { pub.Run(ctx) })
 	}
 	w = openWindow(b, nodes)
 	first := time.Now()
