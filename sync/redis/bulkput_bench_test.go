@@ -3,10 +3,14 @@ package redis
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/jwtguard/jwtguard/authz"
+	"github.com/jwtguard/jwtguard/bloom"
+	"github.com/jwtguard/jwtguard/sync/source"
 )
 
 // BenchmarkBulkPut: what a mass revocation costs Redis to write and each
@@ -99,4 +103,78 @@ func bulkPut(b *testing.B, n, size int, legacy bool) {
 	b.ReportMetric(mem/float64(n), "redis-bytes/record")
 	b.ReportMetric(out/float64(n), "read-bytes/record")
 	b.ReportMetric(1e6*rcpu/float64(n), "read-redis-µs/record")
+}
+
+// BenchmarkPublishMass: what one publish costs Redis after a mass
+// revocation, built from every live record (a scan: ZSCAN of the live sets
+// and MGET of the records) or sent from a node's own filter, kept current
+// from the feed (PublisherConfig.Filter), in the same run.
+//
+//	JWTGUARD_PUBLISH_RECORDS  live token records (default 20,000)
+//
+// Reported per case: Redis CPU (INFO cpu) and wall time of one publish.
+func BenchmarkPublishMass(b *testing.B) {
+	n := envInt(b, "JWTGUARD_PUBLISH_RECORDS", 20_000)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	nodes := startRedis(b, false)
+	writer := nodes.open(b, ctx)
+	for i := 0; i < n; i += MaxBatch {
+		recs := make([]authz.Record, 0, MaxBatch)
+		for j := i; j < min(i+MaxBatch, n); j++ {
+			recs = append(recs, token("https://idp", fmt.Sprintf("bulk-%031x", uint64(j)*0x9E3779B97F4A7C15), time.Hour))
+		}
+		if _, err := writer.Put(ctx, recs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cfg := bloom.Config{Entries: uint(max(100_000, 2*n)), FPRate: 0.001, DeltaEntries: uint(max(10_000, n+16))}
+	// The publisher's node, caught up from the feed.
+	filter, err := bloom.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	node := nodes.open(b, ctx)
+	rev, err := authz.NewRevocations(filter, node, authz.DefaultRevocationConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	fcfg := source.DefaultFollowerConfig()
+	fcfg.Bloom = cfg
+	if err := source.NewFollower(node, rev, fcfg, slog.New(slog.NewTextHandler(io.Discard, nil))).Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		own  bool
+	}{{"scan", false}, {"own-filter", true}} {
+		b.Run(tc.name, func(b *testing.B) {
+			p, err := NewPublisher(writer, PublisherConfig{Bloom: cfg, Filter: rev.Filter})
+			if err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if err := nodes.clients[0].Del(ctx, writer.k.snapshot(), writer.k.snapshotPos()).Err(); err != nil {
+					b.Fatal(err)
+				}
+				cpu0 := nodes.redisCPU(b)
+				start := time.Now()
+				if tc.own {
+					err = p.publishOwnIfBehind(ctx, 1)
+				} else {
+					err = writer.Publish(ctx, cfg)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				wall := time.Since(start)
+				cpu := nodes.redisCPU(b) - cpu0
+				if pos, ok, err := writer.SnapshotPosition(ctx); err != nil || !ok || pos != uint64(n) {
+					b.Fatalf("published at %d (%v, %v), want %d", pos, ok, err, n)
+				}
+				b.ReportMetric(1e3*cpu, "redis-cpu-ms/publish")
+				b.ReportMetric(wall.Seconds(), "wall-s/publish")
+			}
+		})
+	}
 }

@@ -11,10 +11,13 @@ import (
 	"log/slog"
 	"math"
 	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	bitsbloom "github.com/bits-and-blooms/bloom/v3"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/jwtguard/jwtguard/authz"
 	"github.com/jwtguard/jwtguard/bloom"
@@ -431,4 +434,103 @@ func TestPublisherPublishesWhenBehind(t *testing.T) {
 		t.Fatalf("5 behind: published %d, want 7", pos)
 	}
 	checkHolds(t, snapshot(t, s), recs)
+}
+
+// TestPublisherSendsItsNodesFilter: with Filter set, a publish made because
+// the snapshot fell Behind sends the node's own filter at its position,
+// without reading the records (no ZSCAN); nodes loading it enforce
+// every record up to that position; a filter behind Behind, or ahead of
+// Redis (which lost data), is not published.
+func TestPublisherSendsItsNodesFilter(t *testing.T) {
+	s, srv := newSource(t, Options{})
+	c := client(t, srv)
+	f, rev := newFollower(t, s)
+	if err := f.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPublisher(s, PublisherConfig{Interval: time.Hour, Bloom: smallBloom, Behind: 5, Filter: rev.Filter,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	published := func() (uint64, bool) {
+		t.Helper()
+		pos, ok, err := s.SnapshotPosition(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pos, ok
+	}
+	scans := func() int {
+		t.Helper()
+		n := 0
+		for _, cmd := range []string{"zscan"} { // a build scans every live set
+			n += commandCount(t, c, cmd)
+		}
+		return n
+	}
+	recs := put(t, s, tokens("a", 20)...)
+	// The node has not read them yet: its filter is at 0, nothing to send.
+	if err := p.publishOwnIfBehind(ctx, p.cfg.Behind); err != nil {
+		t.Fatal(err)
+	}
+	if pos, ok := published(); ok {
+		t.Fatalf("published %d from a node at 0", pos)
+	}
+	runFollower(t, f)
+	caughtUp := func(pos uint64) {
+		t.Helper()
+		waitFor(t, testTimeout, fmt.Sprintf("the node reaches %d", pos), func() bool { return f.Position() >= pos })
+	}
+	caughtUp(20)
+	before := scans()
+	if err := p.publishOwnIfBehind(ctx, p.cfg.Behind); err != nil {
+		t.Fatal(err)
+	}
+	if pos, ok := published(); !ok || pos != 20 {
+		t.Fatalf("published %d (%v), want the node's 20", pos, ok)
+	}
+	if n := scans() - before; n != 0 {
+		t.Errorf("publishing the node's filter scanned the records: %d ZSCAN calls", n)
+	}
+	checkHolds(t, snapshot(t, s), recs)
+	// Fewer than Behind new positions: nothing.
+	put(t, s, tokens("b", 4)...)
+	caughtUp(24)
+	if err := p.publishOwnIfBehind(ctx, p.cfg.Behind); err != nil {
+		t.Fatal(err)
+	}
+	if pos, _ := published(); pos != 20 {
+		t.Fatalf("4 behind, Behind 5: published %d, want still 20", pos)
+	}
+	// A node ahead of Redis (seq set back, as after a loss) publishes
+	// nothing.
+	put(t, s, tokens("c", 10)...)
+	caughtUp(34)
+	if err := c.Set(ctx, s.k.seq(), 21, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.publishOwnIfBehind(ctx, p.cfg.Behind); err != nil {
+		t.Fatal(err)
+	}
+	if pos, _ := published(); pos != 20 {
+		t.Fatalf("a node at %d with Redis at 21: published %d, want still 20", f.Position(), pos)
+	}
+}
+
+// commandCount returns how many times Redis ran cmd (INFO commandstats).
+func commandCount(t testing.TB, c *goredis.Client, cmd string) int {
+	t.Helper()
+	info, err := c.Info(ctxT(t), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(info) {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+cmd+":calls="); ok {
+			n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+			return n
+		}
+	}
+	return 0
 }
