@@ -14,10 +14,10 @@ package redis
 //	JWTGUARD_MESH_MASS          records of a mass revocation written after,
 //	                            in Puts of MaxBatch, four at a time, as
 //	                            revoke --from-file (default 0)
-//	JWTGUARD_MESH_PUBLISH       1: a Publisher (the lease holder's) runs from
-//	                            the mass revocation on, so that followers far
-//	                            behind load its snapshot (default 0: they
-//	                            read the whole feed)
+//	JWTGUARD_MESH_PUBLISH       1: a Publisher (the lease holder's, follower
+//	                            0 its node) runs from the mass revocation on,
+//	                            so that followers far behind load its
+//	                            snapshot (default 0: they read the whole feed)
 //	JWTGUARD_MESH_CLUSTER       1: a three-master Redis Cluster
 //
 // The harness runs in the benchmark's process and Redis in its own: their
@@ -261,6 +261,7 @@ func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration,
 	cfg := bloom.Config{Entries: uint(max(100_000, 2*mass)), FPRate: 0.001, DeltaEntries: uint(max(10_000, mass+revocations+16))}
 	var wg sync.WaitGroup
 	fols := make([]*source.Follower, followers)
+	revs := make([]*authz.Revocations, followers)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	start := time.Now()
 	for f := range followers {
@@ -284,7 +285,7 @@ func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration,
 		}
 		fcfg := source.DefaultFollowerConfig()
 		fcfg.Bloom = cfg
-		fols[f] = source.NewFollower(src, rev, fcfg, quiet)
+		fols[f], revs[f] = source.NewFollower(src, rev, fcfg, quiet), rev
 		if err := fols[f].Start(ctx); err != nil {
 			b.Fatal(err)
 		}
@@ -382,7 +383,8 @@ func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration,
 	var pwg sync.WaitGroup
 	defer func() { cancel(); pwg.Wait() }()
 	if publish {
-		pub, err := NewPublisher(writers[0], PublisherConfig{Bloom: cfg, Log: quiet})
+		// The lease holder is a node: follower 0's filter.
+		pub, err := NewPublisher(writers[0], PublisherConfig{Bloom: cfg, Log: quiet, Filter: revs[0].Filter})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -226,10 +226,11 @@ type PublisherConfig struct {
 	// enforces, kept current from the feed (authz.Revocations.Filter). A
 	// publish made because the snapshot fell Behind then sends that
 	// filter, at its position, instead of building one from every live
-	// record: during a mass revocation such publishes come every
-	// Interval/12, and each build would scan all the records written so
-	// far (about 7 µs of Redis CPU a record). The publish of every
-	// Interval still builds from the records, which drops expired ones.
+	// record, while the node is less than Behind behind the source: during
+	// a mass revocation such publishes come every Interval/12, and each
+	// build would scan all the records written so far (about 4 µs of Redis
+	// CPU a record). The publish of every Interval still builds from the
+	// records, which drops expired ones.
 	Filter func() *bloom.Filter
 }
 
@@ -353,18 +354,18 @@ func (p *Publisher) lease(ctx context.Context) (bool, error) {
 	return n == 1, nil
 }
 
-// publishOwnIfBehind publishes the node's own filter (cfg.Filter) when it
-// is at least behind positions past the published snapshot (or past 0 when
-// there is none). A filter ahead
-// of the source's position (a Redis that lost data) is not published: nodes
-// loading it would find Redis behind it.
+// publishOwnIfBehind publishes, when the published snapshot is at least
+// behind positions behind the source (or there is none), the node's own
+// filter (cfg.Filter) at its position: when that filter is itself less
+// than behind positions behind the source and at least behind past the
+// published one. A node lagging that far (it reads the same feed as the
+// others), or ahead of Redis (which lost data), publishes a filter built
+// from the records instead, as publishIfBehind does, so that the snapshot
+// keeps up with the source whatever the node's own lag.
 func (p *Publisher) publishOwnIfBehind(ctx context.Context, behind uint64) error {
+	// The filter's position first: the snapshot written after it holds at
+	// least every record up to it (a filter's position only grows).
 	f := p.cfg.Filter()
-	if f == nil {
-		return nil
-	}
-	// The position first: the snapshot written after it holds at least
-	// every record up to it (a filter's position only grows).
 	own := f.Position()
 	pub, ok, err := p.src.publishedPosition(ctx)
 	if err != nil {
@@ -377,8 +378,11 @@ func (p *Publisher) publishOwnIfBehind(ctx context.Context, behind uint64) error
 	if !ok {
 		pub = 0
 	}
-	if own > pos || pub >= own || own-pub < behind {
+	switch {
+	case pub >= pos || pos-pub < behind:
 		return nil
+	case own > pos || own <= pub || own-pub < behind || pos-own >= behind:
+		return p.src.Publish(ctx, p.cfg.Bloom)
 	}
 	var buf bytes.Buffer
 	if err := f.WriteSnapshot(&buf); err != nil {

@@ -438,9 +438,11 @@ func TestPublisherPublishesWhenBehind(t *testing.T) {
 
 // TestPublisherSendsItsNodesFilter: with Filter set, a publish made because
 // the snapshot fell Behind sends the node's own filter at its position,
-// without reading the records (no ZSCAN); nodes loading it enforce
-// every record up to that position; a filter behind Behind, or ahead of
-// Redis (which lost data), is not published.
+// without scanning the records (no ZSCAN), when the node is within Behind
+// of the source; nodes loading it enforce every record up to that
+// position. A node lagging further (or ahead of Redis, which lost data)
+// publishes a filter built from the records, so the snapshot keeps up with
+// the source all the same.
 func TestPublisherSendsItsNodesFilter(t *testing.T) {
 	s, srv := newSource(t, Options{})
 	c := client(t, srv)
@@ -454,69 +456,43 @@ func TestPublisherSendsItsNodesFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := ctxT(t)
-	published := func() (uint64, bool) {
+	publish := func(wantPos uint64, wantScan bool, what string) {
 		t.Helper()
-		pos, ok, err := s.SnapshotPosition(ctx)
+		before := commandCount(t, c, "zscan") // a build scans every live set
+		if err := p.publishOwnIfBehind(ctx, p.cfg.Behind); err != nil {
+			t.Fatal(err)
+		}
+		pos, _, err := s.SnapshotPosition(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return pos, ok
-	}
-	scans := func() int {
-		t.Helper()
-		n := 0
-		for _, cmd := range []string{"zscan"} { // a build scans every live set
-			n += commandCount(t, c, cmd)
+		scanned := commandCount(t, c, "zscan") > before
+		if pos != wantPos || scanned != wantScan {
+			t.Fatalf("%s: published at %d (scanned: %v), want %d (scanned: %v)", what, pos, scanned, wantPos, wantScan)
 		}
-		return n
 	}
-	recs := put(t, s, tokens("a", 20)...)
-	// The node has not read them yet: its filter is at 0, nothing to send.
-	if err := p.publishOwnIfBehind(ctx, p.cfg.Behind); err != nil {
-		t.Fatal(err)
-	}
-	if pos, ok := published(); ok {
-		t.Fatalf("published %d from a node at 0", pos)
-	}
-	runFollower(t, f)
 	caughtUp := func(pos uint64) {
 		t.Helper()
 		waitFor(t, testTimeout, fmt.Sprintf("the node reaches %d", pos), func() bool { return f.Position() >= pos })
 	}
-	caughtUp(20)
-	before := scans()
-	if err := p.publishOwnIfBehind(ctx, p.cfg.Behind); err != nil {
-		t.Fatal(err)
-	}
-	if pos, ok := published(); !ok || pos != 20 {
-		t.Fatalf("published %d (%v), want the node's 20", pos, ok)
-	}
-	if n := scans() - before; n != 0 {
-		t.Errorf("publishing the node's filter scanned the records: %d ZSCAN calls", n)
-	}
+	put(t, s, tokens("a", 20)...)
+	publish(20, true, "a node 20 behind")
+	runFollower(t, f)
+	recs := put(t, s, tokens("b", 10)...)
+	caughtUp(30)
+	publish(30, false, "a node in step, 10 past the snapshot")
 	checkHolds(t, snapshot(t, s), recs)
-	// Fewer than Behind new positions: nothing.
-	put(t, s, tokens("b", 4)...)
-	caughtUp(24)
-	if err := p.publishOwnIfBehind(ctx, p.cfg.Behind); err != nil {
-		t.Fatal(err)
-	}
-	if pos, _ := published(); pos != 20 {
-		t.Fatalf("4 behind, Behind 5: published %d, want still 20", pos)
-	}
-	// A node ahead of Redis (seq set back, as after a loss) publishes
-	// nothing.
-	put(t, s, tokens("c", 10)...)
+	put(t, s, tokens("c", 4)...)
 	caughtUp(34)
-	if err := c.Set(ctx, s.k.seq(), 21, 0).Err(); err != nil {
+	publish(30, false, "4 past the snapshot, Behind 5")
+	put(t, s, tokens("d", 6)...)
+	caughtUp(40)
+	// A node ahead of Redis (seq set back, as after a loss) sends nothing
+	// of its own.
+	if err := c.Set(ctx, s.k.seq(), 36, 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.publishOwnIfBehind(ctx, p.cfg.Behind); err != nil {
-		t.Fatal(err)
-	}
-	if pos, _ := published(); pos != 20 {
-		t.Fatalf("a node at %d with Redis at 21: published %d, want still 20", f.Position(), pos)
-	}
+	publish(36, true, "a node at 40 with Redis at 36")
 }
 
 // commandCount returns how many times Redis ran cmd (INFO commandstats).
