@@ -50,8 +50,8 @@ type Decision struct {
 	Reason Reason
 	// RevokedBy is the record kind behind ReasonRevoked or ReasonUnavailable.
 	RevokedBy Kind
-	// Claims of a token whose signature verified (allowed, revoked, or
-	// expired); zero otherwise.
+	// Claims of a token whose signature verified (allowed, revoked,
+	// expired, or signed by a retired key); zero otherwise.
 	Claims Claims
 	// Err details a verification failure for logs; it never holds the token.
 	Err error
@@ -365,9 +365,9 @@ func (c *Checker) check(ctx context.Context, tok string, rule int, h Headers) De
 		}
 	} else {
 		if reason, err := c.verify(ctx, tok, now, &v); reason != ReasonOK {
-			if reason == ReasonExpired {
-				// Signed by its issuer, only late: who still presents it
-				// matters to the detectors.
+			if reason == ReasonExpired || reason == ReasonRetiredKey {
+				// Signed by its issuer, only late or with a key that left
+				// its set: who still presents it matters to the detectors.
 				return Decision{Reason: reason, Claims: v.claims, Err: err}
 			}
 			return Decision{Reason: reason, Err: err}
@@ -426,6 +426,13 @@ func (c *Checker) verify(ctx context.Context, tok string, now int64, v *verified
 		return ReasonNotReady, fmt.Errorf("key set of issuer %s not loaded yet", is.cfg.Issuer)
 	}
 	ref, key, reason, err := is.keys.verify(ctx, p.Header.Kid, alg, []byte(p.SigningInput), p.Signature)
+	if reason == ReasonRetiredKey {
+		// Denied, with the claims its issuer signed: who still presents
+		// tokens of a key that left the set matters to the detectors.
+		start, _ := issueTime(&p.Claims)
+		v.claims = claimsOf(&p.Claims, start, tokenID(&p), key.kid)
+		return reason, err
+	}
 	if reason != ReasonOK {
 		return reason, err
 	}

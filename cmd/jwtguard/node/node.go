@@ -200,7 +200,7 @@ func New(cfg *Config, opts ...Option) (n *Node, err error) {
 		dopts := []detect.Option{detect.WithLogger(n.log), detect.WithRegisterer(reg),
 			detect.WithRevoker(sourceRevoker{admin.SourceRevoker{Source: n.src, Config: admin.Config{
 				MaxTokenLifetime: c.Authz.MaxTokenLifetime, Leeway: c.Authz.Leeway, Audit: n.audit}}}),
-			detect.WithAuditor(trailAuditor{trail: n.audit, log: n.log})}
+			detect.WithAuditor(trailAuditor{trail: n.audit, log: n.log}), detect.WithKeySets(liveKeySets{n}.KeySets)}
 		if rs, ok := n.src.(*redis.Source); ok {
 			dopts = append(dopts, detect.WithShared(redisShared{rs}))
 		}
