@@ -161,7 +161,7 @@ func New(cfg *Config, opts ...Option) (n *Node, err error) {
 	fcfg.DataDir, fcfg.Bloom = c.DataDir, c.Bloom
 	n.follower = source.NewFollower(n.src, n.rev, fcfg, n.log)
 	if rs, ok := n.src.(*redis.Source); ok && c.PublishInterval > 0 {
-		if n.publisher, err = redis.NewPublisher(rs, redis.PublisherConfig{Interval: c.PublishInterval, Bloom: c.Bloom, Log: n.log}); err != nil {
+		if n.publisher, err = redis.NewPublisher(rs, redis.PublisherConfig{Interval: c.PublishInterval, Bloom: c.Bloom, Log: n.log, Filter: n.rev.Filter}); err != nil {
 			return n, err
 		}
 	}
