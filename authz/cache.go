@@ -46,6 +46,7 @@ type cacheEntry struct {
 	ends   [numFields]uint32
 	exp    int64
 	iat    int64
+	nbf    int64 // of a forwarded token only (putForwarded)
 	keys   [numChecks]bloom.Key
 	keyGen uint64 // keyRef of the key that verified the token
 	keyID  uint64
@@ -74,6 +75,8 @@ const (
 
 const (
 	flagKeyNamed = 1 << iota
+	flagHasIat   // a forwarded token's
+	flagHasNbf   // a forwarded token's
 )
 
 func newTokenCache(size int) *tokenCache {
@@ -107,22 +110,106 @@ func (c *tokenCache) get(tok string, v *verified) bool {
 	return true
 }
 
-// getBytes is get for a key held in a byte slice, without copying it.
-func (c *tokenCache) getBytes(key []byte, v *verified) bool {
-	h := maphash.Bytes(c.seed, key)
+// getClaims finds the entry hashed h whose claims are want's, the Extra
+// of each bit set in extra included (a verified payload, cached by
+// putClaims), and returns its filter keys. Like get, a hash collision only
+// costs a miss: every field is compared, under the read lock (a few short
+// strings), so that only the keys are copied out.
+func (c *tokenCache) getClaims(h uint64, want *Claims, extra uint8) ([numChecks]bloom.Key, bool) {
 	s := &c.shards[h>>cacheShardShift]
 	s.mu.RLock()
+	defer s.mu.RUnlock()
 	i, ok := s.index[h]
-	var e cacheEntry
-	if ok {
-		e = s.slots[i]
+	if !ok || !s.slots[i].holds(want, extra) {
+		return [numChecks]bloom.Key{}, false
 	}
-	s.mu.RUnlock()
-	if !ok || e.data[:e.ends[fieldToken]] != string(key) {
+	return s.slots[i].keys, true
+}
+
+// claimsHash is the hash of a verified payload's claims for getClaims and
+// putClaims: of its identity and expiry only, which tell tokens apart; a
+// hit compares every other field.
+func (c *tokenCache) claimsHash(cl *Claims) uint64 {
+	return maphash.String(c.seed, cl.TokenID) ^ uint64(cl.Expiry)*0x9e3779b97f4a7c15
+}
+
+// holds reports whether e is the entry of a verified payload (no token)
+// with the claims of want, the Extra of each bit set in extra included.
+func (e *cacheEntry) holds(want *Claims, extra uint8) bool {
+	if e.ends[fieldToken] != 0 || e.exp != want.Expiry || e.iat != want.IssuedAt {
 		return false
 	}
-	e.load(v)
+	field := func(i int) string { return e.data[e.ends[i-1]:e.ends[i]] }
+	if field(fieldIssuer) != want.Issuer || field(fieldSubject) != want.Subject || field(fieldTokenID) != want.TokenID ||
+		field(fieldJTI) != want.JTI || field(fieldSession) != want.Session || field(fieldKeyID) != want.KeyID {
+		return false
+	}
+	for i := 0; extra != 0; i, extra = i+1, extra>>1 {
+		if extra&1 != 0 && field(fieldExtra+i) != want.Extra[i] {
+			return false
+		}
+	}
 	return true
+}
+
+// forwardedToken is what revocation-only mode reads of the token a proxy
+// forwarded with a verified payload: the claims it compares with the
+// payload's (sameClaims; Aud and Extra are not kept), its kid and its
+// identity (tokenID).
+type forwardedToken struct {
+	claims  tokenClaims
+	kid, id string
+}
+
+// getForwarded fills ft with what putForwarded kept of the forwarded
+// token tok, if cached. Like get, a hit needs tok itself, byte for byte.
+// The entries of forwarded tokens and of payloads share a cache without
+// ever matching each other: a payload's entry has no token.
+func (c *tokenCache) getForwarded(tok string, ft *forwardedToken) bool {
+	h := maphash.String(c.seed, tok)
+	s := &c.shards[h>>cacheShardShift]
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	i, ok := s.index[h]
+	if !ok {
+		return false
+	}
+	e := &s.slots[i]
+	field := func(i int) string { return e.data[e.ends[i-1]:e.ends[i]] }
+	if tok == "" || e.data[:e.ends[fieldToken]] != tok {
+		return false
+	}
+	ft.claims = tokenClaims{Iss: field(fieldIssuer), Sub: field(fieldSubject), Jti: field(fieldJTI), Sid: field(fieldSession),
+		Exp: e.exp, Iat: e.iat, Nbf: e.nbf, HasIat: e.flags&flagHasIat != 0, HasNbf: e.flags&flagHasNbf != 0}
+	ft.kid, ft.id = field(fieldKeyID), field(fieldTokenID)
+	return true
+}
+
+// putForwarded caches ft as what parsing the forwarded token tok gave,
+// unless retired (as putUnless).
+func (c *tokenCache) putForwarded(tok string, ft *forwardedToken, retired *atomic.Bool) {
+	var v verified
+	v.claims = Claims{Issuer: ft.claims.Iss, Subject: ft.claims.Sub, JTI: ft.claims.Jti, Session: ft.claims.Sid,
+		TokenID: ft.id, KeyID: ft.kid, Expiry: ft.claims.Exp, IssuedAt: ft.claims.Iat}
+	h := maphash.String(c.seed, tok)
+	e := newCacheEntry(h, tok, &v)
+	e.nbf = ft.claims.Nbf
+	if ft.claims.HasIat {
+		e.flags |= flagHasIat
+	}
+	if ft.claims.HasNbf {
+		e.flags |= flagHasNbf
+	}
+	c.insert(h, e, retired)
+}
+
+// holds takes a bit of extra for each claim header.
+const _ = uint8(1<<MaxClaimHeaders - 1)
+
+// putClaims caches v, a verified payload, under hash h (see getClaims),
+// unless retired (as putUnless).
+func (c *tokenCache) putClaims(h uint64, v *verified, retired *atomic.Bool) {
+	c.insert(h, newCacheEntry(h, "", v), retired)
 }
 
 // put caches v as the verification of tok.
@@ -132,7 +219,11 @@ func (c *tokenCache) put(tok string, v *verified) { c.putUnless(tok, v, nil) }
 // set: a checker that was replaced stops filling a cache it shared.
 func (c *tokenCache) putUnless(tok string, v *verified, retired *atomic.Bool) {
 	h := maphash.String(c.seed, tok)
-	e := newCacheEntry(h, tok, v)
+	c.insert(h, newCacheEntry(h, tok, v), retired)
+}
+
+// insert puts e, hashed h, in its shard unless retired is set.
+func (c *tokenCache) insert(h uint64, e cacheEntry, retired *atomic.Bool) {
 	s := &c.shards[h>>cacheShardShift]
 	s.mu.Lock()
 	defer s.mu.Unlock()

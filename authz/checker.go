@@ -50,8 +50,8 @@ type Decision struct {
 	Reason Reason
 	// RevokedBy is the record kind behind ReasonRevoked or ReasonUnavailable.
 	RevokedBy Kind
-	// Claims of a token whose signature verified (allowed, revoked, or
-	// expired); zero otherwise.
+	// Claims of a token whose signature verified (allowed, revoked,
+	// expired, or signed by a retired key); zero otherwise.
 	Claims Claims
 	// Err details a verification failure for logs; it never holds the token.
 	Err error
@@ -134,9 +134,17 @@ type Checker struct {
 	header        string
 	rules         *ruleSet      // nil: no per-route requirements
 	introspection *introspector // nil: no issuer judges opaque tokens
-	// payloadKeys are the metadata keys of revocation-only issuers'
-	// verified payloads, each once.
-	payloadKeys []string
+	// payloadSlots are the metadata keys of revocation-only issuers'
+	// verified payloads, each once, with the issuers filed under each.
+	payloadSlots []payloadSlot
+	// payloadExtra[i] is the index in payloadNames of the claim of
+	// parseOpts.Extra[i], -1 for another claim: a payload's claim is
+	// looked up once.
+	payloadExtra []int
+	// payloadExtraOwn has bit i set when parseOpts.Extra[i] is compared
+	// on a payload cache hit: a claim header of iss, sub, jti or sid holds
+	// that claim's value, which is compared anyway.
+	payloadExtraOwn uint8
 	// retired is set once a checker made WithPrevious of this one is
 	// activated: this one no longer fills the caches they share.
 	retired atomic.Bool
@@ -144,7 +152,7 @@ type Checker struct {
 	prev    *Checker
 	changed map[string]bool
 	// payloadCache holds verified payloads by their identity (see
-	// appendIdentity); nil without revocation-only issuers.
+	// tokenCache.getClaims); nil without revocation-only issuers.
 	payloadCache *tokenCache
 	now          func() time.Time
 	log          *slog.Logger
@@ -230,21 +238,29 @@ func NewChecker(cfg Config, rev *Revocations, opts ...Option) (*Checker, error) 
 		}
 		ks.onChange = o.onChange
 		ks.now = o.now
-		c.issuers[ic.Issuer] = &issuer{cfg: ic, keys: ks}
+		is := &issuer{cfg: ic, keys: ks}
+		c.issuers[ic.Issuer] = is
 		if ic.Introspection != nil {
 			if c.introspection, err = newIntrospector(&ic, o.client); err != nil {
 				return nil, err
 			}
 		}
-		if k := ic.payloadKey(); ic.RevocationOnly && !slices.Contains(c.payloadKeys, k) {
-			c.payloadKeys = append(c.payloadKeys, k)
+		if ic.RevocationOnly {
+			c.addPayloadSlot(is)
 		}
 	}
 	if c.rules, err = compileRules(cfg.Rules, cfg.Issuers); err != nil {
 		return nil, err
 	}
-	if len(c.payloadKeys) > 0 {
+	if len(c.payloadSlots) > 0 {
 		c.payloadCache = newTokenCache(cfg.CacheSize)
+		for i, name := range c.parseOpts.Extra {
+			k := slices.Index(payloadNames[:], name)
+			c.payloadExtra = append(c.payloadExtra, k)
+			if k < 0 || k >= payloadStrings {
+				c.payloadExtraOwn |= 1 << i
+			}
+		}
 	}
 	if o.prev != nil {
 		c.inherit(o.prev)
@@ -365,9 +381,9 @@ func (c *Checker) check(ctx context.Context, tok string, rule int, h Headers) De
 		}
 	} else {
 		if reason, err := c.verify(ctx, tok, now, &v); reason != ReasonOK {
-			if reason == ReasonExpired {
-				// Signed by its issuer, only late: who still presents it
-				// matters to the detectors.
+			if reason == ReasonExpired || reason == ReasonRetiredKey {
+				// Signed by its issuer, only late or with a key that left
+				// its set: who still presents it matters to the detectors.
 				return Decision{Reason: reason, Claims: v.claims, Err: err}
 			}
 			return Decision{Reason: reason, Err: err}
@@ -426,6 +442,13 @@ func (c *Checker) verify(ctx context.Context, tok string, now int64, v *verified
 		return ReasonNotReady, fmt.Errorf("key set of issuer %s not loaded yet", is.cfg.Issuer)
 	}
 	ref, key, reason, err := is.keys.verify(ctx, p.Header.Kid, alg, []byte(p.SigningInput), p.Signature)
+	if reason == ReasonRetiredKey {
+		// Denied, with the claims its issuer signed: who still presents
+		// tokens of a key that left the set matters to the detectors.
+		start, _ := issueTime(&p.Claims)
+		v.claims = claimsOf(&p.Claims, start, tokenID(&p), key.kid)
+		return reason, err
+	}
 	if reason != ReasonOK {
 		return reason, err
 	}

@@ -24,8 +24,9 @@ type GoneKey struct {
 	KID       string
 	FirstSeen time.Time
 	GoneAt    time.Time
-	// Uses counts the tokens that named it since it left (each is denied
-	// unknown_key): tokens signed by a key that is no longer published.
+	// Uses counts the tokens that named it since it left: tokens signed
+	// by a key that is no longer published (denied retired_key when the
+	// signature verifies against it, else bad_signature).
 	Uses uint64
 }
 
@@ -95,16 +96,21 @@ type goneKey struct {
 	kid               string
 	firstSeen, goneAt time.Time
 	uses              atomic.Uint64
+	// key still verifies the tokens that name it, so that they are denied
+	// retired_key with claims the detectors can trust; never to allow.
+	key *verificationKey
 }
 
-// use counts a token naming kid when kid is a gone key.
-func (g *goneKeys) use(kid string) {
+// use counts a token naming kid when kid is a gone key, and returns the
+// key that left (nil when kid is not one).
+func (g *goneKeys) use(kid string) *verificationKey {
 	for _, k := range g.keys {
 		if k.kid == kid {
 			k.uses.Add(1)
-			return
+			return k.key
 		}
 	}
+	return nil
 }
 
 // noteGone records the named keys of prev that next no longer holds, and
@@ -121,7 +127,7 @@ func (ks *keySet) noteGone(prev, next *keyMap, now time.Time) {
 	if prev != nil {
 		for kid, k := range prev.byKID {
 			if _, kept := next.byKID[kid]; !kept {
-				keys = append(keys, &goneKey{kid: kid, firstSeen: k.firstSeen, goneAt: now})
+				keys = append(keys, &goneKey{kid: kid, firstSeen: k.firstSeen, goneAt: now, key: k})
 			}
 		}
 	}

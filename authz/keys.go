@@ -469,7 +469,7 @@ func (ks *keySet) verify(ctx context.Context, kid, alg string, input, sig []byte
 	if kid != "" || strings.HasPrefix(alg, "HS") {
 		key, ok := ks.lookup(ctx, kid, alg)
 		if !ok {
-			return ref, nil, ReasonUnknownKey, fmt.Errorf("no key of issuer %s for kid %q and alg %s", ks.issuer, truncate(kid), alg)
+			return ks.verifyRetired(ref, kid, alg, input, sig)
 		}
 		if err := verifier.Verify(input, sig, key.raw); err != nil {
 			return ref, nil, ReasonBadSignature, fmt.Errorf("signature (alg %s, kid %q): %w", alg, truncate(key.kid), err)
@@ -494,6 +494,26 @@ func (ks *keySet) verify(ctx context.Context, kid, alg string, input, sig []byte
 	return ref, nil, ReasonBadSignature, fmt.Errorf("signature (alg %s, no kid): none of the %d keys of issuer %s that fit verifies it", alg, n, ks.issuer)
 }
 
+// verifyRetired decides a token naming kid, which the set does not hold:
+// when kid is a key that left the set and the signature verifies against
+// it, ReasonRetiredKey with that key (the token is denied, but its claims
+// are its issuer's, so the detectors may act on them); when it does not
+// verify, ReasonBadSignature; otherwise ReasonUnknownKey.
+func (ks *keySet) verifyRetired(ref keyRef, kid, alg string, input, sig []byte) (keyRef, *verificationKey, Reason, error) {
+	var old *verificationKey
+	if g := ks.gone.Load(); g != nil && kid != "" {
+		old = g.use(kid)
+	}
+	if old == nil || !old.fits(alg) {
+		return ref, nil, ReasonUnknownKey, fmt.Errorf("no key of issuer %s for kid %q and alg %s", ks.issuer, truncate(kid), alg)
+	}
+	if err := verifiers[alg].Verify(input, sig, old.raw); err != nil {
+		return ref, nil, ReasonBadSignature, fmt.Errorf("signature (alg %s, kid %q, a key that left the set): %w", alg, truncate(kid), err)
+	}
+	ref.id = old.id
+	return ref, old, ReasonRetiredKey, fmt.Errorf("signed by key %q, which left the key set of issuer %s", truncate(kid), ks.issuer)
+}
+
 // lookup returns the key a token names by kid. When the kid is unknown it
 // refetches the key set, at most once per minRefetch across all callers,
 // and waits for that fetch no longer than ctx allows.
@@ -503,9 +523,6 @@ func (ks *keySet) lookup(ctx context.Context, kid, alg string) (*verificationKey
 	}
 	if ks.load == nil || kid == "" {
 		return nil, false
-	}
-	if g := ks.gone.Load(); g != nil {
-		g.use(kid)
 	}
 	done := ks.refetch()
 	if done == nil {

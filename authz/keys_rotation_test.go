@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -91,7 +92,7 @@ func TestCachedTokenOfRemovedKeyIsDenied(t *testing.T) {
 		after  []*mint.Key
 		wantK1 Reason
 	}{
-		{"k1 leaves the set", benchToken2, []*mint.Key{k2}, ReasonUnknownKey},
+		{"k1 leaves the set", benchToken2, []*mint.Key{k2}, ReasonRetiredKey},
 		{"k1's kid names another key", benchToken2, []*mint.Key{k1Reused, k2}, ReasonBadSignature},
 		{"k1 leaves the set, tokens without kid", kidless, []*mint.Key{k2}, ReasonBadSignature},
 		{"k1 stays, another key arrives", benchToken2, []*mint.Key{k1, k2, mustNewKey(t, "ES256", "k3")}, ReasonOK},
@@ -489,4 +490,89 @@ func TestUnknownKidRefetchOutlivesRequest(t *testing.T) {
 	if n := srv.fetches.Load() - before; n != 1 {
 		t.Errorf("8 concurrent misses made %d fetches, want 1", n)
 	}
+}
+
+// A token of a key that left its issuer's set is denied retired_key with
+// the claims its issuer signed, only when its signature verifies against
+// that key: a token naming the retired kid with any other signature is a
+// forgery (bad_signature, no claims), and a retired key never allows.
+func TestRetiredKey(t *testing.T) {
+	k1, k2 := mustNewKey(t, "ES256", "k1"), mustNewKey(t, "ES256", "k2")
+	forger := mustNewKey(t, "ES256", "k1") // another private key, same kid
+	srv := newJWKSServer(t, k1, k2)
+	c := urlChecker(t, srv.URL, time.Hour)
+	old := benchToken(t, k1, "old")
+	wantReason(t, c, old, ReasonOK)
+
+	srv.set(t, k2)
+	if err := c.LoadKeys(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		tok    string
+		want   Reason
+		claims bool
+	}{
+		{"a cached token of the retired key", old, ReasonRetiredKey, true},
+		{"a new token of the retired key", benchToken(t, k1, "new"), ReasonRetiredKey, true},
+		{"a forgery naming the retired kid", benchToken(t, forger, "forged"), ReasonBadSignature, false},
+		{"the retired kid with another alg", signHeader(t, k1, `{"alg":"ES384","typ":"JWT","kid":"k1"}`, "alg"), ReasonUnknownKey, false},
+		{"a kid never seen", benchToken(t, mustNewKey(t, "ES256", "k9"), "k9"), ReasonUnknownKey, false},
+		{"the current key", benchToken(t, k2, "cur"), ReasonOK, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for range 2 { // the second time: nothing cached changes it
+				before := goneUses(c)
+				d := wantReason(t, c, tc.tok, tc.want)
+				if uses, want := goneUses(c)-before, strings.Contains(tc.name, "retired kid"); uses != map[bool]uint64{true: 1}[want || tc.want == ReasonRetiredKey] {
+					t.Fatalf("the retired key counted %d uses", uses)
+				}
+				if got := d.Claims.Subject != ""; got != tc.claims {
+					t.Fatalf("claims %+v, want claims %v", d.Claims, tc.claims)
+				}
+				if tc.want == ReasonRetiredKey && (d.Claims.KeyID != "k1" || d.Claims.TokenID == "" || d.Claims.IssuedAt == 0) {
+					t.Fatalf("claims %+v: want kid k1, a token id and an issue time", d.Claims)
+				}
+			}
+		})
+	}
+	if n := c.CachedTokens(); n != 1 {
+		t.Errorf("%d cached tokens, want 1 (the current key's): a retired key's token is never cached", n)
+	}
+
+	// The key comes back: its tokens are allowed again.
+	srv.set(t, k1, k2)
+	if err := c.LoadKeys(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	wantReason(t, c, old, ReasonOK)
+}
+
+// Only the last maxGoneKeys keys to leave are kept: older ones are unknown.
+func TestRetiredKeysAreBounded(t *testing.T) {
+	first := mustNewKey(t, "ES256", "first")
+	srv := newJWKSServer(t, first)
+	c := urlChecker(t, srv.URL, time.Hour)
+	tok := benchToken(t, first, "t")
+	for i := range maxGoneKeys + 1 {
+		srv.set(t, mustNewKey(t, "ES256", fmt.Sprintf("k%d", i)))
+		if err := c.LoadKeys(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			wantReason(t, c, tok, ReasonRetiredKey)
+		}
+	}
+	wantReason(t, c, tok, ReasonUnknownKey)
+}
+
+func goneUses(c *Checker) (n uint64) {
+	for _, ks := range c.KeySets() {
+		for _, g := range ks.Gone {
+			n += g.Uses
+		}
+	}
+	return n
 }

@@ -113,8 +113,8 @@ func TestKeyRotation(t *testing.T) {
 	if srv.fetches.Load() != before+1 {
 		t.Errorf("unknown kid made %d fetches, want 1", srv.fetches.Load()-before)
 	}
-	// k1 is gone from the set: its new tokens are unknown.
-	want(benchToken(t, k1, "c"), ReasonUnknownKey)
+	// k1 is gone from the set: its tokens are denied retired_key.
+	want(benchToken(t, k1, "c"), ReasonRetiredKey)
 
 	// The key set URL fails: the last good keys keep working.
 	srv.fail()

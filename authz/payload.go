@@ -2,7 +2,6 @@ package authz
 
 import (
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,15 +49,17 @@ func (c *Checker) CheckVerified(ctx context.Context, md *structpb.Struct, h Head
 // matching rt says what the request needs, as with CheckRoute. Without a
 // verified payload the request is decided by CheckRoute.
 func (c *Checker) CheckVerifiedRoute(ctx context.Context, md *structpb.Struct, h Headers, rt *Route) Decision {
-	if md == nil || len(c.payloadKeys) == 0 {
+	if md == nil || len(c.payloadSlots) == 0 {
 		return c.CheckRoute(ctx, h, rt)
 	}
 	var (
 		payload *structpb.Struct
-		key     string
+		slot    *payloadSlot
 	)
-	for _, k := range c.payloadKeys {
-		val, ok := md.GetFields()[k]
+	fields := md.GetFields()
+	for i := range c.payloadSlots {
+		k := c.payloadSlots[i].key
+		val, ok := fields[k]
 		if !ok {
 			continue
 		}
@@ -67,9 +68,9 @@ func (c *Checker) CheckVerifiedRoute(ctx context.Context, md *structpb.Struct, h
 			return Decision{Reason: ReasonMalformed, Err: fmt.Errorf("verified payload %q is %s, want an object", truncate(k), valueKind(val))}
 		}
 		if payload != nil {
-			return Decision{Reason: ReasonMultipleTokens, Err: fmt.Errorf("verified payloads under %q and %q", truncate(key), truncate(k))}
+			return Decision{Reason: ReasonMultipleTokens, Err: fmt.Errorf("verified payloads under %q and %q", truncate(slot.key), truncate(k))}
 		}
-		payload, key = s, k
+		payload, slot = s, &c.payloadSlots[i]
 	}
 	if payload == nil {
 		return c.CheckRoute(ctx, h, rt)
@@ -89,7 +90,7 @@ func (c *Checker) CheckVerifiedRoute(ctx context.Context, md *structpb.Struct, h
 	}
 	now := c.now().Unix()
 	var v verified
-	if reason, err := c.acceptPayload(md, key, payload, h, now, &v); reason != ReasonOK {
+	if reason, err := c.acceptPayload(fields, slot, payload, h, now, &v); reason != ReasonOK {
 		if err == errVerifyItself {
 			return c.CheckRoute(ctx, h, rt)
 		}
@@ -102,33 +103,68 @@ func (c *Checker) CheckVerifiedRoute(ctx context.Context, md *structpb.Struct, h
 	return d
 }
 
+// payloadSlot is a metadata key under which revocation-only issuers'
+// payloads come, and those issuers, in configuration order.
+type payloadSlot struct {
+	key     string
+	issuers []*issuer
+}
+
+// addPayloadSlot files is, a revocation-only issuer, under its payload key.
+func (c *Checker) addPayloadSlot(is *issuer) {
+	k := is.cfg.payloadKey()
+	for i := range c.payloadSlots {
+		if c.payloadSlots[i].key == k {
+			c.payloadSlots[i].issuers = append(c.payloadSlots[i].issuers, is)
+			return
+		}
+	}
+	c.payloadSlots = append(c.payloadSlots, payloadSlot{key: k, issuers: []*issuer{is}})
+}
+
+// issuerOf returns the revocation-only issuer iss of slot, without a
+// lookup in the issuers' map (its hash costs more than comparing a few
+// names): those of a payload key are few, most often one. An issuer not
+// found here gets the reason why (wrong issuer, or verified by jwtguard).
+func (c *Checker) issuerOf(slot *payloadSlot, iss string) (*issuer, error) {
+	for _, is := range slot.issuers {
+		if is.cfg.Issuer == iss {
+			return is, nil
+		}
+	}
+	is, ok := c.issuers[iss]
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("issuer %q is not configured", truncate(iss))
+	case !is.cfg.RevocationOnly:
+		// jwt_authn verified it (its payload shares a key with a
+		// revocation-only issuer's), but jwtguard verifies this issuer's
+		// tokens itself.
+		return nil, errVerifyItself
+	}
+	return nil, fmt.Errorf("issuer %s is revocation-only with payload-metadata-key %q, not %q", is.cfg.Issuer, is.cfg.payloadKey(), truncate(slot.key))
+}
+
 // errVerifyItself says a verified payload is of an issuer that jwtguard
 // verifies itself: the request is decided as if no payload came.
 var errVerifyItself = errors.New("issuer is verified by jwtguard")
 
 // acceptPayload checks payload, found under key of md, and fills v.
-func (c *Checker) acceptPayload(md *structpb.Struct, key string, payload *structpb.Struct, h Headers, now int64, v *verified) (Reason, error) {
+func (c *Checker) acceptPayload(md map[string]*structpb.Value, slot *payloadSlot, payload *structpb.Struct, h Headers, now int64, v *verified) (Reason, error) {
 	var extra [MaxClaimHeaders]string
 	var one [1]string
-	cl, aud, err := payloadClaims(payload, c.parseOpts.Extra, c.cfg.MaxTokenBytes, &extra, &one)
+	key := slot.key
+	cl, aud, err := payloadClaims(payload, c.parseOpts.Extra, c.payloadExtra, c.cfg.MaxTokenBytes, &extra, &one)
 	if err != nil {
 		return ReasonMalformed, fmt.Errorf("verified payload %q: %w", truncate(key), err)
 	}
-	is, ok := c.issuers[cl.Iss]
-	switch {
-	case !ok:
-		return ReasonWrongIssuer, fmt.Errorf("issuer %q is not configured", truncate(cl.Iss))
-	case !is.cfg.RevocationOnly:
-		// jwt_authn verified it (its payload shares a key with a
-		// revocation-only issuer's), but jwtguard verifies this issuer's
-		// tokens itself.
-		return ReasonWrongIssuer, errVerifyItself
-	case is.cfg.payloadKey() != key:
-		return ReasonWrongIssuer, fmt.Errorf("issuer %s is revocation-only with payload-metadata-key %q, not %q", is.cfg.Issuer, is.cfg.payloadKey(), truncate(key))
+	is, err := c.issuerOf(slot, cl.Iss)
+	if err != nil {
+		return ReasonWrongIssuer, err
 	}
 	kid, hasKid := "", false
 	if is.cfg.HeaderKey != "" {
-		if hv, ok := md.GetFields()[is.cfg.HeaderKey]; ok {
+		if hv, ok := md[is.cfg.HeaderKey]; ok {
 			hs := hv.GetStructValue()
 			if hs == nil {
 				return ReasonMalformed, fmt.Errorf("verified header %q is %s, want an object", is.cfg.HeaderKey, valueKind(hv))
@@ -147,17 +183,29 @@ func (c *Checker) acceptPayload(md *structpb.Struct, key string, payload *struct
 		if reason != ReasonOK {
 			return reason, fmt.Errorf("issuer %s is revocation-only: a token without jti, or without header-metadata-key, must be forwarded by the proxy", is.cfg.Issuer)
 		}
-		p, reason, err := parseToken(tok, &c.parseOpts)
-		if reason != ReasonOK {
-			return reason, fmt.Errorf("forwarded token: %w", err)
+		// Parsing it (and hashing its signing input, without jti) is
+		// what costs: a token seen before is taken from the cache.
+		var ft forwardedToken
+		cached := c.payloadCache.getForwarded(tok, &ft)
+		if !cached {
+			p, reason, err := parseToken(tok, &c.parseOpts)
+			if reason != ReasonOK {
+				return reason, fmt.Errorf("forwarded token: %w", err)
+			}
+			ft = forwardedToken{claims: p.Claims, kid: p.Header.Kid, id: tokenID(&p)}
+			ft.claims.Aud, ft.claims.Extra = nil, nil
 		}
-		if !sameClaims(&p.Claims, &cl) {
+		if !sameClaims(&ft.claims, &cl) {
 			return ReasonMalformed, errors.New("the forwarded token is not the one the proxy verified")
 		}
-		if !hasKid {
-			kid = p.Header.Kid
+		if !cached {
+			// Only a token with the very claims of a verified payload.
+			c.payloadCache.putForwarded(tok, &ft, &c.retired)
 		}
-		id = tokenID(&p)
+		if !hasKid {
+			kid = ft.kid
+		}
+		id = ft.id
 	}
 	if kid == "" {
 		// jwtguard has no key to name it by, as verifying it would: a key
@@ -169,15 +217,16 @@ func (c *Checker) acceptPayload(md *structpb.Struct, key string, payload *struct
 		return reason, err
 	}
 	// The filter keys (SHA-256 each) cost most: a payload seen before
-	// takes them, and its claims, from the cache, found by everything
-	// they are made of.
-	var buf [512]byte
-	ident := appendIdentity(buf[:0], &cl, extra[:len(c.parseOpts.Extra)], start, id, kid)
-	if !c.payloadCache.getBytes(ident, v) {
-		claims := claimsOf(&cl, start, id, kid)
-		claims.Extra = extra
-		fill(v, claims)
-		c.payloadCache.putUnless(string(ident), v, &c.retired)
+	// takes them from the cache, whose entry must hold every claim of
+	// this one (getClaims compares them all).
+	v.claims = claimsOf(&cl, start, id, kid)
+	v.claims.Extra = extra
+	hash := c.payloadCache.claimsHash(&v.claims)
+	if keys, ok := c.payloadCache.getClaims(hash, &v.claims, c.payloadExtraOwn); ok {
+		v.keys = keys
+	} else {
+		v.setKeys()
+		c.payloadCache.putClaims(hash, v, &c.retired)
 	}
 	if c.rules != nil {
 		// Not from the cache: the rules read claims (scopes, audiences)
@@ -213,21 +262,6 @@ func (c *Checker) payloadFacts(payload *structpb.Struct, f *tokenFacts) error {
 	})
 }
 
-// appendIdentity appends to b everything fill makes a verified token of:
-// each string length-prefixed, then the times.
-func appendIdentity(b []byte, cl *tokenClaims, extra []string, start int64, id, kid string) []byte {
-	for _, s := range [...]string{cl.Iss, cl.Sub, cl.Jti, cl.Sid, id, kid} {
-		b = binary.AppendUvarint(b, uint64(len(s)))
-		b = append(b, s...)
-	}
-	for _, s := range extra {
-		b = binary.AppendUvarint(b, uint64(len(s)))
-		b = append(b, s...)
-	}
-	b = binary.AppendVarint(b, cl.Exp)
-	return binary.AppendVarint(b, start)
-}
-
 // sameClaims reports whether a and b agree on every claim that names a
 // token or bounds its life.
 func sameClaims(a, b *tokenClaims) bool {
@@ -235,25 +269,37 @@ func sameClaims(a, b *tokenClaims) bool {
 		a.Exp == b.Exp && a.HasIat == b.HasIat && a.Iat == b.Iat && a.HasNbf == b.HasNbf && a.Nbf == b.Nbf
 }
 
+// payloadNames are the claims payloadClaims reads, in the order it
+// checks them: the first payloadStrings are strings.
+var payloadNames = [...]string{"iss", "sub", "jti", "sid", "exp", "nbf", "iat", "aud"}
+
+const payloadStrings = 4
+
 // payloadClaims reads the claims of a verified payload with the types RFC
 // 7519 gives them, as parseTokenClaims does for a token. Strings longer
 // than maxLen are refused. The values of extra are rendered into extraBuf
-// (Extra stays nil). The audiences are returned apart (Aud stays nil), a
-// single one in audBuf: kept out of the claims, whose strings outlive the
-// call, they can stay on the caller's stack.
-func payloadClaims(s *structpb.Struct, extra []string, maxLen int, extraBuf *[MaxClaimHeaders]string, audBuf *[1]string) (tokenClaims, []string, error) {
+// (Extra stays nil); extraStd[i] is the index in payloadNames of extra[i]
+// (-1: another claim), so that no claim is looked up twice. The audiences
+// are returned apart (Aud stays nil), a single one in audBuf: kept out of
+// the claims, whose strings outlive the call, they can stay on the
+// caller's stack.
+func payloadClaims(s *structpb.Struct, extra []string, extraStd []int, maxLen int, extraBuf *[MaxClaimHeaders]string, audBuf *[1]string) (tokenClaims, []string, error) {
 	var (
-		c   tokenClaims
-		aud []string
+		c    tokenClaims
+		aud  []string
+		vals [len(payloadNames)]*structpb.Value
+		has  [len(payloadNames)]bool
 	)
 	f := s.GetFields()
+	for i, name := range payloadNames {
+		vals[i], has[i] = f[name]
+	}
 	var err error
-	for i, name := range [...]string{"iss", "sub", "jti", "sid"} {
-		v, ok := f[name]
-		if !ok {
+	for i, name := range payloadNames[:payloadStrings] {
+		if !has[i] {
 			continue
 		}
-		str, err := payloadString(v, maxLen)
+		str, err := payloadString(vals[i], maxLen)
 		if err != nil {
 			return tokenClaims{}, nil, fmt.Errorf("%q %w", name, err)
 		}
@@ -268,35 +314,38 @@ func payloadClaims(s *structpb.Struct, extra []string, maxLen int, extraBuf *[Ma
 			c.Sid = str
 		}
 	}
-	v, ok := f["exp"]
-	if !ok {
+	if !has[4] {
 		return tokenClaims{}, nil, errors.New(`"exp" is missing`)
 	}
-	if c.Exp, err = payloadSeconds(v, 1); err != nil {
+	if c.Exp, err = payloadSeconds(vals[4], 1); err != nil {
 		return tokenClaims{}, nil, fmt.Errorf(`"exp" %w`, err)
 	}
-	if v, ok := f["nbf"]; ok {
-		if c.Nbf, err = payloadSeconds(v, 0); err != nil {
+	if has[5] {
+		if c.Nbf, err = payloadSeconds(vals[5], 0); err != nil {
 			return tokenClaims{}, nil, fmt.Errorf(`"nbf" %w`, err)
 		}
 		c.HasNbf = true
 	}
-	if v, ok := f["iat"]; ok {
-		if c.Iat, err = payloadSeconds(v, 0); err != nil {
+	if has[6] {
+		if c.Iat, err = payloadSeconds(vals[6], 0); err != nil {
 			return tokenClaims{}, nil, fmt.Errorf(`"iat" %w`, err)
 		}
 		c.HasIat = true
 	}
-	if v, ok := f["aud"]; ok {
-		if aud, err = payloadAudience(v, maxLen, audBuf); err != nil {
+	if has[7] {
+		if aud, err = payloadAudience(vals[7], maxLen, audBuf); err != nil {
 			return tokenClaims{}, nil, fmt.Errorf(`"aud" %w`, err)
 		}
 	}
-	if len(extra) > 0 {
-		for i, name := range extra {
-			if v, ok := f[name]; ok {
-				extraBuf[i] = renderValue(v)
-			}
+	for i, name := range extra {
+		v, ok := (*structpb.Value)(nil), false
+		if k := extraStd[i]; k >= 0 {
+			v, ok = vals[k], has[k]
+		} else {
+			v, ok = f[name]
+		}
+		if ok {
+			extraBuf[i] = renderValue(v)
 		}
 	}
 	return c, aud, nil

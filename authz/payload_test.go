@@ -323,3 +323,266 @@ func TestCheckVerifiedAllocs(t *testing.T) {
 		t.Errorf("%v allocs per check, want 0", n)
 	}
 }
+
+// Issuers of the payload cache tests: both revocation-only, their payloads
+// under one key, so a payload of either reaches the same cache.
+const (
+	issX = "https://x.test"
+	issY = "https://y.test"
+)
+
+// newSharedKeyWorld is a checker with issX and issY, payloads under
+// jwt_payload and headers under jwt_header, a claim header of "email".
+func newSharedKeyWorld(t *testing.T) *payloadWorld {
+	t.Helper()
+	w := &payloadWorld{src: newMemSource(), now: time.Now().Unix()}
+	cfg := DefaultConfig()
+	for _, iss := range []string{issX, issY} {
+		ic := DefaultIssuerConfig(iss)
+		ic.RevocationOnly, ic.PayloadKey, ic.HeaderKey = true, "jwt_payload", "jwt_header"
+		cfg.Issuers = append(cfg.Issuers, ic)
+	}
+	cfg.ClaimHeaders = append(cfg.ClaimHeaders, ClaimHeader{Claim: "email", Header: "x-jwt-email"})
+	w.rev = newTestRevocations(t, w.src)
+	var err error
+	w.checker, err = NewChecker(cfg, w.rev, WithClock(func() time.Time { return time.Unix(w.now, 0) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// TestPayloadCacheIdentity: a payload that differs from a cached one in
+// any claim its decision or its claim headers depend on, the jti the same,
+// never takes the cached one's entry. Each case first checks the cached
+// payload (allowed), then a record that matches only the other one's claim
+// must deny it, with its own claims.
+func TestPayloadCacheIdentity(t *testing.T) {
+	base := func(w *payloadWorld) map[string]any {
+		return map[string]any{"iss": issX, "sub": "alice", "jti": "j-1", "sid": "s-1", "email": "alice@x.test",
+			"iat": w.now - 60, "exp": w.now + 600}
+	}
+	cases := []struct {
+		name   string
+		mod    func(w *payloadWorld, c map[string]any)
+		kid    string
+		record func(w *payloadWorld) Record
+		kind   Kind
+	}{
+		{"other issuer", func(_ *payloadWorld, c map[string]any) { c["iss"] = issY }, "k-1",
+			func(*payloadWorld) Record { return Record{Kind: KindToken, Issuer: issY, Value: "j-1"} }, KindToken},
+		{"other subject", func(_ *payloadWorld, c map[string]any) { c["sub"] = "bob" }, "k-1",
+			func(w *payloadWorld) Record {
+				return Record{Kind: KindSubject, Value: "bob", Before: time.Unix(w.now, 0)}
+			}, KindSubject},
+		{"other session", func(_ *payloadWorld, c map[string]any) { c["sid"] = "s-bad" }, "k-1",
+			func(*payloadWorld) Record { return Record{Kind: KindSession, Issuer: issX, Value: "s-bad"} }, KindSession},
+		{"other key", func(*payloadWorld, map[string]any) {}, "k-bad",
+			func(*payloadWorld) Record { return Record{Kind: KindKey, Value: "k-bad"} }, KindKey},
+		{"issued earlier", func(w *payloadWorld, c map[string]any) { c["iat"] = w.now - 3600 }, "k-1",
+			func(w *payloadWorld) Record {
+				return Record{Kind: KindIssuerBefore, Issuer: issX, Before: time.Unix(w.now-1800, 0)}
+			}, KindIssuerBefore},
+		{"nbf instead of iat, earlier", func(w *payloadWorld, c map[string]any) { delete(c, "iat"); c["nbf"] = w.now - 3600 }, "k-1",
+			func(w *payloadWorld) Record {
+				return Record{Kind: KindIssuerBefore, Issuer: issX, Before: time.Unix(w.now-1800, 0)}
+			}, KindIssuerBefore},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newSharedKeyWorld(t)
+			ctx := context.Background()
+			cached := base(w)
+			if d := w.checker.CheckVerified(ctx, metadata(t, "jwt_payload", cached, "k-1"), nil); !d.Allowed() {
+				t.Fatalf("cached payload: %s (%v), want ok", d.Reason, d.Err)
+			}
+			other := base(w)
+			tc.mod(w, other)
+			w.revoke(t, tc.record(w))
+			d := w.checker.CheckVerified(ctx, metadata(t, "jwt_payload", other, tc.kid), nil)
+			if d.Reason != ReasonRevoked || d.RevokedBy != tc.kind {
+				t.Fatalf("other payload: %s/%s (%v), want revoked by %s", d.Reason, d.RevokedBy, d.Err, tc.kind)
+			}
+			if d.Claims.Issuer != other["iss"] || d.Claims.Subject != other["sub"] || d.Claims.Session != other["sid"] || d.Claims.KeyID != tc.kid {
+				t.Fatalf("other payload: claims %+v, not its own", d.Claims)
+			}
+			if tc.kind != KindIssuerBefore && tc.kind != KindSubject && tc.kind != KindKey {
+				// The cached payload is untouched by the record.
+				if d := w.checker.CheckVerified(ctx, metadata(t, "jwt_payload", cached, "k-1"), nil); !d.Allowed() {
+					t.Fatalf("cached payload after the record: %s, want ok", d.Reason)
+				}
+			}
+		})
+	}
+
+	// Claims the decision does not read, but the upstream does: each
+	// payload gets its own claim headers and expiry.
+	w := newSharedKeyWorld(t)
+	ctx := context.Background()
+	for _, mod := range []func(map[string]any){
+		nil,
+		func(c map[string]any) { c["email"] = "mallory@x.test" },
+		func(c map[string]any) { c["exp"] = w.now + 300 },
+		func(c map[string]any) { delete(c, "email") },
+	} {
+		c := base(w)
+		if mod != nil {
+			mod(c)
+		}
+		d := w.checker.CheckVerified(ctx, metadata(t, "jwt_payload", c, "k-1"), nil)
+		email, _ := c["email"].(string)
+		if !d.Allowed() || d.Claims.Extra[2] != email || d.Claims.Expiry != c["exp"] {
+			t.Fatalf("payload %v: %s, email %q exp %d", c, d.Reason, d.Claims.Extra[2], d.Claims.Expiry)
+		}
+	}
+}
+
+// TestPayloadCacheDecidesEveryTime: a cached payload is judged again on
+// every request: a revocation after it was cached denies it, and so does
+// its expiry, the lifetime bound and the clock.
+func TestPayloadCacheDecidesEveryTime(t *testing.T) {
+	w := newSharedKeyWorld(t)
+	ctx := context.Background()
+	c := map[string]any{"iss": issX, "sub": "alice", "jti": "j-1", "sid": "s-1", "iat": w.now - 60, "exp": w.now + 600}
+	md := metadata(t, "jwt_payload", c, "k-1")
+	for range 2 { // the second from the cache
+		if d := w.checker.CheckVerified(ctx, md, nil); !d.Allowed() {
+			t.Fatalf("before: %s (%v), want ok", d.Reason, d.Err)
+		}
+	}
+	if n := w.checker.payloadCache.len(); n != 1 {
+		t.Fatalf("%d cached payloads, want 1", n)
+	}
+	start := w.now
+	w.now = start + 600 + 31 // past exp and the 30 s leeway
+	if d := w.checker.CheckVerified(ctx, md, nil); d.Reason != ReasonExpired {
+		t.Fatalf("after exp: %s, want expired", d.Reason)
+	}
+	w.now = start
+	w.revoke(t, Record{Kind: KindToken, Issuer: issX, Value: "j-1"})
+	if d := w.checker.CheckVerified(ctx, md, nil); d.Reason != ReasonRevoked || d.RevokedBy != KindToken {
+		t.Fatalf("after revoke: %s/%s, want revoked by token", d.Reason, d.RevokedBy)
+	}
+	// Another payload of the same identity but too long a life: the bound
+	// is judged before the cache.
+	long := metadata(t, "jwt_payload", map[string]any{"iss": issX, "sub": "alice", "jti": "j-1", "sid": "s-1",
+		"iat": w.now - 60, "exp": w.now + 48*3600}, "k-1")
+	if d := w.checker.CheckVerified(ctx, long, nil); d.Reason != ReasonLifetimeTooLong {
+		t.Fatalf("long-lived: %s, want lifetime_too_long", d.Reason)
+	}
+}
+
+// TestPayloadCacheCollision: two payloads whose hashes collide share a
+// slot, never an entry: every field is compared on a hit.
+func TestPayloadCacheCollision(t *testing.T) {
+	c := newTokenCache(64)
+	a := Claims{Issuer: issX, Subject: "alice", JTI: "j-1", TokenID: "j-1", Session: "s-1", KeyID: "k-1", Expiry: 2000, IssuedAt: 1000}
+	a.Extra[0] = "alice"
+	var v verified
+	fill(&v, a)
+	const h = 42 // any two payloads under one hash
+	c.putClaims(h, &v, nil)
+	for _, mod := range []func(*Claims){
+		func(b *Claims) { b.Issuer = issY },
+		func(b *Claims) { b.Subject = "bob" },
+		func(b *Claims) { b.JTI = "j-2" },
+		func(b *Claims) { b.TokenID = "sha256:00" },
+		func(b *Claims) { b.Session = "s-2" },
+		func(b *Claims) { b.KeyID = "k-2" },
+		func(b *Claims) { b.Expiry++ },
+		func(b *Claims) { b.IssuedAt-- },
+		func(b *Claims) { b.Extra[0] = "bob" },
+		func(b *Claims) { b.Subject, b.JTI = "alicej", "-1" }, // the same bytes, split elsewhere
+	} {
+		b := a
+		mod(&b)
+		if _, ok := c.getClaims(h, &b, 1); ok {
+			t.Errorf("claims %+v found the entry of %+v", b, a)
+		}
+	}
+	if keys, ok := c.getClaims(h, &a, 1); !ok || keys != v.keys {
+		t.Fatalf("the same claims: found %v, keys %v, want %v", ok, keys, v.keys)
+	}
+}
+
+// TestForwardedTokenCache: in Istio's layout the kid (and, without jti,
+// the identity) come from the forwarded token, parsed once and then taken
+// from the cache by the token itself. A cached forwarded token still has
+// to carry the payload's very claims, is still revoked by its own key and
+// identity, lends nothing to another token, and never lets jwtguard's own
+// verification skip a signature.
+func TestForwardedTokenCache(t *testing.T) {
+	w := newPayloadWorld(t)
+	ctx := context.Background()
+	noJTI := w.claims(issIstio, func(c map[string]any) { delete(c, "jti") })
+	tok := signClaims(t, w.key, noJTI)
+	md := metadata(t, issIstio, noJTI, "-")
+	for range 2 { // the second from the cache
+		if d := w.checker.CheckVerified(ctx, md, authorization(tok)); !d.Allowed() || d.Claims.KeyID != "a-ES256" {
+			t.Fatalf("forwarded: %s (%v) kid %q, want ok with kid a-ES256", d.Reason, d.Err, d.Claims.KeyID)
+		}
+	}
+	// The same cached token with another payload: not the one verified.
+	for _, mod := range []func(map[string]any){
+		func(c map[string]any) { c["sub"] = "mallory" },
+		func(c map[string]any) { c["jti"] = "j-other" },
+		func(c map[string]any) { c["exp"] = w.now + 300 },
+		func(c map[string]any) { c["nbf"] = w.now - 60 },
+		func(c map[string]any) { delete(c, "iat"); c["nbf"] = w.now - 60 },
+	} {
+		c := w.claims(issIstio, func(c map[string]any) { delete(c, "jti") })
+		mod(c)
+		if d := w.checker.CheckVerified(ctx, metadata(t, issIstio, c, "-"), authorization(tok)); d.Reason != ReasonMalformed {
+			t.Errorf("payload %v with the cached token: %s, want malformed", c, d.Reason)
+		}
+	}
+	// Another token of the same claims, another kid: its own kid.
+	leaked, err := mint.NewKey("ES256", "leaked")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := signClaims(t, leaked, noJTI)
+	w.revoke(t, Record{Kind: KindKey, Value: "leaked"})
+	if d := w.checker.CheckVerified(ctx, md, authorization(other)); d.Reason != ReasonRevoked || d.RevokedBy != KindKey {
+		t.Fatalf("token of the revoked key, same claims: %s/%s, want revoked by key", d.Reason, d.RevokedBy)
+	}
+	// Revoked after it was cached, by its signing-input hash.
+	rec, err := TokenRecord(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.revoke(t, rec)
+	if d := w.checker.CheckVerified(ctx, md, authorization(tok)); d.Reason != ReasonRevoked || d.RevokedBy != KindToken {
+		t.Fatalf("after its revocation: %s/%s, want revoked by token", d.Reason, d.RevokedBy)
+	}
+
+	// A forged token forwarded beside a verified payload (issEnvoy, no
+	// jti: its identity comes from the token) is cached as parsed, never
+	// as verified: jwtguard's own check of it still fails its signature.
+	envoyNoJTI := w.claims(issEnvoy, func(c map[string]any) { delete(c, "jti") })
+	forged := signClaims(t, testKeys(t).other, envoyNoJTI)
+	for range 2 {
+		if d := w.checker.CheckVerified(ctx, metadata(t, "jwt_payload", envoyNoJTI, "a-ES256"), authorization(forged)); !d.Allowed() {
+			t.Fatalf("verified payload, forged token forwarded: %s (%v), want ok (the payload is what is trusted)", d.Reason, d.Err)
+		}
+	}
+	if d := w.checker.Check(ctx, authorization(forged)); d.Reason != ReasonBadSignature {
+		t.Fatalf("the forged token verified by jwtguard: %s, want bad_signature", d.Reason)
+	}
+}
+
+// TestForwardedTokenAllocs pins Istio's layout, a forwarded token seen
+// before, at no allocation.
+func TestForwardedTokenAllocs(t *testing.T) {
+	w := newPayloadWorld(t)
+	ctx := context.Background()
+	c := w.claims(issIstio, nil)
+	tok := signClaims(t, w.key, c)
+	md, h := metadata(t, issIstio, c, "-"), MapHeaders{"authorization": "Bearer " + tok}
+	if d := w.checker.CheckVerified(ctx, md, h); !d.Allowed() {
+		t.Fatal(d.Reason, d.Err)
+	}
+	if n := testing.AllocsPerRun(100, func() { w.checker.CheckVerified(ctx, md, h) }); n != 0 {
+		t.Errorf("%v allocs per check, want 0", n)
+	}
+}

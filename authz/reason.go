@@ -16,6 +16,11 @@ const (
 	ReasonBadAlgorithm   Reason = "bad_algorithm"     // alg missing, none, or not allowed
 	ReasonBadSignature   Reason = "bad_signature"
 	ReasonUnknownKey     Reason = "unknown_key"
+	// ReasonRetiredKey: the token's signature verifies against a key that
+	// has left its issuer's key set (the issuer no longer publishes it).
+	// It is denied like an unknown key, but its claims are its issuer's,
+	// so the decision carries them for the detectors.
+	ReasonRetiredKey     Reason = "retired_key"
 	ReasonExpired        Reason = "expired"
 	ReasonNotYetValid    Reason = "not_yet_valid"
 	ReasonIssuedInFuture Reason = "issued_in_future"
@@ -59,7 +64,7 @@ const (
 // Reasons lists every reason, for metrics that pre-create one series each.
 var Reasons = []Reason{
 	ReasonOK, ReasonMissingToken, ReasonMultipleTokens, ReasonMalformed, ReasonTooLarge, ReasonUnsupported,
-	ReasonBadAlgorithm, ReasonBadSignature, ReasonUnknownKey, ReasonExpired,
+	ReasonBadAlgorithm, ReasonBadSignature, ReasonUnknownKey, ReasonRetiredKey, ReasonExpired,
 	ReasonNotYetValid, ReasonIssuedInFuture, ReasonWrongIssuer, ReasonWrongAudience,
 	ReasonLifetimeTooLong, ReasonNotVerifiedByProxy, ReasonRevoked, ReasonClamped, ReasonUnavailable, ReasonNotReady,
 	ReasonNoRule, ReasonInsufficientScope, ReasonClaimMismatch, ReasonInactive, ReasonIntrospectionUnavailable,

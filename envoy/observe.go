@@ -49,12 +49,18 @@ type Event struct {
 	Err error
 }
 
+// PollInterval is how often an observer's worker drains its queue. A
+// worker polls rather than waits on its queue: a send to a channel a
+// goroutine waits on wakes that goroutine, a scheduler round trip on every
+// request; a send to a buffered channel nobody waits on is a copy.
+const PollInterval = 5 * time.Millisecond
+
 // Observer is told of every decision, after it is made and before the
 // answer is sent. Observe runs on the hot path: it must not block, lock
 // across calls or allocate per call; an observer with work to do hands a
 // copy of the event to its own bounded queue and counts what it drops when
-// the queue is full. The *Event is reused once Observe returns: an
-// observer never keeps the pointer.
+// the queue is full, and drains it every PollInterval. The *Event is
+// reused once Observe returns: an observer never keeps the pointer.
 type Observer interface {
 	Observe(e *Event)
 }

@@ -32,10 +32,14 @@ const (
 	// jwt_authn filter verified, in the metadata ext_authz sends, as well
 	// as the token (jwt_authn forward: true). gRPC only.
 	Verified Category = "verified"
+	// VerifiedOnly is Verified without the token: jwt_authn's default
+	// (forward: false) strips it, and with a jti and the header in the
+	// metadata jwtguard needs none. gRPC only.
+	VerifiedOnly Category = "verified-only"
 )
 
 // Categories lists every category in the order mixes are printed.
-var Categories = []Category{Repeated, Fresh, Revoked, Invalid, Forged, Verified}
+var Categories = []Category{Repeated, Fresh, Revoked, Invalid, Forged, Verified, VerifiedOnly}
 
 // oneUse reports whether each token of c is sent once only, from a pool
 // minted ahead: the run ends when the pool runs out.

@@ -92,8 +92,8 @@ func (c *RunConfig) Validate() error {
 		return errors.New("mix: no positive weight")
 	case c.WarmFresh < 0 || c.FreshPool < 0 || c.ForgedPool < 0:
 		return errors.New("warm-fresh, fresh-pool and forged-pool: want zero or more")
-	case c.HTTPTarget != "" && c.Mix[Verified] > 0:
-		return errors.New("mix: the verified category needs gRPC: forward-auth never trusts a payload")
+	case c.HTTPTarget != "" && (c.Mix[Verified] > 0 || c.Mix[VerifiedOnly] > 0):
+		return errors.New("mix: the verified categories need gRPC: forward-auth never trusts a payload")
 	case c.RequestTimeout <= 0:
 		return fmt.Errorf("request-timeout: %s, want a positive duration", c.RequestTimeout)
 	}
@@ -222,7 +222,7 @@ func Run(ctx context.Context, cfg RunConfig) (*Result, error) {
 // all (as a long-lived one has) over connections that are up; then it
 // sends the warm-up tokens. Its decisions are checked but not measured.
 func (r *runner) warmUp(ctx context.Context, res *Result) {
-	sets := map[Category][]Token{Repeated: r.tokens.Repeated, Revoked: r.tokens.Revoked, Invalid: r.tokens.Invalid, Verified: r.tokens.Verified}
+	sets := map[Category][]Token{Repeated: r.tokens.Repeated, Revoked: r.tokens.Revoked, Invalid: r.tokens.Invalid, Verified: r.tokens.Verified, VerifiedOnly: r.tokens.VerifiedOnly}
 	var prime []*Token
 	for _, c := range Categories {
 		if r.cfg.Mix[c] == 0 {

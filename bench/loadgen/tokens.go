@@ -65,8 +65,10 @@ type TokenSet struct {
 	Warm     []Token
 	Forged   []Token
 	Verified []Token
+	// VerifiedOnly are the Verified tokens' requests without the token.
+	VerifiedOnly []Token
 
-	next [6]atomic.Int64 // per category, indexes Categories
+	next [7]atomic.Int64 // per category, indexes Categories
 	// exhausted is set when a one-use pool (fresh, forged) runs out.
 	exhausted atomic.Bool
 }
@@ -166,6 +168,13 @@ func NewTokenSet(keys *Keys, o TokenOptions) (*TokenSet, error) {
 			continue
 		}
 		ts.Verified = append(ts.Verified, t)
+		only := newToken(v, VerifiedOnly, allow)
+		if only.req, err = verifiedRequest(v, c, keys.Signing.KID); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		delete(only.req.Attributes.Request.Http.Headers, "authorization")
+		ts.VerifiedOnly = append(ts.VerifiedOnly, only)
 	}
 
 	// Revoked: every kind of RevokedSet in turn, so each is equally common.
@@ -310,6 +319,8 @@ func (ts *TokenSet) pick(c Category) *Token {
 		pool, idx = ts.Forged, 4
 	case Verified:
 		pool, idx = ts.Verified, 5
+	case VerifiedOnly:
+		pool, idx = ts.VerifiedOnly, 6
 	default:
 		pool, idx = ts.Invalid, 3
 	}

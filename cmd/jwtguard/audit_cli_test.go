@@ -175,14 +175,8 @@ func TestAuditFlagsRefused(t *testing.T) {
 // replaced in the JWKS file, found by the refetch of an unknown kid).
 func TestServeRecordsAuthFailureAndKeySetChange(t *testing.T) {
 	const iss = "https://keys.test"
-	k1, err := mint.NewKey("ES256", "k1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	k2, err := mint.NewKey("ES256", "k2")
-	if err != nil {
-		t.Fatal(err)
-	}
+	k1 := newKey(t, "k1")
+	k2 := newKey(t, "k2")
 	jwks := filepath.Join(t.TempDir(), "jwks.json")
 	writeJWKS := func(k *mint.Key) {
 		t.Helper()

@@ -158,10 +158,7 @@ type detectNode struct {
 
 func startDetectNode(t *testing.T, yaml string) *detectNode {
 	t.Helper()
-	key, err := mint.NewKey("ES256", "detect-1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	key := newKey(t, "detect-1")
 	jwks, err := mint.JWKS(key)
 	if err != nil {
 		t.Fatal(err)
@@ -375,4 +372,89 @@ detectors:
 			t.Fatalf("node %d revoked %v times", i, local)
 		}
 	}
+}
+
+// TestDetectorRetiredKeyRevokesSubject: after the issuer's key set drops a
+// key, a client still presenting a token of that key is denied
+// retired_key, and the retired-key detector revokes its subject: a record
+// by jwtguard/auto:retired-key, in the audit trail, that also denies the
+// subject's other tokens issued before it, new key or not.
+func TestDetectorRetiredKeyRevokesSubject(t *testing.T) {
+	k1 := newKey(t, "k1")
+	k2 := newKey(t, "k2")
+	dir := t.TempDir()
+	jwksPath := filepath.Join(dir, "jwks.json")
+	writeJWKS := func(keys ...*mint.Key) {
+		t.Helper()
+		b, err := mint.JWKS(keys...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(jwksPath, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeJWKS(k1, k2)
+	conf := filepath.Join(dir, "jwtguard.yaml")
+	if err := os.WriteFile(conf, []byte("issuers:\n- issuer: "+meshIssuer+"\n  audiences: [mesh]\n  jwks-file: "+jwksPath+
+		"\n  jwks-min-refetch: 0s\ndetectors:\n  retired-key: {policy: revoke-subject}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n := startServe(t, "--data-dir", filepath.Join(dir, "data"), "--config", conf, "--log-level", "error")
+	sign := func(k *mint.Key, jti, sub string) string {
+		t.Helper()
+		now := time.Now()
+		tok, err := k.Sign(map[string]any{"iss": meshIssuer, "aud": "mesh", "sub": sub, "jti": jti, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	old, fresh, bystander := sign(k1, "old", "carol"), sign(k2, "fresh", "carol"), sign(k2, "other", "dave")
+	for _, tok := range []string{old, fresh, bystander} {
+		if code, msg := n.checkFrom(t, tok, "192.0.2.9"); code != codes.OK {
+			t.Fatalf("before the rotation: %v %s", code, msg)
+		}
+	}
+
+	// The issuer drops k1; a token naming a kid the node does not know
+	// makes it reload the set (k3 is not published: that token is refused).
+	writeJWKS(k2)
+	k3 := newKey(t, "k3")
+	if code, msg := n.checkFrom(t, sign(k3, "probe", "eve"), "192.0.2.9"); code == codes.OK || msg != "unknown_key" {
+		t.Fatalf("a kid never published: %v %s, want unknown_key", code, msg)
+	}
+	if code, msg := n.checkFrom(t, old, "192.0.2.9"); code != codes.Unauthenticated || msg != "retired_key" {
+		t.Fatalf("a token of the dropped key: %v %s, want Unauthenticated retired_key", code, msg)
+	}
+	n.waitMetric(t, 1, "jwtguard_detector_fired_total", `detector="retired-key"`, `outcome="revoked"`)
+	recs := n.revocations(t)
+	if len(recs) != 1 || recs[0].Kind != authz.KindSubject || recs[0].Value != "carol" || recs[0].Actor != "jwtguard/auto:retired-key" ||
+		!strings.Contains(recs[0].Reason, "signed by key k1, which left the key set") {
+		t.Fatalf("records %+v, want one subject record of carol by jwtguard/auto:retired-key naming k1", recs)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, msg := n.checkFrom(t, fresh, "192.0.2.9"); msg == "revoked" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the subject's token of the current key was never revoked")
+		}
+	}
+	if code, msg := n.checkFrom(t, bystander, "192.0.2.9"); code != codes.OK {
+		t.Fatalf("another subject's token: %v %s", code, msg)
+	}
+	if trail := n.auditTrail(t); !strings.Contains(trail, `"actor":"jwtguard/auto:retired-key"`) {
+		t.Fatalf("audit trail %s, want the automatic revocation", trail)
+	}
+}
+
+// newKey is a new ES256 signing key named kid.
+func newKey(t *testing.T, kid string) *mint.Key {
+	t.Helper()
+	k, err := mint.NewKey("ES256", kid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

@@ -149,10 +149,7 @@ func TestMeshWaitAndStatus(t *testing.T) {
 	// Reports lapse after three heartbeats: 30s, longer than the test
 	// needs the stopped node listed.
 	m := newMesh(t, 3, append(meshConfirm, "--heartbeat-interval", "10s")...)
-	other, err := mint.NewKey("ES256", "other-1")
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := newKey(t, "other-1")
 	jwks, err := mint.JWKS(other)
 	if err != nil {
 		t.Fatal(err)

@@ -49,14 +49,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // tokens are revoked on the mesh (a key record in the source) while the
 // new key's pass; a token of a key that left the set raises its alarm.
 func TestServeKeyRotationWatch(t *testing.T) {
-	k1, err := mint.NewKey("ES256", "k1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	k2, err := mint.NewKey("ES256", "k2")
-	if err != nil {
-		t.Fatal(err)
-	}
+	k1 := newKey(t, "k1")
+	k2 := newKey(t, "k2")
 	var jwks atomic.Pointer[[]byte]
 	serveKeys := func(keys ...*mint.Key) {
 		b, err := mint.JWKS(keys...)
@@ -134,7 +128,7 @@ func TestServeKeyRotationWatch(t *testing.T) {
 	waitFor(t, "k1 gone", func() bool {
 		return strings.Contains(s.metrics(t), `jwtguard_key_gone_uses_total{issuer="`+rotIssuer+`",kid="k1"}`)
 	})
-	if code, msg := s.grpcCheck(t, sign(k1, "late")); code != codes.Unauthenticated || msg != "unknown_key" {
+	if code, msg := s.grpcCheck(t, sign(k1, "late")); code != codes.Unauthenticated || msg != "retired_key" {
 		t.Fatalf("token of the gone key: %v %s", code, msg)
 	}
 	waitFor(t, "gone key alarm logged", func() bool { return strings.Contains(s.stderr.String(), "alarm=gone_key_in_use") })

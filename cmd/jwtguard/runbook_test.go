@@ -119,10 +119,7 @@ func TestRunbook(t *testing.T) {
 			decided(t, leaked, "revoked", m.nodes...)
 			// Rotate: the identity provider publishes a new key and
 			// withdraws the leaked one.
-			next, err := mint.NewKey("ES256", "mesh-2")
-			if err != nil {
-				t.Fatal(err)
-			}
+			next := newKey(t, "mesh-2")
 			jwks, err := mint.JWKS(next)
 			if err != nil {
 				t.Fatal(err)

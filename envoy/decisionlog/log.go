@@ -167,31 +167,41 @@ func (l *Log) run() {
 	defer close(l.done)
 	tick := time.NewTicker(l.cfg.SummaryInterval)
 	defer tick.Stop()
+	// Polled, not waited on (envoy.PollInterval): no wake-up and no write
+	// call per request; each poll writes what queued since, then flushes.
+	poll := time.NewTicker(envoy.PollInterval)
+	defer poll.Stop()
 	for {
 		select {
-		case r := <-l.full:
-			l.write(r)
-			if len(l.full) == 0 {
+		case <-poll.C:
+			if l.writeQueued(cap(l.full)) > 0 {
 				l.flush()
 			}
 		case <-tick.C:
 			l.summarize(time.Now())
 			l.flush()
 		case <-l.stop:
-			for {
-				select {
-				case r := <-l.full:
-					l.write(r)
-					continue
-				default:
-				}
-				break
-			}
+			l.writeQueued(-1)
 			l.summarize(time.Now())
 			l.flush()
 			return
 		}
 	}
+}
+
+// writeQueued writes at most max queued records (-1: until the queue is
+// empty) and returns how many it wrote.
+func (l *Log) writeQueued(max int) int {
+	n := 0
+	for ; n != max; n++ {
+		select {
+		case r := <-l.full:
+			l.write(r)
+		default:
+			return n
+		}
+	}
+	return n
 }
 
 // line is one decision as written.

@@ -55,8 +55,8 @@ func (e *Engine) block(ctx context.Context, d *detector, ev *event, evidence str
 	until := ev.t + int64(d.cfg.BlockFor)
 	var target string
 	var ok bool
-	switch d.input {
-	case inAllowed:
+	switch {
+	case d.reads(inAllowed) || d.reads(inRetired):
 		bk := blockKey{kind: kindToken, iss: ev.iss, v: ev.tid}
 		target = "token " + short(ev.iss) + " " + short(ev.tid)
 		if d.cfg.Per == PerSession && ev.sid != "" {

@@ -34,10 +34,15 @@ const (
 	RevokedReuse Name = "revoked-reuse"
 	// ExpiredReuse: the same for expired tokens.
 	ExpiredReuse Name = "expired-reuse"
+	// RetiredKey: a token (or session) signed by a key that has left its
+	// issuer's key set (denied retired_key), or, with MaxKeyAge, allowed
+	// under a key this node first loaded longer ago than MaxKeyAge, more
+	// than Threshold times (0: the first) within Window.
+	RetiredKey Name = "retired-key"
 )
 
 // Names lists every detector in the order they run.
-var Names = []Name{TokenAddresses, TokenUserAgents, TokenRate, BadSignature, RevokedReuse, ExpiredReuse}
+var Names = []Name{TokenAddresses, TokenUserAgents, TokenRate, BadSignature, RevokedReuse, ExpiredReuse, RetiredKey}
 
 // Policy is what a detector does when it fires.
 type Policy string
@@ -87,6 +92,10 @@ type DetectorConfig struct {
 	// few, is still caught; 0 never shares. A candidate past the
 	// threshold on this node fires without the mesh.
 	ShareFrom int
+	// MaxKeyAge (retired-key only): an allowed token signed by a key this
+	// node first loaded longer ago than this counts too; 0 counts only
+	// tokens of keys that left their set.
+	MaxKeyAge time.Duration
 }
 
 // Config is the detectors' settings: the file's "detectors" section. A
@@ -145,6 +154,8 @@ func DefaultDetector(n Name) DetectorConfig {
 		d.Threshold, d.Window = 5, 10*time.Minute
 	case ExpiredReuse:
 		d.Threshold, d.Window = 20, 10*time.Minute
+	case RetiredKey:
+		d.Threshold, d.Window = 0, 10*time.Minute
 	}
 	return d
 }
@@ -180,7 +191,9 @@ func (c *Config) Validate() error {
 func (d *DetectorConfig) validate(n Name) error {
 	distinct := n == TokenAddresses || n == TokenUserAgents
 	switch {
-	case d.Threshold < 1:
+	case n == RetiredKey && d.Threshold < 0:
+		return fmt.Errorf("threshold %d, want 0 (the first token) or more", d.Threshold)
+	case n != RetiredKey && d.Threshold < 1:
 		return fmt.Errorf("threshold %d, want 1 or more", d.Threshold)
 	case distinct && d.Threshold > 1000:
 		return fmt.Errorf("threshold %d, want at most 1000 distinct values", d.Threshold)
@@ -202,6 +215,10 @@ func (d *DetectorConfig) validate(n Name) error {
 		return fmt.Errorf("share-from %d, want 0 (never) or more", d.ShareFrom)
 	case d.ShareFrom != 0 && n != TokenAddresses:
 		return fmt.Errorf("share-from: only token-addresses shares")
+	case d.MaxKeyAge < 0 || d.MaxKeyAge != 0 && d.MaxKeyAge < time.Minute:
+		return fmt.Errorf("max-key-age %s, want 0 (off) or at least 1m", d.MaxKeyAge)
+	case d.MaxKeyAge != 0 && n != RetiredKey:
+		return fmt.Errorf("max-key-age: only retired-key reads key ages")
 	}
 	return nil
 }
@@ -216,13 +233,14 @@ func joinNames() string {
 
 // fileDetector is one detector as the file writes it.
 type fileDetector struct {
-	Threshold  int    `json:"threshold"`
+	Threshold  *int   `json:"threshold"`
 	Window     string `json:"window"`
 	Policy     string `json:"policy"`
 	BlockFor   string `json:"block-for"`
 	Per        string `json:"per"`
 	Candidates int    `json:"candidates"`
 	ShareFrom  *int   `json:"share-from"`
+	MaxKeyAge  string `json:"max-key-age"`
 }
 
 // fileAllow is the file's allowlist.
@@ -293,8 +311,8 @@ func (c *Config) Decode(raw []byte) error {
 
 func (fd fileDetector) config(n Name) (DetectorConfig, error) {
 	d := DefaultDetector(n)
-	if fd.Threshold != 0 {
-		d.Threshold = fd.Threshold
+	if fd.Threshold != nil {
+		d.Threshold = *fd.Threshold
 	}
 	if fd.Candidates != 0 {
 		d.Candidates = fd.Candidates
@@ -311,7 +329,7 @@ func (fd fileDetector) config(n Name) (DetectorConfig, error) {
 	for _, f := range []struct {
 		raw, key string
 		dst      *time.Duration
-	}{{fd.Window, "window", &d.Window}, {fd.BlockFor, "block-for", &d.BlockFor}} {
+	}{{fd.Window, "window", &d.Window}, {fd.BlockFor, "block-for", &d.BlockFor}, {fd.MaxKeyAge, "max-key-age", &d.MaxKeyAge}} {
 		if f.raw == "" {
 			continue
 		}

@@ -55,7 +55,7 @@ type fixture struct {
 	t0  time.Time
 }
 
-func newFixture(t *testing.T, mutate func(*Config)) *fixture {
+func newFixture(t *testing.T, mutate func(*Config), opts ...Option) *fixture {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Node = "node-a"
@@ -63,7 +63,8 @@ func newFixture(t *testing.T, mutate func(*Config)) *fixture {
 	mutate(&cfg)
 	f := &fixture{rec: &recorder{}, reg: prometheus.NewRegistry(), t0: time.Unix(1_800_000_000, 0)}
 	var err error
-	f.e, err = New(cfg, WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), WithRevoker(f.rec), WithAuditor(f.rec), WithRegisterer(f.reg))
+	opts = append([]Option{WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), WithRevoker(f.rec), WithAuditor(f.rec), WithRegisterer(f.reg)}, opts...)
+	f.e, err = New(cfg, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,7 +329,7 @@ func TestMemoryBound(t *testing.T) {
 	for i := range n {
 		addr := netip.AddrFrom4([4]byte{byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)})
 		id := strconv.Itoa(i)
-		for _, r := range []authz.Reason{authz.ReasonOK, authz.ReasonBadSignature, authz.ReasonRevoked, authz.ReasonExpired} {
+		for _, r := range []authz.Reason{authz.ReasonOK, authz.ReasonBadSignature, authz.ReasonRevoked, authz.ReasonExpired, authz.ReasonRetiredKey} {
 			ev := event{t: t0 + int64(i), reason: r, src: addr, ua: id, iss: "https://iss.test", sub: id, tid: id, sid: id}
 			f.e.process(ctx, &ev)
 		}
@@ -398,5 +399,99 @@ func BenchmarkObserve(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		e.Observe(&ev)
+	}
+}
+
+// TestRetiredKey: a token of a key that left its set fires at once (the
+// default threshold 0), with every policy; with max-key-age, an allowed
+// token of a key first loaded longer ago fires too, one of a younger key
+// or a key the sets do not hold does not.
+func TestRetiredKey(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	sets := func() []authz.KeySetInfo {
+		return []authz.KeySetInfo{{Issuer: "https://iss.test", Keys: []authz.KeyInfo{
+			{KID: "old", FirstSeen: t0.Add(-48 * time.Hour)}, {KID: "young", FirstSeen: t0.Add(-time.Hour)}}}}
+	}
+	signed := func(tid, kid string) authz.Claims { c := claims(tid); c.KeyID = kid; return c }
+	tests := []struct {
+		name     string
+		reason   authz.Reason
+		claims   authz.Claims
+		fires    bool
+		evidence string
+	}{
+		{"a key that left the set", authz.ReasonRetiredKey, signed("t-gone", "gone"), true, "which left the key set"},
+		{"a key older than max-key-age", authz.ReasonOK, signed("t-old", "old"), true, "older than max-key-age 24h0m0s"},
+		{"a younger key", authz.ReasonOK, signed("t-young", "young"), false, ""},
+		{"a kid the sets do not hold", authz.ReasonOK, signed("t-what", "what"), false, ""},
+		{"an expired token of an old key", authz.ReasonExpired, signed("t-exp", "old"), false, ""},
+	}
+	for _, p := range Policies {
+		for _, tc := range tests {
+			t.Run(string(p)+"/"+tc.name, func(t *testing.T) {
+				f := newFixture(t, with(RetiredKey, func(d *DetectorConfig) { d.Policy, d.MaxKeyAge = p, 24*time.Hour }), WithKeySets(sets))
+				f.see(t, 0, tc.reason, "192.0.2.1", tc.claims, "")
+				f.see(t, time.Second, tc.reason, "192.0.2.2", tc.claims, "") // the same window: once
+				want := 0.0
+				if tc.fires {
+					want = 1
+				}
+				if got := f.fired(RetiredKey, p, outcomeOf(p)); got != want {
+					t.Fatalf("fired %v times, want %v", got, want)
+				}
+				recs := f.rec.records()
+				switch {
+				case !tc.fires || p == Observe:
+					if len(recs) != 0 {
+						t.Fatalf("records %+v, want none", recs)
+					}
+				case p == Block:
+					if !f.e.BlockedToken(tc.claims.Issuer, tc.claims.TokenID, "", "", t0.Add(2*time.Second)) {
+						t.Fatal("token not blocked")
+					}
+				default:
+					want := map[Policy]authz.Record{
+						RevokeToken:   {Kind: authz.KindToken, Value: tc.claims.TokenID},
+						RevokeSession: {Kind: authz.KindSession, Value: tc.claims.Session},
+						RevokeSubject: {Kind: authz.KindSubject, Value: tc.claims.Subject},
+					}[p]
+					if len(recs) != 1 || recs[0].Kind != want.Kind || recs[0].Value != want.Value || recs[0].Actor != Actor(RetiredKey) ||
+						!strings.Contains(recs[0].Reason, tc.evidence) || !strings.Contains(recs[0].Reason, "key "+tc.claims.KeyID) {
+						t.Fatalf("records %+v, want one %s %s by %s naming key %s and %q", recs, want.Kind, want.Value, Actor(RetiredKey), tc.claims.KeyID, tc.evidence)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestRetiredKeyConfig: the settings only retired-key takes, and the key
+// sets max-key-age needs.
+func TestRetiredKeyConfig(t *testing.T) {
+	if d := DefaultDetector(RetiredKey); d.Threshold != 0 || d.MaxKeyAge != 0 {
+		t.Fatalf("defaults %+v: want threshold 0 (the first token) and no max-key-age", d)
+	}
+	tests := []struct {
+		name   string
+		det    Name
+		mutate func(*DetectorConfig)
+		want   string
+	}{
+		{"negative threshold", RetiredKey, func(d *DetectorConfig) { d.Threshold = -1 }, "threshold -1"},
+		{"threshold 0 elsewhere", TokenRate, func(d *DetectorConfig) { d.Threshold = 0 }, "threshold 0, want 1 or more"},
+		{"a tiny max-key-age", RetiredKey, func(d *DetectorConfig) { d.MaxKeyAge = time.Second }, "max-key-age 1s"},
+		{"max-key-age elsewhere", TokenRate, func(d *DetectorConfig) { d.MaxKeyAge = time.Hour }, "only retired-key"},
+		{"max-key-age without key sets", RetiredKey, func(d *DetectorConfig) { d.MaxKeyAge = time.Hour }, "needs the key sets"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			d := DefaultDetector(tc.det)
+			tc.mutate(&d)
+			cfg.Detectors = map[Name]DetectorConfig{tc.det: d}
+			if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
 	}
 }

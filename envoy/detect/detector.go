@@ -8,13 +8,15 @@ import (
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
+
+	"github.com/jwtguard/jwtguard/authz"
 )
 
 // detector is one detector's table: a bounded LRU of candidates.
 type detector struct {
 	name   Name
 	cfg    DetectorConfig
-	input  int   // the class of decisions it reads
+	inputs uint8 // the classes of decisions it reads (1<<class)
 	window int64 // nanoseconds
 	table  *simplelru.LRU[hkey, *candidate]
 	uaSeed maphash.Seed
@@ -50,13 +52,18 @@ func newDetector(n Name, c DetectorConfig) (*detector, error) {
 	d := &detector{name: n, cfg: c, window: int64(c.Window), uaSeed: maphash.MakeSeed()}
 	switch n {
 	case TokenAddresses, TokenUserAgents, TokenRate:
-		d.input = inAllowed
+		d.inputs = 1 << inAllowed
 	case BadSignature:
-		d.input = inBad
+		d.inputs = 1 << inBad
 	case RevokedReuse:
-		d.input = inRevoked
+		d.inputs = 1 << inRevoked
 	case ExpiredReuse:
-		d.input = inExpired
+		d.inputs = 1 << inExpired
+	case RetiredKey:
+		d.inputs = 1 << inRetired
+		if c.MaxKeyAge > 0 {
+			d.inputs |= 1 << inAllowed
+		}
 	}
 	var err error
 	if d.table, err = simplelru.NewLRU[hkey, *candidate](c.Candidates, nil); err != nil {
@@ -65,12 +72,15 @@ func newDetector(n Name, c DetectorConfig) (*detector, error) {
 	return d, nil
 }
 
+// reads reports whether d reads decisions of class in.
+func (d *detector) reads(in int) bool { return d.inputs&(1<<in) != 0 }
+
 // key is the candidate ev counts for.
 func (d *detector) key(e *Engine, ev *event) hkey {
-	switch d.input {
-	case inBad:
+	switch {
+	case d.reads(inBad):
 		return e.hash('a', "", "", ev.src)
-	case inRevoked, inExpired:
+	case d.reads(inRevoked) || d.reads(inExpired):
 		if ev.sub == "" {
 			return e.hash('t', ev.iss, ev.tid, ev.src)
 		}
@@ -141,6 +151,12 @@ func (d *detector) evidence(n int, ev *event) string {
 		return fmt.Sprintf("revoked tokens of subject %s of %s presented more than %d times from %s within %s (latest %s)", short(ev.sub), short(ev.iss), d.cfg.Threshold, ev.src, w, short(ev.tid))
 	case ExpiredReuse:
 		return fmt.Sprintf("expired tokens of subject %s of %s presented more than %d times from %s within %s (latest %s)", short(ev.sub), short(ev.iss), d.cfg.Threshold, ev.src, w, short(ev.tid))
+	case RetiredKey:
+		why := "which left the key set"
+		if ev.reason == authz.ReasonOK {
+			why = fmt.Sprintf("first loaded %s ago, older than max-key-age %s", time.Duration(ev.keyAge).Round(time.Second), d.cfg.MaxKeyAge)
+		}
+		return fmt.Sprintf("%s of %s signed by key %s, %s, presented more than %d times within %s (latest from %s)", what, short(ev.iss), short(ev.kid), why, d.cfg.Threshold, w, ev.src)
 	}
 	return fmt.Sprintf("%d in %s", n, w)
 }

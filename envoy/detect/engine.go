@@ -54,11 +54,12 @@ func Actor(n Name) string { return "jwtguard/auto:" + string(n) }
 // event is what the worker needs of one decision: the hot path copies it
 // into the queue.
 type event struct {
-	t                  int64 // unix nanoseconds
-	reason             authz.Reason
-	src                netip.Addr
-	ua                 string
-	iss, sub, tid, sid string
+	t                       int64 // unix nanoseconds
+	reason                  authz.Reason
+	src                     netip.Addr
+	ua                      string
+	iss, sub, tid, sid, kid string
+	keyAge                  int64 // nanoseconds; set by the worker (retired-key)
 }
 
 // eventBytes is the size of a queued event with its strings (they point
@@ -74,7 +75,11 @@ type Engine struct {
 	auditor Auditor
 	shared  Shared
 	queue   chan event
-	want    [4]bool // ok, bad, revoked, expired
+	want    [inClasses]bool
+	keySets func() []authz.KeySetInfo
+	// keyBorn is when this node first loaded each key, by issuer and kid
+	// (the worker's, refreshed every second from keySets).
+	keyBorn map[string]map[string]int64
 	dets    []*detector
 	blocks  atomic.Pointer[blockSet]
 	m       metrics
@@ -127,7 +132,12 @@ func New(cfg Config, opts ...Option) (*Engine, error) {
 			return nil, err
 		}
 		e.dets = append(e.dets, d)
-		e.want[d.input] = true
+		for in := range inClasses {
+			e.want[in] = e.want[in] || d.reads(in)
+		}
+		if dc.MaxKeyAge > 0 && e.keySets == nil {
+			return nil, fmt.Errorf("detectors: %s: max-key-age needs the key sets (WithKeySets)", n)
+		}
 	}
 	var err error
 	if e.recent, err = simplelru.NewLRU[firedKey, int64](recentSize, nil); err != nil {
@@ -145,6 +155,8 @@ const (
 	inBad
 	inRevoked
 	inExpired
+	inRetired
+	inClasses // how many
 )
 
 // classify returns the input class of a decision, or -1 when no detector
@@ -160,6 +172,8 @@ func classify(r authz.Reason) int {
 		return inRevoked
 	case authz.ReasonExpired:
 		return inExpired
+	case authz.ReasonRetiredKey:
+		return inRetired
 	}
 	return -1
 }
@@ -178,17 +192,15 @@ func (e *Engine) Observe(ev *envoy.Event) {
 	}
 	select {
 	case e.queue <- event{t: ev.Time.UnixNano(), reason: ev.Reason, src: ev.Request.Source, ua: ev.Request.UserAgent,
-		iss: c.Issuer, sub: c.Subject, tid: c.TokenID, sid: c.Session}:
+		iss: c.Issuer, sub: c.Subject, tid: c.TokenID, sid: c.Session, kid: c.KeyID}:
 	default:
 		e.m.dropped.Inc()
 	}
 }
 
-// pollInterval is how often the worker drains the queue. It polls rather
-// than waits on the queue: a send to a channel a goroutine waits on wakes
-// that goroutine, which cost every allowed request a scheduler round
-// trip; a send to a buffered channel nobody waits on is a copy.
-const pollInterval = 5 * time.Millisecond
+// pollInterval is how often the worker drains the queue (see
+// envoy.PollInterval: polling spares every request a wake-up).
+const pollInterval = envoy.PollInterval
 
 // Run works the queue until ctx ends, then waits for the revocations in
 // flight.
@@ -213,6 +225,7 @@ func (e *Engine) Run(ctx context.Context) {
 			e.drain(ctx)
 		case now := <-tick.C:
 			e.pruneBlocks(now.UnixNano())
+			e.loadKeyAges()
 		case <-shareTick:
 			e.share.flush(e)
 		case res := <-e.share.done:
@@ -242,7 +255,7 @@ func (e *Engine) process(ctx context.Context, ev *event) {
 	}
 	in := classify(ev.reason)
 	for _, d := range e.dets {
-		if d.input != in {
+		if !d.reads(in) || d.name == RetiredKey && in == inAllowed && !e.oldKey(d, ev) {
 			continue
 		}
 		k := d.key(e, ev)
@@ -293,6 +306,43 @@ func (e *Engine) hash(tag byte, a, b string, addr netip.Addr) hkey {
 		*dst = h.Sum64()
 	}
 	return k
+}
+
+// WithKeySets gives the retired-key detector the issuers' key sets (the
+// checker's KeySets), for the age of the key of each allowed token.
+func WithKeySets(fn func() []authz.KeySetInfo) Option { return func(e *Engine) { e.keySets = fn } }
+
+// loadKeyAges refreshes keyBorn from the key sets, when a detector reads
+// key ages.
+func (e *Engine) loadKeyAges() {
+	if e.keySets == nil || !e.want[inAllowed] {
+		return
+	}
+	born := map[string]map[string]int64{}
+	for _, ks := range e.keySets() {
+		m := make(map[string]int64, len(ks.Keys))
+		for _, k := range ks.Keys {
+			if k.KID != "" {
+				m[k.KID] = k.FirstSeen.UnixNano()
+			}
+		}
+		born[ks.Issuer] = m
+	}
+	e.keyBorn = born
+}
+
+// oldKey reports whether the key that verified ev, an allowed token, was
+// first loaded longer than d's MaxKeyAge before it, and notes its age.
+func (e *Engine) oldKey(d *detector, ev *event) bool {
+	if e.keyBorn == nil {
+		e.loadKeyAges()
+	}
+	born, ok := e.keyBorn[ev.iss][ev.kid]
+	if !ok {
+		return false
+	}
+	ev.keyAge = ev.t - born
+	return ev.keyAge > int64(d.cfg.MaxKeyAge)
 }
 
 // Shared counts distinct source addresses of one token across the mesh,

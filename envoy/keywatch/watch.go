@@ -213,12 +213,14 @@ func (w *Watch) policy(issuer string) IssuerPolicy {
 func (w *Watch) Run(ctx context.Context) {
 	t := time.NewTicker(w.cfg.Interval)
 	defer t.Stop()
+	poll := time.NewTicker(envoy.PollInterval) // see PollInterval: no wake-up per request
+	defer poll.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case s := <-w.queue:
-			w.count(s)
+		case <-poll.C:
+			w.drain()
 		case <-t.C:
 			w.Check(ctx)
 		}
@@ -311,7 +313,7 @@ func (w *Watch) checkIssuer(ctx context.Context, ks *authz.KeySetInfo, now time.
 		if g.Uses > prev || (!known && g.Uses > 0) {
 			inUse = true
 			w.raise(Alarm{Time: now, Kind: GoneKeyInUse, Issuer: ks.Issuer, KID: g.KID,
-				Message: fmt.Sprintf("key %q left the key set at %s but %d tokens signed by it arrived since (denied unknown_key): a client holds old tokens, or the issuer still signs with a key it no longer publishes", g.KID, g.GoneAt.UTC().Format(time.RFC3339), g.Uses-prev)})
+				Message: fmt.Sprintf("key %q left the key set at %s but %d tokens naming it arrived since (denied retired_key, or bad_signature when forged): a client holds old tokens, or the issuer still signs with a key it no longer publishes", g.KID, g.GoneAt.UTC().Format(time.RFC3339), g.Uses-prev)})
 		}
 	}
 	w.mu.Lock()

@@ -245,7 +245,7 @@ func TestRotationWatch(t *testing.T) {
 	if got := w.active(); len(got) != 0 {
 		t.Fatalf("a key left, nobody used it yet: %v", got)
 	}
-	if r := w.check(t, k1, "late"); r != authz.ReasonUnknownKey {
+	if r := w.check(t, k1, "late"); r != authz.ReasonRetiredKey {
 		t.Fatalf("token of the gone key: %s", r)
 	}
 	if got := w.active(); !slices.Equal(got, []keywatch.Kind{keywatch.GoneKeyInUse}) {

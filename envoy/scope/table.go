@@ -174,6 +174,8 @@ func (t *Table) Stats() Stats {
 func (t *Table) Run(ctx context.Context) {
 	tick := time.NewTicker(t.cfg.ShareInterval)
 	defer tick.Stop()
+	poll := time.NewTicker(envoy.PollInterval) // see PollInterval: no wake-up per request
+	defer poll.Stop()
 	var sharing sync.WaitGroup
 	defer sharing.Wait()
 	busy := false
@@ -182,8 +184,8 @@ func (t *Table) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case s := <-t.queue:
-			t.apply(&s)
+		case <-poll.C:
+			t.drain(cap(t.queue))
 		case <-done:
 			busy = false
 		case <-tick.C:
@@ -208,8 +210,11 @@ func (t *Table) Run(ctx context.Context) {
 
 // Flush applies every queued event now (tests, and before a query that
 // must see what was just observed).
-func (t *Table) Flush() {
-	for {
+func (t *Table) Flush() { t.drain(-1) }
+
+// drain applies at most max queued events (-1: until the queue is empty).
+func (t *Table) drain(max int) {
+	for ; max != 0; max-- {
 		select {
 		case s := <-t.queue:
 			t.apply(&s)

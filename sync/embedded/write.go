@@ -2,7 +2,6 @@ package embedded
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -175,12 +174,13 @@ func putRecords(tx *bolt.Tx, recs []authz.Record, enc [][]byte) error {
 		expiry[i] = expiryKey(timeKey(r.ExpiresAt), r.ID)
 		counts[r.Kind]++
 	}
-	// Entries of one key keep the records' order.
+	// Entries of one key keep the records' order (a stable sort, by the
+	// record as the second key: pdqsort, far quicker on a mass revocation).
 	slices.SortFunc(index, func(a, b entry) int {
 		if c := bytes.Compare(a.key, b.key); c != 0 {
 			return c
 		}
-		return cmp.Compare(a.rec, b.rec)
+		return a.rec - b.rec
 	})
 	ib := tx.Bucket(bucketIndex)
 	for i := 0; i < len(index); {

@@ -63,7 +63,7 @@ func setErrorCode(r authz.Reason) string {
 		return codeInvalidIssuer
 	case authz.ReasonWrongAudience:
 		return codeInvalidAudience
-	case authz.ReasonBadSignature, authz.ReasonUnknownKey, authz.ReasonBadAlgorithm:
+	case authz.ReasonBadSignature, authz.ReasonUnknownKey, authz.ReasonRetiredKey, authz.ReasonBadAlgorithm:
 		return codeInvalidKey
 	}
 	return codeInvalidRequest

@@ -19,9 +19,12 @@
 //	                <key> is kind:issuer:value, issuer and value query-escaped
 //	live:<kind>     sorted set of the IDs of one kind, scored by expiry (ms):
 //	                Stats counts it (ZCOUNT) and Range walks it (ZSCAN)
-//	feed            a stream of entries with IDs 0-<position>: the record's
-//	                JSON (field r) and the epoch (field e), trimmed to about
-//	                Options.FeedRetention entries (MAXLEN ~)
+//	feed            a stream with IDs 0-<position>: a Put's records, up to
+//	                500 an entry, column by column (field b, see batchEntry;
+//	                f its first position, the ID its last), or one record's
+//	                JSON (field r: a lift, or an entry of an earlier
+//	                version), each with the epoch (field e); trimmed to about
+//	                the last Options.FeedRetention positions (MINID ~)
 //	lifted:<id>     the lift entry of lifted record <id>, expiring when the
 //	                record would have (see Source.Lift)
 //	node:<id>       a node's status report (JSON, see source.NodeStatus),
@@ -37,8 +40,9 @@
 //	                appends to audit only if the writer sealed its entry
 //	                after this head, so that every writer extends one chain
 //
-// One Lua script stores a whole Put batch: for each record it writes
-// rec, idx, live and the feed entry, and it moves seq once. Redis runs a
+// One Lua script stores a whole Put batch: for each record it writes rec
+// and idx (three commands), then the batch's members of live (one ZADD per
+// kind and thousand records, one trim), its feed entries and seq. Redis runs a
 // script alone, so no reader ever sees a record without its feed entry or
 // the reverse, and positions are contiguous. Record IDs are chosen by the
 // client, which makes the script idempotent: a retry of a batch that was

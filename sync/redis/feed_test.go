@@ -73,19 +73,16 @@ func xreadBlocked(t testing.TB, c *goredis.Client) bool {
 
 func TestFeedTrimmed(t *testing.T) {
 	s, srv := newSource(t, Options{FeedRetention: 10})
-	// MAXLEN ~ trims whole stream nodes (100 entries): put well past one.
-	for i := range 5 {
-		var batch []authz.Record
-		for j := range 100 {
-			batch = append(batch, token("https://idp", fmt.Sprint(i, "-", j), time.Hour))
-		}
-		put(t, s, batch...)
+	// MINID ~ trims whole stream nodes (100 entries), and a Put's records
+	// share an entry: put well past one node, in Puts of 2.
+	for i := range 250 {
+		put(t, s, token("https://idp", fmt.Sprint(i, "-a"), time.Hour), token("https://idp", fmt.Sprint(i, "-b"), time.Hour))
 	}
 	oldest := client(t, srv).XRangeN(ctxT(t), s.k.feed(), "-", "+", 1).Val()
 	if len(oldest) == 0 {
 		t.Fatal("feed is empty")
 	}
-	first, _ := parseStreamID(oldest[0].ID)
+	first, _ := entryFirst(oldest[0])
 	if first <= 1 {
 		t.Fatalf("feed was not trimmed (oldest entry %s); the test needs it trimmed", oldest[0].ID)
 	}

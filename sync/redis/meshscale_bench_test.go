@@ -12,7 +12,12 @@ package redis
 //	                            (every 1/rate below 100/s) (default 100)
 //	JWTGUARD_MESH_IDLE          idle window measured, e.g. 60s (default 1s)
 //	JWTGUARD_MESH_MASS          records of a mass revocation written after,
-//	                            in Puts of 500 as revoke --from-file (default 0)
+//	                            in Puts of MaxBatch, four at a time, as
+//	                            revoke --from-file (default 0)
+//	JWTGUARD_MESH_PUBLISH       1: a Publisher (the lease holder's, follower
+//	                            0 its node) runs from the mass revocation on,
+//	                            so that followers far behind load its
+//	                            snapshot (default 0: they read the whole feed)
 //	JWTGUARD_MESH_CLUSTER       1: a three-master Redis Cluster
 //
 // The harness runs in the benchmark's process and Redis in its own: their
@@ -233,15 +238,16 @@ func BenchmarkMeshScale(b *testing.B) {
 	idle := envDuration(b, "JWTGUARD_MESH_IDLE", time.Second)
 	mass := envInt(b, "JWTGUARD_MESH_MASS", 0)
 	cluster := os.Getenv("JWTGUARD_MESH_CLUSTER") == "1"
+	publish := os.Getenv("JWTGUARD_MESH_PUBLISH") == "1"
 	if rate < 1 || followers < 1 {
 		b.Fatal("JWTGUARD_MESH_RATE and JWTGUARD_MESH_FOLLOWERS must be at least 1")
 	}
 	for b.Loop() {
-		meshRun(b, followers, revocations, rate, idle, mass, cluster)
+		meshRun(b, followers, revocations, rate, idle, mass, cluster, publish)
 	}
 }
 
-func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration, mass int, cluster bool) {
+func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration, mass int, cluster, publish bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	nodes := startRedis(b, cluster)
@@ -255,6 +261,7 @@ func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration,
 	cfg := bloom.Config{Entries: uint(max(100_000, 2*mass)), FPRate: 0.001, DeltaEntries: uint(max(10_000, mass+revocations+16))}
 	var wg sync.WaitGroup
 	fols := make([]*source.Follower, followers)
+	revs := make([]*authz.Revocations, followers)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	start := time.Now()
 	for f := range followers {
@@ -278,7 +285,7 @@ func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration,
 		}
 		fcfg := source.DefaultFollowerConfig()
 		fcfg.Bloom = cfg
-		fols[f] = source.NewFollower(src, rev, fcfg, quiet)
+		fols[f], revs[f] = source.NewFollower(src, rev, fcfg, quiet), rev
 		if err := fols[f].Start(ctx); err != nil {
 			b.Fatal(err)
 		}
@@ -366,34 +373,86 @@ func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration,
 	if mass == 0 {
 		return
 	}
-	// A mass revocation: mass records in Puts of 500, as revoke --from-file.
-	w = openWindow(b, nodes)
-	first := time.Now()
-	recs := make([]authz.Record, 0, 500)
-	var top uint64
-	for i := 0; i < mass; i += 500 {
-		recs = recs[:0]
-		for j := i; j < min(i+500, mass); j++ {
-			recs = append(recs, token("https://idp", fmt.Sprintf("mass-%016x", uint64(j)*0x9E3779B97F4A7C15), time.Hour))
-		}
-		stored, err := writer.Put(ctx, recs)
+	// A mass revocation: mass records in Puts of MaxBatch, four at a time,
+	// as revoke --from-file sends them.
+	const senders = 4
+	writers := []*Source{writer}
+	for len(writers) < senders {
+		writers = append(writers, nodes.open(b, ctx))
+	}
+	var pwg sync.WaitGroup
+	defer func() { cancel(); pwg.Wait() }()
+	if publish {
+		// The lease holder is a node: follower 0's filter.
+		pub, err := NewPublisher(writers[0], PublisherConfig{Bloom: cfg, Log: quiet, Filter: revs[0].Filter})
 		if err != nil {
 			b.Fatal(err)
 		}
-		top = stored[len(stored)-1].Position
+		pwg.Go(func() { pub.Run(ctx) })
+	}
+	w = openWindow(b, nodes)
+	first := time.Now()
+	next := make(chan int)
+	var top atomic.Uint64
+	var swg sync.WaitGroup
+	errs := make(chan error, senders)
+	for _, wr := range writers {
+		swg.Go(func() {
+			for i := range next {
+				recs := make([]authz.Record, 0, MaxBatch)
+				for j := i; j < min(i+MaxBatch, mass); j++ {
+					recs = append(recs, token("https://idp", fmt.Sprintf("mass-%031x", uint64(j)*0x9E3779B97F4A7C15), time.Hour))
+				}
+				stored, err := wr.Put(ctx, recs)
+				if err != nil {
+					errs <- err
+					return
+				}
+				for p := stored[len(stored)-1].Position; ; {
+					t := top.Load()
+					if p <= t || top.CompareAndSwap(t, p) {
+						break
+					}
+				}
+			}
+		})
+	}
+	for i := 0; i < mass; i += MaxBatch {
+		select {
+		case next <- i:
+		case err := <-errs:
+			b.Fatal(err)
+		}
+	}
+	close(next)
+	swg.Wait()
+	select {
+	case err := <-errs:
+		b.Fatal(err)
+	default:
 	}
 	written := time.Since(first)
+	writeCPU := nodes.redisCPU(b) - w.redisCPU
 	waitFor(b, 10*time.Minute, "every follower applies the mass revocation", func() bool {
 		for f := range followers {
-			if fols[f].Position() < top {
+			if fols[f].Position() < top.Load() {
 				return false
 			}
 		}
 		return true
 	})
 	enforced := time.Since(first)
-	w.close(b, nodes, fmt.Sprintf("mass revocation of %d records", mass))
+	out := nodes.info(b, "stats", "total_net_output_bytes") - w.netOut
+	_, massCPU, _, _, _, _ := w.close(b, nodes, fmt.Sprintf("mass revocation of %d records", mass))
+	var skips uint64
+	for _, f := range fols {
+		skips += f.Skips() + f.Reloads()
+	}
+	b.Logf("mass revocation: written in %v (Redis CPU %.1fs meanwhile), every follower enforcing the last record %v after the first write; %d snapshot loads",
+		written.Round(time.Millisecond), writeCPU, enforced.Round(time.Millisecond), skips)
 	b.ReportMetric(float64(mass)/written.Seconds(), "mass-records/s")
 	b.ReportMetric(enforced.Seconds(), "mass-enforced-s")
+	b.ReportMetric(1e6*massCPU/float64(mass), "mass-redis-µs/record")
+	b.ReportMetric(out/float64(mass)/float64(followers), "mass-bytes/record/follower")
 	b.ReportMetric(nodes.info(b, "memory", "used_memory")/float64(mass+revocations+1), "redis-bytes/record")
 }

@@ -113,7 +113,7 @@ func (s *Source) readPublished(ctx context.Context) (f *bloom.Filter, torn bool,
 		return f, false, nil
 	}
 	if msgs := head.Val(); len(msgs) > 0 {
-		if oldest, ok := parseStreamID(msgs[0].ID); ok && oldest <= f.Position()+1 {
+		if oldest, ok := entryFirst(msgs[0]); ok && oldest <= f.Position()+1 {
 			return f, false, nil
 		}
 	}
@@ -222,6 +222,16 @@ type PublisherConfig struct {
 	// behind load a snapshot instead of the whole feed (see
 	// source.FollowerConfig.ReloadLag). Default source.DefaultReloadLag.
 	Behind uint64
+	// Filter, when set, returns the filter the publisher's own node
+	// enforces, kept current from the feed (authz.Revocations.Filter). A
+	// publish made because the snapshot fell Behind then sends that
+	// filter, at its position, instead of building one from every live
+	// record, while the node is less than Behind behind the source: during
+	// a mass revocation such publishes come every Interval/12, and each
+	// build would scan all the records written so far (about 4 µs of Redis
+	// CPU a record). The publish of every Interval still builds from the
+	// records, which drops expired ones.
+	Filter func() *bloom.Filter
 }
 
 // Publisher publishes filter snapshots while it holds the publisher lease,
@@ -295,7 +305,11 @@ func (p *Publisher) Run(ctx context.Context) {
 		if n%behindChecks == 0 {
 			p.tick(ctx)
 		} else if p.holding.Load() {
-			if err := p.publishIfBehind(ctx, p.cfg.Behind); err != nil && ctx.Err() == nil {
+			publish := p.publishIfBehind
+			if p.cfg.Filter != nil {
+				publish = p.publishOwnIfBehind
+			}
+			if err := publish(ctx, p.cfg.Behind); err != nil && ctx.Err() == nil {
 				p.cfg.Log.Warn("publish revocation snapshot", "err", err)
 			}
 		}
@@ -338,6 +352,49 @@ func (p *Publisher) lease(ctx context.Context) (bool, error) {
 		return false, s.wrap("publisher lease", err)
 	}
 	return n == 1, nil
+}
+
+// publishOwnIfBehind publishes, when the published snapshot is at least
+// behind positions behind the source (or there is none), the node's own
+// filter (cfg.Filter) at its position: when that filter is itself less
+// than behind positions behind the source and at least behind past the
+// published one. A node lagging that far (it reads the same feed as the
+// others), or ahead of Redis (which lost data), publishes a filter built
+// from the records instead, as publishIfBehind does, so that the snapshot
+// keeps up with the source whatever the node's own lag.
+func (p *Publisher) publishOwnIfBehind(ctx context.Context, behind uint64) error {
+	// The filter's position first: the snapshot written after it holds at
+	// least every record up to it (a filter's position only grows).
+	f := p.cfg.Filter()
+	own := f.Position()
+	pub, ok, err := p.src.publishedPosition(ctx)
+	if err != nil {
+		return p.src.wrap("read published position", err)
+	}
+	pos, err := p.src.position(ctx)
+	if err != nil {
+		return p.src.wrap("read position", err)
+	}
+	if !ok {
+		pub = 0
+	}
+	switch {
+	case pub >= pos || pos-pub < behind:
+		return nil
+	case own > pos || own <= pub || own-pub < behind || pos-own >= behind:
+		return p.src.Publish(ctx, p.cfg.Bloom)
+	}
+	var buf bytes.Buffer
+	if err := f.WriteSnapshot(&buf); err != nil {
+		return fmt.Errorf("publish the node's filter: %w", err)
+	}
+	octx, cancel := p.src.opContext(ctx)
+	defer cancel()
+	err = publishScript.Run(octx, p.src.rdb, []string{p.src.k.snapshot(), p.src.k.snapshotPos()}, buf.Bytes(), own).Err()
+	if err != nil {
+		return p.src.wrap(fmt.Sprintf("publish the node's filter at %d (%d bytes)", own, buf.Len()), err)
+	}
+	return nil
 }
 
 // publishIfBehind publishes when the published snapshot is at least

@@ -212,12 +212,12 @@ func (s *Source) Feed(ctx context.Context, after uint64, limit int) ([]authz.Rec
 		seen := s.sawGuard()
 		streams, err := s.blockingRead(ctx, &goredis.XReadArgs{
 			Streams: []string{s.k.feed(), streamID(after)},
-			Count:   int64(limit),
+			Count:   feedCount(limit),
 			Block:   block,
 		})
 		switch {
 		case err == nil:
-			return s.feedAnswer(ctx, after, limit, seen, streams)
+			return s.feedAnswer(ctx, after, limit, seen, firstStream(streams))
 		case errors.Is(err, goredis.Nil), errors.Is(err, errBehind):
 			// Nothing within block, or Redis seen behind: look again,
 			// with the guard.
@@ -241,16 +241,24 @@ func (s *Source) Feed(ctx context.Context, after uint64, limit int) ([]authz.Rec
 // feedAnswer vouches for the entries a blocking read brought, read after
 // after with seen as the guard before the read, and returns their records.
 // Anything but good entries (trimmed, one that does not decode) is read
-// again by feedCheck, with the guard.
-func (s *Source) feedAnswer(ctx context.Context, after uint64, limit int, seen guardCmds, streams []goredis.XStream) ([]authz.Record, error) {
+// again by feedCheck, with the guard. When the read brought as many entries
+// as it asked for and fewer records than limit (entries of one record
+// each: small Puts, lifts), the rest up to limit follows (feedMore).
+func (s *Source) feedAnswer(ctx context.Context, after uint64, limit int, seen guardCmds, msgs []goredis.XMessage) ([]authz.Record, error) {
 	op := func() string { return fmt.Sprintf("feed after %d", after) }
-	recs, err := s.feedRecords(after, streams)
+	recs, used, err := s.feedRecords(after, limit, msgs)
 	if err != nil || len(recs) == 0 {
 		return s.feedCheck(ctx, after, limit)
 	}
+	if int64(len(msgs)) == feedCount(limit) && used == len(msgs) && len(recs) < limit {
+		more, moreMsgs := s.feedMore(ctx, recs[len(recs)-1].Position, after+uint64(limit), "")
+		recs = append(recs, more...)
+		msgs = append(msgs[:used:used], moreMsgs...)
+		used = len(msgs)
+	}
 	var epoch string
 	unmarked := false
-	for _, m := range streams[0].Messages[:len(recs)] {
+	for _, m := range msgs[:used] {
 		e, _ := m.Values["e"].(string)
 		switch {
 		case e == "":
@@ -291,6 +299,54 @@ func (s *Source) feedAnswer(ctx context.Context, after uint64, limit int, seen g
 	return recs, nil
 }
 
+// feedMore reads the whole entries after position from up to position to
+// (XRANGE: no more records than that span), and returns their records and
+// the entries that held them. With epoch set it keeps only the entries
+// before the first that is not marked with it. It returns nothing when that
+// fails or the entries do not continue from: the caller has records to
+// return already, and its next read finds out.
+func (s *Source) feedMore(ctx context.Context, from, to uint64, epoch string) ([]authz.Record, []goredis.XMessage) {
+	if to <= from {
+		return nil, nil
+	}
+	octx, cancel := s.opContext(ctx)
+	defer cancel()
+	msgs, err := s.rdb.XRangeN(octx, s.k.feed(), "("+streamID(from), streamID(to), int64(to-from)).Result()
+	if err != nil {
+		return nil, nil
+	}
+	if epoch != "" {
+		for i, m := range msgs {
+			if e, _ := m.Values["e"].(string); e != epoch {
+				msgs = msgs[:i]
+				break
+			}
+		}
+	}
+	if len(msgs) == 0 {
+		return nil, nil
+	}
+	recs, used, err := s.feedRecords(from, int(to-from), msgs)
+	if err != nil {
+		return nil, nil
+	}
+	return recs, msgs[:used]
+}
+
+// feedCount is the COUNT of a feed read for limit records: an entry holds
+// up to feedChunk of them. It is at least two, so that a read that brings
+// one entry of one record (a follower in step, a revocation at a time)
+// is known to have brought all there was, and needs no feedMore.
+func feedCount(limit int) int64 { return int64(max(2, (limit+feedChunk-1)/feedChunk)) }
+
+// firstStream returns the entries of the first stream of an XREAD answer.
+func firstStream(streams []goredis.XStream) []goredis.XMessage {
+	if len(streams) == 0 {
+		return nil
+	}
+	return streams[0].Messages
+}
+
 // feedCheck reads the feed after after without waiting, with the guard
 // after it, and tells an empty answer (caught up) from a trimmed or a lost
 // feed.
@@ -301,7 +357,7 @@ func (s *Source) feedCheck(ctx context.Context, after uint64, limit int) ([]auth
 	var read *goredis.XStreamSliceCmd
 	var g guardCmds
 	cmds, _ := s.rdb.Pipelined(octx, func(p goredis.Pipeliner) error {
-		read = p.XRead(octx, &goredis.XReadArgs{Streams: []string{s.k.feed(), streamID(after)}, Count: int64(limit), Block: -1})
+		read = p.XRead(octx, &goredis.XReadArgs{Streams: []string{s.k.feed(), streamID(after)}, Count: feedCount(limit), Block: -1})
 		g = s.queueGuard(octx, p)
 		return nil
 	})
@@ -319,12 +375,19 @@ func (s *Source) feedCheck(ctx context.Context, after uint64, limit int) ([]auth
 		return nil, fmt.Errorf("%s: redis at %s is at position %d: %w", op(), s.addr, top, ErrPositionAhead)
 	}
 	streams, _ := read.Result() // redis.Nil: no entry after after
-	recs, err := s.feedRecords(after, streams)
-	if err != nil || len(recs) > 0 {
-		if err != nil {
-			err = s.wrap(op(), err)
+	msgs := firstStream(streams)
+	recs, used, err := s.feedRecords(after, limit, msgs)
+	if err != nil {
+		return nil, s.wrap(op(), err)
+	}
+	if len(recs) > 0 {
+		if int64(len(msgs)) == feedCount(limit) && used == len(msgs) && len(recs) < limit {
+			// The guard vouches for what it saw; what follows must carry
+			// its epoch.
+			more, _ := s.feedMore(ctx, recs[len(recs)-1].Position, min(top, after+uint64(limit)), s.sawGuard().sawEpoch)
+			recs = append(recs, more...)
 		}
-		return recs, err
+		return recs, nil
 	}
 	if top > after {
 		return nil, fmt.Errorf("%s: records up to %d were trimmed: %w", op(), top, source.ErrFeedTrimmed)
@@ -387,35 +450,43 @@ func (s *Source) blockingRead(ctx context.Context, args *goredis.XReadArgs) ([]g
 // errBehind ends a blocking read when a Lookup has found Redis behind.
 var errBehind = errors.New("redis seen behind")
 
-// feedRecords decodes the feed entries of an XREAD answer. The positions
-// are contiguous, so a first entry past after+1 means the ones between were
-// trimmed. An entry that does not decode ends the answer: the records
-// before it are returned, or, when it comes first, a
-// *source.BadEntryError naming its position.
-func (s *Source) feedRecords(after uint64, streams []goredis.XStream) ([]authz.Record, error) {
-	if len(streams) == 0 || len(streams[0].Messages) == 0 {
-		return nil, nil
+// feedRecords decodes the feed entries msgs, read after after, and
+// returns up to limit of their records after after, and how many of the
+// entries it took them from. The positions are contiguous, so a first
+// entry starting past after+1 means the ones between were trimmed. An
+// entry that does not decode ends the answer: the records before it are
+// returned, or, when it comes first, a *source.BadEntryError naming the
+// last position it holds (its stream ID), so that skipping it skips all of
+// its records.
+func (s *Source) feedRecords(after uint64, limit int, msgs []goredis.XMessage) ([]authz.Record, int, error) {
+	if len(msgs) == 0 {
+		return nil, 0, nil
 	}
-	msgs := streams[0].Messages
-	if first, ok := parseStreamID(msgs[0].ID); ok && first > after+1 {
-		return nil, fmt.Errorf("positions %d to %d were trimmed: %w", after+1, first-1, source.ErrFeedTrimmed)
+	if first, ok := entryFirst(msgs[0]); ok && first > after+1 {
+		return nil, 0, fmt.Errorf("positions %d to %d were trimmed: %w", after+1, first-1, source.ErrFeedTrimmed)
 	}
-	out := make([]authz.Record, 0, len(msgs))
-	for _, m := range msgs {
-		r, err := decodeEntry(m)
+	var out []authz.Record
+	for i, m := range msgs {
+		recs, err := entryRecords(m, after)
 		if err != nil {
 			pos, ok := parseStreamID(m.ID)
 			switch {
 			case !ok:
-				return nil, err
+				return nil, 0, err
 			case len(out) > 0:
-				return out, nil // the bad entry comes first next time
+				return out, i, nil // the bad entry comes first next time
 			}
-			return nil, &source.BadEntryError{Position: pos, Err: err}
+			return nil, 0, &source.BadEntryError{Position: pos, Err: err}
 		}
-		out = append(out, r)
+		if out == nil {
+			out = make([]authz.Record, 0, min(limit, len(recs)*len(msgs)))
+		}
+		if len(out)+len(recs) >= limit {
+			return append(out, recs[:limit-len(out)]...), i + 1, nil
+		}
+		out = append(out, recs...)
 	}
-	return out, nil
+	return out, len(msgs), nil
 }
 
 // decodeEntry decodes one feed entry and checks it against its stream ID.
@@ -542,21 +613,24 @@ func (s *Source) List(ctx context.Context, q source.ListQuery) ([]authz.Record, 
 	now := s.now()
 	var out []authz.Record
 	for {
-		octx, cancel := s.opContext(ctx)
-		msgs, err := s.rdb.XRangeN(octx, s.k.feed(), "("+streamID(after), "+", int64(MaxListLimit)).Result()
-		cancel()
+		msgs, err := s.listEntries(ctx, after)
 		if err != nil {
 			return nil, "", s.wrap("list revocations", err)
 		}
+		if len(msgs) == 0 {
+			return out, "", nil
+		}
 		var page []authz.Record
 		for _, m := range msgs {
-			r, err := decodeEntry(m)
+			recs, err := entryRecords(m, after)
 			if err != nil {
 				return nil, "", s.wrap("list revocations", err)
 			}
-			after = r.Position
-			if !r.IsLift() && q.Matches(r) && r.ExpiresAt.After(now) {
-				page = append(page, r)
+			for _, r := range recs {
+				after = r.Position
+				if !r.IsLift() && q.Matches(r) && r.ExpiresAt.After(now) {
+					page = append(page, r)
+				}
 			}
 		}
 		if page, err = s.present(ctx, page); err != nil {
@@ -568,10 +642,21 @@ func (s *Source) List(ctx context.Context, q source.ListQuery) ([]authz.Record, 
 			}
 			out = append(out, r)
 		}
-		if len(msgs) < MaxListLimit {
-			return out, "", nil
-		}
 	}
+}
+
+// listEntries returns the feed entries that hold the positions after
+// after, up to about MaxListLimit of them: the whole entries within the
+// next MaxListLimit positions, or else the next entry alone (a Put's chunk
+// reaching past them). None means the feed ends at after.
+func (s *Source) listEntries(ctx context.Context, after uint64) ([]goredis.XMessage, error) {
+	octx, cancel := s.opContext(ctx)
+	defer cancel()
+	msgs, err := s.rdb.XRangeN(octx, s.k.feed(), "("+streamID(after), streamID(after+MaxListLimit), int64(MaxListLimit)).Result()
+	if err != nil || len(msgs) > 0 {
+		return msgs, err
+	}
+	return s.rdb.XRangeN(octx, s.k.feed(), "("+streamID(after), "+", 1).Result()
 }
 
 // present returns the records of recs still stored (not lifted, not

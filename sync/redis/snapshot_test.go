@@ -11,10 +11,13 @@ import (
 	"log/slog"
 	"math"
 	"runtime"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	bitsbloom "github.com/bits-and-blooms/bloom/v3"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/jwtguard/jwtguard/authz"
 	"github.com/jwtguard/jwtguard/bloom"
@@ -431,4 +434,79 @@ func TestPublisherPublishesWhenBehind(t *testing.T) {
 		t.Fatalf("5 behind: published %d, want 7", pos)
 	}
 	checkHolds(t, snapshot(t, s), recs)
+}
+
+// TestPublisherSendsItsNodesFilter: with Filter set, a publish made because
+// the snapshot fell Behind sends the node's own filter at its position,
+// without scanning the records (no ZSCAN), when the node is within Behind
+// of the source; nodes loading it enforce every record up to that
+// position. A node lagging further (or ahead of Redis, which lost data)
+// publishes a filter built from the records, so the snapshot keeps up with
+// the source all the same.
+func TestPublisherSendsItsNodesFilter(t *testing.T) {
+	s, srv := newSource(t, Options{})
+	c := client(t, srv)
+	f, rev := newFollower(t, s)
+	if err := f.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPublisher(s, PublisherConfig{Interval: time.Hour, Bloom: smallBloom, Behind: 5, Filter: rev.Filter,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	publish := func(wantPos uint64, wantScan bool, what string) {
+		t.Helper()
+		before := commandCount(t, c, "zscan") // a build scans every live set
+		if err := p.publishOwnIfBehind(ctx, p.cfg.Behind); err != nil {
+			t.Fatal(err)
+		}
+		pos, _, err := s.SnapshotPosition(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		scanned := commandCount(t, c, "zscan") > before
+		if pos != wantPos || scanned != wantScan {
+			t.Fatalf("%s: published at %d (scanned: %v), want %d (scanned: %v)", what, pos, scanned, wantPos, wantScan)
+		}
+	}
+	caughtUp := func(pos uint64) {
+		t.Helper()
+		waitFor(t, testTimeout, fmt.Sprintf("the node reaches %d", pos), func() bool { return f.Position() >= pos })
+	}
+	put(t, s, tokens("a", 20)...)
+	publish(20, true, "a node 20 behind")
+	runFollower(t, f)
+	recs := put(t, s, tokens("b", 10)...)
+	caughtUp(30)
+	publish(30, false, "a node in step, 10 past the snapshot")
+	checkHolds(t, snapshot(t, s), recs)
+	put(t, s, tokens("c", 4)...)
+	caughtUp(34)
+	publish(30, false, "4 past the snapshot, Behind 5")
+	put(t, s, tokens("d", 6)...)
+	caughtUp(40)
+	// A node ahead of Redis (seq set back, as after a loss) sends nothing
+	// of its own.
+	if err := c.Set(ctx, s.k.seq(), 36, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	publish(36, true, "a node at 40 with Redis at 36")
+}
+
+// commandCount returns how many times Redis ran cmd (INFO commandstats).
+func commandCount(t testing.TB, c *goredis.Client, cmd string) int {
+	t.Helper()
+	info, err := c.Info(ctxT(t), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(info) {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+cmd+":calls="); ok {
+			n, _ := strconv.Atoi(rest[:strings.IndexByte(rest, ',')])
+			return n
+		}
+	}
+	return 0
 }

@@ -20,7 +20,8 @@ import (
 const (
 	// DefaultPrefix prefixes every key; its hash tag keeps them in one slot.
 	DefaultPrefix = "{jwtguard}:"
-	// DefaultFeedRetention is about how many entries the feed stream keeps.
+	// DefaultFeedRetention is about how many positions (records) the feed
+	// stream keeps.
 	DefaultFeedRetention = 1_000_000
 	// DefaultDialTimeout bounds connecting to Redis.
 	DefaultDialTimeout = 2 * time.Second
@@ -48,9 +49,10 @@ type Options struct {
 	// Prefix starts every key. It must contain a Cluster hash tag, such as
 	// "{jwtguard}:", so that all keys share one slot. Default DefaultPrefix.
 	Prefix string
-	// FeedRetention is about how many entries the feed keeps (trimmed with
-	// MAXLEN ~, so a few more may stay). A node that falls further behind
-	// reloads a snapshot. Puts trim the feed, so it is the setting of the
+	// FeedRetention is about how many positions (records) the feed keeps:
+	// each write trims the entries older than its position minus
+	// FeedRetention (MINID ~, so a few more may stay). A node that falls
+	// further behind reloads a snapshot. Puts trim the feed, so it is the setting of the
 	// writers (give every writer the same). Default DefaultFeedRetention.
 	FeedRetention int64
 	// Username and Password, when set, replace those of the URL (ACL).

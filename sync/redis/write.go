@@ -20,8 +20,10 @@ import (
 //
 // KEYS: seq, feed, epoch, then for each record: rec:<id>, idx:<key>,
 // live:<kind>.
-// ARGV: feed retention, now (ms), a new epoch, then for each record: ID,
-// its JSON without a position (a JSON object), its expiry (ms).
+// ARGV: feed retention (positions), now (ms), a new epoch, the records per
+// feed entry, the number of feed entries, each entry's payload (see
+// batchEntry), then for each record: ID, its JSON up to its position
+// (recordHead), its expiry (ms).
 // It returns the position of the batch's first record; the others follow.
 //
 // When the first record is stored already, the batch was applied by an
@@ -29,10 +31,19 @@ import (
 // writes nothing. Positions continue after the larger of seq and the feed's
 // newest entry, so that a lost seq key never makes XADD fail halfway. The
 // epoch is set unless there is one (see "A Redis that lost its data" in the
-// package documentation), and every feed entry carries it (field e, beside
-// the record in r), so that a follower learns it with the entries. Every read comes before the first write, so an
-// error (or a refused write when Redis is out of memory) leaves nothing
-// behind.
+// package documentation), and every feed entry carries it (field e), so
+// that a follower learns it with the entries. Every read comes before the
+// first write, so an error (or a refused write when Redis is out of memory)
+// leaves nothing behind.
+//
+// Per record it runs three commands: SET of rec, ZADD of idx and its
+// PEXPIREAT NX, which sets the expiry of an idx that holds the new record
+// alone (before Redis 7.0, which has no NX, a ZCARD tells that first). An
+// idx that held more (a key revoked again) is trimmed of expired members
+// and takes the expiry of its longest-lived one. The live sets take the
+// batch in one ZADD per 1,000 records and are trimmed once per batch, and
+// the feed takes one entry per chunk of records (field b, first position in
+// f, stream ID the last position), trimmed by position (MINID ~).
 var putScript = goredis.NewScript(`
 local first = redis.call('GET', KEYS[4])
 if first then
@@ -46,20 +57,55 @@ if top[1] then
 end
 redis.call('SET', KEYS[3], ARGV[3], 'NX')
 local epoch = redis.call('GET', KEYS[3])
+local chunk, entries = tonumber(ARGV[4]), tonumber(ARGV[5])
+local base = 5 + entries
 local n = (#KEYS - 3) / 3
+local live, kinds = {}, {}
+local nx = (redis.REDIS_VERSION_NUM or 0) >= 0x070000
 for i = 0, n - 1 do
-  local k = 4 + 3 * i
-  local id, exp = ARGV[k], ARGV[k + 2]
-  local pos = string.format('%d', seq + i + 1)
-  local rec = string.sub(ARGV[k + 1], 1, -2) .. ',"position":' .. pos .. '}'
-  redis.call('SET', KEYS[k], rec, 'PXAT', exp)
-  redis.call('ZADD', KEYS[k + 1], exp, id)
-  redis.call('ZREMRANGEBYSCORE', KEYS[k + 1], '-inf', ARGV[2])
-  local last = redis.call('ZRANGE', KEYS[k + 1], -1, -1, 'WITHSCORES')
-  redis.call('PEXPIREAT', KEYS[k + 1], last[2])
-  redis.call('ZADD', KEYS[k + 2], exp, id)
-  redis.call('ZREMRANGEBYSCORE', KEYS[k + 2], '-inf', ARGV[2])
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '0-' .. pos, 'r', rec, 'e', epoch)
+  local k, a = 4 + 3 * i, base + 1 + 3 * i
+  local id, exp = ARGV[a], ARGV[a + 2]
+  redis.call('SET', KEYS[k], ARGV[a + 1] .. string.format('%d', seq + i + 1) .. '}', 'PXAT', exp)
+  local idx = KEYS[k + 1]
+  redis.call('ZADD', idx, exp, id)
+  local alone
+  if nx then
+    alone = redis.call('PEXPIREAT', idx, exp, 'NX') == 1
+  else
+    alone = redis.call('ZCARD', idx) == 1
+    if alone then redis.call('PEXPIREAT', idx, exp) end
+  end
+  if not alone then
+    redis.call('ZREMRANGEBYSCORE', idx, '-inf', ARGV[2])
+    local last = redis.call('ZRANGE', idx, -1, -1, 'WITHSCORES')
+    redis.call('PEXPIREAT', idx, last[2])
+  end
+  local l = live[KEYS[k + 2]]
+  if not l then
+    l = {}
+    live[KEYS[k + 2]] = l
+    kinds[#kinds + 1] = KEYS[k + 2]
+  end
+  l[#l + 1] = exp
+  l[#l + 1] = id
+end
+for _, key in ipairs(kinds) do
+  local l = live[key]
+  for j = 1, #l, 2000 do
+    redis.call('ZADD', key, unpack(l, j, math.min(j + 1999, #l)))
+  end
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[2])
+end
+local keep = tonumber(ARGV[1])
+for c = 0, entries - 1 do
+  local lo, hi = seq + c * chunk + 1, seq + math.min((c + 1) * chunk, n)
+  local id = '0-' .. string.format('%d', hi)
+  local fields = {'f', string.format('%d', lo), 'b', ARGV[6 + c], 'e', epoch}
+  if hi > keep then
+    redis.call('XADD', KEYS[2], 'MINID', '~', '0-' .. string.format('%d', hi - keep + 1), id, unpack(fields))
+  else
+    redis.call('XADD', KEYS[2], id, unpack(fields))
+  end
 end
 redis.call('SET', KEYS[1], string.format('%d', seq + n))
 return seq + 1
@@ -105,13 +151,15 @@ func (s *Source) prepare(recs []authz.Record) (batch, error) {
 	if err != nil {
 		return batch{}, err
 	}
+	entries := (len(recs) + feedChunk - 1) / feedChunk
 	b := batch{
 		recs: make([]authz.Record, len(recs)),
 		keys: make([]string, 0, 3+3*len(recs)),
-		args: make([]any, 0, 3+3*len(recs)),
+		args: make([]any, 0, 5+entries+3*len(recs)),
 	}
 	b.keys = append(b.keys, s.k.seq(), s.k.feed(), s.k.epoch())
-	b.args = append(b.args, s.retention, now.UnixMilli(), epoch)
+	b.args = append(b.args, s.retention, now.UnixMilli(), epoch, feedChunk, entries)
+	perRecord := make([]any, 0, 3*len(recs))
 	for i, r := range recs {
 		if err := r.ValidateStored(); err != nil {
 			return batch{}, fmt.Errorf("record %d: %w", i, err)
@@ -132,15 +180,35 @@ func (s *Source) prepare(recs []authz.Record) (batch, error) {
 			return batch{}, err
 		}
 		r.ID, r.Position = id, 0
-		data, err := json.Marshal(r)
+		data, err := recordHead(r)
 		if err != nil {
-			return batch{}, fmt.Errorf("record %d: encode: %w", i, err)
+			return batch{}, fmt.Errorf("record %d: %w", i, err)
 		}
 		b.recs[i] = r
 		b.keys = append(b.keys, s.k.rec(id), s.k.idx(r.LookupKey()), s.k.live(r.Kind))
-		b.args = append(b.args, id, data, expiryMillis(r.ExpiresAt))
+		perRecord = append(perRecord, id, data, expiryMillis(r.ExpiresAt))
 	}
+	for lo := 0; lo < len(recs); lo += feedChunk {
+		data, err := encodeBatch(b.recs[lo:min(lo+feedChunk, len(recs))])
+		if err != nil {
+			return batch{}, err
+		}
+		b.args = append(b.args, data)
+	}
+	b.args = append(b.args, perRecord...)
 	return b, nil
+}
+
+// recordHead returns the stored JSON of r (without a position) up to
+// where its position goes: the script appends the position and the
+// closing brace, with one concatenation.
+func recordHead(r authz.Record) ([]byte, error) {
+	r.Position = 0
+	data, err := json.Marshal(r)
+	if err != nil || len(data) < 2 || data[len(data)-1] != '}' {
+		return nil, fmt.Errorf("encode: %v", err)
+	}
+	return append(data[:len(data)-1], `,"position":`...), nil
 }
 
 // store runs putScript for b and returns its records with their positions.
@@ -188,7 +256,8 @@ func newID() (string, error) {
 // the record is gone (never stored, or expired), else {2, the lift
 // entry's position}: it deletes the record from rec, idx and live, keeps
 // the entry in lifted until the record would have expired, and appends it
-// to the feed as putScript appends a record.
+// to the feed (field r, the entry's JSON, and the epoch in e), trimming it
+// as putScript does.
 var liftScript = goredis.NewScript(`
 local prev = redis.call('GET', KEYS[7])
 if prev then
@@ -211,7 +280,12 @@ redis.call('DEL', KEYS[4])
 redis.call('ZREM', KEYS[5], ARGV[3])
 redis.call('ZREM', KEYS[6], ARGV[3])
 redis.call('SET', KEYS[7], rec, 'PXAT', ARGV[5])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], '0-' .. pos, 'r', rec, 'e', epoch)
+local keep = tonumber(ARGV[1])
+if seq + 1 > keep then
+  redis.call('XADD', KEYS[2], 'MINID', '~', '0-' .. string.format('%d', seq + 2 - keep), '0-' .. pos, 'r', rec, 'e', epoch)
+else
+  redis.call('XADD', KEYS[2], '0-' .. pos, 'r', rec, 'e', epoch)
+end
 redis.call('SET', KEYS[1], pos)
 return {2, seq + 1}
 `)

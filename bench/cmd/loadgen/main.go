@@ -4,6 +4,7 @@
 //	loadgen run     --target ADDR --keys DIR ...              drive it and measure
 //	loadgen plot    a.json b.json -o out.svg                  latency-percentile chart
 //	loadgen compare [--category C] baseline.json candidate.json  throughput and p99 ratios
+//	loadgen ab      --a ADDR --b ADDR --keys DIR ...          two servers in interleaved slices
 //
 // See bench/README.md for the scenarios and their recorded figures.
 package main
@@ -26,6 +27,7 @@ commands:
   run       send checks to a server and measure them
   plot      draw the latency percentiles of result files as SVG
   compare   print the throughput and p99 ratios of two result files
+  ab        drive two servers in interleaved slices and print their ratios
 
 "loadgen <command> -h" lists a command's flags.
 `
@@ -42,7 +44,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cmds := map[string]func(context.Context, []string, io.Writer, io.Writer) error{
-		"serve": runServe, "run": runRun, "plot": runPlot, "compare": runCompare,
+		"serve": runServe, "run": runRun, "plot": runPlot, "compare": runCompare, "ab": runAB,
 	}
 	cmd, ok := cmds[args[0]]
 	if !ok {

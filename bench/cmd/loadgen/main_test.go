@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"encoding/xml"
 	"io"
 	"os"
@@ -188,4 +189,82 @@ func boolString(b bool) string {
 		return "true"
 	}
 	return "false"
+}
+
+// TestAB drives a baseline and a jwtguard server side by side in
+// interleaved slices; checking the baseline's decisions against the mix
+// fails the run, as a wrong decision must.
+func TestAB(t *testing.T) {
+	dir := t.TempDir()
+	keys := filepath.Join(dir, "keys")
+	base := serveCommand(t, "--mode", "baseline", "--keys", keys, "--log-level", "error")
+	guard := serveCommand(t, "--mode", "jwtguard", "--keys", keys, "--revoke-mix", "--log-level", "error")
+	args := []string{"ab", "--a", base, "--b", guard, "--label-a", "baseline", "--label-b", "jwtguard", "--keys", keys,
+		"--conns", "1", "--streams", "2", "--pairs", "2", "--slice", "100ms", "--mix", "repeated=8,revoked=1,invalid=1", "--warm-fresh", "10"}
+	var stdout, stderr bytes.Buffer
+	out := filepath.Join(dir, "ab.json")
+	if status := run(context.Background(), append(args, "--json", out), &stdout, &stderr); status != 0 {
+		t.Fatalf("ab: status %d\n%s\n%s", status, stdout.String(), stderr.String())
+	}
+	for _, want := range []string{"pair  1 (A B)", "pair  2 (B A)", "jwtguard vs baseline: throughput", "0 wrong decisions, 0 transport errors"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("ab printed %q, want %q in it", stdout.String(), want)
+		}
+	}
+	var res loadgen.ABResult
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Pairs) != 2 || res.Pairs[0].ThroughputA <= 0 || res.Pairs[1].ThroughputB <= 0 || res.ThroughputRatio <= 0 || res.B.Outcomes["revoked"] == 0 {
+		t.Fatalf("result %+v: want 2 pairs with throughputs, a ratio, and revoked decisions from jwtguard", res)
+	}
+
+	// One category compared: a tenth of the requests.
+	stdout.Reset()
+	cat := []string{"ab", "--a", base, "--b", guard, "--keys", keys, "--conns", "1", "--streams", "2", "--pairs", "1", "--slice", "200ms",
+		"--mix", "repeated=1,invalid=9", "--category", "repeated", "--json", out}
+	if status := run(context.Background(), cat, &stdout, &stderr); status != 0 || !strings.Contains(stdout.String(), "B vs A: repeated requests: throughput") {
+		t.Fatalf("ab --category: status %d, %q", status, stdout.String())
+	}
+	res = loadgen.ABResult{}
+	if b, err = os.ReadFile(out); err == nil {
+		err = json.Unmarshal(b, &res)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Pairs[0].ThroughputA * res.A.Seconds; res.Category != "repeated" || got <= 0 || got > 0.5*float64(res.A.Requests) {
+		t.Fatalf("category throughput %v over %d requests in all: want about a tenth (%+v)", got, res.A.Requests, res)
+	}
+	// Two mixes on one server.
+	stdout.Reset()
+	two := []string{"ab", "--a", guard, "--b", guard, "--expect-a", "--keys", keys, "--conns", "1", "--streams", "2", "--pairs", "1", "--slice", "100ms",
+		"--mix", "repeated=1", "--mix-b", "invalid=1", "--json", out}
+	if status := run(context.Background(), two, &stdout, &stderr); status != 0 || !strings.Contains(stdout.String(), "mix A repeated=1, mix B invalid=1") {
+		t.Fatalf("ab --mix-b: status %d, %q", status, stdout.String())
+	}
+	res = loadgen.ABResult{}
+	if b, err = os.ReadFile(out); err == nil {
+		err = json.Unmarshal(b, &res)
+	}
+	if err != nil || res.A.Outcomes["ok"] == 0 || res.B.Outcomes["ok"] != 0 || res.B.Outcomes["malformed"]+res.B.Outcomes["bad_signature"]+res.B.Outcomes["expired"] == 0 {
+		t.Fatalf("ab --mix-b: %v, outcomes A %v, B %v: want A allowed, B denied", err, res.A.Outcomes, res.B.Outcomes)
+	}
+
+	stderr.Reset()
+	if status := run(context.Background(), append(args, "--category", "forged"), &stdout, &stderr); status != 1 || !strings.Contains(stderr.String(), `category "forged" is not in the mix`) {
+		t.Fatalf("a category not in the mix: status %d, %q", status, stderr.String())
+	}
+
+	stdout.Reset()
+	stderr.Reset()
+	wrong := []string{"ab", "--a", guard, "--b", base, "--expect-a", "--expect-b", "--keys", keys, "--conns", "1", "--streams", "2",
+		"--pairs", "1", "--slice", "100ms", "--mix", "repeated=8,revoked=1,invalid=1"}
+	if status := run(context.Background(), wrong, &stdout, &stderr); status != 1 || !strings.Contains(stderr.String(), "wrong decisions") {
+		t.Fatalf("a baseline checked against the mix: status %d, stderr %q; want 1 and wrong decisions", status, stderr.String())
+	}
 }

@@ -161,7 +161,7 @@ func New(cfg *Config, opts ...Option) (n *Node, err error) {
 	fcfg.DataDir, fcfg.Bloom = c.DataDir, c.Bloom
 	n.follower = source.NewFollower(n.src, n.rev, fcfg, n.log)
 	if rs, ok := n.src.(*redis.Source); ok && c.PublishInterval > 0 {
-		if n.publisher, err = redis.NewPublisher(rs, redis.PublisherConfig{Interval: c.PublishInterval, Bloom: c.Bloom, Log: n.log}); err != nil {
+		if n.publisher, err = redis.NewPublisher(rs, redis.PublisherConfig{Interval: c.PublishInterval, Bloom: c.Bloom, Log: n.log, Filter: n.rev.Filter}); err != nil {
 			return n, err
 		}
 	}
@@ -200,7 +200,7 @@ func New(cfg *Config, opts ...Option) (n *Node, err error) {
 		dopts := []detect.Option{detect.WithLogger(n.log), detect.WithRegisterer(reg),
 			detect.WithRevoker(sourceRevoker{admin.SourceRevoker{Source: n.src, Config: admin.Config{
 				MaxTokenLifetime: c.Authz.MaxTokenLifetime, Leeway: c.Authz.Leeway, Audit: n.audit}}}),
-			detect.WithAuditor(trailAuditor{trail: n.audit, log: n.log})}
+			detect.WithAuditor(trailAuditor{trail: n.audit, log: n.log}), detect.WithKeySets(liveKeySets{n}.KeySets)}
 		if rs, ok := n.src.(*redis.Source); ok {
 			dopts = append(dopts, detect.WithShared(redisShared{rs}))
 		}

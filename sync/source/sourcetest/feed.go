@@ -133,7 +133,10 @@ func (s *suite) feedTrimmed(t *testing.T) {
 		t.Skip("the source never trims its feed")
 	}
 	src := s.open(t)
-	all := put(t, src, tokens("https://idp", "t", 10, time.Hour)...)
+	// Two Puts: a source may keep a Put's records in one entry, and trim
+	// the feed only by whole entries.
+	all := put(t, src, tokens("https://idp", "t", 5, time.Hour)...)
+	all = append(all, put(t, src, tokens("https://idp", "u", 5, time.Hour)...)...)
 	s.h.Trim(t, src, 5)
 	for _, after := range []uint64{0, 1, 4} {
 		if recs, err := src.Feed(ctxT(t), after, 0); !errors.Is(err, source.ErrFeedTrimmed) {

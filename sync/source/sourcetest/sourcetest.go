@@ -31,6 +31,7 @@ type Harness struct {
 
 	// Trim, when set, drops the feed entries of src up to and including
 	// position pos (the records stay), as the source's retention would.
+	// The suite calls it with a pos that ends a Put.
 	// Leave it nil for a source whose feed is never trimmed.
 	Trim func(t *testing.T, src source.Source, pos uint64)
 }
