@@ -413,3 +413,26 @@ func TestListAndStatusOutput(t *testing.T) {
 		}
 	})
 }
+
+// TestRevokeFromFileStopped: a line over the import's bound stops the
+// import; the command names the line and says what was stored (nothing of
+// the chunk being read), and the store holds exactly that.
+func TestRevokeFromFileStopped(t *testing.T) {
+	e := newAdminEnv(t)
+	file := writeTestFile(t, "stopped.ndjson", strings.Join([]string{
+		`{"kind":"token","issuer":"https://idp","value":"jti-1"}`,
+		`{"kind":"token","issuer":"https://idp","value":"jti-2"}`,
+		`{"kind":"token","issuer":"https://idp","value":"` + strings.Repeat("x", admin.MaxImportLine) + `"}`,
+		`{"kind":"token","issuer":"https://idp","value":"jti-4"}`,
+	}, "\n")+"\n")
+	stdout, _, err := e.cli(t, []string{"revoke"}, "--from-file", file)
+	if err == nil || !strings.Contains(err.Error(), "stopped at line 3 after 0 stored") {
+		t.Fatalf("err %v, want the import stopped at line 3 with nothing stored", err)
+	}
+	if !strings.Contains(stdout, "accepted 0, rejected 0") || !strings.Contains(stdout, "stopped at line 3: line 3 is longer than") {
+		t.Fatalf("summary does not say where the import stopped:\n%s", stdout)
+	}
+	if n := len(e.stored(t)); n != 0 {
+		t.Fatalf("%d records stored, want none (the chunk being read when the import stopped)", n)
+	}
+}
