@@ -43,6 +43,8 @@ type Config struct {
 	ImportChunk int
 	// MaxImportLines bounds the lines of one import. Default 10 000 000.
 	MaxImportLines int
+	// MaxImportBytes bounds the body of one import. Default 4 GiB.
+	MaxImportBytes int64
 	// Issuers are the issuers the server accepts tokens of; a revocation
 	// naming another one is stored, with a warning in the answer. Empty: no
 	// warnings.
@@ -69,6 +71,7 @@ func DefaultConfig() Config {
 		MaxBatch:         10_000,
 		ImportChunk:      250_000,
 		MaxImportLines:   10_000_000,
+		MaxImportBytes:   4 << 30,
 	}
 }
 
@@ -92,6 +95,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxImportLines <= 0 {
 		c.MaxImportLines = d.MaxImportLines
+	}
+	if c.MaxImportBytes <= 0 {
+		c.MaxImportBytes = d.MaxImportBytes
 	}
 	return c
 }

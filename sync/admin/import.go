@@ -97,7 +97,7 @@ func (r ImportResult) LastPosition() uint64 {
 // node before the answer, recorded by one audit entry and one log line. A line that does not
 // decode or validate is rejected with its number and the import goes on; a
 // line longer than MaxImportLine, more than MaxImportLines lines or
-// MaxImportRejected rejections, a broken body or a failing store stop it,
+// MaxImportBytes bytes, MaxImportRejected rejections, a broken body or a failing store stop it,
 // and the chunk being read is not stored. Records without actor or reason
 // take the query's actor and reason.
 func (h *handler) importRevocations(w http.ResponseWriter, r *http.Request) {
@@ -180,8 +180,19 @@ func (h *handler) importRevocations(w http.ResponseWriter, r *http.Request) {
 
 	var recs []authz.Record
 	first := 0
-	sc := bufio.NewScanner(r.Body)
+	sc := bufio.NewScanner(http.MaxBytesReader(w, r.Body, h.cfg.MaxImportBytes))
 	sc.Buffer(make([]byte, 0, 64<<10), MaxImportLine)
+	// A body that breaks (or passes its bound) mid-line still gives the
+	// line's start as a last line: such a line is not one the sender
+	// finished, so it is neither refused nor counted.
+	terminated := true
+	sc.Split(func(data []byte, atEOF bool) (int, []byte, error) {
+		adv, tok, err := bufio.ScanLines(data, atEOF)
+		if tok != nil {
+			terminated = adv > len(tok)
+		}
+		return adv, tok, err
+	})
 	n := 0
 	now := h.now()
 	for !failed.Load() && sc.Scan() {
@@ -223,8 +234,16 @@ func (h *handler) importRevocations(w http.ResponseWriter, r *http.Request) {
 			now = h.now()
 		}
 	}
+	if err := sc.Err(); err != nil && !terminated && n > 0 {
+		if k := len(res.Rejected); k > 0 && res.Rejected[k-1].Line == n {
+			res.Rejected = res.Rejected[:k-1]
+		}
+		n-- // the line cut short is the one named below
+	}
 	if res.Error == "" && !failed.Load() {
 		switch err := sc.Err(); {
+		case errors.As(err, new(*http.MaxBytesError)):
+			stop(http.StatusRequestEntityTooLarge, n+1, fmt.Sprintf("body larger than %d bytes at line %d; import stopped", h.cfg.MaxImportBytes, n+1))
 		case errors.Is(err, bufio.ErrTooLong):
 			stop(http.StatusRequestEntityTooLarge, n+1, fmt.Sprintf("line %d is longer than %d bytes; import stopped", n+1, MaxImportLine))
 		case err != nil:

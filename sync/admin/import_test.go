@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jwtguard/jwtguard/authz"
 	"github.com/jwtguard/jwtguard/bloom"
@@ -27,6 +28,8 @@ type importEnv struct {
 	srv    *httptest.Server
 	client *Client
 	logs   *lockedBuffer
+	// served gets the path of each request the handler has finished.
+	served chan string
 }
 
 func newImportEnv(t *testing.T, cfg Config) *importEnv {
@@ -48,9 +51,17 @@ func newImportEnv(t *testing.T, cfg Config) *importEnv {
 	log := audit.NewLog(store.Audit(), audit.WithNode("node-1"))
 	cfg.Audit = log
 	logs := &lockedBuffer{}
-	srv := httptest.NewServer(NewHandler(store, rev, cfg, WithLogger(slog.New(slog.NewJSONHandler(logs, nil)))))
+	h := NewHandler(store, rev, cfg, WithLogger(slog.New(slog.NewJSONHandler(logs, nil))))
+	served := make(chan string, 64)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r)
+		select {
+		case served <- r.URL.Path:
+		default:
+		}
+	}))
 	t.Cleanup(srv.Close)
-	return &importEnv{dir: dir, store: store, log: log, rev: rev, srv: srv, logs: logs,
+	return &importEnv{dir: dir, store: store, log: log, rev: rev, srv: srv, logs: logs, served: served,
 		client: &Client{BaseURL: srv.URL, Token: cfg.Token, HTTP: srv.Client()}}
 }
 
@@ -181,6 +192,14 @@ func TestImportStops(t *testing.T) {
 			status: http.StatusRequestEntityTooLarge, stored: 4, line: 6, wantErr: "more than 5 lines",
 		},
 		{
+			name: "huge stream",
+			cfg:  Config{ImportChunk: 2, MaxImportBytes: 1000},
+			body: strings.Repeat(tokenLine(1)+"\n", 1000),
+			// 17 whole lines of 56 bytes, the 18th cut: chunks up to line
+			// 16 stored, line 17 was being read.
+			status: http.StatusRequestEntityTooLarge, stored: 16, line: 18, wantErr: "body larger than 1000 bytes at line 18",
+		},
+		{
 			name:   "too many rejected",
 			cfg:    Config{ImportChunk: 2},
 			body:   tokenLine(1) + "\n" + tokenLine(2) + "\n" + garbage + tokenLine(3) + "\n",
@@ -273,9 +292,12 @@ func TestImportBrokenStreamThenRestart(t *testing.T) {
 	if err == nil {
 		t.Fatal("import of a broken body succeeded")
 	}
-	// The server finishes with the request after the client is gone:
-	// wait for its one summary line.
-	e.srv.Close()
+	// The server finishes with the request after the client is gone.
+	select {
+	case <-e.served:
+	case <-time.After(time.Minute):
+		t.Fatal("the import request never ended on the server")
+	}
 	if !strings.Contains(e.logs.String(), `"msg":"revocations imported"`) {
 		t.Fatalf("no summary log line:\n%s", e.logs.String())
 	}
