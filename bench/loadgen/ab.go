@@ -54,6 +54,10 @@ type ABPair struct {
 	// Server CPU microseconds per request of any category (0 without
 	// PIDs).
 	CPUPerRequestA float64 `json:"cpu_per_request_a_us,omitempty"`
+	// P99A and P99B are each slice's 99th percentile latency in
+	// microseconds (of Category only, when set).
+	P99A           float64 `json:"p99_a_us"`
+	P99B           float64 `json:"p99_b_us"`
 	CPUPerRequestB float64 `json:"cpu_per_request_b_us,omitempty"`
 }
 
@@ -72,7 +76,9 @@ type ABResult struct {
 	ThroughputRatio float64 `json:"throughput_ratio"`
 	CPURatio        float64 `json:"cpu_per_request_ratio,omitempty"`
 	// P99A and P99B are the 99th percentile latencies over all of each
-	// server's slices, in microseconds, and P99Ratio B's over A's.
+	// server's slices, in microseconds; P99Ratio is the median over the
+	// pairs of B's slice p99 over A's (a tail event of one slice weighs
+	// on one pair, not on the figure).
 	P99A     float64 `json:"p99_a_us"`
 	P99B     float64 `json:"p99_b_us"`
 	P99Ratio float64 `json:"p99_ratio"`
@@ -147,19 +153,22 @@ func RunAB(ctx context.Context, cfg ABConfig) (*ABResult, error) {
 	rb.warmUp(ctx, resB)
 
 	var seq int64 // shared: one-use tokens are never sent twice
-	slice := func(r *runner, res *Result, all *stats, pid int) (float64, float64, error) {
+	// slice sends one slice to r and returns its throughput, server CPU
+	// per request and p99.
+	slice := func(r *runner, res *Result, all *stats, pid int) (float64, float64, float64, error) {
 		sched := r.cfg.Mix.schedule()
 		next := func(i int64) *Token { return tokens.pick(sched[(seq+i)%int64(len(sched))]) }
 		var cpu0 time.Duration
 		if pid > 0 {
 			if cpu0, err = processCPU(pid); err != nil {
-				return 0, 0, err
+				return 0, 0, 0, err
 			}
 		}
 		began := time.Now()
 		sts := r.phase(ctx, "slice", next, cfg.Slice)
 		secs := time.Since(began).Seconds()
 		var n, counted int64
+		mine := newHist()
 		for _, st := range sts {
 			n += st.hist.TotalCount()
 			h := st.hist
@@ -170,6 +179,7 @@ func RunAB(ctx context.Context, cfg ABConfig) (*ABResult, error) {
 			}
 			counted += h.TotalCount()
 			all.hist.Merge(h)
+			mine.Merge(h)
 			res.add(st, true)
 		}
 		seq += n
@@ -179,13 +189,13 @@ func RunAB(ctx context.Context, cfg ABConfig) (*ABResult, error) {
 		if pid > 0 {
 			cpu1, err := processCPU(pid)
 			if err != nil {
-				return 0, 0, err
+				return 0, 0, 0, err
 			}
 			if n > 0 {
 				perReq = (cpu1 - cpu0).Seconds() / float64(n) * 1e6
 			}
 		}
-		return float64(counted) / secs, perReq, nil
+		return float64(counted) / secs, perReq, float64(mine.ValueAtQuantile(99)) / 1e3, nil
 	}
 	out := &ABResult{LabelA: cfg.LabelA, LabelB: cfg.LabelB, Mix: cfg.Run.Mix.String(), Slice: cfg.Slice.String(),
 		Category: string(cfg.Category), A: resA, B: resB}
@@ -197,9 +207,9 @@ func RunAB(ctx context.Context, cfg ABConfig) (*ABResult, error) {
 		for _, first := range []bool{true, false} {
 			var err error
 			if first == p.AFirst {
-				p.ThroughputA, p.CPUPerRequestA, err = slice(ra, resA, allA, cfg.PIDA)
+				p.ThroughputA, p.CPUPerRequestA, p.P99A, err = slice(ra, resA, allA, cfg.PIDA)
 			} else {
-				p.ThroughputB, p.CPUPerRequestB, err = slice(rb, resB, allB, cfg.PIDB)
+				p.ThroughputB, p.CPUPerRequestB, p.P99B, err = slice(rb, resB, allB, cfg.PIDB)
 			}
 			if err != nil {
 				return nil, err
@@ -220,9 +230,7 @@ func RunAB(ctx context.Context, cfg ABConfig) (*ABResult, error) {
 	}
 	out.P99A = float64(allA.hist.ValueAtQuantile(99)) / 1e3
 	out.P99B = float64(allB.hist.ValueAtQuantile(99)) / 1e3
-	if out.P99A > 0 {
-		out.P99Ratio = out.P99B / out.P99A
-	}
+	out.P99Ratio = medianRatio(out.Pairs, func(p ABPair) (float64, float64) { return p.P99B, p.P99A })
 	for _, r := range []*Result{resA, resB} {
 		if r.Seconds > 0 {
 			r.Throughput = float64(r.Requests) / r.Seconds
@@ -282,10 +290,10 @@ func (r *ABResult) WriteText(w io.Writer) {
 		if !p.AFirst {
 			order = "B A"
 		}
-		fmt.Fprintf(w, "  pair %2d (%s): A %8.0f req/s %6.1f µs CPU, B %8.0f req/s %6.1f µs CPU: %.3fx\n",
-			i+1, order, p.ThroughputA, p.CPUPerRequestA, p.ThroughputB, p.CPUPerRequestB, p.ThroughputB/p.ThroughputA)
+		fmt.Fprintf(w, "  pair %2d (%s): A %8.0f req/s %6.1f µs CPU p99 %6.0f µs, B %8.0f req/s %6.1f µs CPU p99 %6.0f µs: %.3fx\n",
+			i+1, order, p.ThroughputA, p.CPUPerRequestA, p.P99A, p.ThroughputB, p.CPUPerRequestB, p.P99B, p.ThroughputB/p.ThroughputA)
 	}
-	fmt.Fprintf(w, "%s vs %s: %sthroughput %.3fx (median of %d pairs), p99 %.3fx (%.0f vs %.0f µs), server CPU per request %.3fx\n",
+	fmt.Fprintf(w, "%s vs %s: %sthroughput %.3fx (median of %d pairs), p99 %.3fx (median; over all slices %.0f vs %.0f µs), server CPU per request %.3fx\n",
 		r.LabelB, r.LabelA, what, r.ThroughputRatio, len(r.Pairs), r.P99Ratio, r.P99B, r.P99A, r.CPURatio)
 	for _, s := range []*Result{r.A, r.B} {
 		fmt.Fprintf(w, "  %s: %d requests, %d wrong decisions, %d transport errors\n", s.Label, s.Requests, s.Wrong, s.TransportErrors)
