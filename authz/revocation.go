@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -79,9 +80,11 @@ type Revocations struct {
 	// cached answer (and the kind it names) is always the check's (see
 	// stillRevoked).
 	changes atomic.Uint64
-	// enforced holds the IDs of records Enforce added before the feed
-	// brought them, under mu.
-	enforced map[string]struct{}
+	// ahead holds the records Enforce added before the feed brought
+	// them, under mu: runs of consecutive feed positions, with a hash of
+	// each record's ID, aheadCount of them in all.
+	ahead      []aheadRun
+	aheadCount int
 	// flights merges the source lookups of one key from one generation
 	// of its slot.
 	flights singleflight.Group
@@ -155,7 +158,7 @@ func NewRevocations(filter *bloom.Filter, lookup Lookup, cfg RevocationConfig) (
 	if err != nil {
 		return nil, fmt.Errorf("confirm cache: %w", err)
 	}
-	return &Revocations{cfg: cfg, filter: filter, lookup: lookup, confirm: cache, enforced: map[string]struct{}{}}, nil
+	return &Revocations{cfg: cfg, filter: filter, lookup: lookup, confirm: cache}, nil
 }
 
 // Filter returns the live filter.
@@ -179,9 +182,74 @@ func (r *Revocations) Enforce(recs ...Record) {
 }
 
 // maxEnforcedAhead bounds the records remembered as enforced ahead of the
-// feed; past it, the feed's copy is added to the filter again (counted
-// twice, never missed).
-const maxEnforcedAhead = 100_000
+// feed (8 bytes each), and maxAheadRuns the runs of consecutive positions
+// they are kept in; past either, the feed's copy is added to the filter
+// again (counted twice, never missed). A bulk import enforces runs of
+// 250,000 records.
+const (
+	maxEnforcedAhead = 2_000_000
+	maxAheadRuns     = 1024
+)
+
+// aheadRun is a run of records Enforce added before the feed, at the
+// consecutive feed positions from first: the hash of each one's ID, so
+// that the feed's copy of the very record only moves the position (a
+// record the source holds at that position under another ID, as after a
+// loss of data, is added).
+type aheadRun struct {
+	first uint64
+	ids   []uint64
+}
+
+// idSeed keys the hashes of record IDs in aheadRun.
+var idSeed = maphash.MakeSeed()
+
+// noteAhead remembers rec, just enforced ahead of the feed. Under mu.
+func (r *Revocations) noteAhead(rec *Record) {
+	if rec.ID == "" || rec.Position == 0 || r.aheadCount >= maxEnforcedAhead {
+		return
+	}
+	h := maphash.String(idSeed, rec.ID)
+	if n := len(r.ahead); n > 0 {
+		if run := &r.ahead[n-1]; run.first+uint64(len(run.ids)) == rec.Position {
+			run.ids = append(run.ids, h)
+			r.aheadCount++
+			return
+		}
+	}
+	if len(r.ahead) >= maxAheadRuns {
+		return
+	}
+	r.ahead = append(r.ahead, aheadRun{first: rec.Position, ids: []uint64{h}})
+	r.aheadCount++
+}
+
+// forgetAhead forgets the records enforced ahead of the feed. Under mu.
+func (r *Revocations) forgetAhead() {
+	r.ahead, r.aheadCount = nil, 0
+}
+
+// takeAhead reports whether rec, brought by the feed, is a record Enforce
+// added already, and forgets the runs whose last position the feed has
+// reached (it brings records in position order). Under mu.
+func (r *Revocations) takeAhead(rec *Record) bool {
+	p, found := rec.Position, false
+	kept := r.ahead[:0]
+	for _, run := range r.ahead {
+		end := run.first + uint64(len(run.ids)) // one past its last position
+		if !found && p >= run.first && p < end && run.ids[p-run.first] == maphash.String(idSeed, rec.ID) {
+			found = true
+		}
+		if p+1 >= end {
+			r.aheadCount -= len(run.ids)
+			continue
+		}
+		kept = append(kept, run)
+	}
+	clear(r.ahead[len(kept):])
+	r.ahead = kept
+	return found
+}
 
 // Apply enforces recs read from the feed, in feed order: it adds them to
 // the filter (whose position follows theirs) and brings any cached answer
@@ -217,12 +285,9 @@ func (r *Revocations) apply(rec *Record, ahead bool) {
 		return // the feed brought it first
 	case ahead:
 		r.filter.Add(k, 0)
-		if rec.ID != "" && len(r.enforced) < maxEnforcedAhead {
-			r.enforced[rec.ID] = struct{}{}
-		}
+		r.noteAhead(rec)
 	default:
-		if _, ok := r.enforced[rec.ID]; ok && rec.Position != 0 {
-			delete(r.enforced, rec.ID)
+		if rec.Position != 0 && len(r.ahead) > 0 && r.takeAhead(rec) {
 			r.filter.Advance(rec.Position)
 			return
 		}
@@ -280,7 +345,7 @@ func (r *Revocations) Replace(f *bloom.Filter) {
 	defer r.mu.Unlock()
 	r.filter.Replace(f)
 	r.forgetReplaced()
-	clear(r.enforced) // f may lack them: the feed's copies are added again
+	r.forgetAhead() // f may lack them: the feed's copies are added again
 }
 
 // forgetReplaced drops every cached answer once a new filter is swapped
@@ -326,7 +391,7 @@ func (r *Revocations) ReplaceWith(f *bloom.Filter, catchUp func(*bloom.Filter) e
 	}
 	r.filter.Replace(f)
 	r.forgetReplaced()
-	clear(r.enforced) // f may lack them: the feed's copies are added again
+	r.forgetAhead() // f may lack them: the feed's copies are added again
 	return nil
 }
 

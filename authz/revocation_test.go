@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"testing"
@@ -497,5 +498,51 @@ func TestFeedThenEnforceCountsOnce(t *testing.T) {
 	r.Enforce(rec)
 	if st := r.Filter().Stats(); st.Entries != 1 || st.Position != 3 {
 		t.Fatalf("entries %d position %d; want 1, 3", st.Entries, st.Position)
+	}
+}
+
+// Records enforced ahead of the feed in bulk (an import's chunks, more
+// than any bound on single IDs) still count once when the feed brings
+// them, whatever order the chunks were enforced in; a record the source
+// holds at a remembered position under another ID (as after a loss of
+// data) is added, never taken for the one enforced.
+func TestEnforceAheadInBulkCountsOnce(t *testing.T) {
+	rec := func(pos uint64, id string) Record {
+		return Record{ID: id, Kind: KindToken, Issuer: "https://idp", Value: fmt.Sprintf("%s-%d", id, pos), Position: pos}
+	}
+	const n = 150_000
+	chunk := func(from, to uint64, id string) []Record {
+		recs := make([]Record, 0, to-from+1)
+		for p := from; p <= to; p++ {
+			recs = append(recs, rec(p, fmt.Sprintf("%s%d", id, p)))
+		}
+		return recs
+	}
+	r := newTestRevocations(t, newMemSource())
+	second, first := chunk(n/2+1, n, "r"), chunk(1, n/2, "r")
+	r.Enforce(second...) // enforced out of position order, as two concurrent imports may be
+	r.Enforce(first...)
+	r.Apply(first...)
+	r.Apply(second...)
+	if st := r.Filter().Stats(); st.Entries != n || st.Position != n {
+		t.Fatalf("entries %d position %d; want %d, %d", st.Entries, st.Position, n, n)
+	}
+	if len(r.ahead) != 0 || r.aheadCount != 0 {
+		t.Fatalf("%d runs (%d records) still remembered after the feed passed them", len(r.ahead), r.aheadCount)
+	}
+
+	// The source lost data: the feed brings other records at the
+	// positions remembered.
+	lost := chunk(n+1, n+3, "old")
+	r.Enforce(lost...)
+	fresh := chunk(n+1, n+3, "new")
+	r.Apply(fresh...)
+	for _, f := range fresh {
+		if !r.Filter().MayContain(f.LookupKey().FilterKey()) {
+			t.Fatalf("record %s at a remembered position was not added", f.ID)
+		}
+	}
+	if st := r.Filter().Stats(); st.Entries != n+6 {
+		t.Fatalf("entries %d; want %d (the three enforced and the three the feed brought)", st.Entries, n+6)
 	}
 }
