@@ -131,19 +131,15 @@ func (c *Client) Status(ctx context.Context) (map[string]any, error) {
 	return out, nil
 }
 
-// do sends one request and decodes a 2xx answer into out; other answers
-// become an *APIError.
-func (c *Client) do(ctx context.Context, method, path string, body []byte, out any) error {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.BaseURL, "/")+path, rd)
+// send sends one request to path with the client's token, body of
+// contentType ("" for none), through c.HTTP or else fallback.
+func (c *Client) send(ctx context.Context, method, path string, body io.Reader, contentType string, fallback *http.Client) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.BaseURL, "/")+path, body)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	req.Header.Set("Accept", "application/json")
 	if c.Token != "" {
@@ -151,9 +147,23 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 	}
 	hc := c.HTTP
 	if hc == nil {
-		hc = defaultHTTP
+		hc = fallback
 	}
-	resp, err := hc.Do(req)
+	return hc.Do(req)
+}
+
+// do sends one request and decodes a 2xx answer into out; other answers
+// become an *APIError.
+func (c *Client) do(ctx context.Context, method, path string, body []byte, out any) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	contentType := ""
+	if body != nil {
+		contentType = "application/json"
+	}
+	resp, err := c.send(ctx, method, path, rd, contentType, defaultHTTP)
 	if err != nil {
 		return err
 	}
@@ -229,20 +239,7 @@ var importHTTP = &http.Client{}
 // that the caller can say exactly which lines were stored.
 func (c *Client) Import(ctx context.Context, body io.Reader, actor, reason string) (ImportResult, error) {
 	path := pagePath(pathImport, map[string]string{"actor": actor, "reason": reason}, 0)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(c.BaseURL, "/")+path, body)
-	if err != nil {
-		return ImportResult{}, err
-	}
-	req.Header.Set("Content-Type", ImportContentType)
-	req.Header.Set("Accept", "application/json")
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
-	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = importHTTP
-	}
-	resp, err := hc.Do(req)
+	resp, err := c.send(ctx, http.MethodPost, path, body, ImportContentType, importHTTP)
 	if err != nil {
 		return ImportResult{}, err
 	}

@@ -367,13 +367,9 @@ func (p *Publisher) publishOwnIfBehind(ctx context.Context, behind uint64) error
 	// least every record up to it (a filter's position only grows).
 	f := p.cfg.Filter()
 	own := f.Position()
-	pub, ok, err := p.src.publishedPosition(ctx)
+	pub, ok, pos, err := p.positions(ctx)
 	if err != nil {
-		return p.src.wrap("read published position", err)
-	}
-	pos, err := p.src.position(ctx)
-	if err != nil {
-		return p.src.wrap("read position", err)
+		return err
 	}
 	if !ok {
 		pub = 0
@@ -402,16 +398,24 @@ func (p *Publisher) publishOwnIfBehind(ctx context.Context, behind uint64) error
 // unchanged snapshot still holds only add false positives until the next
 // change).
 func (p *Publisher) publishIfBehind(ctx context.Context, behind uint64) error {
-	pub, ok, err := p.src.publishedPosition(ctx)
+	pub, ok, pos, err := p.positions(ctx)
 	if err != nil {
-		return p.src.wrap("read published position", err)
-	}
-	pos, err := p.src.position(ctx)
-	if err != nil {
-		return p.src.wrap("read position", err)
+		return err
 	}
 	if ok && (pub >= pos || pos-pub < behind) {
 		return nil
 	}
 	return p.src.Publish(ctx, p.cfg.Bloom)
+}
+
+// positions reads the published snapshot's position (ok false: none is
+// published) and the source's newest.
+func (p *Publisher) positions(ctx context.Context) (pub uint64, ok bool, pos uint64, err error) {
+	if pub, ok, err = p.src.publishedPosition(ctx); err != nil {
+		return 0, false, 0, p.src.wrap("read published position", err)
+	}
+	if pos, err = p.src.position(ctx); err != nil {
+		return 0, false, 0, p.src.wrap("read position", err)
+	}
+	return pub, ok, pos, nil
 }

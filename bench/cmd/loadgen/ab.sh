@@ -43,27 +43,8 @@ LOADGEN="$OUT/loadgen"
 go build -o "$LOADGEN" ./bench/cmd/loadgen
 KEYS="$OUT/keys"
 
-pids=()
-start_server() { # log, addr, serve flags...
-	local log=$1 addr=$2
-	shift 2
-	"$LOADGEN" serve --keys "$KEYS" --grpc-addr "$addr" --http-addr "" "$@" >"$log.out" 2>"$log.err" &
-	local pid=$!
-	pids+=("$pid")
-	for _ in $(seq 1 1800); do
-		grep -q '^ready$' "$log.out" && { server_pid=$pid; return 0; }
-		kill -0 "$pid" 2>/dev/null || { cat "$log.err" >&2; return 1; }
-		sleep 0.2
-	done
-	echo "server not ready: $log" >&2
-	return 1
-}
-stop_servers() {
-	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	pids=()
-}
-trap stop_servers EXIT
+# shellcheck source=servers.sh
+source "$(dirname "$0")/servers.sh"
 
 # The keys: the first server creates them; start one alone so that the
 # two of a pair never race to create them.

@@ -8,7 +8,10 @@
 #   ROUNDS=3 DURATION=10s OUT=/tmp/dl bench/cmd/loadgen/decisionlog.sh
 set -euo pipefail
 
-OUT=${OUT:-bench-out/decisionlog}
+# Results go to $OUT, a fresh temporary folder unless named: never the
+# repository.
+OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/jwtguard-decisionlog.XXXXXX")}
+echo "results in $OUT"
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10s}
 CONNS=${CONNS:-4}
@@ -21,25 +24,8 @@ LOADGEN="$OUT/loadgen"
 go build -o "$LOADGEN" ./bench/cmd/loadgen
 KEYS="$OUT/keys"
 
-server_pid=""
-start_server() { # log, serve flags...
-	local log=$1
-	shift
-	"$LOADGEN" serve --keys "$KEYS" --grpc-addr "$GRPC" --http-addr "" --log-level warn "$@" >"$log.out" 2>"$log.err" &
-	server_pid=$!
-	for _ in $(seq 1 600); do
-		grep -q '^ready$' "$log.out" && return 0
-		kill -0 "$server_pid" 2>/dev/null || { cat "$log.err" >&2; return 1; }
-		sleep 0.2
-	done
-	echo "server not ready: $log" >&2
-	return 1
-}
-stop_server() {
-	kill -TERM "$server_pid"
-	wait "$server_pid" || true
-}
-trap '[ -n "$server_pid" ] && kill -TERM "$server_pid" 2>/dev/null || true' EXIT
+# shellcheck source=servers.sh
+source "$(dirname "$0")/servers.sh"
 
 modes=(off defaults every_allow)
 for round in $(seq 1 "$ROUNDS"); do
@@ -53,11 +39,11 @@ for round in $(seq 1 "$ROUNDS"); do
 		defaults) flags=(--decision-log "$OUT/$name.jsonl") ;;
 		every_allow) flags=(--decision-log "$OUT/$name.jsonl" --decision-log-allow-sample 1) ;;
 		esac
-		start_server "$OUT/logs/$name" --mode jwtguard --revoke-mix ${flags[@]+"${flags[@]}"}
+		start_server "$OUT/logs/$name" "$GRPC" --log-level warn --mode jwtguard --revoke-mix ${flags[@]+"${flags[@]}"}
 		"$LOADGEN" run --target "$GRPC" --keys "$KEYS" --conns "$CONNS" --streams "$STREAMS" \
 			--duration "$DURATION" --mix "$MIX" --expect=true \
 			--server-pid "$server_pid" --label "$name" --json "$OUT/$name.json" >"$OUT/$name.txt" 2>"$OUT/logs/$name.progress" || true
-		stop_server
+		stop_servers
 		lines=0
 		[ -e "$OUT/$name.jsonl" ] && lines=$(wc -l <"$OUT/$name.jsonl")
 		echo "$name: decision log lines $lines"

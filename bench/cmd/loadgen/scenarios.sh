@@ -45,30 +45,13 @@ LOADGEN="$OUT/loadgen"
 go build -o "$LOADGEN" ./bench/cmd/loadgen
 KEYS="$OUT/keys"
 
-server_pid=""
-start_server() { # log, serve flags...
-	local log=$1
-	shift
-	"$LOADGEN" serve --keys "$KEYS" --grpc-addr "$GRPC" --http-addr "" "$@" >"$log.out" 2>"$log.err" &
-	server_pid=$!
-	for _ in $(seq 1 1800); do
-		grep -q '^ready$' "$log.out" && return 0
-		kill -0 "$server_pid" 2>/dev/null || { cat "$log.err" >&2; return 1; }
-		sleep 0.2
-	done
-	echo "server not ready: $log" >&2
-	return 1
-}
-stop_server() {
-	kill -TERM "$server_pid"
-	wait "$server_pid" || true
-}
-trap '[ -n "$server_pid" ] && kill -TERM "$server_pid" 2>/dev/null || true' EXIT
+# shellcheck source=servers.sh
+source "$(dirname "$0")/servers.sh"
 
 if [[ " $SCENARIOS " == *" rev10m "* && ! -e "$OUT/data-bulk/revocations.db" ]]; then
 	echo "storing $STORED revocations in $OUT/data-bulk (once)"
-	start_server "$OUT/logs/preload" --data-dir "$OUT/data-bulk" --revocations "$STORED"
-	stop_server
+	start_server "$OUT/logs/preload" "$GRPC" --data-dir "$OUT/data-bulk" --revocations "$STORED"
+	stop_servers
 	cat "$OUT/logs/preload.out"
 fi
 
@@ -93,16 +76,16 @@ for round in $(seq 1 "$ROUNDS"); do
 		for mode in baseline jwtguard; do
 			name="$sc-$mode-$round"
 			if [ "$mode" = baseline ]; then
-				start_server "$OUT/logs/$name" --mode baseline --ballast-mb "$BALLAST_MB"
+				start_server "$OUT/logs/$name" "$GRPC" --mode baseline --ballast-mb "$BALLAST_MB"
 				expect=false
 			else
-				start_server "$OUT/logs/$name" --mode jwtguard "${serve[@]}"
+				start_server "$OUT/logs/$name" "$GRPC" --mode jwtguard "${serve[@]}"
 				expect=true
 			fi
 			"$LOADGEN" run --target "$GRPC" --keys "$KEYS" --conns "$CONNS" --streams "$STREAMS" \
 				--duration "$DURATION" --mix "$mix" --expect="$expect" ${run[@]+"${run[@]}"} \
 				--server-pid "$server_pid" --label "$name" --json "$OUT/$name.json" >"$OUT/$name.txt" 2>"$OUT/logs/$name.progress" || true
-			stop_server
+			stop_servers
 			sed -n '1,/wrong decisions/p' "$OUT/$name.txt"
 		done
 		"$LOADGEN" compare "$OUT/$sc-baseline-$round.json" "$OUT/$sc-jwtguard-$round.json"
