@@ -160,7 +160,7 @@ func BenchmarkPublishMass(b *testing.B) {
 				cpu0 := nodes.redisCPU(b)
 				start := time.Now()
 				if tc.own {
-					err = p.publishOwnIfBehind(ctx, 1)
+					_, err = p.publishOwnIfBehind(ctx, 1, false, true)
 				} else {
 					err = writer.Publish(ctx, cfg)
 				}

@@ -289,29 +289,43 @@ return 0
 `)
 
 // behindChecks is how many times an interval the lease holder checks how
-// far the published snapshot is behind (Behind).
-const behindChecks = 12
+// far the published snapshot is behind (Behind) and may build one from
+// the records; a publisher with its node's filter (Filter) also looks
+// every Interval/burstChecks while a mass revocation is under way.
+const (
+	behindChecks = 12
+	burstChecks  = 60
+)
 
 // Run takes or renews the lease at once and then every interval, and
 // publishes each time it holds it and records were added since the last
-// snapshot, and in between when the snapshot falls Behind. It returns when
-// ctx ends, without releasing the lease: it lapses as it would if the
-// process died.
+// snapshot, and in between when the snapshot falls Behind. With Filter set,
+// once a publish was made for Behind it publishes the node's filter at
+// every look (Interval/60, a second by default) while the source has moved
+// since, until the snapshot has caught up with it: nodes that wait for the
+// end of a mass revocation (source.FollowerConfig.SnapshotWait) find a
+// snapshot at its last record about a second after it was written. It
+// returns when ctx ends, without releasing the lease: it lapses as it
+// would if the process died.
 func (p *Publisher) Run(ctx context.Context) {
 	defer p.holding.Store(false)
-	t := time.NewTicker(max(p.cfg.Interval/behindChecks, time.Millisecond))
+	t := time.NewTicker(max(p.cfg.Interval/burstChecks, time.Millisecond))
 	defer t.Stop()
+	burst := false
 	for n := 0; ; n++ {
-		if n%behindChecks == 0 {
+		var err error
+		switch build := n%(burstChecks/behindChecks) == 0; {
+		case n%burstChecks == 0:
 			p.tick(ctx)
-		} else if p.holding.Load() {
-			publish := p.publishIfBehind
-			if p.cfg.Filter != nil {
-				publish = p.publishOwnIfBehind
-			}
-			if err := publish(ctx, p.cfg.Behind); err != nil && ctx.Err() == nil {
-				p.cfg.Log.Warn("publish revocation snapshot", "err", err)
-			}
+			burst = false
+		case !p.holding.Load():
+		case p.cfg.Filter != nil && (build || burst):
+			burst, err = p.publishOwnIfBehind(ctx, p.cfg.Behind, burst, build)
+		case build:
+			err = p.publishIfBehind(ctx, p.cfg.Behind)
+		}
+		if err != nil && ctx.Err() == nil {
+			p.cfg.Log.Warn("publish revocation snapshot", "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -358,39 +372,49 @@ func (p *Publisher) lease(ctx context.Context) (bool, error) {
 // behind positions behind the source (or there is none), the node's own
 // filter (cfg.Filter) at its position: when that filter is itself less
 // than behind positions behind the source and at least behind past the
-// published one. A node lagging that far (it reads the same feed as the
-// others), or ahead of Redis (which lost data), publishes a filter built
-// from the records instead, as publishIfBehind does, so that the snapshot
-// keeps up with the source whatever the node's own lag.
-func (p *Publisher) publishOwnIfBehind(ctx context.Context, behind uint64) error {
+// published one. In a burst (the previous look published) any progress of
+// the node's filter past the published one is enough. A node lagging that
+// far (it reads the same feed as the others), or ahead of Redis (which
+// lost data), publishes a filter built from the records instead, as
+// publishIfBehind does, when build allows, so that the snapshot keeps up
+// with the source whatever the node's own lag. It reports whether it
+// published the node's filter (the burst goes on).
+func (p *Publisher) publishOwnIfBehind(ctx context.Context, behind uint64, burst, build bool) (bool, error) {
 	// The filter's position first: the snapshot written after it holds at
 	// least every record up to it (a filter's position only grows).
 	f := p.cfg.Filter()
 	own := f.Position()
 	pub, ok, pos, err := p.positions(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if !ok {
 		pub = 0
 	}
+	need := behind
+	if burst {
+		need = 1
+	}
 	switch {
-	case pub >= pos || pos-pub < behind:
-		return nil
-	case own > pos || own <= pub || own-pub < behind || pos-own >= behind:
-		return p.src.Publish(ctx, p.cfg.Bloom)
+	case pub >= pos || pos-pub < need:
+		return false, nil
+	case own <= pos && own > pub && own-pub >= need && pos-own < behind:
+	case build && pos-pub >= behind:
+		return false, p.src.Publish(ctx, p.cfg.Bloom)
+	default:
+		return burst, nil // the node's filter may catch up by the next look
 	}
 	var buf bytes.Buffer
 	if err := f.WriteSnapshot(&buf); err != nil {
-		return fmt.Errorf("publish the node's filter: %w", err)
+		return false, fmt.Errorf("publish the node's filter: %w", err)
 	}
 	octx, cancel := p.src.opContext(ctx)
 	defer cancel()
 	err = publishScript.Run(octx, p.src.rdb, []string{p.src.k.snapshot(), p.src.k.snapshotPos()}, buf.Bytes(), own).Err()
 	if err != nil {
-		return p.src.wrap(fmt.Sprintf("publish the node's filter at %d (%d bytes)", own, buf.Len()), err)
+		return false, p.src.wrap(fmt.Sprintf("publish the node's filter at %d (%d bytes)", own, buf.Len()), err)
 	}
-	return nil
+	return true, nil
 }
 
 // publishIfBehind publishes when the published snapshot is at least

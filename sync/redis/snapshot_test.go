@@ -459,7 +459,7 @@ func TestPublisherSendsItsNodesFilter(t *testing.T) {
 	publish := func(wantPos uint64, wantScan bool, what string) {
 		t.Helper()
 		before := commandCount(t, c, "zscan") // a build scans every live set
-		if err := p.publishOwnIfBehind(ctx, p.cfg.Behind); err != nil {
+		if _, err := p.publishOwnIfBehind(ctx, p.cfg.Behind, false, true); err != nil {
 			t.Fatal(err)
 		}
 		pos, _, err := s.SnapshotPosition(ctx)
@@ -493,6 +493,58 @@ func TestPublisherSendsItsNodesFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 	publish(36, true, "a node at 40 with Redis at 36")
+}
+
+// TestPublisherBurst: after a publish of its node's filter the lease holder
+// publishes at every look while the source moves on, however little (a
+// mass revocation's last records reach the snapshot a look after they are
+// written), never builds from the records at a look that may not, and
+// ends the burst once the snapshot has caught up.
+func TestPublisherBurst(t *testing.T) {
+	s, srv := newSource(t, Options{})
+	c := client(t, srv)
+	f, rev := newFollower(t, s)
+	if err := f.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	runFollower(t, f)
+	p, err := NewPublisher(s, PublisherConfig{Interval: time.Hour, Bloom: smallBloom, Behind: 5, Filter: rev.Filter,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	scans := commandCount(t, c, "zscan")
+	look := func(burst bool, wantBurst bool, wantPos uint64, what string) {
+		t.Helper()
+		got, err := p.publishOwnIfBehind(ctx, p.cfg.Behind, burst, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pos, _, err := s.SnapshotPosition(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != wantBurst || pos != wantPos {
+			t.Fatalf("%s: burst %v, published at %d; want %v, %d", what, got, pos, wantBurst, wantPos)
+		}
+	}
+	caughtUp := func(pos uint64) {
+		t.Helper()
+		waitFor(t, testTimeout, fmt.Sprintf("the node reaches %d", pos), func() bool { return f.Position() >= pos })
+	}
+	put(t, s, tokens("a", 10)...)
+	caughtUp(10)
+	look(false, true, 10, "10 past, Behind 5")
+	recs := put(t, s, tokens("b", 2)...)
+	caughtUp(12)
+	look(false, false, 10, "2 past, no burst")
+	look(true, true, 12, "2 past, in a burst")
+	checkHolds(t, snapshot(t, s), recs)
+	look(true, false, 12, "caught up: the burst ends")
+	if n := commandCount(t, c, "zscan"); n != scans {
+		t.Fatalf("%d ZSCANs: a look without build scanned the records", n-scans)
+	}
 }
 
 // commandCount returns how many times Redis ran cmd (INFO commandstats).

@@ -30,6 +30,8 @@ type Follower struct {
 	lastOK   atomic.Int64 // unix nanoseconds of the last successful feed read
 	reloads  atomic.Uint64
 	skips    atomic.Uint64 // snapshot loads instead of a long feed (ReloadLag)
+	waits    atomic.Uint64 // waits for a snapshot that ended in the feed
+	feedOnly bool          // a wait ended without a snapshot: read the feed until within ReloadLag (Run's goroutine only)
 	bad      atomic.Uint64 // feed entries that did not decode
 	diverged atomic.Bool
 	head     atomic.Uint64 // the source's newest position, as last seen
@@ -59,7 +61,30 @@ type FollowerConfig struct {
 	// records it covers: about 1.8 MiB for a million keys, against some
 	// 300 MB of feed. Default DefaultReloadLag; 0 takes the default.
 	ReloadLag uint64
+	// SnapshotWait bounds how long a node more than ReloadLag behind waits
+	// for the source to publish a snapshot it can load, without reading the
+	// feed meanwhile (it enforces what it has, as any lagging node does).
+	// During a mass revocation the node waits for the writes to end (the
+	// source's newest position moving less than ReloadLag/10 between two
+	// looks, about one a second) and then loads the snapshot published at
+	// their end, once, instead of reading the feed and a snapshot at every
+	// stretch of ReloadLag. When the bound passes it loads the snapshot it
+	// has if that one is more than ReloadLag ahead of it, else it reads the
+	// feed until it is within ReloadLag of the source again. Default
+	// DefaultSnapshotWait; 0 takes the default.
+	SnapshotWait time.Duration
+	// Publishing, when set, reports whether the node's own publisher holds
+	// the lease: such a node never waits for a snapshot, since it is the
+	// one that publishes them from its own filter.
+	Publishing func() bool
 }
+
+// DefaultSnapshotWait is the default FollowerConfig.SnapshotWait.
+const DefaultSnapshotWait = 30 * time.Second
+
+// snapshotLooks is how many times in SnapshotWait a waiting node looks at
+// the source's positions.
+const snapshotLooks = 30
 
 // DefaultReloadLag is the default FollowerConfig.ReloadLag: about 15 MB of
 // feed, some ten times the default filter's snapshot.
@@ -70,7 +95,7 @@ const DefaultFeedWait = 25 * time.Second
 
 // DefaultFollowerConfig returns the defaults.
 func DefaultFollowerConfig() FollowerConfig {
-	return FollowerConfig{Bloom: bloom.DefaultConfig(), Batch: 1000, MinBackoff: 50 * time.Millisecond, MaxBackoff: 5 * time.Second, FeedWait: DefaultFeedWait, ReloadLag: DefaultReloadLag}
+	return FollowerConfig{Bloom: bloom.DefaultConfig(), Batch: 1000, MinBackoff: 50 * time.Millisecond, MaxBackoff: 5 * time.Second, FeedWait: DefaultFeedWait, ReloadLag: DefaultReloadLag, SnapshotWait: DefaultSnapshotWait}
 }
 
 // NewFollower returns a follower applying src to rev.
@@ -83,6 +108,9 @@ func NewFollower(src Source, rev *authz.Revocations, cfg FollowerConfig, log *sl
 	}
 	if cfg.ReloadLag == 0 {
 		cfg.ReloadLag = DefaultReloadLag
+	}
+	if cfg.SnapshotWait <= 0 {
+		cfg.SnapshotWait = DefaultSnapshotWait
 	}
 	return &Follower{src: src, rev: rev, cfg: cfg, log: log}
 }
@@ -266,36 +294,97 @@ func (f *Follower) step(ctx context.Context, wait time.Duration) error {
 			return f.skipAhead(ctx)
 		}
 	}
+	if f.Lag() <= f.cfg.ReloadLag {
+		f.feedOnly = false
+	}
 	return nil
 }
 
 // skipAhead loads the source's snapshot when the node is more than
 // ReloadLag positions behind and the snapshot is that far ahead of it:
 // reading the feed up to the snapshot would cost the node (and the
-// source's network, once per node) more than the snapshot does. The
-// snapshot is caught up with the feed before it replaces the node's
-// filter, and every record applied meanwhile is kept (ReplaceWith), so a
-// revocation enforced stays enforced; confirmations still ask the source.
-// A failed load leaves the node reading the feed.
+// source's network, once per node) more than the snapshot does. While no
+// such snapshot is there, or the source's writes go on (a mass revocation
+// under way), it waits without reading the feed, up to SnapshotWait (see
+// FollowerConfig.SnapshotWait); a node whose own publisher holds the lease
+// never waits, nor does one starting. The snapshot is caught up with the feed before it replaces
+// the node's filter, and every record applied meanwhile is kept
+// (ReplaceWith), so a revocation enforced stays enforced; confirmations
+// still ask the source. A snapshot not past the node's position is never
+// taken, and a failed load leaves the node reading the feed.
 func (f *Follower) skipAhead(ctx context.Context) error {
 	sp, ok := f.src.(SnapshotPositioner)
-	if !ok || f.Lag() <= f.cfg.ReloadLag {
+	if !ok || f.feedOnly || f.Lag() <= f.cfg.ReloadLag {
 		return nil
 	}
-	pos := f.Position()
-	snap, found, err := sp.SnapshotPosition(ctx)
-	if err != nil || !found || snap <= pos || snap-pos <= f.cfg.ReloadLag {
-		return nil
+	pos, lag := f.Position(), f.cfg.ReloadLag
+	// A node starting (not ready yet) or publishing does not wait.
+	wait := f.rev.Ready() && (f.cfg.Publishing == nil || !f.cfg.Publishing())
+	deadline := time.Now().Add(f.cfg.SnapshotWait)
+	look := f.cfg.SnapshotWait / snapshotLooks
+	var prev uint64 // the newest position at the previous look (0: none yet)
+	for {
+		snap, found, err := sp.SnapshotPosition(ctx)
+		head := f.head.Load()
+		ahead := err == nil && found && snap > pos && snap-pos > lag && snap <= head
+		// Writes that go on would leave the node far behind again right
+		// after the load: wait for them to end, or for the snapshot to
+		// reach the newest position.
+		ended := snap >= head || head-snap <= lag && prev != 0 && head-prev < lag/10
+		if ahead && (ended || !wait || !time.Now().Before(deadline)) {
+			return f.loadAhead(ctx, pos, snap)
+		}
+		if !wait {
+			return nil
+		}
+		if !time.Now().Before(deadline) {
+			f.feedOnly = true
+			f.waits.Add(1)
+			f.log.Warn("no snapshot far enough ahead came in time; reading the feed", "from", pos, "head", head, "snapshot", snap, "found", found, "err", err)
+			return nil
+		}
+		t := time.NewTimer(look*3/4 + rand.N(look/2+1))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		prev = head
+		if st, err := f.src.Stats(ctx); err == nil {
+			f.seeHead(st.Position)
+		}
 	}
-	if err := f.Refresh(ctx); err != nil {
+}
+
+// loadAhead loads the source's snapshot, announced at position snap, in
+// place of the feed after pos. The snapshot loaded must be past pos (it
+// covers every position the node skips; a publish in between only makes it
+// newer), and the node reads the feed from its position on.
+func (f *Follower) loadAhead(ctx context.Context, pos, snap uint64) error {
+	loaded, err := f.src.Snapshot(ctx, f.cfg.Bloom)
+	if err == nil && loaded.Position() <= pos {
+		err = fmt.Errorf("the source's snapshot is at position %d, not past the node's %d", loaded.Position(), pos)
+	}
+	if err == nil {
+		err = f.rev.ReplaceWith(loaded, f.catchUpFilter(ctx))
+	}
+	if err != nil {
+		f.feedOnly = true
 		f.log.Warn("loading the source's snapshot to skip ahead failed; reading the feed", "from", pos, "snapshot", snap, "err", err)
 		return nil
 	}
+	f.loadedAt.Store(time.Now().UnixNano())
 	f.skips.Add(1)
 	f.hold()
 	f.log.Info("loaded the source's snapshot instead of reading the feed up to it", "from", pos, "snapshot", snap, "to", f.Position())
 	return nil
 }
+
+// SnapshotWaits counts waits for a snapshot far enough ahead that ended
+// without one (the node then read the feed): a lease holder that does not
+// publish, or writes longer than SnapshotWait.
+func (f *Follower) SnapshotWaits() uint64 { return f.waits.Load() }
 
 // Skips counts snapshot loads of a node that was more than ReloadLag
 // behind (see FollowerConfig.ReloadLag).

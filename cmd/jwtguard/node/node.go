@@ -159,12 +159,13 @@ func New(cfg *Config, opts ...Option) (n *Node, err error) {
 	}
 	fcfg := source.DefaultFollowerConfig()
 	fcfg.DataDir, fcfg.Bloom = c.DataDir, c.Bloom
-	n.follower = source.NewFollower(n.src, n.rev, fcfg, n.log)
 	if rs, ok := n.src.(*redis.Source); ok && c.PublishInterval > 0 {
 		if n.publisher, err = redis.NewPublisher(rs, redis.PublisherConfig{Interval: c.PublishInterval, Bloom: c.Bloom, Log: n.log, Filter: n.rev.Filter}); err != nil {
 			return n, err
 		}
+		fcfg.Publishing = n.publisher.Holding // the lease holder makes the snapshots others wait for
 	}
+	n.follower = source.NewFollower(n.src, n.rev, fcfg, n.log)
 
 	if err := n.newScope(); err != nil {
 		return n, err
