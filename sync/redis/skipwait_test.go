@@ -1,0 +1,196 @@
+package redis
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jwtguard/jwtguard/authz"
+	"github.com/jwtguard/jwtguard/bloom"
+	"github.com/jwtguard/jwtguard/sync/source"
+)
+
+// watchedSource is a follower's Redis source that notes the positions its
+// feed is read from and the records it hands out, and may run a hook when
+// the follower asks where the published snapshot is (ask: the position it
+// answers instead, ok false for Redis's own answer).
+type watchedSource struct {
+	*Source
+	mu    sync.Mutex
+	after []uint64
+	fed   int
+	ask   func(n int, pos uint64, found bool) (uint64, bool)
+	asked int
+}
+
+func (w *watchedSource) Feed(ctx context.Context, after uint64, limit int) ([]authz.Record, error) {
+	recs, err := w.Source.Feed(ctx, after, limit)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.after = append(w.after, after)
+	w.fed += len(recs)
+	return recs, err
+}
+
+func (w *watchedSource) SnapshotPosition(ctx context.Context) (uint64, bool, error) {
+	pos, found, err := w.Source.SnapshotPosition(ctx)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.asked++
+	if w.ask != nil && err == nil {
+		if p, ok := w.ask(w.asked, pos, found); ok {
+			return p, true, nil
+		}
+	}
+	return pos, found, err
+}
+
+// reads returns the positions the feed was read from and the records read.
+func (w *watchedSource) reads() ([]uint64, int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.after), w.fed
+}
+
+// skipFollower starts a follower of w reading batches of 50, ReloadLag
+// 100, waiting up to wait for a snapshot.
+func skipFollower(t *testing.T, w *watchedSource, wait time.Duration) (*source.Follower, *authz.Revocations) {
+	t.Helper()
+	filter, err := bloom.New(smallBloom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, err := authz.NewRevocations(filter, w, authz.DefaultRevocationConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := source.DefaultFollowerConfig()
+	cfg.Bloom, cfg.Batch, cfg.ReloadLag, cfg.SnapshotWait = smallBloom, 50, 100, wait
+	f := source.NewFollower(w, rev, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := f.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	return f, rev
+}
+
+// TestFarBehindWaitsForTheSnapshot covers a node more than ReloadLag
+// behind: it waits for a snapshot far enough ahead and loads it, reading
+// the feed only from the snapshot's position on; it never takes a snapshot
+// not past its own position (the source telling otherwise), and reads the
+// feed when none comes within SnapshotWait. Every record is enforced
+// either way and the feed is never read from a position behind an earlier
+// read (the node never goes backwards).
+func TestFarBehindWaitsForTheSnapshot(t *testing.T) {
+	// The node is at 61 (11 records, then a batch of 50) when it first asks;
+	// the source's newest position is then 411.
+	const head = 411
+	for _, tc := range []struct {
+		name string
+		// wait is the follower's SnapshotWait.
+		wait time.Duration
+		// publishEarly publishes a snapshot at position 1, before the node
+		// passes it; publishLate one at the newest position once the
+		// records are written, before the node asks.
+		publishEarly, publishLate bool
+		// ask is the watched source's hook (s the writer's source).
+		ask       func(t *testing.T, s *Source) func(n int, pos uint64, found bool) (uint64, bool)
+		wantSkips uint64
+		wantWaits uint64
+	}{
+		{name: "no snapshot ever comes: the feed after the wait", wait: 50 * time.Millisecond, wantWaits: 1},
+		{name: "only a snapshot behind the node: the feed after the wait", wait: 50 * time.Millisecond, publishEarly: true, wantWaits: 1},
+		{name: "the source names a snapshot ahead but holds one behind: not taken", wait: time.Minute, publishEarly: true,
+			ask: func(*testing.T, *Source) func(int, uint64, bool) (uint64, bool) {
+				return func(int, uint64, bool) (uint64, bool) { return head, true }
+			}},
+		{name: "published while the node waits: loaded", wait: time.Minute, wantSkips: 1,
+			ask: func(t *testing.T, s *Source) func(int, uint64, bool) (uint64, bool) {
+				return func(n int, _ uint64, _ bool) (uint64, bool) {
+					if n == 1 {
+						go func() { // the lease holder, a moment later
+							if err := s.Publish(context.Background(), smallBloom); err != nil {
+								t.Error(err)
+							}
+						}()
+					}
+					return 0, false
+				}
+			}},
+		{name: "a publish racing the load: the newer snapshot", wait: time.Minute, publishLate: true, wantSkips: 1,
+			ask: func(t *testing.T, s *Source) func(int, uint64, bool) (uint64, bool) {
+				return func(n int, _ uint64, _ bool) (uint64, bool) {
+					if n == 1 { // between the answer and the load
+						if _, err := s.Put(context.Background(), tokens("racing", 200)); err != nil {
+							t.Error(err)
+						}
+						if err := s.Publish(context.Background(), smallBloom); err != nil {
+							t.Error(err)
+						}
+					}
+					return 0, false
+				}
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, srv := newSource(t, Options{})
+			w := &watchedSource{Source: openSource(t, srv.URL(), Options{})}
+			recs := put(t, s, tokens("early", 1)...)
+			if tc.publishEarly {
+				if err := s.Publish(ctxT(t), smallBloom); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f, rev := skipFollower(t, w, tc.wait)
+			recs = append(recs, put(t, s, tokens("step", 10)...)...)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); f.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			waitFor(t, testTimeout, "the node reaches 11", func() bool { return f.Position() >= 11 })
+			if tc.ask != nil {
+				w.mu.Lock()
+				w.ask = tc.ask(t, s)
+				w.mu.Unlock()
+			}
+			recs = append(recs, put(t, s, tokens("mass", 400)...)...) // one Put: the node wakes 400 behind
+			if tc.publishLate {
+				if err := s.Publish(ctxT(t), smallBloom); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// The newest position, once the node has asked (a hook may write).
+			waitFor(t, testTimeout, "the node asks where the snapshot is, or reads on", func() bool {
+				w.mu.Lock()
+				defer w.mu.Unlock()
+				return w.asked > 0 || f.Position() >= head
+			})
+			st, err := s.Stats(ctxT(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.Position > head {
+				recs = append(recs, tokens("racing", 200)...)
+			}
+			waitFor(t, testTimeout, "the node reaches the source's newest position", func() bool { return f.Position() >= st.Position })
+			if f.Skips() != tc.wantSkips || f.SnapshotWaits() != tc.wantWaits {
+				t.Errorf("skips %d, waits ended in the feed %d; want %d, %d", f.Skips(), f.SnapshotWaits(), tc.wantSkips, tc.wantWaits)
+			}
+			for _, r := range recs {
+				if !rev.Filter().MayContain(r.LookupKey().FilterKey()) {
+					t.Errorf("record %q not enforced", r.Value)
+				}
+			}
+			after, fed := w.reads()
+			if !slices.IsSorted(after) {
+				t.Errorf("the feed was read from positions %v: backwards", after)
+			}
+			if tc.wantSkips > 0 && fed >= 400 {
+				t.Errorf("read %d records from the feed with %d written behind the node: the snapshot saved nothing", fed, 400)
+			}
+		})
+	}
+}
