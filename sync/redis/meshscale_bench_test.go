@@ -14,10 +14,15 @@ package redis
 //	JWTGUARD_MESH_MASS          records of a mass revocation written after,
 //	                            in Puts of MaxBatch, four at a time, as
 //	                            revoke --from-file (default 0)
-//	JWTGUARD_MESH_PUBLISH       1: a Publisher (the lease holder's, follower
-//	                            0 its node) runs from the mass revocation on,
-//	                            so that followers far behind load its
-//	                            snapshot (default 0: they read the whole feed)
+//	JWTGUARD_MESH_PUBLISH       1: a lease holder runs from the mass
+//	                            revocation on, in a process of its own (this
+//	                            test binary run again, TestMeshLeaseHolder):
+//	                            a node following the feed and a Publisher
+//	                            sending that node's filter, as a real lease
+//	                            holder is a machine of its own; followers far
+//	                            behind wait for and load its snapshot
+//	                            (default 0: no snapshot is published, they
+//	                            read the whole feed after SnapshotWait)
 //	JWTGUARD_MESH_CLUSTER       1: a three-master Redis Cluster
 //
 // The harness runs in the benchmark's process and Redis in its own: their
@@ -26,6 +31,7 @@ package redis
 // getrusage, over the same window.
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -258,7 +264,8 @@ func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration,
 	// when follower f received it.
 	sent := make([]atomic.Int64, revocations)
 	arrived := make([][]int64, followers)
-	cfg := bloom.Config{Entries: uint(max(100_000, 2*mass)), FPRate: 0.001, DeltaEntries: uint(max(10_000, mass+revocations+16))}
+	cfg := meshBloom(mass, revocations)
+	fed := make([]atomic.Int64, followers) // records each follower read from the feed
 	var wg sync.WaitGroup
 	fols := make([]*source.Follower, followers)
 	revs := make([]*authz.Revocations, followers)
@@ -267,6 +274,7 @@ func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration,
 	for f := range followers {
 		arrived[f] = make([]int64, revocations)
 		src := &timedSource{Source: nodes.open(b, ctx), got: func(recs []authz.Record, at time.Time) {
+			fed[f].Add(int64(len(recs)))
 			for _, r := range recs {
 				if i, ok := strings.CutPrefix(r.Value, "mesh-"); ok {
 					if n, err := strconv.Atoi(i); err == nil && n < revocations {
@@ -380,16 +388,14 @@ func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration,
 	for len(writers) < senders {
 		writers = append(writers, nodes.open(b, ctx))
 	}
-	var pwg sync.WaitGroup
-	defer func() { cancel(); pwg.Wait() }()
+	var lease *leaseHolder
 	if publish {
-		// The lease holder is a node: follower 0's filter.
-		pub, err := NewPublisher(writers[0], PublisherConfig{Bloom: cfg, Log: quiet, Filter: revs[0].Filter})
-		if err != nil {
-			b.Fatal(err)
-		}
-		pwg.Go(func() { pub.Run(ctx) })
+		lease = startLeaseHolder(b, nodes, mass, revocations)
 	}
+	for f := range fed {
+		fed[f].Store(0)
+	}
+	load0 := loadAvg()
 	w = openWindow(b, nodes)
 	first := time.Now()
 	next := make(chan int)
@@ -442,17 +448,209 @@ func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration,
 		return true
 	})
 	enforced := time.Since(first)
+	load1 := loadAvg()
 	out := nodes.info(b, "stats", "total_net_output_bytes") - w.netOut
-	_, massCPU, _, _, _, _ := w.close(b, nodes, fmt.Sprintf("mass revocation of %d records", mass))
-	var skips uint64
-	for _, f := range fols {
+	_, massCPU, harnessCPU, _, _, _ := w.close(b, nodes, fmt.Sprintf("mass revocation of %d records", mass))
+	var skips, took, waits uint64
+	feeds := make([]int64, followers)
+	for i, f := range fols {
 		skips += f.Skips() + f.Reloads()
+		if f.Skips()+f.Reloads() > 0 {
+			took++
+		}
+		waits += f.SnapshotWaits()
+		feeds[i] = fed[i].Load()
 	}
-	b.Logf("mass revocation: written in %v (Redis CPU %.1fs meanwhile), every follower enforcing the last record %v after the first write; %d snapshot loads",
-		written.Round(time.Millisecond), writeCPU, enforced.Round(time.Millisecond), skips)
+	slices.Sort(feeds)
+	var feedSum int64
+	for _, n := range feeds {
+		feedSum += n
+	}
+	b.Logf("mass revocation: written in %v (Redis CPU %.1fs meanwhile), every follower enforcing the last record %v after the first write (position %d); load average %s at the first write, %s at the last enforced",
+		written.Round(time.Millisecond), writeCPU, enforced.Round(time.Millisecond), top.Load(), load0, load1)
+	b.Logf("mass revocation: %d of %d followers loaded a snapshot (%d loads), %d read the feed alone; %d waits ended in the feed; records read from the feed a follower: min %d, median %d, max %d, mean %.0f; Redis sent %.1f MiB (%.2f MiB a follower); harness CPU %.1fs",
+		took, followers, skips, uint64(followers)-took, waits, feeds[0], feeds[followers/2], feeds[followers-1], float64(feedSum)/float64(followers), out/(1<<20), out/(1<<20)/float64(followers), harnessCPU)
+	if lease != nil {
+		lease.stop(b, first)
+	}
+	b.ReportMetric(float64(took), "mass-followers-loaded-snapshot")
+	b.ReportMetric(float64(feedSum)/float64(followers), "mass-feed-records/follower")
+	b.ReportMetric(harnessCPU, "mass-harness-cpu-s")
 	b.ReportMetric(float64(mass)/written.Seconds(), "mass-records/s")
 	b.ReportMetric(enforced.Seconds(), "mass-enforced-s")
 	b.ReportMetric(1e6*massCPU/float64(mass), "mass-redis-µs/record")
 	b.ReportMetric(out/float64(mass)/float64(followers), "mass-bytes/record/follower")
 	b.ReportMetric(nodes.info(b, "memory", "used_memory")/float64(mass+revocations+1), "redis-bytes/record")
+}
+
+// meshBloom sizes the followers' and the published filters for a run: twice
+// the mass revocation, and a delta large enough that the followers that
+// read the feed compact their filters seldom.
+func meshBloom(mass, revocations int) bloom.Config {
+	return bloom.Config{Entries: uint(max(100_000, 2*mass)), FPRate: 0.001, DeltaEntries: uint(max(10_000, min(mass+revocations+16, 1<<17)))}
+}
+
+// loadAvg returns the machine's load averages (/proc/loadavg).
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	return strings.Join(f[:min(3, len(f))], " ")
+}
+
+// leaseHolder is the lease holder of a mesh run: this test binary run
+// again as TestMeshLeaseHolder, in a process of its own.
+type leaseHolder struct {
+	cmd       *exec.Cmd
+	stdin     io.Closer
+	mu        sync.Mutex
+	published []string // "position at unix-ns", as the process saw them
+	done      chan struct{}
+}
+
+// startLeaseHolder starts the lease holder's process and waits until it
+// holds the lease.
+func startLeaseHolder(b *testing.B, nodes redisNodes, mass, revocations int) *leaseHolder {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMeshLeaseHolder$", "-test.v", "-test.timeout=60m")
+	cmd.Env = append(os.Environ(), "JWTGUARD_MESH_LEASE_URL="+nodes.url, "JWTGUARD_MESH_LEASE_CLUSTER="+strings.Join(nodes.cluster, ","),
+		fmt.Sprint("JWTGUARD_MESH_LEASE_MASS=", mass), fmt.Sprint("JWTGUARD_MESH_LEASE_REVOCATIONS=", revocations))
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	l := &leaseHolder{cmd: cmd, stdin: stdin, done: make(chan struct{})}
+	ready := make(chan struct{})
+	go func() {
+		defer close(l.done)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line := sc.Text()
+			if line == "lease-holder ready" {
+				close(ready)
+			}
+			if p, ok := strings.CutPrefix(line, "published "); ok {
+				l.mu.Lock()
+				l.published = append(l.published, p)
+				l.mu.Unlock()
+			}
+		}
+	}()
+	b.Cleanup(func() { stdin.Close(); _ = cmd.Process.Kill(); <-l.done; _ = cmd.Wait() })
+	select {
+	case <-ready:
+	case <-l.done:
+		b.Fatal("the lease holder's process ended before it held the lease")
+	case <-time.After(2 * time.Minute):
+		b.Fatal("the lease holder's process did not take the lease in 2 minutes")
+	}
+	return l
+}
+
+// stop ends the lease holder's process and logs its publishes (seconds
+// after first) and its CPU.
+func (l *leaseHolder) stop(b *testing.B, first time.Time) {
+	b.Helper()
+	l.stdin.Close()
+	select {
+	case <-l.done:
+	case <-time.After(time.Minute):
+		_ = l.cmd.Process.Kill()
+		<-l.done
+	}
+	_ = l.cmd.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var at []string
+	for _, p := range l.published {
+		var pos, ns int64
+		if _, err := fmt.Sscanf(p, "%d at %d", &pos, &ns); err == nil {
+			at = append(at, fmt.Sprintf("%d@%.1fs", pos, time.Duration(ns-first.UnixNano()).Seconds()))
+		}
+	}
+	cpu := 0.0
+	if st := l.cmd.ProcessState; st != nil {
+		cpu = (st.UserTime() + st.SystemTime()).Seconds()
+	}
+	b.Logf("lease holder (own process): CPU %.1fs; snapshots published (position@seconds after the first write): %s", cpu, strings.Join(at, " "))
+	b.ReportMetric(cpu, "mass-lease-holder-cpu-s")
+	b.ReportMetric(float64(len(at)), "mass-publishes")
+}
+
+// TestMeshLeaseHolder is the lease holder of BenchmarkMeshScale's mass
+// revocation, run by it in a process of its own (JWTGUARD_MESH_LEASE_URL
+// set): a node following the feed (it never waits for a snapshot: it makes
+// them) and a Publisher sending that node's filter. It prints "lease-holder
+// ready" once it holds the lease and "published POS at UNIX-NS" for each
+// snapshot it sees published, and ends when its stdin closes.
+func TestMeshLeaseHolder(t *testing.T) {
+	url := os.Getenv("JWTGUARD_MESH_LEASE_URL")
+	if url == "" {
+		t.Skip("run by BenchmarkMeshScale (JWTGUARD_MESH_PUBLISH=1)")
+	}
+	var cluster []string
+	if c := os.Getenv("JWTGUARD_MESH_LEASE_CLUSTER"); c != "" {
+		cluster = strings.Split(c, ",")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _, _ = io.Copy(io.Discard, os.Stdin); cancel() }()
+	s, err := Open(ctx, url, Options{ClusterAddrs: cluster})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	cfg := meshBloom(envInt(t, "JWTGUARD_MESH_LEASE_MASS", 0), envInt(t, "JWTGUARD_MESH_LEASE_REVOCATIONS", 0))
+	filter, err := bloom.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, err := authz.NewRevocations(filter, s, authz.DefaultRevocationConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	pub, err := NewPublisher(s, PublisherConfig{Bloom: cfg, Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})), Filter: rev.Filter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fcfg := source.DefaultFollowerConfig()
+	fcfg.Bloom, fcfg.Publishing = cfg, pub.Holding
+	fol := source.NewFollower(s, rev, fcfg, quiet)
+	if err := fol.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { fol.Run(ctx) })
+	wg.Go(func() { pub.Run(ctx) })
+	for !pub.Holding() {
+		select {
+		case <-ctx.Done():
+			t.Fatal("stopped before holding the lease")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	fmt.Println("lease-holder ready")
+	var last uint64
+	for ctx.Err() == nil {
+		if pos, ok, err := s.SnapshotPosition(ctx); err == nil && ok && pos != last {
+			fmt.Printf("published %d at %d\n", pos, time.Now().UnixNano())
+			last = pos
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }

@@ -75,12 +75,17 @@ type FollowerConfig struct {
 	SnapshotWait time.Duration
 	// Publishing, when set, reports whether the node's own publisher holds
 	// the lease: such a node never waits for a snapshot, since it is the
-	// one that publishes them from its own filter.
+	// one that publishes them from its own filter, and reads ten Batches at
+	// once, to keep up with a mass revocation.
 	Publishing func() bool
 }
 
 // DefaultSnapshotWait is the default FollowerConfig.SnapshotWait.
 const DefaultSnapshotWait = 30 * time.Second
+
+// publisherBatches is how many Batches a node whose publisher holds the
+// lease reads at once.
+const publisherBatches = 10
 
 // snapshotLooks is how many times in SnapshotWait a waiting node looks at
 // the source's positions.
@@ -266,8 +271,14 @@ func (f *Follower) Run(ctx context.Context) {
 func (f *Follower) step(ctx context.Context, wait time.Duration) error {
 	rctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
-	pos := f.Position()
-	recs, err := f.src.Feed(rctx, pos, f.cfg.Batch)
+	pos, batch := f.Position(), f.cfg.Batch
+	if f.publishing() {
+		// The lease holder's node publishes the snapshots the others wait
+		// for: it keeps up with a mass revocation by reading more a call,
+		// since each of its reads may queue behind a writer's script.
+		batch *= publisherBatches
+	}
+	recs, err := f.src.Feed(rctx, pos, batch)
 	var bad *BadEntryError
 	switch {
 	case errors.Is(err, ErrFeedTrimmed):
@@ -287,7 +298,7 @@ func (f *Follower) step(ctx context.Context, wait time.Duration) error {
 	f.hold()
 	if n := len(recs); n > 0 {
 		f.seeHead(recs[n-1].Position)
-		if n == f.cfg.Batch { // more may wait: learn how far behind
+		if n == batch { // more may wait: learn how far behind
 			if st, err := f.src.Stats(ctx); err == nil {
 				f.seeHead(st.Position)
 			}
@@ -319,7 +330,7 @@ func (f *Follower) skipAhead(ctx context.Context) error {
 	}
 	pos, lag := f.Position(), f.cfg.ReloadLag
 	// A node starting (not ready yet) or publishing does not wait.
-	wait := f.rev.Ready() && (f.cfg.Publishing == nil || !f.cfg.Publishing())
+	wait := f.rev.Ready() && !f.publishing()
 	deadline := time.Now().Add(f.cfg.SnapshotWait)
 	look := f.cfg.SnapshotWait / snapshotLooks
 	var prev uint64 // the newest position at the previous look (0: none yet)
@@ -356,6 +367,9 @@ func (f *Follower) skipAhead(ctx context.Context) error {
 		}
 	}
 }
+
+// publishing reports whether the node's own publisher holds the lease.
+func (f *Follower) publishing() bool { return f.cfg.Publishing != nil && f.cfg.Publishing() }
 
 // loadAhead loads the source's snapshot, announced at position snap, in
 // place of the feed after pos. The snapshot loaded must be past pos (it
