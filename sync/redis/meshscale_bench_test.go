@@ -259,6 +259,14 @@ func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration,
 	nodes := startRedis(b, cluster)
 	writer := nodes.open(b, ctx)
 	put(b, writer, token("https://idp", "warm", time.Hour)) // the epoch
+	// The mass revocation's senders, connected before the followers are.
+	const senders = 4
+	writers := []*Source{writer}
+	for len(writers) < senders && mass > 0 {
+		w := nodes.open(b, ctx)
+		put(b, w, token("https://idp", fmt.Sprint("sender-", len(writers)), time.Hour))
+		writers = append(writers, w)
+	}
 
 	// sent[i] is when revocation i was written (unix ns); arrived[f][i]
 	// when follower f received it.
@@ -328,6 +336,7 @@ func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration,
 	tick := time.NewTicker(time.Second * time.Duration(perPut) / time.Duration(rate))
 	writeStart := time.Now()
 	batch := make([]authz.Record, 0, perPut)
+	var lastRevocation uint64
 	for i := 0; i < revocations; i += perPut {
 		<-tick.C
 		batch = batch[:0]
@@ -336,16 +345,18 @@ func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration,
 			sent[j].Store(now)
 			batch = append(batch, token("https://idp", fmt.Sprint("mesh-", j), time.Hour))
 		}
-		if _, err := writer.Put(ctx, batch); err != nil {
+		stored, err := writer.Put(ctx, batch)
+		if err != nil {
 			b.Fatal(err)
 		}
+		lastRevocation = stored[len(stored)-1].Position
 	}
 	tick.Stop()
 	// Below rate when Puts take longer than a tick (the ticker drops ticks).
 	b.ReportMetric(float64(revocations)/time.Since(writeStart).Seconds(), "written/s")
 	last := func() bool {
 		for f := range followers {
-			if fols[f].Position() < uint64(revocations)+1 {
+			if fols[f].Position() < lastRevocation {
 				return false
 			}
 		}
@@ -383,11 +394,6 @@ func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration,
 	}
 	// A mass revocation: mass records in Puts of MaxBatch, four at a time,
 	// as revoke --from-file sends them.
-	const senders = 4
-	writers := []*Source{writer}
-	for len(writers) < senders {
-		writers = append(writers, nodes.open(b, ctx))
-	}
 	var lease *leaseHolder
 	if publish {
 		lease = startLeaseHolder(b, nodes, mass, revocations)
@@ -409,7 +415,11 @@ func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration,
 				for j := i; j < min(i+MaxBatch, mass); j++ {
 					recs = append(recs, token("https://idp", fmt.Sprintf("mass-%031x", uint64(j)*0x9E3779B97F4A7C15), time.Hour))
 				}
-				stored, err := wr.Put(ctx, recs)
+				// Each Put bounded as revoke --from-file --redis bounds its
+				// calls, not by the source's 5 s default.
+				pctx, pcancel := context.WithTimeout(ctx, time.Minute)
+				stored, err := wr.Put(pctx, recs)
+				pcancel()
 				if err != nil {
 					errs <- err
 					return
