@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -97,18 +98,31 @@ func TestFarBehindWaitsForTheSnapshot(t *testing.T) {
 		// records are written, before the node asks.
 		publishEarly, publishLate bool
 		// ask is the watched source's hook (s the writer's source).
-		ask       func(t *testing.T, s *Source) func(n int, pos uint64, found bool) (uint64, bool)
+		ask       func(t *testing.T, s *Source, keep func([]authz.Record)) func(n int, pos uint64, found bool) (uint64, bool)
 		wantSkips uint64
 		wantWaits uint64
 	}{
-		{name: "no snapshot ever comes: the feed after the wait", wait: 50 * time.Millisecond, wantWaits: 1},
-		{name: "only a snapshot behind the node: the feed after the wait", wait: 50 * time.Millisecond, publishEarly: true, wantWaits: 1},
+		{name: "no lease holder (nothing published): the feed at once", wait: time.Minute},
+		{name: "the writes ended, only a snapshot behind the node: the feed", wait: 15 * time.Second, publishEarly: true},
+		{name: "writes go on, no snapshot comes: the feed after SnapshotWait", wait: 50 * time.Millisecond, publishEarly: true, wantWaits: 1,
+			ask: func(t *testing.T, s *Source, keep func([]authz.Record)) func(int, uint64, bool) (uint64, bool) {
+				return func(n int, _ uint64, _ bool) (uint64, bool) {
+					if n <= 200 { // the newest position moves ReloadLag/10 a look
+						recs, err := s.Put(context.Background(), tokens(fmt.Sprint("more-", n), 10))
+						if err != nil {
+							t.Error(err)
+						}
+						keep(recs)
+					}
+					return 0, false
+				}
+			}},
 		{name: "the source names a snapshot ahead but holds one behind: not taken", wait: time.Minute, publishEarly: true,
-			ask: func(*testing.T, *Source) func(int, uint64, bool) (uint64, bool) {
+			ask: func(*testing.T, *Source, func([]authz.Record)) func(int, uint64, bool) (uint64, bool) {
 				return func(int, uint64, bool) (uint64, bool) { return head, true }
 			}},
-		{name: "published while the node waits: loaded", wait: time.Minute, wantSkips: 1,
-			ask: func(t *testing.T, s *Source) func(int, uint64, bool) (uint64, bool) {
+		{name: "published while the node waits: loaded", wait: time.Minute, publishEarly: true, wantSkips: 1,
+			ask: func(t *testing.T, s *Source, keep func([]authz.Record)) func(int, uint64, bool) (uint64, bool) {
 				return func(n int, _ uint64, _ bool) (uint64, bool) {
 					if n == 1 {
 						go func() { // the lease holder, a moment later
@@ -121,12 +135,14 @@ func TestFarBehindWaitsForTheSnapshot(t *testing.T) {
 				}
 			}},
 		{name: "a publish racing the load: the newer snapshot", wait: time.Minute, publishLate: true, wantSkips: 1,
-			ask: func(t *testing.T, s *Source) func(int, uint64, bool) (uint64, bool) {
+			ask: func(t *testing.T, s *Source, keep func([]authz.Record)) func(int, uint64, bool) (uint64, bool) {
 				return func(n int, _ uint64, _ bool) (uint64, bool) {
 					if n == 1 { // between the answer and the load
-						if _, err := s.Put(context.Background(), tokens("racing", 200)); err != nil {
+						recs, err := s.Put(context.Background(), tokens("racing", 200))
+						if err != nil {
 							t.Error(err)
 						}
+						keep(recs)
 						if err := s.Publish(context.Background(), smallBloom); err != nil {
 							t.Error(err)
 						}
@@ -151,9 +167,10 @@ func TestFarBehindWaitsForTheSnapshot(t *testing.T) {
 			go func() { defer close(done); f.Run(ctx) }()
 			defer func() { cancel(); <-done }()
 			waitFor(t, testTimeout, "the node reaches 11", func() bool { return f.Position() >= 11 })
+			var hooked []authz.Record
 			if tc.ask != nil {
 				w.mu.Lock()
-				w.ask = tc.ask(t, s)
+				w.ask = tc.ask(t, s, func(r []authz.Record) { hooked = append(hooked, r...) }) // under w.mu
 				w.mu.Unlock()
 			}
 			recs = append(recs, put(t, s, tokens("mass", 400)...)...) // one Put: the node wakes 400 behind
@@ -162,20 +179,13 @@ func TestFarBehindWaitsForTheSnapshot(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			// The newest position, once the node has asked (a hook may write).
-			waitFor(t, testTimeout, "the node asks where the snapshot is, or reads on", func() bool {
-				w.mu.Lock()
-				defer w.mu.Unlock()
-				return w.asked > 0 || f.Position() >= head
+			waitFor(t, testTimeout, "the node reaches the source's newest position", func() bool {
+				st, err := s.Stats(ctxT(t))
+				return err == nil && f.Position() >= st.Position && f.Position() >= head
 			})
-			st, err := s.Stats(ctxT(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if st.Position > head {
-				recs = append(recs, tokens("racing", 200)...)
-			}
-			waitFor(t, testTimeout, "the node reaches the source's newest position", func() bool { return f.Position() >= st.Position })
+			w.mu.Lock()
+			recs = append(recs, hooked...)
+			w.mu.Unlock()
 			if f.Skips() != tc.wantSkips || f.SnapshotWaits() != tc.wantWaits {
 				t.Errorf("skips %d, waits ended in the feed %d; want %d, %d", f.Skips(), f.SnapshotWaits(), tc.wantSkips, tc.wantWaits)
 			}

@@ -31,7 +31,7 @@ type Follower struct {
 	reloads  atomic.Uint64
 	skips    atomic.Uint64 // snapshot loads instead of a long feed (ReloadLag)
 	waits    atomic.Uint64 // waits for a snapshot that ended in the feed
-	feedOnly bool          // a wait ended without a snapshot: read the feed until within ReloadLag (Run's goroutine only)
+	feedOnly bool          // a wait ended without a snapshot: read the feed until within ReloadLag/10 (Run's goroutine only)
 	bad      atomic.Uint64 // feed entries that did not decode
 	diverged atomic.Bool
 	head     atomic.Uint64 // the source's newest position, as last seen
@@ -86,6 +86,11 @@ const DefaultSnapshotWait = 30 * time.Second
 // publisherBatches is how many Batches a node whose publisher holds the
 // lease reads at once.
 const publisherBatches = 10
+
+// quietLooks is how many looks in a row a waiting node sees the writes
+// ended before it takes a snapshot that does not reach them, or gives up
+// on one and reads the feed.
+const quietLooks = 3
 
 // snapshotLooks is how many times in SnapshotWait a waiting node looks at
 // the source's positions.
@@ -305,8 +310,8 @@ func (f *Follower) step(ctx context.Context, wait time.Duration) error {
 			return f.skipAhead(ctx)
 		}
 	}
-	if f.Lag() <= f.cfg.ReloadLag {
-		f.feedOnly = false
+	if f.Lag() <= f.cfg.ReloadLag/10 {
+		f.feedOnly = false // caught up: the next large write may be waited out
 	}
 	return nil
 }
@@ -314,41 +319,74 @@ func (f *Follower) step(ctx context.Context, wait time.Duration) error {
 // skipAhead loads the source's snapshot when the node is more than
 // ReloadLag positions behind and the snapshot is that far ahead of it:
 // reading the feed up to the snapshot would cost the node (and the
-// source's network, once per node) more than the snapshot does. While no
-// such snapshot is there, or the source's writes go on (a mass revocation
-// under way), it waits without reading the feed, up to SnapshotWait (see
-// FollowerConfig.SnapshotWait); a node whose own publisher holds the lease
-// never waits, nor does one starting. The snapshot is caught up with the feed before it replaces
-// the node's filter, and every record applied meanwhile is kept
-// (ReplaceWith), so a revocation enforced stays enforced; confirmations
-// still ask the source. A snapshot not past the node's position is never
-// taken, and a failed load leaves the node reading the feed.
+// source's network, once per node) more than the snapshot does.
+//
+// A node more than ReloadLag/10 behind after a full batch, whose source
+// has published a snapshot (a lease holder runs), is in the midst of a
+// large write, perhaps a mass revocation: rather than read it all while it
+// is written (a million records is some 95 MB a node, sent by Redis to
+// every node), it stops reading the feed and looks about once a second
+// (SnapshotWait/30, jittered) at the source's newest position and its
+// published snapshot's. It loads the snapshot, when that is more than
+// ReloadLag ahead of the node, once the writes have ended (the newest
+// position moved less than ReloadLag/10 between two looks, or the snapshot
+// has reached it) and the snapshot is within ReloadLag/10 of the newest
+// position, or after three looks with the writes ended whatever its
+// position; it goes back to the feed once the writes have ended and the
+// node is within ReloadLag of the newest position (the feed is cheaper),
+// or after three such looks without a snapshot far enough ahead. At
+// SnapshotWait it loads the
+// snapshot if it is far enough ahead, else reads the feed (SnapshotWaits
+// counts these). Having gone back to the feed, it reads it until it is
+// within ReloadLag/10 of the newest position before it waits again. Meanwhile it
+// enforces what it has, as any lagging node does. A node starting, or whose
+// own publisher holds the lease, does not wait.
+//
+// The snapshot is caught up with the feed before it replaces the node's
+// filter, and every record applied meanwhile is kept (ReplaceWith), so a
+// revocation enforced stays enforced; confirmations still ask the source.
+// A snapshot not past the node's position is never taken, and a failed
+// load leaves the node reading the feed.
 func (f *Follower) skipAhead(ctx context.Context) error {
 	sp, ok := f.src.(SnapshotPositioner)
-	if !ok || f.feedOnly || f.Lag() <= f.cfg.ReloadLag {
+	lag := f.cfg.ReloadLag
+	if !ok || f.feedOnly || f.Lag() <= lag/10 {
 		return nil
 	}
-	pos, lag := f.Position(), f.cfg.ReloadLag
-	// A node starting (not ready yet) or publishing does not wait.
+	pos := f.Position()
 	wait := f.rev.Ready() && !f.publishing()
 	deadline := time.Now().Add(f.cfg.SnapshotWait)
 	look := f.cfg.SnapshotWait / snapshotLooks
-	var prev uint64 // the newest position at the previous look (0: none yet)
-	for {
+	prev := f.head.Load() // the newest position at the previous look
+	quiet := 0            // looks in a row with the writes ended
+	for n := 0; ; n++ {
 		snap, found, err := sp.SnapshotPosition(ctx)
+		if err != nil {
+			found = false
+		}
 		head := f.head.Load()
-		ahead := err == nil && found && snap > pos && snap-pos > lag && snap <= head
-		// Writes that go on would leave the node far behind again right
-		// after the load: wait for them to end, or for the snapshot to
-		// reach the newest position.
-		ended := snap >= head || head-snap <= lag && prev != 0 && head-prev < lag/10
-		if ahead && (ended || !wait || !time.Now().Before(deadline)) {
+		ahead := found && snap > pos && snap-pos > lag && snap <= head
+		ended := found && snap >= head || n > 0 && head-prev < lag/10
+		if ended {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		// The lease holder publishes the writes' last records a look or two
+		// after they end: take an earlier snapshot only after quietLooks.
+		settled := found && snap+lag/10 >= head
+		late := !time.Now().Before(deadline)
+		switch {
+		case ahead && (ended && settled || quiet >= quietLooks || !wait || late):
 			return f.loadAhead(ctx, pos, snap)
-		}
-		if !wait {
+		case !wait || !found && n == 0:
+			return nil // not waiting, or no lease holder publishes
+		case ended && head-pos <= lag || !ahead && quiet >= quietLooks:
+			// The writes ended, and the feed is cheaper or no snapshot far
+			// enough ahead came: read the feed until caught up.
+			f.feedOnly = true
 			return nil
-		}
-		if !time.Now().Before(deadline) {
+		case late:
 			f.feedOnly = true
 			f.waits.Add(1)
 			f.log.Warn("no snapshot far enough ahead came in time; reading the feed", "from", pos, "head", head, "snapshot", snap, "found", found, "err", err)
