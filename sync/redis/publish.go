@@ -187,6 +187,17 @@ func (s *Source) SnapshotPosition(ctx context.Context) (uint64, bool, error) {
 	return pos, ok, nil
 }
 
+// PublishedSnapshot returns the published snapshot when a node loading it
+// can follow the feed from its position, and false otherwise; it never
+// builds one from the records (see source.SnapshotPositioner).
+func (s *Source) PublishedSnapshot(ctx context.Context) (*bloom.Filter, bool, error) {
+	f, err := s.published(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("published snapshot: %w", err)
+	}
+	return f, f != nil, nil
+}
+
 // publishedPosition returns the position of the published snapshot, and
 // false when there is none.
 func (s *Source) publishedPosition(ctx context.Context) (uint64, bool, error) {

@@ -117,7 +117,7 @@ func TestFarBehindWaitsForTheSnapshot(t *testing.T) {
 					return 0, false
 				}
 			}},
-		{name: "the source names a snapshot ahead but holds one behind: not taken", wait: time.Minute, publishEarly: true,
+		{name: "the source names a snapshot ahead but holds one behind: not taken", wait: 300 * time.Millisecond, publishEarly: true,
 			ask: func(*testing.T, *Source, func([]authz.Record)) func(int, uint64, bool) (uint64, bool) {
 				return func(int, uint64, bool) (uint64, bool) { return head, true }
 			}},

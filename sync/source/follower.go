@@ -345,8 +345,9 @@ func (f *Follower) step(ctx context.Context, wait time.Duration) error {
 // The snapshot is caught up with the feed before it replaces the node's
 // filter, and every record applied meanwhile is kept (ReplaceWith), so a
 // revocation enforced stays enforced; confirmations still ask the source.
-// A snapshot not past the node's position is never taken, and a failed
-// load leaves the node reading the feed.
+// A snapshot not past the node's position is never taken, nor one the
+// source would build from its records; a failed load is tried again at the
+// next look, and leaves the node reading the feed at SnapshotWait.
 func (f *Follower) skipAhead(ctx context.Context) error {
 	sp, ok := f.src.(SnapshotPositioner)
 	lag := f.cfg.ReloadLag
@@ -378,7 +379,14 @@ func (f *Follower) skipAhead(ctx context.Context) error {
 		late := !time.Now().Before(deadline)
 		switch {
 		case ahead && (ended && settled || quiet >= quietLooks || !wait || late):
-			return f.loadAhead(ctx, pos, snap)
+			if f.loadAhead(ctx, sp, pos, snap) {
+				return nil
+			}
+			if !wait || late || ctx.Err() != nil {
+				f.feedOnly = true
+				return nil
+			}
+			// Perhaps torn by a publish: look again.
 		case !wait || !found && n == 0:
 			return nil // not waiting, or no lease holder publishes
 		case ended && head-pos <= lag || !ahead && quiet >= quietLooks:
@@ -409,28 +417,32 @@ func (f *Follower) skipAhead(ctx context.Context) error {
 // publishing reports whether the node's own publisher holds the lease.
 func (f *Follower) publishing() bool { return f.cfg.Publishing != nil && f.cfg.Publishing() }
 
-// loadAhead loads the source's snapshot, announced at position snap, in
-// place of the feed after pos. The snapshot loaded must be past pos (it
-// covers every position the node skips; a publish in between only makes it
-// newer), and the node reads the feed from its position on.
-func (f *Follower) loadAhead(ctx context.Context, pos, snap uint64) error {
-	loaded, err := f.src.Snapshot(ctx, f.cfg.Bloom)
-	if err == nil && loaded.Position() <= pos {
+// loadAhead loads the source's published snapshot, announced at position
+// snap, in place of the feed after pos, and reports whether it did. The
+// snapshot loaded must be past pos (it covers every position the node
+// skips; a publish in between only makes it newer), and the node reads
+// the feed from its position on. It never has the source build one from
+// its records.
+func (f *Follower) loadAhead(ctx context.Context, sp SnapshotPositioner, pos, snap uint64) bool {
+	loaded, ok, err := sp.PublishedSnapshot(ctx)
+	switch {
+	case err != nil:
+	case !ok:
+		err = errors.New("none the node could follow the feed from")
+	case loaded.Position() <= pos:
 		err = fmt.Errorf("the source's snapshot is at position %d, not past the node's %d", loaded.Position(), pos)
-	}
-	if err == nil {
+	default:
 		err = f.rev.ReplaceWith(loaded, f.catchUpFilter(ctx))
 	}
 	if err != nil {
-		f.feedOnly = true
-		f.log.Warn("loading the source's snapshot to skip ahead failed; reading the feed", "from", pos, "snapshot", snap, "err", err)
-		return nil
+		f.log.Warn("loading the source's snapshot to skip ahead failed", "from", pos, "snapshot", snap, "err", err)
+		return false
 	}
 	f.loadedAt.Store(time.Now().UnixNano())
 	f.skips.Add(1)
 	f.hold()
 	f.log.Info("loaded the source's snapshot instead of reading the feed up to it", "from", pos, "snapshot", snap, "to", f.Position())
-	return nil
+	return true
 }
 
 // SnapshotWaits counts waits for a snapshot far enough ahead that ended

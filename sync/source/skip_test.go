@@ -26,6 +26,11 @@ func (s *positionedStore) SnapshotPosition(ctx context.Context) (uint64, bool, e
 	return st.Position, err == nil, err
 }
 
+func (s *positionedStore) PublishedSnapshot(ctx context.Context) (*bloom.Filter, bool, error) {
+	f, err := s.Snapshot(ctx, smallBloom)
+	return f, err == nil, err
+}
+
 func (s *positionedStore) Feed(ctx context.Context, after uint64, limit int) ([]authz.Record, error) {
 	recs, err := s.Store.Feed(ctx, after, limit)
 	s.fed.Add(int64(len(recs)))

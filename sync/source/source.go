@@ -160,11 +160,15 @@ type Pruner interface {
 
 // SnapshotPositioner is implemented by a source that can tell cheaply the
 // feed position of the snapshot Snapshot would return, without returning
-// it (Redis: the published snapshot's). A follower far behind the source
+// it (Redis: the published snapshot's), and return that snapshot alone. A follower far behind the source
 // asks it to choose between reading the feed and loading that snapshot
 // (see FollowerConfig.ReloadLag); ok is false when the source has none.
 type SnapshotPositioner interface {
 	SnapshotPosition(ctx context.Context) (pos uint64, ok bool, err error)
+	// PublishedSnapshot returns that snapshot, or ok false when there is
+	// none a node could follow the feed from; never one built from the
+	// records, which would cost the source a scan of them per node.
+	PublishedSnapshot(ctx context.Context) (f *bloom.Filter, ok bool, err error)
 }
 
 // Holder is implemented by a source that can lose its data behind a node's
