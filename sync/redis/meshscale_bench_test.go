@@ -459,15 +459,24 @@ func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration,
 	}
 	written := time.Since(first)
 	writeCPU := nodes.redisCPU(b) - w.redisCPU
+	// when[f]: how long after the first write follower f enforced the last
+	// record (seen at a 20 ms poll).
+	when := make([]time.Duration, followers)
 	waitFor(b, 10*time.Minute, "every follower applies the mass revocation", func() bool {
+		all := true
 		for f := range followers {
-			if fols[f].Position() < top.Load() {
-				return false
+			if when[f] == 0 && fols[f].Position() >= top.Load() {
+				when[f] = time.Since(first)
 			}
+			all = all && when[f] != 0
 		}
-		return true
+		return all
 	})
 	enforced := time.Since(first)
+	slices.Sort(when)
+	b.Logf("mass revocation: followers enforcing the last record after the first write: p50 %v, p90 %v, p99 %v, max %v",
+		percentile(when, 0.5).Round(time.Millisecond), percentile(when, 0.9).Round(time.Millisecond), percentile(when, 0.99).Round(time.Millisecond), when[followers-1].Round(time.Millisecond))
+	b.ReportMetric(percentile(when, 0.5).Seconds(), "mass-enforced-p50-s")
 	load1 := loadAvg()
 	out := nodes.info(b, "stats", "total_net_output_bytes") - w.netOut
 	_, massCPU, harnessCPU, _, _, _ := w.close(b, nodes, fmt.Sprintf("mass revocation of %d records", mass))

@@ -365,6 +365,9 @@ func (f *Follower) skipAhead(ctx context.Context) error {
 		if err != nil {
 			found = false
 		}
+		if found {
+			f.seeHead(snap) // the source has reached it, if its Stats failed
+		}
 		head := f.head.Load()
 		ahead := found && snap > pos && snap-pos > lag && snap <= head
 		ended := found && snap >= head || n > 0 && head-prev < lag/10
