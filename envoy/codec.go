@@ -2,6 +2,7 @@ package envoy
 
 import (
 	"bytes"
+	"encoding/binary"
 	"hash/maphash"
 	"sync/atomic"
 
@@ -34,6 +35,12 @@ type checkCodec struct {
 	encoding.CodecV2
 	memo *structMemo
 }
+
+// NewCheckCodec returns the codec of jwtguard's gRPC server (see
+// ServerOptions), with a memo of its own: gRPC's proto codec, but for the
+// jwt_authn metadata of a CheckRequest, each distinct payload of which it
+// decodes once.
+func NewCheckCodec() encoding.CodecV2 { return newCheckCodec() }
 
 // newCheckCodec returns a codec with a memo of its own.
 func newCheckCodec() checkCodec {
@@ -71,7 +78,9 @@ const (
 	memoSlots  = 4096
 	maxCanon   = 2048
 	maxEntries = 64
-	maxDepth   = 4
+	// maxStructEntries bounds the entries of one Struct.
+	maxStructEntries = 32
+	maxDepth         = 4
 )
 
 // structMemo maps canonical forms to decoded Structs: a direct-mapped
@@ -97,12 +106,11 @@ func (m *structMemo) unmarshalCheck(b []byte, req *authv3.CheckRequest) error {
 	if !p.locate(b) {
 		return proto.Unmarshal(b, req)
 	}
-	var scratch [maxCanon]byte
-	canon, ok := canonStruct(scratch[:0], p.value, 0, new(int))
-	if !ok {
+	var canon canonBuf
+	if !canonStruct(&canon, p.value, 0, new(int)) {
 		return proto.Unmarshal(b, req)
 	}
-	s, err := m.get(canon, p.value)
+	s, err := m.get(canon.bytes(), p.value)
 	if err != nil {
 		return err
 	}
@@ -261,7 +269,29 @@ func plainEntry(b []byte) (key, value []byte, ok bool) {
 	return key, value, true
 }
 
-// canonStruct appends to dst the canonical form of the encoded Struct b:
+// canonBuf holds a canonical form being written: a fixed array, so that
+// it stays on the decoding goroutine's stack; writes past its end fail.
+type canonBuf struct {
+	b [maxCanon]byte
+	n int
+}
+
+func (c *canonBuf) bytes() []byte { return c.b[:c.n] }
+
+func (c *canonBuf) put(p ...byte) bool {
+	if len(p) > len(c.b)-c.n {
+		return false
+	}
+	c.n += copy(c.b[c.n:], p)
+	return true
+}
+
+func (c *canonBuf) putVarint(v uint64) bool {
+	var tmp [binary.MaxVarintLen64]byte
+	return c.put(protowire.AppendVarint(tmp[:0], v)...)
+}
+
+// canonStruct writes to c the canonical form of the encoded Struct b:
 // its entries sorted by key, each its key and the canonical form of its
 // Value. A Value that is a Struct alone is put in canonical form too
 // (marked 'V'); any other Value is kept as it came (marked 'R'), since the
@@ -269,63 +299,59 @@ func plainEntry(b []byte) (key, value []byte, ok bool) {
 // proto.Unmarshal) for an entry out of the plain shape, a key given twice
 // (the decoder keeps the last), more than maxEntries entries in all, more
 // than maxDepth levels, or a form longer than maxCanon.
-func canonStruct(dst, b []byte, depth int, entries *int) ([]byte, bool) {
+func canonStruct(c *canonBuf, b []byte, depth int, entries *int) bool {
 	if depth >= maxDepth {
-		return dst, false
+		return false
 	}
 	var (
-		ents [maxEntries]struct{ key, value []byte }
+		ents [maxStructEntries]struct{ key, value []byte }
 		n    int
 	)
 	for len(b) > 0 {
 		num, typ, tn := protowire.ConsumeTag(b)
 		if tn < 0 || num != 1 || typ != protowire.BytesType {
-			return dst, false
+			return false
 		}
 		body, bn := protowire.ConsumeBytes(b[tn:])
 		if bn < 0 {
-			return dst, false
+			return false
 		}
 		b = b[tn+bn:]
 		key, value, ok := plainEntry(body)
 		if !ok || n == len(ents) {
-			return dst, false
+			return false
 		}
 		if *entries++; *entries > maxEntries {
-			return dst, false
+			return false
 		}
 		// Insertion sort: a payload has a few dozen claims at most.
 		i := n
 		for ; i > 0 && bytes.Compare(ents[i-1].key, key) >= 0; i-- {
 			if bytes.Equal(ents[i-1].key, key) {
-				return dst, false
+				return false
 			}
 		}
 		copy(ents[i+1:n+1], ents[i:n])
 		ents[i].key, ents[i].value = key, value
 		n++
 	}
-	dst = append(dst, 'S')
-	dst = protowire.AppendVarint(dst, uint64(n))
+	if !c.put('S') || !c.putVarint(uint64(n)) {
+		return false
+	}
 	for _, e := range ents[:n] {
-		dst = protowire.AppendVarint(dst, uint64(len(e.key)))
-		dst = append(dst, e.key...)
-		var ok bool
-		if dst, ok = canonValue(dst, e.value, depth, entries); !ok || len(dst) > maxCanon {
-			return dst, false
+		if !c.putVarint(uint64(len(e.key))) || !c.put(e.key...) || !canonValue(c, e.value, depth, entries) {
+			return false
 		}
 	}
-	return dst, true
+	return true
 }
 
-// canonValue appends the canonical form of the encoded Value b.
-func canonValue(dst, b []byte, depth int, entries *int) ([]byte, bool) {
+// canonValue writes to c the canonical form of the encoded Value b.
+func canonValue(c *canonBuf, b []byte, depth int, entries *int) bool {
 	if num, typ, tn := protowire.ConsumeTag(b); tn > 0 && num == fieldStructValue && typ == protowire.BytesType {
 		if s, sn := protowire.ConsumeBytes(b[tn:]); sn > 0 && tn+sn == len(b) {
-			return canonStruct(append(dst, 'V'), s, depth+1, entries)
+			return c.put('V') && canonStruct(c, s, depth+1, entries)
 		}
 	}
-	dst = append(dst, 'R')
-	dst = protowire.AppendVarint(dst, uint64(len(b)))
-	return append(dst, b...), true
+	return c.put('R') && c.putVarint(uint64(len(b))) && c.put(b...)
 }

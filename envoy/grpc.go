@@ -391,7 +391,7 @@ func ServerOptions(tc TLSConfig) ([]grpc.ServerOption, error) {
 		// so a vanished peer does not keep its file descriptor.
 		grpc.MaxConcurrentStreams(MaxConcurrentStreams),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
-		grpc.ForceServerCodecV2(newCheckCodec()),
+		grpc.ForceServerCodecV2(NewCheckCodec()),
 	}
 	if tc.CertFile != "" {
 		creds, err := tc.credentials()
