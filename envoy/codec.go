@@ -2,7 +2,6 @@ package envoy
 
 import (
 	"bytes"
-	"encoding/binary"
 	"hash/maphash"
 	"sync/atomic"
 
@@ -78,8 +77,7 @@ const (
 	memoSlots  = 4096
 	maxCanon   = 2048
 	maxEntries = 64
-	// maxStructEntries bounds the entries of one Struct.
-	maxStructEntries = 32
+	maxStructEntries = 32 // of one Struct
 	maxDepth         = 4
 )
 
@@ -278,7 +276,16 @@ type canonBuf struct {
 
 func (c *canonBuf) bytes() []byte { return c.b[:c.n] }
 
-func (c *canonBuf) put(p ...byte) bool {
+func (c *canonBuf) putByte(v byte) bool {
+	if c.n == len(c.b) {
+		return false
+	}
+	c.b[c.n] = v
+	c.n++
+	return true
+}
+
+func (c *canonBuf) putBytes(p []byte) bool {
 	if len(p) > len(c.b)-c.n {
 		return false
 	}
@@ -286,10 +293,17 @@ func (c *canonBuf) put(p ...byte) bool {
 	return true
 }
 
-func (c *canonBuf) putVarint(v uint64) bool {
-	var tmp [binary.MaxVarintLen64]byte
-	return c.put(protowire.AppendVarint(tmp[:0], v)...)
+// putLen writes a length; a canonical form is shorter than 2^14 bytes,
+// so it takes at most two bytes, as a varint.
+func (c *canonBuf) putLen(v int) bool {
+	if v < 0x80 {
+		return c.putByte(byte(v))
+	}
+	return v < 1<<14 && c.putByte(byte(v)|0x80) && c.putByte(byte(v>>7))
 }
+
+// span is a part of the encoded Struct being put in canonical form.
+type span struct{ from, to uint32 }
 
 // canonStruct writes to c the canonical form of the encoded Struct b:
 // its entries sorted by key, each its key and the canonical form of its
@@ -297,49 +311,63 @@ func (c *canonBuf) putVarint(v uint64) bool {
 // (marked 'V'); any other Value is kept as it came (marked 'R'), since the
 // same bytes always decode to the same Value. It reports false (use
 // proto.Unmarshal) for an entry out of the plain shape, a key given twice
-// (the decoder keeps the last), more than maxEntries entries in all, more
-// than maxDepth levels, or a form longer than maxCanon.
+// (the decoder keeps the last), more than maxStructEntries entries in one
+// Struct or maxEntries in all, more than maxDepth levels, or a form
+// longer than maxCanon.
 func canonStruct(c *canonBuf, b []byte, depth int, entries *int) bool {
-	if depth >= maxDepth {
+	if depth >= maxDepth || len(b) > maxCanon {
 		return false
 	}
 	var (
-		ents [maxStructEntries]struct{ key, value []byte }
-		n    int
+		keys, values [maxStructEntries]span
+		n            int
 	)
-	for len(b) > 0 {
-		num, typ, tn := protowire.ConsumeTag(b)
+	for off := 0; off < len(b); {
+		num, typ, tn := protowire.ConsumeTag(b[off:])
 		if tn < 0 || num != 1 || typ != protowire.BytesType {
 			return false
 		}
-		body, bn := protowire.ConsumeBytes(b[tn:])
+		body, bn := protowire.ConsumeBytes(b[off+tn:])
 		if bn < 0 {
 			return false
 		}
-		b = b[tn+bn:]
+		start := off + tn + bn - len(body)
+		off += tn + bn
 		key, value, ok := plainEntry(body)
-		if !ok || n == len(ents) {
+		if !ok || n == len(keys) {
 			return false
 		}
 		if *entries++; *entries > maxEntries {
 			return false
 		}
+		// The spans of key and value in b: both lie in body, in order.
+		k := span{uint32(start + 2 + len(key) - len(key)), 0}
+		k.from = uint32(start + cap(body) - cap(key))
+		k.to = k.from + uint32(len(key))
+		v := span{uint32(start + cap(body) - cap(value)), 0}
+		v.to = v.from + uint32(len(value))
 		// Insertion sort: a payload has a few dozen claims at most.
 		i := n
-		for ; i > 0 && bytes.Compare(ents[i-1].key, key) >= 0; i-- {
-			if bytes.Equal(ents[i-1].key, key) {
+		for ; i > 0; i-- {
+			cmp := bytes.Compare(b[keys[i-1].from:keys[i-1].to], key)
+			if cmp == 0 {
 				return false
 			}
+			if cmp < 0 {
+				break
+			}
 		}
-		copy(ents[i+1:n+1], ents[i:n])
-		ents[i].key, ents[i].value = key, value
+		copy(keys[i+1:n+1], keys[i:n])
+		copy(values[i+1:n+1], values[i:n])
+		keys[i], values[i] = k, v
 		n++
 	}
-	if !c.put('S') || !c.putVarint(uint64(n)) {
+	if !c.putByte('S') || !c.putLen(n) {
 		return false
 	}
-	for _, e := range ents[:n] {
-		if !c.putVarint(uint64(len(e.key))) || !c.put(e.key...) || !canonValue(c, e.value, depth, entries) {
+	for i := range n {
+		key := b[keys[i].from:keys[i].to]
+		if !c.putLen(len(key)) || !c.putBytes(key) || !canonValue(c, b[values[i].from:values[i].to], depth, entries) {
 			return false
 		}
 	}
@@ -348,10 +376,10 @@ func canonStruct(c *canonBuf, b []byte, depth int, entries *int) bool {
 
 // canonValue writes to c the canonical form of the encoded Value b.
 func canonValue(c *canonBuf, b []byte, depth int, entries *int) bool {
-	if num, typ, tn := protowire.ConsumeTag(b); tn > 0 && num == fieldStructValue && typ == protowire.BytesType {
-		if s, sn := protowire.ConsumeBytes(b[tn:]); sn > 0 && tn+sn == len(b) {
-			return c.put('V') && canonStruct(c, s, depth+1, entries)
+	if len(b) > 0 && b[0] == byte(fieldStructValue<<3|protowire.BytesType) {
+		if s, sn := protowire.ConsumeBytes(b[1:]); sn > 0 && 1+sn == len(b) {
+			return c.putByte('V') && canonStruct(c, s, depth+1, entries)
 		}
 	}
-	return c.put('R') && c.putVarint(uint64(len(b))) && c.put(b...)
+	return c.putByte('R') && c.putLen(len(b)) && c.putBytes(b)
 }
