@@ -331,7 +331,6 @@ func canonStruct(c *canonBuf, b []byte, depth int, entries *int) bool {
 		if bn < 0 {
 			return false
 		}
-		start := off + tn + bn - len(body)
 		off += tn + bn
 		key, value, ok := plainEntry(body)
 		if !ok || n == len(keys) {
@@ -340,12 +339,9 @@ func canonStruct(c *canonBuf, b []byte, depth int, entries *int) bool {
 		if *entries++; *entries > maxEntries {
 			return false
 		}
-		// The spans of key and value in b: both lie in body, in order.
-		k := span{uint32(start + 2 + len(key) - len(key)), 0}
-		k.from = uint32(start + cap(body) - cap(key))
-		k.to = k.from + uint32(len(key))
-		v := span{uint32(start + cap(body) - cap(value)), 0}
-		v.to = v.from + uint32(len(value))
+		// Where key and value lie in b, whose slices they are.
+		kFrom, vFrom := cap(b)-cap(key), cap(b)-cap(value)
+		k, v := span{uint32(kFrom), uint32(kFrom + len(key))}, span{uint32(vFrom), uint32(vFrom + len(value))}
 		// Insertion sort: a payload has a few dozen claims at most.
 		i := n
 		for ; i > 0; i-- {
