@@ -562,7 +562,10 @@ func startMeshChild(b *testing.B, nodes redisNodes, followers, revocations int) 
 	}()
 	b.Cleanup(func() {
 		in.Close()
-		if err := cmd.Wait(); err != nil {
+		if b.Failed() {
+			_ = cmd.Process.Kill() // it may be waiting for revocations that never come
+		}
+		if err := cmd.Wait(); err != nil && !b.Failed() {
 			b.Errorf("mesh child: %v", err)
 		}
 	})
