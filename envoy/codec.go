@@ -71,27 +71,30 @@ const (
 )
 
 // Bounds of the memo: payloads larger than these are decoded every time
-// (as proto.Unmarshal would), so that the memo holds at most
-// memoSlots × (maxCanon bytes and a Struct of at most maxEntries values).
+// (as proto.Unmarshal would), so that the memo holds at most memoSets ×
+// memoWays payloads of at most maxCanon bytes and maxEntries values.
 const (
-	memoSlots  = 4096
-	maxCanon   = 2048
-	maxEntries = 64
+	memoSets         = 2048
+	memoWays         = 4
+	maxCanon         = 2048
+	maxEntries       = 64
 	maxStructEntries = 32 // of one Struct
 	maxDepth         = 4
 )
 
-// structMemo maps canonical forms to decoded Structs: a direct-mapped
-// table, each slot replaced by the last payload hashed to it, read and
-// written without locks.
+// structMemo maps canonical forms to decoded Structs: a table of sets of
+// memoWays entries, a payload's set chosen by the hash of its canonical
+// form, the oldest entry of a full set replaced; read and written without
+// locks.
 type structMemo struct {
 	seed  maphash.Seed
-	slots [memoSlots]atomic.Pointer[memoEntry]
-	hits  atomic.Uint64
+	slots [memoSets * memoWays]atomic.Pointer[memoEntry]
+	next  [memoSets]atomic.Uint32 // the way of each set to replace next
 	miss  atomic.Uint64
 }
 
 type memoEntry struct {
+	hash  uint64
 	canon []byte
 	s     *structpb.Struct
 }
@@ -148,10 +151,13 @@ func (m *structMemo) unmarshalCheck(b []byte, req *authv3.CheckRequest) error {
 
 // get returns the Struct of canon, decoding raw when the memo has none.
 func (m *structMemo) get(canon, raw []byte) (*structpb.Struct, error) {
-	slot := &m.slots[maphash.Bytes(m.seed, canon)%memoSlots]
-	if e := slot.Load(); e != nil && bytes.Equal(e.canon, canon) {
-		m.hits.Add(1)
-		return e.s, nil
+	h := maphash.Bytes(m.seed, canon)
+	set := h % memoSets
+	ways := m.slots[set*memoWays : (set+1)*memoWays]
+	for i := range ways {
+		if e := ways[i].Load(); e != nil && e.hash == h && bytes.Equal(e.canon, canon) {
+			return e.s, nil
+		}
 	}
 	m.miss.Add(1)
 	s := &structpb.Struct{}
@@ -159,7 +165,7 @@ func (m *structMemo) get(canon, raw []byte) (*structpb.Struct, error) {
 	if err := proto.Unmarshal(raw, s); err != nil {
 		return nil, err
 	}
-	slot.Store(&memoEntry{canon: bytes.Clone(canon), s: s})
+	ways[m.next[set].Add(1)%memoWays].Store(&memoEntry{hash: h, canon: bytes.Clone(canon), s: s})
 	return s, nil
 }
 
@@ -247,24 +253,36 @@ func onlyField(b []byte, from int, num protowire.Number) (field, body [2]int, ok
 // plainEntry splits a map entry encoded as its key then its value, each
 // once and length-delimited, with nothing else.
 func plainEntry(b []byte) (key, value []byte, ok bool) {
-	num, typ, n := protowire.ConsumeTag(b)
-	if n < 0 || num != fieldEntryKey || typ != protowire.BytesType {
-		return nil, nil, false
-	}
-	key, kn := protowire.ConsumeBytes(b[n:])
+	key, kn := lenField(b, fieldEntryKey)
 	if kn < 0 {
 		return nil, nil, false
 	}
-	b = b[n+kn:]
-	num, typ, n = protowire.ConsumeTag(b)
-	if n < 0 || num != fieldEntryValue || typ != protowire.BytesType {
-		return nil, nil, false
-	}
-	value, vn := protowire.ConsumeBytes(b[n:])
-	if vn < 0 || n+vn != len(b) {
+	value, vn := lenField(b[kn:], fieldEntryValue)
+	if vn < 0 || kn+vn != len(b) {
 		return nil, nil, false
 	}
 	return key, value, true
+}
+
+// lenField returns the contents of the length-delimited field num that b
+// starts with, and the field's length; -1 when b starts with anything
+// else. Tags and lengths of one byte, the usual, are read here.
+func lenField(b []byte, num protowire.Number) ([]byte, int) {
+	if len(b) >= 2 && b[0] == byte(num)<<3|byte(protowire.BytesType) && b[1] < 0x80 {
+		if end := 2 + int(b[1]); end <= len(b) {
+			return b[2:end], end
+		}
+		return nil, -1
+	}
+	n, typ, tn := protowire.ConsumeTag(b)
+	if tn < 0 || n != num || typ != protowire.BytesType {
+		return nil, -1
+	}
+	v, vn := protowire.ConsumeBytes(b[tn:])
+	if vn < 0 {
+		return nil, -1
+	}
+	return v, tn + vn
 }
 
 // canonBuf holds a canonical form being written: a fixed array, so that
@@ -302,8 +320,9 @@ func (c *canonBuf) putLen(v int) bool {
 	return v < 1<<14 && c.putByte(byte(v)|0x80) && c.putByte(byte(v>>7))
 }
 
-// span is a part of the encoded Struct being put in canonical form.
-type span struct{ from, to uint32 }
+// entry is where a Struct entry's key and value lie in the encoded
+// Struct being put in canonical form.
+type entry struct{ kFrom, kTo, vFrom, vTo uint32 }
 
 // canonStruct writes to c the canonical form of the encoded Struct b:
 // its entries sorted by key, each its key and the canonical form of its
@@ -319,21 +338,17 @@ func canonStruct(c *canonBuf, b []byte, depth int, entries *int) bool {
 		return false
 	}
 	var (
-		keys, values [maxStructEntries]span
-		n            int
+		ents [maxStructEntries]entry
+		n    int
 	)
 	for off := 0; off < len(b); {
-		num, typ, tn := protowire.ConsumeTag(b[off:])
-		if tn < 0 || num != 1 || typ != protowire.BytesType {
-			return false
-		}
-		body, bn := protowire.ConsumeBytes(b[off+tn:])
+		body, bn := lenField(b[off:], 1)
 		if bn < 0 {
 			return false
 		}
-		off += tn + bn
+		off += bn
 		key, value, ok := plainEntry(body)
-		if !ok || n == len(keys) {
+		if !ok || n == len(ents) {
 			return false
 		}
 		if *entries++; *entries > maxEntries {
@@ -341,29 +356,28 @@ func canonStruct(c *canonBuf, b []byte, depth int, entries *int) bool {
 		}
 		// Where key and value lie in b, whose slices they are.
 		kFrom, vFrom := cap(b)-cap(key), cap(b)-cap(value)
-		k, v := span{uint32(kFrom), uint32(kFrom + len(key))}, span{uint32(vFrom), uint32(vFrom + len(value))}
+		e := entry{uint32(kFrom), uint32(kFrom + len(key)), uint32(vFrom), uint32(vFrom + len(value))}
 		// Insertion sort: a payload has a few dozen claims at most.
 		i := n
 		for ; i > 0; i-- {
-			cmp := bytes.Compare(b[keys[i-1].from:keys[i-1].to], key)
+			cmp := bytes.Compare(b[ents[i-1].kFrom:ents[i-1].kTo], key)
 			if cmp == 0 {
 				return false
 			}
 			if cmp < 0 {
 				break
 			}
+			ents[i] = ents[i-1]
 		}
-		copy(keys[i+1:n+1], keys[i:n])
-		copy(values[i+1:n+1], values[i:n])
-		keys[i], values[i] = k, v
+		ents[i] = e
 		n++
 	}
 	if !c.putByte('S') || !c.putLen(n) {
 		return false
 	}
-	for i := range n {
-		key := b[keys[i].from:keys[i].to]
-		if !c.putLen(len(key)) || !c.putBytes(key) || !canonValue(c, b[values[i].from:values[i].to], depth, entries) {
+	for _, e := range ents[:n] {
+		key := b[e.kFrom:e.kTo]
+		if !c.putLen(len(key)) || !c.putBytes(key) || !canonValue(c, b[e.vFrom:e.vTo], depth, entries) {
 			return false
 		}
 	}
@@ -372,10 +386,8 @@ func canonStruct(c *canonBuf, b []byte, depth int, entries *int) bool {
 
 // canonValue writes to c the canonical form of the encoded Value b.
 func canonValue(c *canonBuf, b []byte, depth int, entries *int) bool {
-	if len(b) > 0 && b[0] == byte(fieldStructValue<<3|protowire.BytesType) {
-		if s, sn := protowire.ConsumeBytes(b[1:]); sn > 0 && 1+sn == len(b) {
-			return c.putByte('V') && canonStruct(c, s, depth+1, entries)
-		}
+	if s, sn := lenField(b, fieldStructValue); sn == len(b) {
+		return c.putByte('V') && canonStruct(c, s, depth+1, entries)
 	}
 	return c.putByte('R') && c.putLen(len(b)) && c.putBytes(b)
 }
