@@ -8,7 +8,6 @@
 #
 #   bench/cmd/loadgen/bulkimport.sh BIN...            # N=1000000 ROUNDS=2
 #   N=200000 ROUNDS=1 bench/cmd/loadgen/bulkimport.sh ./jwtguard
-#   CPUPROFILE=1 ...   # passes JWTGUARD_CPUPROFILE=WORK/cpu-R-I.out to the server, if the binary takes it
 #
 # One line per run: binary, wall seconds, records/s, server CPU seconds
 # during the import (utime+stime from /proc), the server's CPU until its
@@ -44,9 +43,7 @@ for r in $(seq 1 "$ROUNDS"); do
 		i=$((i + 1))
 		d="$WORK/data-$r-$i" log="$WORK/serve-$r-$i"
 		rm -rf "$d"
-		prof=""
-		[ -z "${CPUPROFILE:-}" ] || prof="$WORK/cpu-$r-$i.out"
-		JWTGUARD_CPUPROFILE="$prof" "$bin" serve --dev --data-dir "$d" --decision-log off \
+		"$bin" serve --dev --data-dir "$d" --decision-log off \
 			--grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --admin-addr 127.0.0.1:0 >"$log.out" 2>"$log.err" &
 		pid=$!
 		for _ in $(seq 1 300); do grep -q 'status=SERVING' "$log.err" && break; sleep 0.1; done
