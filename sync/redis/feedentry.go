@@ -104,6 +104,7 @@ func inNanoRange(t time.Time) bool {
 func decodeBatch(data string, first, last uint64) ([]authz.Record, error) {
 	e, ok := parseBatch(data)
 	if !ok {
+		e = batchEntry{} // nothing of what parseBatch read
 		if err := json.Unmarshal([]byte(data), &e); err != nil {
 			return nil, fmt.Errorf("batch does not decode: %w", err)
 		}
