@@ -82,6 +82,9 @@ type Record struct {
 	// Lifts, on a feed entry, is the ID of the record it lifts (see above).
 	// Only a source's Lift sets it.
 	Lifts string `json:"lifts,omitempty"`
+	// aheadCopy marks the feed's copy of a record the node enforced ahead
+	// of its feed, holding only ID and Position (see AheadCopy).
+	aheadCopy bool
 }
 
 // IsLift reports whether r is the feed entry of a lift.

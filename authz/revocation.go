@@ -224,6 +224,42 @@ func (r *Revocations) noteAhead(rec *Record) {
 	r.aheadCount++
 }
 
+// EnforcedAhead reports whether the record with ID id at feed position
+// pos is one Enforce added ahead of the feed and still remembers: a feed
+// reader may then give Apply its AheadCopy instead of decoding it. It is
+// false while a filter replacement runs (see ReplaceWith), whose catch-up
+// needs every record whole.
+func (r *Revocations) EnforcedAhead(pos uint64, id []byte) bool {
+	if r.next.Load() != nil {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.aheadAt(pos, maphash.Bytes(idSeed, id))
+	return ok
+}
+
+// AheadCopy is the feed's copy of a record this node enforced ahead of the
+// feed (EnforcedAhead), made without decoding it: only its ID and
+// position. Apply only moves the position past it, and stops before it
+// (leaving it to be read again whole) when the node no longer remembers
+// that record there.
+func AheadCopy(id string, pos uint64) Record {
+	return Record{ID: id, Position: pos, aheadCopy: true}
+}
+
+// aheadAt returns the run holding position pos, if it holds the ID of hash
+// h there. Under mu.
+func (r *Revocations) aheadAt(pos, h uint64) (*aheadRun, bool) {
+	for i := range r.ahead {
+		run := &r.ahead[i]
+		if pos >= run.first && pos < run.first+uint64(len(run.ids)) {
+			return run, run.ids[pos-run.first] == h
+		}
+	}
+	return nil, false
+}
+
 // forgetAhead forgets the records enforced ahead of the feed. Under mu.
 func (r *Revocations) forgetAhead() {
 	r.ahead, r.aheadCount = nil, 0
@@ -254,12 +290,36 @@ func (r *Revocations) takeAhead(rec *Record) bool {
 // Apply enforces recs read from the feed, in feed order: it adds them to
 // the filter (whose position follows theirs) and brings any cached answer
 // for their keys up to date at once. Applying a record twice is harmless.
-func (r *Revocations) Apply(recs ...Record) {
+// It stops before an AheadCopy of a record no longer remembered as
+// enforced ahead (the filter's position stays before it, so that a
+// follower reads it again, whole), and returns how many it applied.
+func (r *Revocations) Apply(recs ...Record) int {
 	for i := range recs {
 		r.mu.Lock()
-		r.apply(&recs[i], false)
+		ok := r.applyFeed(&recs[i])
 		r.mu.Unlock()
+		if !ok {
+			return i
+		}
 	}
+	return len(recs)
+}
+
+// applyFeed applies rec, read from the feed, under mu; false for an
+// AheadCopy it cannot apply.
+func (r *Revocations) applyFeed(rec *Record) bool {
+	if !rec.aheadCopy {
+		r.apply(rec, false)
+		return true
+	}
+	// Only a record still remembered is in the live filter for sure (a
+	// replacement forgets them all), and none while a replacement runs:
+	// its new filter would not get the key.
+	if rec.Position == 0 || len(r.ahead) == 0 || r.next.Load() != nil || !r.takeAhead(rec) {
+		return false
+	}
+	r.filter.Advance(rec.Position)
+	return true
 }
 
 // apply enforces rec, under mu (so a ReplaceWith swap sees it in both

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -544,5 +545,119 @@ func TestEnforceAheadInBulkCountsOnce(t *testing.T) {
 	}
 	if st := r.Filter().Stats(); st.Entries != n+6 {
 		t.Fatalf("entries %d; want %d (the three enforced and the three the feed brought)", st.Entries, n+6)
+	}
+}
+
+func TestAheadCopy(t *testing.T) {
+	rec := func(pos uint64, id string) Record {
+		return Record{ID: id, Kind: KindToken, Issuer: "https://idp", Value: fmt.Sprintf("%s-%d", id, pos), Position: pos}
+	}
+	entries := func(r *Revocations) (int, uint64) {
+		st := r.Filter().Stats()
+		return int(st.Entries), st.Position
+	}
+	tests := []struct {
+		name string
+		// enforced ahead, then the feed's copies
+		enforce, feed []Record
+		// before applying the feed: replace the filter (forgetting what was
+		// enforced ahead)
+		replace     bool
+		wantApplied int
+		wantEntries int
+		wantPos     uint64
+	}{
+		{name: "copies of records enforced ahead move the position",
+			enforce:     []Record{rec(1, "a"), rec(2, "b"), rec(3, "c")},
+			feed:        []Record{AheadCopy("a", 1), AheadCopy("b", 2), AheadCopy("c", 3)},
+			wantApplied: 3, wantEntries: 3, wantPos: 3},
+		{name: "a copy whose ID differs from the one enforced there stops",
+			enforce:     []Record{rec(1, "a"), rec(2, "b")},
+			feed:        []Record{AheadCopy("a", 1), AheadCopy("other", 2)},
+			wantApplied: 1, wantEntries: 2, wantPos: 1},
+		{name: "a copy of a position never enforced stops",
+			enforce:     []Record{rec(1, "a")},
+			feed:        []Record{AheadCopy("a", 1), AheadCopy("b", 2)},
+			wantApplied: 1, wantEntries: 1, wantPos: 1},
+		{name: "a copy without a position stops",
+			enforce:     []Record{rec(1, "a")},
+			feed:        []Record{AheadCopy("a", 0)},
+			wantApplied: 0, wantEntries: 1, wantPos: 0},
+		{name: "copies after a replacement stop (the new filter may lack them)",
+			enforce: []Record{rec(1, "a")},
+			feed:    []Record{AheadCopy("a", 1)},
+			replace: true, wantApplied: 0, wantEntries: 0, wantPos: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newTestRevocations(t, newMemSource())
+			r.Enforce(tt.enforce...)
+			for _, c := range tt.feed {
+				want := slices.ContainsFunc(tt.enforce, func(e Record) bool { return e.ID == c.ID && e.Position == c.Position && c.Position != 0 })
+				if got := r.EnforcedAhead(c.Position, []byte(c.ID)); got != want {
+					t.Errorf("EnforcedAhead(%d, %s) = %v, want %v", c.Position, c.ID, got, want)
+				}
+			}
+			if tt.replace {
+				f, err := bloom.New(bloom.DefaultConfig())
+				if err != nil {
+					t.Fatal(err)
+				}
+				r.Replace(f)
+			}
+			if got := r.Apply(tt.feed...); got != tt.wantApplied {
+				t.Errorf("Apply applied %d, want %d", got, tt.wantApplied)
+			}
+			if n, pos := entries(r); n != tt.wantEntries || pos != tt.wantPos {
+				t.Errorf("entries %d position %d; want %d, %d", n, pos, tt.wantEntries, tt.wantPos)
+			}
+		})
+	}
+}
+
+// TestAheadCopyLostData: the source lost data and holds another record at
+// a position the node remembers; its feed reader decodes it (its ID is not
+// the one enforced there), and Apply adds it.
+func TestAheadCopyLostData(t *testing.T) {
+	r := newTestRevocations(t, newMemSource())
+	old := Record{ID: "old", Kind: KindToken, Issuer: "https://idp", Value: "old", Position: 1}
+	fresh := Record{ID: "new", Kind: KindToken, Issuer: "https://idp", Value: "new", Position: 1}
+	r.Enforce(old)
+	if r.EnforcedAhead(1, []byte(fresh.ID)) {
+		t.Fatal("a record the node never enforced is taken for one it did")
+	}
+	if got := r.Apply(AheadCopy(fresh.ID, 1)); got != 0 {
+		t.Fatalf("a copy under another ID was applied (%d)", got)
+	}
+	if got := r.Apply(fresh); got != 1 {
+		t.Fatalf("Apply applied %d records, want 1", got)
+	}
+	if !r.Filter().MayContain(fresh.LookupKey().FilterKey()) || r.Filter().Position() != 1 {
+		t.Fatal("the record at the remembered position was not added")
+	}
+}
+
+// TestAheadCopyDuringReplacement: while a replacement catches its filter
+// up, no record counts as enforced ahead and no copy is applied: the new
+// filter needs every key.
+func TestAheadCopyDuringReplacement(t *testing.T) {
+	r := newTestRevocations(t, newMemSource())
+	r.Enforce(Record{ID: "a", Kind: KindToken, Issuer: "https://idp", Value: "a", Position: 1})
+	f, err := bloom.New(bloom.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = r.ReplaceWith(f, func(g *bloom.Filter) error {
+		if r.EnforcedAhead(1, []byte("a")) {
+			t.Error("a record counts as enforced ahead during a replacement")
+		}
+		if got := r.Apply(AheadCopy("a", 1)); got != 0 {
+			t.Errorf("a copy was applied during a replacement (%d)", got)
+		}
+		g.Add(Record{Kind: KindToken, Issuer: "https://idp", Value: "a"}.LookupKey().FilterKey(), 1)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -373,8 +373,9 @@ func (c TLSConfig) credentials() (credentials.TransportCredentials, error) {
 // Envoy opens another connection when it needs more.
 const MaxConcurrentStreams = 1024
 
-// ServerOptions are the options of jwtguard's gRPC server: stream workers
-// and, when tc names a certificate, TLS.
+// ServerOptions are the options of jwtguard's gRPC server: stream workers,
+// the codec that decodes each jwt_authn payload once (checkCodec) and,
+// when tc names a certificate, TLS.
 func ServerOptions(tc TLSConfig) ([]grpc.ServerOption, error) {
 	if err := tc.Validate(); err != nil {
 		return nil, err
@@ -390,6 +391,7 @@ func ServerOptions(tc TLSConfig) ([]grpc.ServerOption, error) {
 		// so a vanished peer does not keep its file descriptor.
 		grpc.MaxConcurrentStreams(MaxConcurrentStreams),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 2 * time.Minute, Timeout: 20 * time.Second}),
+		grpc.ForceServerCodecV2(NewCheckCodec()),
 	}
 	if tc.CertFile != "" {
 		creds, err := tc.credentials()

@@ -98,6 +98,29 @@ func (s *Store) Get(ctx context.Context, id string) (authz.Record, error) {
 // returned, or, when it comes first, a *source.BadEntryError naming its
 // position (and wrapping ErrCorrupt).
 func (s *Store) Feed(ctx context.Context, after uint64, limit int) ([]authz.Record, error) {
+	return s.feed(ctx, after, limit, nil)
+}
+
+// AheadFeed is the store as the serving node's own follower reads it: a
+// node enforces the records it writes at once (authz.Revocations.Enforce),
+// ahead of its feed, and Feed gives the feed's copy of such a record as
+// authz.AheadCopy, without decoding it: after a bulk import, most of what
+// the follower reads back. Every other entry, including one whose position
+// the node remembers under another ID (a store that lost data), is
+// decoded as Feed does.
+type AheadFeed struct {
+	*Store
+	Rev *authz.Revocations
+}
+
+// Feed is Store.Feed, with the records Rev enforced ahead as AheadCopy.
+func (a AheadFeed) Feed(ctx context.Context, after uint64, limit int) ([]authz.Record, error) {
+	return a.Store.feed(ctx, after, limit, a.Rev.EnforcedAhead)
+}
+
+// feed is Feed; an entry known (a record enforced ahead, by ID) comes as
+// its authz.AheadCopy.
+func (s *Store) feed(ctx context.Context, after uint64, limit int, known func(pos uint64, id []byte) bool) ([]authz.Record, error) {
 	if limit <= 0 {
 		limit = DefaultFeedLimit
 	}
@@ -107,7 +130,7 @@ func (s *Store) Feed(ctx context.Context, after uint64, limit int) ([]authz.Reco
 		s.mu.Lock()
 		wake := s.wake
 		s.mu.Unlock()
-		recs, err := s.feedPage(after, limit)
+		recs, err := s.feedPage(after, limit, known)
 		if err != nil || len(recs) > 0 {
 			return recs, err
 		}
@@ -131,7 +154,7 @@ func (s *Store) waitPut(ctx context.Context, wake <-chan struct{}) error {
 	}
 }
 
-func (s *Store) feedPage(after uint64, limit int) ([]authz.Record, error) {
+func (s *Store) feedPage(after uint64, limit int, known func(pos uint64, id []byte) bool) ([]authz.Record, error) {
 	var out []authz.Record
 	err := s.view(func(tx *bolt.Tx) error {
 		feed := tx.Bucket(bucketFeed)
@@ -141,7 +164,14 @@ func (s *Store) feedPage(after uint64, limit int) ([]authz.Record, error) {
 		records := tx.Bucket(bucketRecords)
 		c := feed.Cursor()
 		for k, id := c.Seek(posKey(after + 1)); k != nil && len(out) < limit; k, id = c.Next() {
-			r, err := decodeRecord(string(id), records.Get(id))
+			data := records.Get(id)
+			if known != nil && len(k) == 8 && data != nil {
+				if pos := binary.BigEndian.Uint64(k); known(pos, id) {
+					out = append(out, authz.AheadCopy(string(id), pos))
+					continue
+				}
+			}
+			r, err := decodeRecord(string(id), data)
 			switch {
 			case err == nil:
 				out = append(out, r)

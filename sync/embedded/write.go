@@ -119,7 +119,7 @@ func prepare(r authz.Record, out *authz.Record, enc *[]byte, now time.Time) erro
 			authz.ErrInvalidRecord, r.ExpiresAt.Format(time.RFC3339))
 	}
 	r.ID, r.Position = out.ID, 0
-	data, err := json.Marshal(r)
+	data, err := encodeRecord(&r)
 	if err != nil {
 		return fmt.Errorf("encode: %w", err)
 	}

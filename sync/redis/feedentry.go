@@ -102,9 +102,12 @@ func inNanoRange(t time.Time) bool {
 // decodeBatch returns the records of a batch entry payload whose first
 // record is at position first, checked against last (its stream ID).
 func decodeBatch(data string, first, last uint64) ([]authz.Record, error) {
-	var e batchEntry
-	if err := json.Unmarshal([]byte(data), &e); err != nil {
-		return nil, fmt.Errorf("batch does not decode: %w", err)
+	e, ok := parseBatch(data)
+	if !ok {
+		e = batchEntry{} // nothing of what parseBatch read
+		if err := json.Unmarshal([]byte(data), &e); err != nil {
+			return nil, fmt.Errorf("batch does not decode: %w", err)
+		}
 	}
 	n := len(e.I)
 	switch {

@@ -31,11 +31,18 @@ package redis
 //	                            ask for before the followers do, as on the
 //	                            machines of their own a real mesh gives them
 //	                            (default 0)
+//	JWTGUARD_MESH_PROCS         N: the followers run in N child processes
+//	                            (the benchmark's binary run again as
+//	                            TestMeshFollowers), apart from the writer,
+//	                            so that neither the writer nor the arrival
+//	                            times wait in one scheduler's queue behind
+//	                            all the followers (default 0: all in this
+//	                            process; not with JWTGUARD_MESH_MASS)
 //
-// The harness runs in the benchmark's process and Redis in its own: their
+// The harness runs in the benchmark's processes and Redis in its own: their
 // CPU is told apart by reading Redis's from INFO cpu (used_cpu_sys and
 // used_cpu_user of the redis-server process) and the harness's from
-// getrusage, over the same window.
+// getrusage (of each child process too), over the same window.
 
 import (
 	"bufio"
@@ -252,15 +259,91 @@ func BenchmarkMeshScale(b *testing.B) {
 	mass := envInt(b, "JWTGUARD_MESH_MASS", 0)
 	cluster := os.Getenv("JWTGUARD_MESH_CLUSTER") == "1"
 	publish := os.Getenv("JWTGUARD_MESH_PUBLISH") == "1"
+	procs := envInt(b, "JWTGUARD_MESH_PROCS", 0)
 	if rate < 1 || followers < 1 {
 		b.Fatal("JWTGUARD_MESH_RATE and JWTGUARD_MESH_FOLLOWERS must be at least 1")
 	}
+	if procs > 0 && (mass > 0 || procs > followers) {
+		b.Fatal("JWTGUARD_MESH_PROCS: at most one a follower, and not with JWTGUARD_MESH_MASS")
+	}
 	for b.Loop() {
-		meshRun(b, followers, revocations, rate, idle, mass, cluster, publish)
+		meshRun(b, followers, revocations, rate, idle, mass, cluster, publish, procs)
 	}
 }
 
-func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration, mass int, cluster, publish bool) {
+// meshFollowers starts n followers on nodes, each noting in arrived[f][i]
+// when revocation i ("mesh-i") reached follower f (unix ns), and in
+// fed[f] (when not nil) the records it read from the feed; stop ends them.
+func meshFollowers(tb testing.TB, ctx context.Context, nodes redisNodes, n, revocations int, cfg bloom.Config, fed []atomic.Int64) (fols []*source.Follower, revs []*authz.Revocations, arrived [][]int64, stop func()) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	fols = make([]*source.Follower, n)
+	revs = make([]*authz.Revocations, n)
+	arrived = make([][]int64, n)
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for f := range n {
+		arrived[f] = make([]int64, revocations)
+		src := &timedSource{Source: nodes.open(tb, ctx), got: func(recs []authz.Record, at time.Time) {
+			if fed != nil {
+				fed[f].Add(int64(len(recs)))
+			}
+			for _, r := range recs {
+				if i, ok := strings.CutPrefix(r.Value, "mesh-"); ok {
+					if n, err := strconv.Atoi(i); err == nil && n < revocations {
+						arrived[f][n] = at.UnixNano()
+					}
+				}
+			}
+		}}
+		filter, err := bloom.New(cfg)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		rev, err := authz.NewRevocations(filter, src, authz.DefaultRevocationConfig())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		fcfg := source.DefaultFollowerConfig()
+		fcfg.Bloom = cfg
+		fols[f], revs[f] = source.NewFollower(src, rev, fcfg, quiet), rev
+		if err := fols[f].Start(ctx); err != nil {
+			tb.Fatal(err)
+		}
+		wg.Go(func() { fols[f].Run(ctx) })
+	}
+	return fols, revs, arrived, func() { cancel(); wg.Wait() }
+}
+
+// meshBloom sizes the followers' and the published filters for a run: twice
+// the mass revocation, and a delta large enough that the followers that
+// read the feed compact their filters seldom.
+func meshBloom(mass, revocations int) bloom.Config {
+	return bloom.Config{Entries: uint(max(100_000, 2*mass)), FPRate: 0.001, DeltaEntries: uint(max(10_000, min(mass+revocations+16, 1<<17)))}
+}
+
+// niceThreads lowers the priority of every thread of this process by n
+// (threads made later inherit it); the processes it started before keep
+// theirs.
+func niceThreads(b *testing.B, n int) {
+	b.Helper()
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, n); err != nil {
+			b.Fatalf("setpriority of thread %d: %v", tid, err)
+		}
+	}
+	b.Logf("harness threads at nice %d", n)
+}
+
+func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration, mass int, cluster, publish bool, procs int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	nodes := startRedis(b, cluster)
@@ -285,45 +368,27 @@ func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration,
 	// sent[i] is when revocation i was written (unix ns); arrived[f][i]
 	// when follower f received it.
 	sent := make([]atomic.Int64, revocations)
-	arrived := make([][]int64, followers)
 	cfg := meshBloom(mass, revocations)
 	fed := make([]atomic.Int64, followers) // records each follower read from the feed
-	var wg sync.WaitGroup
-	fols := make([]*source.Follower, followers)
-	revs := make([]*authz.Revocations, followers)
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	start := time.Now()
-	for f := range followers {
-		arrived[f] = make([]int64, revocations)
-		src := &timedSource{Source: nodes.open(b, ctx), got: func(recs []authz.Record, at time.Time) {
-			fed[f].Add(int64(len(recs)))
-			for _, r := range recs {
-				if i, ok := strings.CutPrefix(r.Value, "mesh-"); ok {
-					if n, err := strconv.Atoi(i); err == nil && n < revocations {
-						arrived[f][n] = at.UnixNano()
-					}
-				}
-			}
-		}}
-		filter, err := bloom.New(cfg)
-		if err != nil {
-			b.Fatal(err)
+	var (
+		fols     []*source.Follower
+		arrived  [][]int64
+		children []*meshChild
+	)
+	if procs == 0 {
+		var stop func()
+		fols, _, arrived, stop = meshFollowers(b, ctx, nodes, followers, revocations, cfg, fed)
+		defer stop()
+	} else {
+		for c := range procs {
+			children = append(children, startMeshChild(b, nodes, followers*(c+1)/procs-followers*c/procs, revocations))
 		}
-		rev, err := authz.NewRevocations(filter, src, authz.DefaultRevocationConfig())
-		if err != nil {
-			b.Fatal(err)
+		for _, c := range children {
+			c.expect(b, time.Minute, "ready")
 		}
-		fcfg := source.DefaultFollowerConfig()
-		fcfg.Bloom = cfg
-		fols[f], revs[f] = source.NewFollower(src, rev, fcfg, quiet), rev
-		if err := fols[f].Start(ctx); err != nil {
-			b.Fatal(err)
-		}
-		wg.Add(1)
-		go func() { defer wg.Done(); fols[f].Run(ctx) }()
 	}
-	defer func() { cancel(); wg.Wait() }()
-	b.Logf("%d followers started in %v (cluster: %v)", followers, time.Since(start).Round(time.Millisecond), cluster)
+	b.Logf("%d followers started in %v (child processes: %d, cluster: %v)", followers, time.Since(start).Round(time.Millisecond), procs, cluster)
 	waitFor(b, time.Minute, "every follower blocks in XREAD", func() bool {
 		return int(nodes.info(b, "clients", "blocked_clients")) >= followers
 	})
@@ -346,6 +411,11 @@ func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration,
 	// Revocations at rate: a Put every 10 ms (every 1/rate when slower)
 	// of the revocations due, as a busy writer batches them.
 	w = openWindow(b, nodes)
+	var childCPU float64
+	for _, c := range children {
+		c.send(b, "go")
+		childCPU -= c.cpu(b)
+	}
 	perPut := max(1, rate/100)
 	tick := time.NewTicker(time.Second * time.Duration(perPut) / time.Duration(rate))
 	writeStart := time.Now()
@@ -369,15 +439,23 @@ func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration,
 	// Below rate when Puts take longer than a tick (the ticker drops ticks).
 	b.ReportMetric(float64(revocations)/time.Since(writeStart).Seconds(), "written/s")
 	last := func() bool {
-		for f := range followers {
-			if fols[f].Position() < lastRevocation {
+		for _, f := range fols {
+			if f.Position() < lastRevocation {
 				return false
 			}
 		}
 		return true
 	}
-	waitFor(b, 5*time.Minute, "every follower applies every revocation", last)
+	if procs == 0 {
+		waitFor(b, 5*time.Minute, "every follower applies every revocation", last)
+	}
+	for _, c := range children {
+		childCPU += c.cpu(b)
+		arrived = append(arrived, c.arrivals(b)...)
+	}
 	secs, rcpu, hcpu, calls, cmds, _ := w.close(b, nodes, fmt.Sprintf("%d revocations at %d/s", revocations, rate))
+	hcpu += childCPU
+	b.Logf("harness CPU with the child processes: %.1fs (%.1f%% of a core)", hcpu, 100*hcpu/secs)
 	var pairs, all []time.Duration
 	for i := range revocations {
 		worst := time.Duration(0)
@@ -396,6 +474,8 @@ func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration,
 	b.ReportMetric(ms(percentile(all, 0.99)), "all-p99-ms")
 	b.ReportMetric(100*rcpu/secs, "load-redis-cpu-%")
 	b.ReportMetric(100*hcpu/secs, "load-harness-cpu-%")
+	b.ReportMetric(1e6*hcpu/float64(revocations*followers), "harness-µs/delivery")
+	b.ReportMetric(1e6*rcpu/float64(revocations*followers), "redis-µs/delivery")
 	// The followers' commands: all but the writer's scripts (and the
 	// commands they run: 3 GETs, SET, ZADD... per record).
 	puts := (revocations + perPut - 1) / perPut
@@ -512,32 +592,180 @@ func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration,
 	b.ReportMetric(nodes.info(b, "memory", "used_memory")/float64(mass+revocations+1), "redis-bytes/record")
 }
 
-// meshBloom sizes the followers' and the published filters for a run: twice
-// the mass revocation, and a delta large enough that the followers that
-// read the feed compact their filters seldom.
-func meshBloom(mass, revocations int) bloom.Config {
-	return bloom.Config{Entries: uint(max(100_000, 2*mass)), FPRate: 0.001, DeltaEntries: uint(max(10_000, min(mass+revocations+16, 1<<17)))}
+// meshChild is a child process running some of a mesh run's followers
+// (TestMeshFollowers), driven over its standard input and output, one line
+// at a time: it says "ready" once its followers have started, answers "go"
+// with its CPU time so far ("cpu S"), and, once every follower has every
+// revocation, says its CPU time again, then "arrived T0 T1 ..." for each
+// follower and "done". It ends when its input closes.
+type meshChild struct {
+	cmd   *exec.Cmd
+	in    io.WriteCloser
+	lines chan string
 }
 
-// niceThreads lowers the priority of every thread of this process by n
-// (threads made later inherit it); the processes it started before keep
-// theirs.
-func niceThreads(b *testing.B, n int) {
+// The child's environment: what to follow and how many followers.
+const (
+	meshChildURL       = "JWTGUARD_MESH_CHILD_URL"
+	meshChildCluster   = "JWTGUARD_MESH_CHILD_CLUSTER"
+	meshChildFollowers = "JWTGUARD_MESH_CHILD_FOLLOWERS"
+)
+
+func startMeshChild(b *testing.B, nodes redisNodes, followers, revocations int) *meshChild {
 	b.Helper()
-	tasks, err := os.ReadDir("/proc/self/task")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMeshFollowers$", "-test.count=1", "-test.timeout=30m")
+	cmd.Env = append(os.Environ(), meshChildURL+"="+nodes.url, meshChildCluster+"="+strings.Join(nodes.cluster, ","),
+		meshChildFollowers+"="+strconv.Itoa(followers), "JWTGUARD_MESH_REVOCATIONS="+strconv.Itoa(revocations))
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, t := range tasks {
-		tid, err := strconv.Atoi(t.Name())
-		if err != nil {
-			continue
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	c := &meshChild{cmd: cmd, in: in, lines: make(chan string, 16)}
+	go func() {
+		defer close(c.lines)
+		sc := bufio.NewScanner(out)
+		sc.Buffer(nil, 64<<20)
+		for sc.Scan() {
+			c.lines <- sc.Text()
 		}
-		if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, n); err != nil {
-			b.Fatalf("setpriority of thread %d: %v", tid, err)
+	}()
+	b.Cleanup(func() {
+		in.Close()
+		if b.Failed() {
+			_ = cmd.Process.Kill() // it may be waiting for revocations that never come
+		}
+		if err := cmd.Wait(); err != nil && !b.Failed() {
+			b.Errorf("mesh child: %v", err)
+		}
+	})
+	return c
+}
+
+// next returns the child's next line of the protocol (other output, such
+// as the test framework's, is skipped).
+func (c *meshChild) next(b *testing.B, within time.Duration) string {
+	b.Helper()
+	timeout := time.After(within)
+	for {
+		select {
+		case l, ok := <-c.lines:
+			if !ok {
+				b.Fatal("mesh child ended early")
+			}
+			if k, _, _ := strings.Cut(l, " "); k == "ready" || k == "cpu" || k == "arrived" || k == "done" {
+				return l
+			}
+		case <-timeout:
+			b.Fatalf("mesh child silent for %v", within)
 		}
 	}
-	b.Logf("harness threads at nice %d", n)
+}
+
+func (c *meshChild) expect(b *testing.B, within time.Duration, want string) {
+	b.Helper()
+	if l := c.next(b, within); l != want {
+		b.Fatalf("mesh child said %q, want %q", l, want)
+	}
+}
+
+func (c *meshChild) send(b *testing.B, l string) {
+	b.Helper()
+	if _, err := io.WriteString(c.in, l+"\n"); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// cpu reads the child's CPU time line, in seconds.
+func (c *meshChild) cpu(b *testing.B) float64 {
+	b.Helper()
+	l := c.next(b, 6*time.Minute)
+	v, ok := strings.CutPrefix(l, "cpu ")
+	secs, err := strconv.ParseFloat(v, 64)
+	if !ok || err != nil {
+		b.Fatalf("mesh child said %q, want its CPU time", l)
+	}
+	return secs
+}
+
+// arrivals reads the child's arrival times, up to "done".
+func (c *meshChild) arrivals(b *testing.B) [][]int64 {
+	b.Helper()
+	var out [][]int64
+	for {
+		l := c.next(b, time.Minute)
+		if l == "done" {
+			return out
+		}
+		fields, ok := strings.CutPrefix(l, "arrived ")
+		if !ok {
+			b.Fatalf("mesh child said %q, want arrival times", l)
+		}
+		var row []int64
+		for v := range strings.FieldsSeq(fields) {
+			t, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				b.Fatalf("mesh child arrival %q: %v", v, err)
+			}
+			row = append(row, t)
+		}
+		out = append(out, row)
+	}
+}
+
+// TestMeshFollowers is the child process of a mesh run with
+// JWTGUARD_MESH_PROCS (see meshChild); without its environment it is
+// skipped.
+func TestMeshFollowers(t *testing.T) {
+	url := os.Getenv(meshChildURL)
+	if url == "" {
+		t.Skip("a child process of BenchmarkMeshScale")
+	}
+	var cluster []string
+	if c := os.Getenv(meshChildCluster); c != "" {
+		cluster = strings.Split(c, ",")
+	}
+	followers := envInt(t, meshChildFollowers, 1)
+	revocations := envInt(t, "JWTGUARD_MESH_REVOCATIONS", 50)
+	nodes := redisNodes{url: url, cluster: cluster}
+	fols, _, arrived, stop := meshFollowers(t, context.Background(), nodes, followers, revocations, meshBloom(0, revocations), nil)
+	defer stop()
+	in := bufio.NewScanner(os.Stdin)
+	fmt.Println("ready")
+	if !in.Scan() || in.Text() != "go" {
+		t.Fatalf("want go, got %q (%v)", in.Text(), in.Err())
+	}
+	fmt.Printf("cpu %f\n", selfCPU())
+	waitFor(t, 5*time.Minute, "every follower applies every revocation", func() bool {
+		for _, f := range fols {
+			if f.Position() < uint64(revocations)+1 {
+				return false
+			}
+		}
+		return true
+	})
+	fmt.Printf("cpu %f\n", selfCPU())
+	w := bufio.NewWriter(os.Stdout)
+	for _, row := range arrived {
+		w.WriteString("arrived")
+		for _, t := range row {
+			w.WriteString(" " + strconv.FormatInt(t, 10))
+		}
+		w.WriteString("\n")
+	}
+	w.WriteString("done\n")
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for in.Scan() { // until the benchmark closes the input
+	}
 }
 
 // loadAvg returns the machine's load averages (/proc/loadavg).

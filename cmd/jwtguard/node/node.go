@@ -159,13 +159,19 @@ func New(cfg *Config, opts ...Option) (n *Node, err error) {
 	}
 	fcfg := source.DefaultFollowerConfig()
 	fcfg.DataDir, fcfg.Bloom = c.DataDir, c.Bloom
+	followed := n.src
+	if st, ok := n.src.(*embedded.Store); ok {
+		// The node enforces the records it writes at once: its follower
+		// reads their feed copies without decoding them.
+		followed = embedded.AheadFeed{Store: st, Rev: n.rev}
+	}
 	if rs, ok := n.src.(*redis.Source); ok && c.PublishInterval > 0 {
 		if n.publisher, err = redis.NewPublisher(rs, redis.PublisherConfig{Interval: c.PublishInterval, Bloom: c.Bloom, Log: n.log, Filter: n.rev.Filter}); err != nil {
 			return n, err
 		}
 		fcfg.Publishing = n.publisher.Holding // the lease holder makes the snapshots others wait for
 	}
-	n.follower = source.NewFollower(n.src, n.rev, fcfg, n.log)
+	n.follower = source.NewFollower(followed, n.rev, fcfg, n.log)
 
 	if err := n.newScope(); err != nil {
 		return n, err
