@@ -23,6 +23,10 @@ package redis
 //	                            behind wait for and load its snapshot
 //	                            (default 0: no snapshot is published, they
 //	                            read the whole feed after SnapshotWait)
+//	JWTGUARD_MESH_WAIT_LAG      N: the followers' FollowerConfig.WaitLag
+//	                            (default: ReloadLag, 50,000; the runs of
+//	                            bench/SCALE.md's "Mass revocation to 1,000
+//	                            followers, measured" waited from 5,000)
 //	JWTGUARD_MESH_CLUSTER       1: a three-master Redis Cluster
 //	JWTGUARD_MESH_NICE          N: once Redis and the lease holder run, the
 //	                            harness lowers its own threads' priority by N
@@ -306,6 +310,11 @@ func meshFollowers(tb testing.TB, ctx context.Context, nodes redisNodes, n, revo
 		}
 		fcfg := source.DefaultFollowerConfig()
 		fcfg.Bloom = cfg
+		if v := os.Getenv("JWTGUARD_MESH_WAIT_LAG"); v != "" {
+			if fcfg.WaitLag, err = strconv.ParseUint(v, 10, 64); err != nil {
+				tb.Fatalf("JWTGUARD_MESH_WAIT_LAG: %v", err)
+			}
+		}
 		fols[f], revs[f] = source.NewFollower(src, rev, fcfg, quiet), rev
 		if err := fols[f].Start(ctx); err != nil {
 			tb.Fatal(err)

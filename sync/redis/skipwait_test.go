@@ -204,3 +204,37 @@ func TestFarBehindWaitsForTheSnapshot(t *testing.T) {
 		})
 	}
 }
+
+// TestBurstWithinWaitLagIsReadAtOnce: a burst of revocations smaller than
+// WaitLag (ReloadLag by default) behind a published snapshot is read from
+// the feed at once: the node never stops to look for a snapshot.
+func TestBurstWithinWaitLagIsReadAtOnce(t *testing.T) {
+	s, srv := newSource(t, Options{})
+	w := &watchedSource{Source: openSource(t, srv.URL(), Options{})}
+	recs := put(t, s, tokens("early", 1)...)
+	if err := s.Publish(ctxT(t), smallBloom); err != nil { // a lease holder runs
+		t.Fatal(err)
+	}
+	f, rev := skipFollower(t, w, time.Minute)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, testTimeout, "the node reaches 1", func() bool { return f.Position() >= 1 })
+	w.mu.Lock()
+	asked := w.asked
+	w.mu.Unlock()
+	// 90 behind, two batches of 50: more than ReloadLag/10, less than ReloadLag.
+	recs = append(recs, put(t, s, tokens("burst", 90)...)...)
+	waitFor(t, testTimeout, "the node reaches the burst's end", func() bool { return f.Position() >= recs[len(recs)-1].Position })
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.asked != asked || f.Skips() != 0 || f.SnapshotWaits() != 0 {
+		t.Fatalf("snapshot looks %d, skips %d, waits %d during the burst; want none", w.asked-asked, f.Skips(), f.SnapshotWaits())
+	}
+	for _, r := range recs {
+		if !rev.Filter().MayContain(r.LookupKey().FilterKey()) {
+			t.Fatalf("record %d not enforced", r.Position)
+		}
+	}
+}

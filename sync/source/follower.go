@@ -73,6 +73,12 @@ type FollowerConfig struct {
 	// feed until it is within ReloadLag of the source again. Default
 	// DefaultSnapshotWait; 0 takes the default.
 	SnapshotWait time.Duration
+	// WaitLag: a node more than this many positions behind after a full
+	// batch, whose source has published a snapshot, waits for one
+	// (SnapshotWait) rather than read the feed. Default ReloadLag, so that
+	// a burst smaller than that is read from the feed at once, as fast as
+	// ever; 0 takes the default.
+	WaitLag uint64
 	// Publishing, when set, reports whether the node's own publisher holds
 	// the lease: such a node never waits for a snapshot, since it is the
 	// one that publishes them from its own filter, and reads ten Batches at
@@ -121,6 +127,9 @@ func NewFollower(src Source, rev *authz.Revocations, cfg FollowerConfig, log *sl
 	}
 	if cfg.SnapshotWait <= 0 {
 		cfg.SnapshotWait = DefaultSnapshotWait
+	}
+	if cfg.WaitLag == 0 {
+		cfg.WaitLag = cfg.ReloadLag
 	}
 	return &Follower{src: src, rev: rev, cfg: cfg, log: log}
 }
@@ -321,7 +330,7 @@ func (f *Follower) step(ctx context.Context, wait time.Duration) error {
 // reading the feed up to the snapshot would cost the node (and the
 // source's network, once per node) more than the snapshot does.
 //
-// A node more than ReloadLag/10 behind after a full batch, whose source
+// A node more than WaitLag behind after a full batch, whose source
 // has published a snapshot (a lease holder runs), is in the midst of a
 // large write, perhaps a mass revocation: rather than read it all while it
 // is written (a million records is some 95 MB a node, sent by Redis to
@@ -351,7 +360,7 @@ func (f *Follower) step(ctx context.Context, wait time.Duration) error {
 func (f *Follower) skipAhead(ctx context.Context) error {
 	sp, ok := f.src.(SnapshotPositioner)
 	lag := f.cfg.ReloadLag
-	if !ok || f.feedOnly || f.Lag() <= lag/10 {
+	if !ok || f.feedOnly || f.Lag() <= f.cfg.WaitLag {
 		return nil
 	}
 	pos := f.Position()
