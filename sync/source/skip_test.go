@@ -76,7 +76,9 @@ func TestFollowerFarBehindLoadsTheSnapshot(t *testing.T) {
 			recs := put(t, src, values...)
 			head := recs[len(recs)-1].Position
 			src.fed.Store(0)
-			go fol.Run(ctx)
+			done := make(chan struct{})
+			go func() { defer close(done); fol.Run(ctx) }()
+			defer func() { cancel(); <-done }() // no read of a store closed after the test
 			waitFor(t, func() bool { return fol.Position() >= head })
 			for _, v := range append(values, "first") {
 				if !enforced(rev, v) {
