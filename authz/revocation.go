@@ -248,6 +248,10 @@ func AheadCopy(id string, pos uint64) Record {
 	return Record{ID: id, Position: pos, aheadCopy: true}
 }
 
+// IsAheadCopy reports whether r is an AheadCopy: a feed record without its
+// contents, which only Apply takes.
+func (r *Record) IsAheadCopy() bool { return r.aheadCopy }
+
 // aheadAt returns the run holding position pos, if it holds the ID of hash
 // h there. Under mu.
 func (r *Revocations) aheadAt(pos, h uint64) (*aheadRun, bool) {

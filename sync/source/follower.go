@@ -560,6 +560,11 @@ func (f *Follower) catchUpFilter(ctx context.Context) func(g *bloom.Filter) erro
 				return fmt.Errorf("feed after %d: %w", g.Position(), err)
 			}
 			for _, r := range recs {
+				if r.IsAheadCopy() {
+					// Never given while a replacement runs; a new filter
+					// would miss the key it lacks.
+					return fmt.Errorf("feed at %d came without its record", r.Position)
+				}
 				if r.IsLift() {
 					// The new filter keeps the lifted key (a filter cannot
 					// delete); the swap drops every cached answer.

@@ -94,3 +94,62 @@ func TestFollowerFarBehindLoadsTheSnapshot(t *testing.T) {
 		})
 	}
 }
+
+// aheadCopies is a source whose feed gives every record as an
+// authz.AheadCopy, as a store read for the serving node may.
+type aheadCopies struct{ source.Source }
+
+func (a aheadCopies) Feed(ctx context.Context, after uint64, limit int) ([]authz.Record, error) {
+	recs, err := a.Source.Feed(ctx, after, limit)
+	for i := range recs {
+		recs[i] = authz.AheadCopy(recs[i].ID, recs[i].Position)
+	}
+	return recs, err
+}
+
+// TestCatchUpRefusesAheadCopies: a new filter is never caught up from
+// records without their contents: the replacement fails, and the filter
+// in force keeps every record.
+func TestCatchUpRefusesAheadCopies(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t, t.TempDir())
+	put(t, st, "first")
+	f, err := bloom.New(smallBloom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, err := authz.NewRevocations(f, st, authz.DefaultRevocationConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := source.DefaultFollowerConfig()
+	cfg.Bloom = smallBloom
+	if err := source.NewFollower(st, rev, cfg, nil).Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The snapshot is taken before these: the catch-up must read them.
+	src := &snapshotFirst{Source: aheadCopies{st}}
+	fol := source.NewFollower(src, rev, cfg, nil)
+	src.after = func() { put(t, st, "second", "third") }
+	if err := fol.Refresh(ctx); err == nil {
+		t.Fatal("caught up a new filter from records without their contents")
+	}
+	if !enforced(rev, "first") {
+		t.Fatal("the filter in force lost a record")
+	}
+}
+
+// snapshotFirst runs after once its snapshot is taken.
+type snapshotFirst struct {
+	source.Source
+	after func()
+}
+
+func (s *snapshotFirst) Snapshot(ctx context.Context, cfg bloom.Config) (*bloom.Filter, error) {
+	f, err := s.Source.Snapshot(ctx, cfg)
+	if s.after != nil {
+		s.after()
+		s.after = nil
+	}
+	return f, err
+}
