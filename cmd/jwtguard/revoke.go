@@ -512,7 +512,7 @@ func readRecordFile(path, actor, reason string) ([]fileRecord, []rejection, erro
 		if len(line) == 0 || line[0] == '#' {
 			continue
 		}
-		rec, err := decodeRecordLine(line)
+		rec, err := admin.DecodeRecordLine(line)
 		if err == nil {
 			if rec.Actor == "" {
 				rec.Actor = actor
@@ -532,22 +532,6 @@ func readRecordFile(path, actor, reason string) ([]fileRecord, []rejection, erro
 		return nil, nil, fmt.Errorf("--from-file %s line %d: %w", path, n+1, err)
 	}
 	return recs, rejected, nil
-}
-
-func decodeRecordLine(line []byte) (authz.Record, error) {
-	var rec authz.Record
-	if err := admin.CheckJSONText(line); err != nil {
-		return rec, err
-	}
-	dec := json.NewDecoder(bytes.NewReader(line))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&rec); err != nil {
-		return rec, fmt.Errorf("bad JSON: %w", err)
-	}
-	if dec.More() {
-		return rec, errors.New("bad JSON: more than one value on the line")
-	}
-	return rec, nil
 }
 
 // printFileSummary prints "accepted N, rejected M" and the rejected lines,

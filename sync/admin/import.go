@@ -208,7 +208,7 @@ func (h *handler) importRevocations(w http.ResponseWriter, r *http.Request) {
 		if len(line) == 0 || line[0] == '#' {
 			continue
 		}
-		rec, err := decodeImportLine(line)
+		rec, err := DecodeRecordLine(line)
 		if err == nil {
 			if rec.Actor == "" {
 				rec.Actor = actor
@@ -272,14 +272,15 @@ func (h *handler) importRevocations(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, res)
 }
 
-// decodeImportLine decodes one line of an import strictly, as
+// DecodeRecordLine decodes one record of a --from-file or import line, as
+// the server's import and the CLI both read them: strictly, as
 // decodeStrict does, at half its cost (a new json.Decoder a line was the
 // import's largest cost after the store): json.Unmarshal, which takes the
 // same values, then a look at the object's names, which it does not check.
 // A line it does not take whole (an error, a name with an escape or outside
 // ASCII, a name that is no field) goes through decodeStrict, whose answer
 // it is.
-func decodeImportLine(line []byte) (authz.Record, error) {
+func DecodeRecordLine(line []byte) (authz.Record, error) {
 	var rec authz.Record
 	if err := CheckJSONText(line); err != nil {
 		return rec, err

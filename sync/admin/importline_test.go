@@ -51,7 +51,7 @@ func FuzzDecodeImportLine(f *testing.F) {
 }
 
 func sameAsStrict(t *testing.T, line []byte) {
-	got, err := decodeImportLine(line)
+	got, err := DecodeRecordLine(line)
 	var want authz.Record
 	werr := CheckJSONText(line)
 	if werr == nil {
