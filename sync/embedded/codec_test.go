@@ -3,6 +3,7 @@ package embedded
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
 	"time"
 
@@ -31,6 +32,34 @@ func TestEncodeRecord(t *testing.T) {
 	for _, r := range encodeCases {
 		sameAsMarshal(t, r)
 	}
+}
+
+// TestEncodeRecordHasEveryField: a record with every exported field set
+// encodes as json.Marshal encodes it, so that a field added to
+// authz.Record and not to encodeRecord fails here rather than go missing
+// from the store.
+func TestEncodeRecordHasEveryField(t *testing.T) {
+	var r authz.Record
+	v := reflect.ValueOf(&r).Elem()
+	for i := range v.NumField() {
+		f, field := v.Field(i), v.Type().Field(i)
+		if !field.IsExported() {
+			continue
+		}
+		switch f.Interface().(type) {
+		case string, authz.Kind:
+			f.SetString("v" + field.Name)
+		case int64:
+			f.SetInt(int64(i + 1))
+		case uint64:
+			f.SetUint(uint64(i + 1))
+		case time.Time:
+			f.Set(reflect.ValueOf(time.Unix(1_800_000_000+int64(i), 0).UTC()))
+		default:
+			t.Fatalf("authz.Record.%s is a %s: teach encodeRecord and this test its encoding", field.Name, field.Type)
+		}
+	}
+	sameAsMarshal(t, r)
 }
 
 func FuzzEncodeRecord(f *testing.F) {
