@@ -68,3 +68,57 @@ func BenchmarkConfirmHitParallel(b *testing.B) {
 		}
 	})
 }
+
+// TestEnforceInBulkKeepsDecisions: a batch larger than maxFilledEnforce
+// caches no answer for a key without one, and changes no decision: a
+// cached answer of a key in the batch gets the batch's rule at once, a key
+// without one is looked up in the source (which holds the records), and
+// a source that cannot answer gives a deny, not an allow. A small batch
+// still fills the cache.
+func TestEnforceInBulkKeepsDecisions(t *testing.T) {
+	src := newMemSource()
+	r := newTestRevocations(t, src)
+	now := time.Now().Unix()
+	cached := testVerified("cached", "", now)
+	flag(r, cached, checkToken) // a false positive, until the batch
+	checkWant(t, r, cached, ReasonOK)
+
+	token := func(jti string, pos int) Record {
+		return Record{ID: fmt.Sprintf("id-%d", pos), Kind: KindToken, Issuer: benchIssuer, Value: jti, Position: uint64(pos)}
+	}
+	batch := make([]Record, 0, maxFilledEnforce+1)
+	batch = append(batch, token("cached", 1), token("uncached", 2), token("unreachable", 3))
+	for len(batch) < cap(batch) {
+		batch = append(batch, unrelatedRecord(len(batch)))
+		batch[len(batch)-1].Position = uint64(len(batch))
+	}
+	for _, rec := range batch {
+		src.store(rec)
+	}
+	r.Enforce(batch...)
+	if st := r.Stats(); st.ConfirmSize != 1 {
+		t.Fatalf("confirm cache holds %d answers after a bulk Enforce, want the 1 it held", st.ConfirmSize)
+	}
+
+	lookups := src.count()
+	checkWant(t, r, cached, ReasonRevoked)
+	if src.count() != lookups {
+		t.Fatal("the cached answer was not brought up to date by the batch: looked up again")
+	}
+	checkWant(t, r, testVerified("uncached", "", now), ReasonRevoked)
+	if src.count() != lookups+1 {
+		t.Fatalf("%d lookups for a key of the batch without a cached answer, want 1", src.count()-lookups)
+	}
+	src.setDown(true)
+	checkWant(t, r, testVerified("unreachable", "", now), ReasonUnavailable)
+	src.setDown(false)
+
+	small := token("small", len(batch)+1)
+	src.store(small)
+	r.Enforce(small)
+	lookups = src.count()
+	checkWant(t, r, testVerified("small", "", now), ReasonRevoked)
+	if src.count() != lookups {
+		t.Fatal("a record enforced alone was looked up: its answer was not cached")
+	}
+}

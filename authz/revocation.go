@@ -173,13 +173,25 @@ func (r *Revocations) Ready() bool { return r.ready.Load() }
 // Enforce enforces recs at once without moving the filter's feed position:
 // for a server that has just written them to the source (so they carry
 // their ID and Position), before the feed brings them.
+//
+// A batch of more than maxFilledEnforce records (a bulk import's chunk)
+// updates the cached answers of its keys but caches none for a key that
+// has none: a lookup finds the records in the source, which holds them
+// before Enforce is called, so no decision changes; a bulk load would
+// otherwise spend half of its enforcing on filling the confirm cache and
+// evict the answers of the keys in use with answers nobody asked for.
 func (r *Revocations) Enforce(recs ...Record) {
+	fill := len(recs) <= maxFilledEnforce
 	for i := range recs {
 		r.mu.Lock()
-		r.apply(&recs[i], true)
+		r.apply(&recs[i], true, fill)
 		r.mu.Unlock()
 	}
 }
+
+// maxFilledEnforce is the largest batch whose Enforce caches answers for
+// keys without one: the admin API's largest batch (see sync/admin).
+const maxFilledEnforce = 10_000
 
 // maxEnforcedAhead bounds the records remembered as enforced ahead of the
 // feed (8 bytes each), and maxAheadRuns the runs of consecutive positions
@@ -313,7 +325,7 @@ func (r *Revocations) Apply(recs ...Record) int {
 // AheadCopy it cannot apply.
 func (r *Revocations) applyFeed(rec *Record) bool {
 	if !rec.aheadCopy {
-		r.apply(rec, false)
+		r.apply(rec, false, true)
 		return true
 	}
 	// Only a record still remembered is in the live filter for sure (a
@@ -330,8 +342,10 @@ func (r *Revocations) applyFeed(rec *Record) bool {
 // filters or in neither, and then it is in the live one). A record the
 // server enforces ahead of the feed is added once: Enforce skips one the
 // feed has brought already, and the feed's copy of one Enforce added only
-// moves the position.
-func (r *Revocations) apply(rec *Record, ahead bool) {
+// moves the position. A cached answer for rec's key gets rec's rule; a key
+// without one gets an answer of rec alone when fill is set and rec decides
+// every token under it.
+func (r *Revocations) apply(rec *Record, ahead, fill bool) {
 	k := rec.LookupKey().FilterKey()
 	pos := rec.Position
 	if ahead {
@@ -360,7 +374,7 @@ func (r *Revocations) apply(rec *Record, ahead bool) {
 	r.gens[slotOf(k)].Add(1)
 	if old, ok := r.confirm.Peek(k); ok {
 		r.confirm.Add(k, old.with(rec))
-	} else if rec.coversEveryToken() {
+	} else if fill && rec.coversEveryToken() {
 		r.confirm.Add(k, (*confirmAnswer)(nil).with(rec))
 	}
 	r.changes.Add(1)
