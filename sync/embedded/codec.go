@@ -71,9 +71,13 @@ func posKey(pos uint64) []byte { return putUint64(pos) }
 
 // expiryKey is the expiry bucket key of a record.
 func expiryKey(expires uint64, id string) []byte {
-	k := make([]byte, 8, 8+len(id))
-	binary.BigEndian.PutUint64(k, expires)
-	return append(k, id...)
+	return appendExpiryKey(make([]byte, 0, 8+len(id)), expires, id)
+}
+
+// appendExpiryKey appends the expiry bucket key of a record to dst.
+func appendExpiryKey(dst []byte, expires uint64, id string) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, expires)
+	return append(dst, id...)
 }
 
 // appendEntry appends the index entry of a record to dst.
@@ -136,7 +140,8 @@ func encodeRecord(r *authz.Record) ([]byte, error) {
 		!plainJSON(r.Reason) || !plainJSON(r.Actor) || !plainJSON(r.Lifts) {
 		return json.Marshal(r)
 	}
-	b := make([]byte, 0, 160+len(r.ID)+len(r.Issuer)+len(r.Value)+len(r.Reason)+len(r.Actor)+len(r.Lifts))
+	// Room for the position too, which a store adds (see withPosition).
+	b := make([]byte, 0, 192+len(r.ID)+len(r.Issuer)+len(r.Value)+len(r.Reason)+len(r.Actor)+len(r.Lifts))
 	name := func(n string) {
 		if len(b) > 0 {
 			b = append(b, ',')

@@ -13,17 +13,20 @@ import (
 var maxGroupRecords = 100_000
 
 // putRequest is one Put waiting for its records (and their audit
-// entries) to be committed.
+// entries) to be committed, prepared by prepareAll.
 type putRequest struct {
 	recs    []authz.Record
-	enc     [][]byte // recs encoded without positions (see prepare)
+	enc     [][]byte             // recs encoded without positions (see prepare)
+	index   []indexEntry         // the records' index keys, sorted
+	expiry  [][]byte             // the records' expiry keys, sorted
+	counts  map[authz.Kind]int64 // the records by kind
 	entries func(stored []authz.Record) []audit.Entry
 	done    chan error
 }
 
 // write stores the request's records and then their audit entries in tx.
 func (req *putRequest) write(tx *bolt.Tx) error {
-	if err := putRecords(tx, req.recs, req.enc); err != nil {
+	if err := putRecords(tx, req); err != nil {
 		return err
 	}
 	if req.entries == nil {
@@ -37,8 +40,8 @@ func (req *putRequest) write(tx *bolt.Tx) error {
 	return nil
 }
 
-// commit stores recs, and the audit entries that entries (when not nil)
-// makes of them once stored, synced to disk, before it returns: Puts that arrive
+// commit stores req's records, and the audit entries that req.entries
+// (when not nil) makes of them once stored, synced to disk, before it returns: Puts that arrive
 // while a transaction commits wait and are then written together, in one
 // transaction and one pair of syncs (a group commit). On a B+tree that is
 // much cheaper per record than one transaction each: index and expiry
@@ -48,8 +51,7 @@ func (req *putRequest) write(tx *bolt.Tx) error {
 //
 // No Put waits for a timer: the first one commits at once, and the next
 // group forms while it does.
-func (s *Store) commit(recs []authz.Record, enc [][]byte, entries func([]authz.Record) []audit.Entry) error {
-	req := &putRequest{recs: recs, enc: enc, entries: entries, done: make(chan error, 1)}
+func (s *Store) commit(req *putRequest) error {
 	s.mu.Lock()
 	s.queue = append(s.queue, req)
 	lead := !s.leading

@@ -43,16 +43,15 @@ func (s *Store) PutRecorded(ctx context.Context, recs []authz.Record, entries fu
 	if len(recs) == 0 {
 		return nil, nil
 	}
-	now := s.now()
-	out := make([]authz.Record, len(recs))
-	enc := make([][]byte, len(recs))
-	if err := prepareAll(recs, out, enc, now); err != nil {
+	req, err := prepareAll(recs, s.now())
+	if err != nil {
 		return nil, err
 	}
-	if err := s.commit(out, enc, entries); err != nil {
+	req.entries = entries
+	if err := s.commit(req); err != nil {
 		return nil, fmt.Errorf("put revocations: %w", err)
 	}
-	return out, nil
+	return req.recs, nil
 }
 
 // prepareParallel is the batch size from which prepareAll spreads its work
@@ -61,9 +60,20 @@ func (s *Store) PutRecorded(ctx context.Context, recs []authz.Record, entries fu
 // core before its transaction.
 const prepareParallel = 8192
 
-// prepareAll prepares recs into out and enc (see prepare), on several
-// cores for a large batch; the error is that of the first record at fault.
-func prepareAll(recs, out []authz.Record, enc [][]byte, now time.Time) error {
+// prepareAll prepares recs (see prepare) into a request for commit, on
+// several cores for a large batch, with its index and expiry keys sorted:
+// everything but what only the transaction knows (positions, the values
+// already stored under the index keys). The error is that of the first
+// record at fault.
+func prepareAll(recs []authz.Record, now time.Time) (*putRequest, error) {
+	req := &putRequest{
+		recs:   make([]authz.Record, len(recs)),
+		enc:    make([][]byte, len(recs)),
+		index:  make([]indexEntry, len(recs)),
+		expiry: make([][]byte, len(recs)),
+		counts: map[authz.Kind]int64{},
+		done:   make(chan error, 1),
+	}
 	parts := 1
 	if len(recs) >= prepareParallel {
 		parts = min(runtime.GOMAXPROCS(0), 8)
@@ -71,38 +81,97 @@ func prepareAll(recs, out []authz.Record, enc [][]byte, now time.Time) error {
 	// IDs first, in order: IDs made later sort later, so that the
 	// records bucket is appended to (see newID); made on several cores
 	// they would interleave, and each insertion would land mid-page.
-	for i := range out {
+	for i := range req.recs {
 		id, err := newID()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		out[i].ID = id
+		req.recs[i].ID = id
 	}
 	errs := make([]error, parts)
+	counts := make([]map[authz.Kind]int64, parts)
 	var wg sync.WaitGroup
 	for p := range parts {
 		lo, hi := len(recs)*p/parts, len(recs)*(p+1)/parts
 		wg.Go(func() {
+			var keys arena
+			counts[p] = map[authz.Kind]int64{}
 			for i := lo; i < hi; i++ {
-				if err := prepare(recs[i], &out[i], &enc[i], now); err != nil {
+				if err := prepare(recs[i], &req.recs[i], &req.enc[i], now); err != nil {
 					errs[p] = fmt.Errorf("record %d: %w", i, err)
 					return
 				}
+				r := &req.recs[i]
+				req.index[i] = indexEntry{keys.copy(r.LookupKey().String()), i}
+				req.expiry[i] = appendExpiryKey(keys.alloc(8+len(r.ID))[:0], timeKey(r.ExpiresAt), r.ID)
+				counts[p][r.Kind]++
 			}
 		})
 	}
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	for _, c := range counts {
+		for kind, n := range c {
+			req.counts[kind] += n
+		}
+	}
+	// Entries of one key keep the records' order (a stable sort, by the
+	// record as the second key: pdqsort, far quicker on a mass revocation).
+	sortKeys := func() {
+		slices.SortFunc(req.index, func(a, b indexEntry) int {
+			if c := bytes.Compare(a.key, b.key); c != 0 {
+				return c
+			}
+			return a.rec - b.rec
+		})
+	}
+	if parts > 1 {
+		wg.Go(sortKeys)
+	} else {
+		sortKeys()
+	}
+	slices.SortFunc(req.expiry, bytes.Compare)
+	wg.Wait()
+	return req, nil
+}
+
+// indexEntry is the index key of the record at rec in its request.
+type indexEntry struct {
+	key []byte
+	rec int
+}
+
+// arenaBlock is the size of the blocks an arena carves slices from.
+const arenaBlock = 64 << 10
+
+// arena hands out byte slices carved from large blocks: one allocation for
+// many small keys and values that live as long as one request.
+type arena struct{ buf []byte }
+
+// alloc returns a slice of n bytes, which appending to cannot overrun.
+func (a *arena) alloc(n int) []byte {
+	if cap(a.buf)-len(a.buf) < n {
+		a.buf = make([]byte, 0, max(n, arenaBlock))
+	}
+	a.buf = a.buf[:len(a.buf)+n]
+	return a.buf[len(a.buf)-n : len(a.buf) : len(a.buf)]
+}
+
+// copy returns a copy of s.
+func (a *arena) copy(s string) []byte {
+	b := a.alloc(len(s))
+	copy(b, s)
+	return b
 }
 
 // prepare validates r, gives it out's ID (and CreatedAt when zero) into out,
-// and encodes it without its position into enc: putRecords adds the
-// position, which only the transaction knows (see withPosition).
+// and encodes it without its position and its closing brace into enc:
+// putRecords adds both, the position being one only the transaction knows
+// (see withPosition).
 func prepare(r authz.Record, out *authz.Record, enc *[]byte, now time.Time) error {
 	if err := r.ValidateStored(); err != nil {
 		return err
@@ -123,17 +192,18 @@ func prepare(r authz.Record, out *authz.Record, enc *[]byte, now time.Time) erro
 	if err != nil {
 		return fmt.Errorf("encode: %w", err)
 	}
-	*out, *enc = r, data
+	*out, *enc = r, data[:len(data)-1]
 	return nil
 }
 
-// withPosition returns the JSON object data (a record encoded without its
-// position, see prepare) with the position field added before its closing
-// brace. The decoder takes fields in any order.
-func withPosition(data []byte, pos uint64) []byte {
-	out := make([]byte, 0, len(data)+32)
-	out = append(out, data[:len(data)-1]...)
-	out = append(out, `,"position":`...)
+// withPosition returns the JSON object whose members without the position
+// and without the closing brace are open (see prepare), with the position
+// field and the brace added. It appends to open in place when open has the
+// room (encodeRecord leaves it), never changing open's own bytes, so that
+// a request written again (see lead) gets the same value. The decoder
+// takes fields in any order.
+func withPosition(open []byte, pos uint64) []byte {
+	out := append(open, `,"position":`...)
 	out = strconv.AppendUint(out, pos, 10)
 	return append(out, '}')
 }
@@ -141,22 +211,23 @@ func withPosition(data []byte, pos uint64) []byte {
 // appendFill is the FillPercent of buckets whose new keys come last.
 const appendFill = 0.95
 
-// putRecords gives recs their positions and writes them with their feed,
-// index, expiry and count entries. Each bucket is written in key order,
-// which a B+tree takes much faster than scattered keys: positions and
-// record IDs (see newID) grow, so the feed and records buckets are
-// appended to (their pages filled, not split in half); index and expiry
-// keys are sorted first.
-func putRecords(tx *bolt.Tx, recs []authz.Record, enc [][]byte) error {
+// indexSteps bounds the keys putRecords steps over with a cursor to reach
+// the next index key before it seeks from the root instead.
+const indexSteps = 8
+
+// putRecords gives req's records their positions and writes them with
+// their feed, index, expiry and count entries. Each bucket is written in
+// key order, which a B+tree takes much faster than scattered keys:
+// positions and record IDs (see newID) grow, so the feed and records
+// buckets are appended to (their pages filled, not split in half); index
+// and expiry keys come sorted (see prepareAll). The values already under
+// the index keys are read first, in one walk of a cursor (from one key to
+// the next is mostly a step or two), before any index key is written.
+func putRecords(tx *bolt.Tx, req *putRequest) error {
+	recs := req.recs
 	feed, records := tx.Bucket(bucketFeed), tx.Bucket(bucketRecords)
 	feed.FillPercent, records.FillPercent = appendFill, appendFill
-	type entry struct {
-		key []byte
-		rec int
-	}
-	index := make([]entry, len(recs))
-	expiry := make([][]byte, len(recs))
-	counts := map[authz.Kind]int64{}
+	var mem arena
 	for i := range recs {
 		pos, err := feed.NextSequence()
 		if err != nil {
@@ -164,45 +235,57 @@ func putRecords(tx *bolt.Tx, recs []authz.Record, enc [][]byte) error {
 		}
 		r := &recs[i]
 		r.Position = pos
-		if err := records.Put([]byte(r.ID), withPosition(enc[i], pos)); err != nil {
+		id := mem.copy(r.ID)
+		if err := records.Put(id, withPosition(req.enc[i], pos)); err != nil {
 			return fmt.Errorf("record %d: %s: %w", i, bucketRecords, err)
 		}
-		if err := feed.Put(posKey(pos), []byte(r.ID)); err != nil {
+		if err := feed.Put(binary.BigEndian.AppendUint64(mem.alloc(8)[:0], pos), id); err != nil {
 			return fmt.Errorf("record %d: %s: %w", i, bucketFeed, err)
 		}
-		index[i] = entry{[]byte(r.LookupKey().String()), i}
-		expiry[i] = expiryKey(timeKey(r.ExpiresAt), r.ID)
-		counts[r.Kind]++
 	}
-	// Entries of one key keep the records' order (a stable sort, by the
-	// record as the second key: pdqsort, far quicker on a mass revocation).
-	slices.SortFunc(index, func(a, b entry) int {
-		if c := bytes.Compare(a.key, b.key); c != 0 {
-			return c
-		}
-		return a.rec - b.rec
-	})
+
 	ib := tx.Bucket(bucketIndex)
-	for i := 0; i < len(index); {
-		key := index[i].key
-		old := ib.Get(key)
-		val := append(make([]byte, 0, len(old)+entryLen), old...)
-		for ; i < len(index) && bytes.Equal(index[i].key, key); i++ {
-			r := &recs[index[i].rec]
+	type put struct{ key, val []byte }
+	var puts []put
+	c := ib.Cursor()
+	var k, v []byte
+	for i := 0; i < len(req.index); {
+		key := req.index[i].key
+		if len(puts) > 0 {
+			for n := 0; k != nil && n < indexSteps && bytes.Compare(k, key) < 0; n++ {
+				k, v = c.Next()
+			}
+		}
+		if len(puts) == 0 || k != nil && bytes.Compare(k, key) < 0 {
+			k, v = c.Seek(key)
+		}
+		var old []byte
+		if k != nil && bytes.Equal(k, key) {
+			old = v
+		}
+		j := i
+		for j < len(req.index) && bytes.Equal(req.index[j].key, key) {
+			j++
+		}
+		val := append(mem.alloc(len(old) + (j-i)*entryLen)[:0], old...)
+		for ; i < j; i++ {
+			r := &recs[req.index[i].rec]
 			val = appendEntry(val, r.ID, timeKey(r.ExpiresAt))
 		}
-		if err := ib.Put(key, val); err != nil {
+		puts = append(puts, put{key, val})
+	}
+	for _, p := range puts {
+		if err := ib.Put(p.key, p.val); err != nil {
 			return fmt.Errorf("%s: %w", bucketIndex, err)
 		}
 	}
-	slices.SortFunc(expiry, bytes.Compare)
 	eb := tx.Bucket(bucketExpiry)
-	for _, k := range expiry {
+	for _, k := range req.expiry {
 		if err := eb.Put(k, nil); err != nil {
 			return fmt.Errorf("%s: %w", bucketExpiry, err)
 		}
 	}
-	for kind, n := range counts {
+	for kind, n := range req.counts {
 		if err := addCount(tx, kind, n); err != nil {
 			return fmt.Errorf("count: %w", err)
 		}
