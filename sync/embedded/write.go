@@ -103,7 +103,7 @@ func prepareAll(recs []authz.Record, now time.Time) (*putRequest, error) {
 				}
 				r := &req.recs[i]
 				req.index[i] = indexEntry{keys.copy(r.LookupKey().String()), i}
-				req.expiry[i] = appendExpiryKey(keys.alloc(8+len(r.ID))[:0], timeKey(r.ExpiresAt), r.ID)
+				req.expiry[i] = appendExpiryKey(keys.alloc(8 + len(r.ID))[:0], timeKey(r.ExpiresAt), r.ID)
 				counts[p][r.Kind]++
 			}
 		})
