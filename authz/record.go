@@ -100,12 +100,12 @@ func (r Record) Validate() error {
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: %s", ErrInvalidRecord, fmt.Sprintf(format, a...))
 	}
-	for name, v := range map[string]string{"issuer": r.Issuer, "value": r.Value, "reason": r.Reason, "actor": r.Actor} {
-		if len(v) > maxRecordField {
-			return bad("%s is longer than %d bytes", name, maxRecordField)
+	for _, f := range [...]struct{ name, v string }{{"issuer", r.Issuer}, {"value", r.Value}, {"reason", r.Reason}, {"actor", r.Actor}} {
+		if len(f.v) > maxRecordField {
+			return bad("%s is longer than %d bytes", f.name, maxRecordField)
 		}
-		if !utf8.ValidString(v) {
-			return bad("%s is not valid UTF-8", name)
+		if !utf8.ValidString(f.v) {
+			return bad("%s is not valid UTF-8", f.name)
 		}
 	}
 	if r.Lifts != "" {

@@ -167,12 +167,13 @@ func encodeRecord(r *authz.Record) ([]byte, error) {
 		if t.IsZero() {
 			return true
 		}
-		v, err := t.MarshalJSON()
-		if err != nil {
+		name(n)
+		b = append(b, '"')
+		var err error
+		if b, err = t.AppendText(b); err != nil { // MarshalJSON's text, without its allocation
 			return false
 		}
-		name(n)
-		b = append(b, v...)
+		b = append(b, '"')
 		return true
 	}
 	opt("id", r.ID)
