@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jwtguard/jwtguard/authz"
@@ -98,20 +97,24 @@ func (c Config) recordStored(ctx context.Context, stored []authz.Record, addr st
 // recordTarget names a revocation record in the audit trail: its kind,
 // issuer, value, before time and ID.
 func recordTarget(rec authz.Record) string {
-	var b strings.Builder
-	b.WriteString(string(rec.Kind))
+	return string(appendRecordTarget(nil, &rec))
+}
+
+// appendRecordTarget appends recordTarget(*rec) to dst.
+func appendRecordTarget(dst []byte, rec *authz.Record) []byte {
+	dst = append(dst, rec.Kind...)
 	for _, s := range []string{rec.Issuer, rec.Value} {
 		if s != "" {
-			b.WriteString(" " + s)
+			dst = append(append(dst, ' '), s...)
 		}
 	}
 	if !rec.Before.IsZero() {
-		b.WriteString(" before " + rec.Before.UTC().Format(time.RFC3339))
+		dst = rec.Before.UTC().AppendFormat(append(dst, " before "...), time.RFC3339)
 	}
 	if rec.ID != "" {
-		b.WriteString(" id " + rec.ID)
+		dst = append(append(dst, " id "...), rec.ID...)
 	}
-	return b.String()
+	return dst
 }
 
 // recordAuthFailure records a request refused for its admin token.

@@ -2,7 +2,9 @@ package admin
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -169,5 +171,34 @@ func TestAuditWithoutTrail(t *testing.T) {
 	e := newEnv(t, Config{Token: testToken})
 	if code, _, _ := e.do(t, "GET", "/v1/audit", testToken, ""); code != http.StatusNotFound {
 		t.Fatalf("GET /v1/audit without a trail: %d, want 404", code)
+	}
+}
+
+// TestRecordTarget: the text an audit entry names a record by, and its
+// digest in an import chunk, stay what they were (the digest of an import
+// is checked against the records later).
+func TestRecordTarget(t *testing.T) {
+	before := time.Date(2026, 11, 30, 12, 0, 0, 0, time.FixedZone("x", 3600))
+	for _, tc := range []struct {
+		rec  authz.Record
+		want string
+	}{
+		{authz.Record{Kind: authz.KindToken, Issuer: "https://idp", Value: "j1", ID: "abc"}, "token https://idp j1 id abc"},
+		{authz.Record{Kind: authz.KindSubject, Value: "alice", Before: before}, "subject alice before 2026-11-30T11:00:00Z"},
+		{authz.Record{Kind: authz.KindIssuerBefore, Issuer: "https://idp", Before: before, ID: "i"}, "issuer-before https://idp before 2026-11-30T11:00:00Z id i"},
+		{authz.Record{Kind: authz.KindKey, Value: "k é"}, "key k é"},
+		{authz.Record{}, ""},
+	} {
+		if got := recordTarget(tc.rec); got != tc.want {
+			t.Errorf("recordTarget(%+v) = %q, want %q", tc.rec, got, tc.want)
+		}
+	}
+	recs := []authz.Record{
+		{Kind: authz.KindToken, Issuer: "https://idp", Value: "j1", ID: "a", Position: 3},
+		{Kind: authz.KindSubject, Value: "alice", Before: before, ID: "b", Position: 4},
+	}
+	const want = "token https://idp j1 id a\nsubject alice before 2026-11-30T11:00:00Z id b\n"
+	if got := summarize(recs).Digest; got != fmt.Sprintf("%x", sha256.Sum256([]byte(want))) {
+		t.Errorf("digest %s, want the SHA-256 of %q", got, want)
 	}
 }

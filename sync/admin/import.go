@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"reflect"
@@ -431,13 +430,15 @@ func (c Config) putChunk(ctx context.Context, src source.Source, recs []authz.Re
 func summarize(stored []authz.Record) ImportChunk {
 	c := ImportChunk{Stored: len(stored)}
 	d := sha256.New()
-	for i, rec := range stored {
+	var line []byte
+	for i := range stored {
+		rec := &stored[i]
 		if i == 0 || rec.Position < c.FirstPosition {
 			c.FirstPosition = rec.Position
 		}
 		c.LastPosition = max(c.LastPosition, rec.Position)
-		io.WriteString(d, recordTarget(rec))
-		d.Write([]byte{'\n'})
+		line = append(appendRecordTarget(line[:0], rec), '\n')
+		d.Write(line)
 	}
 	c.Digest = hex.EncodeToString(d.Sum(nil))
 	return c
