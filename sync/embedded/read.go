@@ -158,13 +158,17 @@ func (s *Store) feedPage(after uint64, limit int, known func(pos uint64, id []by
 	var out []authz.Record
 	err := s.view(func(tx *bolt.Tx) error {
 		feed := tx.Bucket(bucketFeed)
-		if top := feed.Sequence(); after > top {
+		top := feed.Sequence()
+		if after > top {
 			return fmt.Errorf("the store is at position %d: %w", top, source.ErrPositionAhead)
 		}
-		records := tx.Bucket(bucketRecords)
+		// Room for the page, within a bound: a large limit over a long
+		// feed grows it as records come.
+		out = make([]authz.Record, 0, min(uint64(limit), top-after, 4*DefaultFeedLimit))
+		records := cursorGet{c: tx.Bucket(bucketRecords).Cursor()}
 		c := feed.Cursor()
 		for k, id := c.Seek(posKey(after + 1)); k != nil && len(out) < limit; k, id = c.Next() {
-			data := records.Get(id)
+			data := records.get(id)
 			if known != nil && len(k) == 8 && data != nil {
 				if pos := binary.BigEndian.Uint64(k); known(pos, id) {
 					out = append(out, authz.AheadCopy(string(id), pos))

@@ -211,9 +211,42 @@ func withPosition(open []byte, pos uint64) []byte {
 // appendFill is the FillPercent of buckets whose new keys come last.
 const appendFill = 0.95
 
-// indexSteps bounds the keys putRecords steps over with a cursor to reach
-// the next index key before it seeks from the root instead.
-const indexSteps = 8
+// cursorSteps bounds the keys cursorGet steps over to reach the next key
+// asked for before it seeks from the root instead.
+const cursorSteps = 8
+
+// cursorGet gets values as Bucket.Get does, for keys asked for mostly in
+// increasing order and close together (the index keys of a Put, sorted;
+// the records of a feed page, whose IDs grow with their positions): it
+// steps a cursor forward from the key asked for last, a few keys at most,
+// instead of seeking from the root for each. A key before the last one is
+// sought. The keys asked for must stay valid (and the bucket unwritten)
+// while it is used.
+type cursorGet struct {
+	c    *bolt.Cursor
+	last []byte // the key asked for last; nil before the first
+	k, v []byte // where c is: the first key at or after last (nil: none)
+}
+
+// get returns the value of key, or nil.
+func (g *cursorGet) get(key []byte) []byte {
+	if g.last == nil || bytes.Compare(key, g.last) < 0 {
+		g.k, g.v = g.c.Seek(key)
+	} else {
+		for n := 0; g.k != nil && bytes.Compare(g.k, key) < 0; n++ {
+			if n == cursorSteps {
+				g.k, g.v = g.c.Seek(key)
+				break
+			}
+			g.k, g.v = g.c.Next()
+		}
+	}
+	g.last = key
+	if g.k != nil && bytes.Equal(g.k, key) {
+		return g.v
+	}
+	return nil
+}
 
 // putRecords gives req's records their positions and writes them with
 // their feed, index, expiry and count entries. Each bucket is written in
@@ -221,8 +254,8 @@ const indexSteps = 8
 // positions and record IDs (see newID) grow, so the feed and records
 // buckets are appended to (their pages filled, not split in half); index
 // and expiry keys come sorted (see prepareAll). The values already under
-// the index keys are read first, in one walk of a cursor (from one key to
-// the next is mostly a step or two), before any index key is written.
+// the index keys are read first, in one walk of a cursor (see cursorGet),
+// before any index key is written.
 func putRecords(tx *bolt.Tx, req *putRequest) error {
 	recs := req.recs
 	feed, records := tx.Bucket(bucketFeed), tx.Bucket(bucketRecords)
@@ -247,22 +280,10 @@ func putRecords(tx *bolt.Tx, req *putRequest) error {
 	ib := tx.Bucket(bucketIndex)
 	type put struct{ key, val []byte }
 	var puts []put
-	c := ib.Cursor()
-	var k, v []byte
+	stored := cursorGet{c: ib.Cursor()}
 	for i := 0; i < len(req.index); {
 		key := req.index[i].key
-		if len(puts) > 0 {
-			for n := 0; k != nil && n < indexSteps && bytes.Compare(k, key) < 0; n++ {
-				k, v = c.Next()
-			}
-		}
-		if len(puts) == 0 || k != nil && bytes.Compare(k, key) < 0 {
-			k, v = c.Seek(key)
-		}
-		var old []byte
-		if k != nil && bytes.Equal(k, key) {
-			old = v
-		}
+		old := stored.get(key)
 		j := i
 		for j < len(req.index) && bytes.Equal(req.index[j].key, key) {
 			j++

@@ -1,9 +1,12 @@
 package embedded
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -115,5 +118,105 @@ func TestPutWrittenAgain(t *testing.T) {
 	}
 	if st := stats(t, s); st.Records != 4 {
 		t.Fatalf("%d records counted, want 4", st.Records)
+	}
+}
+
+// TestCursorGet: cursorGet answers as Bucket.Get does for keys asked in
+// any order: increasing close together or far apart, repeated, going back,
+// absent, before the first key and after the last, over several pages.
+func TestCursorGet(t *testing.T) {
+	s, _ := newStore(t)
+	key := func(n int) []byte { return fmt.Appendf(nil, "k%06d", n) }
+	if err := s.update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucket([]byte("test"))
+		if err != nil {
+			return err
+		}
+		for n := 10; n < 5000; n += 3 { // gaps: absent keys between
+			if err := b.Put(key(n), fmt.Appendf(nil, "v%d", n)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	orders := map[string][]int{
+		"increasing":             {0, 1, 10, 11, 13, 13, 16, 40, 41, 4999, 5000, 6000},
+		"backwards":              {6000, 4999, 100, 13, 10, 0},
+		"past the end then back": {7000, 8000, 4996, 4996, 4997},
+	}
+	var walk []int
+	for n := 0; n < 6000; n += 1 + rnd.IntN(40) {
+		walk = append(walk, n)
+		if rnd.IntN(10) == 0 {
+			walk = append(walk, rnd.IntN(6000)) // a jump anywhere
+		}
+	}
+	orders["random walk"] = walk
+	for name, ns := range orders {
+		t.Run(name, func(t *testing.T) {
+			if err := s.view(func(tx *bolt.Tx) error {
+				b := tx.Bucket([]byte("test"))
+				g := cursorGet{c: b.Cursor()}
+				for _, n := range ns {
+					k := key(n)
+					if got, want := g.get(k), b.Get(k); !bytes.Equal(got, want) || (got == nil) != (want == nil) {
+						t.Fatalf("get(%s) = %q, Bucket.Get %q", k, got, want)
+					}
+				}
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestFeedIDsOutOfOrder: the feed reads each record whole even when record
+// IDs do not grow with positions (two Puts prepared in one order and
+// committed in the other), with and without records the node enforced
+// ahead.
+func TestFeedIDsOutOfOrder(t *testing.T) {
+	s, _ := newStore(t)
+	batch := func(prefix string, n int) []authz.Record {
+		recs := make([]authz.Record, n)
+		for i := range recs {
+			recs[i] = token("https://idp", fmt.Sprintf("%s-%d", prefix, i), time.Hour)
+		}
+		return recs
+	}
+	first, err := prepareAll(batch("first", 50), t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := prepareAll(batch("second", 50), t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.recs[0].ID <= first.recs[len(first.recs)-1].ID {
+		t.Fatal("IDs made later do not sort later")
+	}
+	for _, req := range []*putRequest{second, first} {
+		if err := s.commit(req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := append(append(slices.Clone(second.recs), first.recs...), put(t, s, batch("third", 50)...)...)
+	for _, known := range []func(uint64, []byte) bool{nil, func(pos uint64, _ []byte) bool { return pos%3 == 0 }} {
+		got, err := s.feedPage(0, 1000, known)
+		if err != nil || len(got) != len(want) {
+			t.Fatalf("feed = %d records, %v; want %d", len(got), err, len(want))
+		}
+		for i, r := range got {
+			w := want[i]
+			if r.Position != uint64(i+1) || w.Position != r.Position || r.ID != w.ID {
+				t.Fatalf("feed record %d: %+v, want %+v", i+1, r, w)
+			}
+			if r.IsAheadCopy() != (known != nil && known(r.Position, nil)) || !r.IsAheadCopy() && r.Value != w.Value {
+				t.Fatalf("feed record %d: %+v (ahead copy %v), want %+v", i+1, r, r.IsAheadCopy(), w)
+			}
+		}
 	}
 }
