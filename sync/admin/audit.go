@@ -47,6 +47,14 @@ type recordingSource interface {
 	Audit() audit.Store
 }
 
+// preparingSource is a recordingSource that does the work of a
+// PutRecorded that comes before its transaction apart (the embedded
+// store): an import prepares its next chunk while one commits.
+type preparingSource interface {
+	recordingSource
+	PreparePut(ctx context.Context, recs []authz.Record) (func(entries func([]authz.Record) []audit.Entry) ([]authz.Record, error), error)
+}
+
 // put stores recs in src and records them in the audit trail: in the same
 // transaction when the trail is src's own (the embedded store), else right
 // after, returning a warning when that failed (the revocations stand).

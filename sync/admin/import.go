@@ -117,12 +117,15 @@ func (h *handler) importRevocations(w http.ResponseWriter, r *http.Request) {
 	extend()
 	begin := time.Now()
 
-	// One goroutine reads and validates lines while another stores the
-	// chunk before: the store's commit and the decoding overlap. Chunks
-	// are stored in order, one at a time.
+	// One goroutine reads and validates lines, a second prepares the chunk
+	// before, a third stores the one before that: decoding, preparing and
+	// the store's commit overlap. Chunks are stored in order, one at a
+	// time.
 	type pending struct {
 		recs        []authz.Record
 		first, last int
+		put         chunkPut // prepared (see prepareChunk), or nil
+		err         error    // of preparing
 	}
 	var (
 		res      = ImportResult{Chunks: []ImportChunk{}, Rejected: []Rejection{}}
@@ -133,8 +136,9 @@ func (h *handler) importRevocations(w http.ResponseWriter, r *http.Request) {
 			code, line int
 			msg        string
 		}
-		chunks = make(chan pending, 1)
-		done   = make(chan struct{})
+		chunks   = make(chan pending)
+		prepared = make(chan pending)
+		done     = make(chan struct{})
 	)
 	stop := func(code, line int, msg string) {
 		status, res.Line, res.Error = code, line, msg
@@ -149,14 +153,33 @@ func (h *handler) importRevocations(w http.ResponseWriter, r *http.Request) {
 			h.rev.Enforce(stored...)
 		}
 	}()
+	// Chunks are prepared (validated, named, encoded) by a goroutine of
+	// their own, so that chunk k+1 is while chunk k commits; then stored,
+	// in order, one at a time. A chunk read whole is stored even when its
+	// sender is gone by now, so that what a broken import leaves does not
+	// hang on timing: every whole chunk, nothing of the one being read.
+	ctx := context.WithoutCancel(r.Context())
+	go func() {
+		defer close(prepared)
+		for p := range chunks {
+			if !failed.Load() {
+				p.put, p.err = h.cfg.prepareChunk(ctx, h.src, p.recs)
+			}
+			prepared <- p
+		}
+	}()
 	go func() {
 		defer close(done)
 		defer close(enforce)
-		for p := range chunks {
+		for p := range prepared {
 			if failed.Load() {
 				continue
 			}
-			chunk, err := h.storeChunk(r, p.recs, p.first, p.last, enforce)
+			var chunk ImportChunk
+			err := p.err
+			if err == nil {
+				chunk, err = h.storeChunk(ctx, r, p.put, p.recs, p.first, p.last, enforce)
+			}
 			if err != nil {
 				code := http.StatusInternalServerError
 				if errors.Is(err, authz.ErrInvalidRecord) {
@@ -231,7 +254,7 @@ func (h *handler) importRevocations(w http.ResponseWriter, r *http.Request) {
 		}
 		recs = append(recs, rec)
 		if len(recs) == h.cfg.ImportChunk {
-			chunks <- pending{recs, first, n}
+			chunks <- pending{recs: recs, first: first, last: n}
 			recs = nil
 			now = h.now()
 		}
@@ -251,7 +274,7 @@ func (h *handler) importRevocations(w http.ResponseWriter, r *http.Request) {
 		case err != nil:
 			stop(http.StatusBadRequest, n+1, fmt.Sprintf("read body at line %d: %v; import stopped", n+1, err))
 		case len(recs) > 0:
-			chunks <- pending{recs, first, n}
+			chunks <- pending{recs: recs, first: first, last: n}
 		}
 	}
 	close(chunks)
@@ -373,15 +396,35 @@ func knownName(name []byte, names []string) bool {
 	return false
 }
 
-// storeChunk stores recs (lines first to last) all or nothing with one
-// audit entry, hands them to enforce (to be enforced on this node while
-// the next chunk is stored) and logs one line.
-func (h *handler) storeChunk(r *http.Request, recs []authz.Record, first, last int, enforce chan<- []authz.Record) (ImportChunk, error) {
+// chunkPut stores a prepared chunk with the audit entries that entries
+// makes of it (see preparingSource).
+type chunkPut func(entries func([]authz.Record) []audit.Entry) ([]authz.Record, error)
+
+// prepareChunk prepares recs ahead of their commit (see preparingSource)
+// when putChunk stores them with their audit entry in src's own
+// transaction; otherwise it returns nil, and putChunk does all the work.
+func (c Config) prepareChunk(ctx context.Context, src source.Source, recs []authz.Record) (chunkPut, error) {
+	log, ok := c.Audit.(*audit.Log)
+	if !ok {
+		return nil, nil
+	}
+	ps, ok := src.(preparingSource)
+	if !ok || ps.Audit() != log.Store() {
+		return nil, nil
+	}
+	put, err := ps.PreparePut(ctx, recs)
+	if err != nil {
+		return nil, err
+	}
+	return put, nil
+}
+
+// storeChunk stores recs (lines first to last; prepared as put, or nil)
+// all or nothing with one audit entry, hands them to enforce (to be
+// enforced on this node while the next chunk is stored) and logs one line.
+func (h *handler) storeChunk(ctx context.Context, r *http.Request, put chunkPut, recs []authz.Record, first, last int, enforce chan<- []authz.Record) (ImportChunk, error) {
 	var chunk ImportChunk
-	// A chunk read whole is stored even when its sender is gone by now,
-	// so that what a broken import leaves does not hang on timing: every
-	// whole chunk, nothing of the one being read.
-	stored, warnings, err := h.cfg.putChunk(context.WithoutCancel(r.Context()), h.src, recs, r.RemoteAddr, &chunk)
+	stored, warnings, err := h.cfg.putChunk(ctx, h.src, put, recs, r.RemoteAddr, &chunk)
 	if err != nil {
 		return chunk, err
 	}
@@ -396,17 +439,23 @@ func (h *handler) storeChunk(r *http.Request, recs []authz.Record, first, last i
 	return chunk, nil
 }
 
-// putChunk stores recs with one audit entry naming them all (count,
-// positions and digest, see importEntry), in the same transaction when the
-// trail is src's own, and fills chunk's count, positions and digest.
-func (c Config) putChunk(ctx context.Context, src source.Source, recs []authz.Record, addr string, chunk *ImportChunk) ([]authz.Record, []string, error) {
+// putChunk stores recs (prepared as put by prepareChunk, or nil) with one
+// audit entry naming them all (count, positions and digest, see
+// importEntry), in the same transaction when the trail is src's own, and
+// fills chunk's count, positions and digest.
+func (c Config) putChunk(ctx context.Context, src source.Source, put chunkPut, recs []authz.Record, addr string, chunk *ImportChunk) ([]authz.Record, []string, error) {
 	describe := func(stored []authz.Record) audit.Entry {
 		*chunk = summarize(stored)
 		return importEntry(stored, *chunk, addr)
 	}
 	if log, ok := c.Audit.(*audit.Log); ok {
 		if rs, ok := src.(recordingSource); ok && rs.Audit() == log.Store() {
-			stored, err := rs.PutRecorded(ctx, recs, func(stored []authz.Record) []audit.Entry {
+			if put == nil {
+				put = func(entries func([]authz.Record) []audit.Entry) ([]authz.Record, error) {
+					return rs.PutRecorded(ctx, recs, entries)
+				}
+			}
+			stored, err := put(func(stored []authz.Record) []audit.Entry {
 				return []audit.Entry{log.Prepare(describe(stored))}
 			})
 			return stored, nil, err

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,8 +35,14 @@ type importEnv struct {
 
 func newImportEnv(t *testing.T, cfg Config) *importEnv {
 	t.Helper()
+	return newImportEnvWith(t, cfg, embedded.Options{})
+}
+
+// newImportEnvWith is newImportEnv over a store opened with opts.
+func newImportEnvWith(t *testing.T, cfg Config, opts embedded.Options) *importEnv {
+	t.Helper()
 	dir := t.TempDir()
-	store, err := embedded.Open(dir, embedded.Options{})
+	store, err := embedded.Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,5 +379,53 @@ func TestImportBrokenMidChunkThenFollow(t *testing.T) {
 		if !e.rev.Filter().MayContain(k.FilterKey()) {
 			t.Errorf("jti-%d, stored, is not enforced", i)
 		}
+	}
+}
+
+// TestImportStoreRefusesLaterChunk: the store refuses chunk 2 while it
+// prepares it (its clock has jumped past the records' expiry) as chunk 1
+// commits: chunk 1 stands, stored, enforced and audited; the answer names
+// chunk 2's lines; nothing of chunk 2 or 3 is stored, though chunk 3 was
+// read whole.
+func TestImportStoreRefusesLaterChunk(t *testing.T) {
+	var calls atomic.Int32
+	clock := func() time.Time {
+		if calls.Add(1) == 1 { // chunk 1's preparation
+			return time.Now()
+		}
+		return time.Now().AddDate(100, 0, 0)
+	}
+	e := newImportEnvWith(t, Config{ImportChunk: 3}, embedded.Options{Now: clock})
+	var b strings.Builder
+	for i := range 9 {
+		b.WriteString(tokenLine(i) + "\n")
+	}
+	res, err := e.client.Import(context.Background(), strings.NewReader(b.String()), "a", "r")
+	if !IsStatus(err, http.StatusBadRequest) {
+		t.Fatalf("err %v, want status 400", err)
+	}
+	if res.Stored != 3 || len(res.Chunks) != 1 || res.Line != 4 || !strings.Contains(res.Error, "lines 4-6 not stored") ||
+		!strings.Contains(res.Error, "not in the future") {
+		t.Fatalf("result %+v; want chunk 1 stored, lines 4-6 refused", res)
+	}
+	// The store's clock says they have expired: its feed still holds them.
+	if feed, err := e.store.Feed(context.Background(), 0, 100); err != nil || len(feed) != 3 {
+		t.Fatalf("store's feed holds %d records (%v), want 3", len(feed), err)
+	}
+	for i := range 3 {
+		k := authz.LookupKey{Kind: authz.KindToken, Issuer: "https://idp", Value: fmt.Sprintf("jti-%d", i)}
+		if !e.rev.Filter().MayContain(k.FilterKey()) {
+			t.Fatalf("record %d of the stored chunk is not enforced", i)
+		}
+	}
+	var targets []string
+	if err := e.store.Audit().Scan(context.Background(), "", func(st audit.Stored) bool {
+		targets = append(targets, st.Entry.Target)
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(targets) != 1 || !strings.Contains(targets[0], "import of 3 records") {
+		t.Fatalf("audit trail %q; want the one entry of chunk 1", targets)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -43,15 +44,49 @@ func (s *Store) PutRecorded(ctx context.Context, recs []authz.Record, entries fu
 	if len(recs) == 0 {
 		return nil, nil
 	}
-	req, err := prepareAll(recs, s.now())
+	put, err := s.PreparePut(ctx, recs)
 	if err != nil {
 		return nil, err
 	}
-	req.entries = entries
-	if err := s.commit(req); err != nil {
-		return nil, fmt.Errorf("put revocations: %w", err)
+	return put(entries)
+}
+
+// ErrPutTwice is the error of a second call of the function PreparePut
+// returns.
+var ErrPutTwice = errors.New("prepared put called twice")
+
+// PreparePut does the work of PutRecorded that comes before its
+// transaction: it validates recs (the error is PutRecorded's), names and
+// encodes them. It returns put, which stores them, with the audit entries
+// that entries makes of them, as PutRecorded does; at most once. A bulk
+// import prepares its next chunk while one commits, so that this work is
+// not on the path of the commits. Batches prepared in one order and put in
+// another are stored alike (only their record IDs no longer grow with
+// their positions).
+func (s *Store) PreparePut(ctx context.Context, recs []authz.Record) (put func(entries func(stored []authz.Record) []audit.Entry) ([]authz.Record, error), err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
-	return req.recs, nil
+	var req *putRequest
+	if len(recs) > 0 {
+		if req, err = prepareAll(recs, s.now()); err != nil {
+			return nil, err
+		}
+	}
+	var once atomic.Bool
+	return func(entries func(stored []authz.Record) []audit.Entry) ([]authz.Record, error) {
+		if !once.CompareAndSwap(false, true) {
+			return nil, fmt.Errorf("put revocations: %w", ErrPutTwice)
+		}
+		if req == nil {
+			return nil, nil
+		}
+		req.entries = entries
+		if err := s.commit(req); err != nil {
+			return nil, fmt.Errorf("put revocations: %w", err)
+		}
+		return req.recs, nil
+	}, nil
 }
 
 // prepareParallel is the batch size from which prepareAll spreads its work

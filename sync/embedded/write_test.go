@@ -220,3 +220,44 @@ func TestFeedIDsOutOfOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestPreparePut: batches prepared in one order are stored in the order
+// they are put; a put runs once; a batch the store refuses is refused
+// when prepared, and nothing of it is stored.
+func TestPreparePut(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	putA, err := s.PreparePut(ctx, []authz.Record{token("https://idp", "a", time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	putB, err := s.PreparePut(ctx, []authz.Record{token("https://idp", "b", time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := putB(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := putA(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b[0].Position != 1 || a[0].Position != 2 {
+		t.Fatalf("positions b %d, a %d; want 1, 2", b[0].Position, a[0].Position)
+	}
+	if _, err := putA(nil); !errors.Is(err, ErrPutTwice) {
+		t.Fatalf("second put: %v, want ErrPutTwice", err)
+	}
+	if _, err := s.PreparePut(ctx, []authz.Record{token("https://idp", "c", time.Hour), token("https://idp", "expired", -time.Hour)}); !errors.Is(err, authz.ErrInvalidRecord) {
+		t.Fatalf("prepare of an expired record: %v, want ErrInvalidRecord", err)
+	}
+	if putNone, err := s.PreparePut(ctx, nil); err != nil {
+		t.Fatal(err)
+	} else if out, err := putNone(nil); out != nil || err != nil {
+		t.Fatalf("put of nothing: %v, %v", out, err)
+	}
+	if st := stats(t, s); st.Records != 2 {
+		t.Fatalf("%d records stored, want 2", st.Records)
+	}
+}
