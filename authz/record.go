@@ -208,12 +208,27 @@ func newLookupKey(kind Kind, issuer, value string) LookupKey {
 // String renders k unambiguously (the issuer is length-prefixed, since
 // claims may hold any character); it is the input of FilterKey.
 func (k LookupKey) String() string {
-	return string(k.Kind) + "\x00" + strconv.Itoa(len(k.Issuer)) + "\x00" + k.Issuer + "\x00" + k.Value
+	var buf [lookupKeyBuf]byte
+	return string(k.AppendString(buf[:0]))
 }
+
+// AppendString appends k.String() to dst: a store's index key or a filter
+// key without a string made for it.
+func (k LookupKey) AppendString(dst []byte) []byte {
+	dst = append(append(dst, k.Kind...), 0)
+	dst = append(strconv.AppendInt(dst, int64(len(k.Issuer)), 10), 0)
+	dst = append(append(dst, k.Issuer...), 0)
+	return append(dst, k.Value...)
+}
+
+// lookupKeyBuf is the room on the stack for a rendered key; a longer one
+// goes to the heap.
+const lookupKeyBuf = 256
 
 // FilterKey is the Bloom filter key of k.
 func (k LookupKey) FilterKey() bloom.Key {
-	return bloom.KeyOfString(k.String())
+	var buf [lookupKeyBuf]byte
+	return bloom.KeyOf(k.AppendString(buf[:0]))
 }
 
 // Lookup is the exact revocation lookup authz needs from a source: every

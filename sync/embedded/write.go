@@ -137,7 +137,7 @@ func prepareAll(recs []authz.Record, now time.Time) (*putRequest, error) {
 					return
 				}
 				r := &req.recs[i]
-				req.index[i] = indexEntry{keys.copy(r.LookupKey().String()), i}
+				req.index[i] = indexEntry{keys.add(r.LookupKey().AppendString), i}
 				req.expiry[i] = appendExpiryKey(keys.alloc(8 + len(r.ID))[:0], timeKey(r.ExpiresAt), r.ID)
 				counts[p][r.Kind]++
 			}
@@ -194,6 +194,21 @@ func (a *arena) alloc(n int) []byte {
 	}
 	a.buf = a.buf[:len(a.buf)+n]
 	return a.buf[len(a.buf)-n : len(a.buf) : len(a.buf)]
+}
+
+// add returns what appendTo appends to an empty slice, in the arena when
+// it fits in the block's room.
+func (a *arena) add(appendTo func([]byte) []byte) []byte {
+	if cap(a.buf)-len(a.buf) < arenaBlock/64 {
+		a.buf = make([]byte, 0, arenaBlock)
+	}
+	start := len(a.buf)
+	out := appendTo(a.buf[start:start])
+	if len(out) > cap(a.buf)-start {
+		return out // it did not fit: appendTo allocated it
+	}
+	a.buf = a.buf[:start+len(out)]
+	return out[:len(out):len(out)]
 }
 
 // copy returns a copy of s.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -259,5 +260,37 @@ func TestPreparePut(t *testing.T) {
 	}
 	if st := stats(t, s); st.Records != 2 {
 		t.Fatalf("%d records stored, want 2", st.Records)
+	}
+}
+
+// TestArena: slices carved from one block do not overlap, appending to
+// one cannot overwrite the next, and one larger than a block's room is
+// whole.
+func TestArena(t *testing.T) {
+	var a arena
+	var got [][]byte
+	var want []string
+	for i := range 3000 {
+		s := fmt.Sprintf("key-%d-%s", i, strings.Repeat("x", i%50))
+		switch i % 3 {
+		case 0:
+			got = append(got, a.copy(s))
+		case 1:
+			got = append(got, a.add(func(b []byte) []byte { return append(b, s...) }))
+		default:
+			b := a.alloc(len(s))
+			copy(b, s)
+			got = append(got, b)
+		}
+		_ = append(got[len(got)-1], "overrun"...) // must not reach the next slice
+		want = append(want, s)
+	}
+	big := strings.Repeat("y", 2*arenaBlock)
+	got = append(got, a.add(func(b []byte) []byte { return append(b, big...) }), a.copy("after"))
+	want = append(want, big, "after")
+	for i := range got {
+		if string(got[i]) != want[i] {
+			t.Fatalf("slice %d = %.40q, want %.40q", i, got[i], want[i])
+		}
 	}
 }
