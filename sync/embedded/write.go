@@ -44,11 +44,15 @@ func (s *Store) PutRecorded(ctx context.Context, recs []authz.Record, entries fu
 	if len(recs) == 0 {
 		return nil, nil
 	}
-	put, err := s.PreparePut(ctx, recs)
+	req, err := prepareAll(recs, s.now(), min(runtime.GOMAXPROCS(0), 8))
 	if err != nil {
 		return nil, err
 	}
-	return put(entries)
+	req.entries = entries
+	if err := s.commit(req); err != nil {
+		return nil, fmt.Errorf("put revocations: %w", err)
+	}
+	return req.recs, nil
 }
 
 // ErrPutTwice is the error of a second call of the function PreparePut
@@ -60,7 +64,8 @@ var ErrPutTwice = errors.New("prepared put called twice")
 // encodes them. It returns put, which stores them, with the audit entries
 // that entries makes of them, as PutRecorded does; at most once. A bulk
 // import prepares its next chunk while one commits, so that this work is
-// not on the path of the commits. Batches prepared in one order and put in
+// not on the path of the commits; on one goroutine, so that it does not
+// take the committing one's processor. Batches prepared in one order and put in
 // another are stored alike (only their record IDs no longer grow with
 // their positions).
 func (s *Store) PreparePut(ctx context.Context, recs []authz.Record) (put func(entries func(stored []authz.Record) []audit.Entry) ([]authz.Record, error), err error) {
@@ -69,7 +74,7 @@ func (s *Store) PreparePut(ctx context.Context, recs []authz.Record) (put func(e
 	}
 	var req *putRequest
 	if len(recs) > 0 {
-		if req, err = prepareAll(recs, s.now()); err != nil {
+		if req, err = prepareAll(recs, s.now(), 1); err != nil {
 			return nil, err
 		}
 	}
@@ -95,12 +100,12 @@ func (s *Store) PreparePut(ctx context.Context, recs []authz.Record) (put func(e
 // core before its transaction.
 const prepareParallel = 8192
 
-// prepareAll prepares recs (see prepare) into a request for commit, on
-// several cores for a large batch, with its index and expiry keys sorted:
+// prepareAll prepares recs (see prepare) into a request for commit, on up
+// to parts goroutines for a large batch, with its index and expiry keys sorted:
 // everything but what only the transaction knows (positions, the values
 // already stored under the index keys). The error is that of the first
 // record at fault.
-func prepareAll(recs []authz.Record, now time.Time) (*putRequest, error) {
+func prepareAll(recs []authz.Record, now time.Time, parts int) (*putRequest, error) {
 	req := &putRequest{
 		recs:   make([]authz.Record, len(recs)),
 		enc:    make([][]byte, len(recs)),
@@ -109,9 +114,8 @@ func prepareAll(recs []authz.Record, now time.Time) (*putRequest, error) {
 		counts: map[authz.Kind]int64{},
 		done:   make(chan error, 1),
 	}
-	parts := 1
-	if len(recs) >= prepareParallel {
-		parts = min(runtime.GOMAXPROCS(0), 8)
+	if len(recs) < prepareParallel {
+		parts = 1
 	}
 	// IDs first, in order: IDs made later sort later, so that the
 	// records bucket is appended to (see newID); made on several cores

@@ -87,7 +87,7 @@ func TestPutWrittenAgain(t *testing.T) {
 	s, _ := newStore(t)
 	put(t, s, token("https://idp", "before", time.Hour))
 	recs := []authz.Record{token("https://idp", "a", time.Hour), token("https://idp", "b", time.Hour), token("https://idp", "a", 2*time.Hour)}
-	req, err := prepareAll(recs, t0)
+	req, err := prepareAll(recs, t0, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,11 +188,11 @@ func TestFeedIDsOutOfOrder(t *testing.T) {
 		}
 		return recs
 	}
-	first, err := prepareAll(batch("first", 50), t0)
+	first, err := prepareAll(batch("first", 50), t0, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, err := prepareAll(batch("second", 50), t0)
+	second, err := prepareAll(batch("second", 50), t0, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
