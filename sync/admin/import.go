@@ -164,6 +164,9 @@ func (h *handler) importRevocations(w http.ResponseWriter, r *http.Request) {
 		for p := range chunks {
 			if !failed.Load() {
 				p.put, p.err = h.cfg.prepareChunk(ctx, h.src, p.recs)
+				if p.put != nil {
+					p.recs = nil // the store holds its own copy: less for the collector to mark
+				}
 			}
 			prepared <- p
 		}
@@ -175,10 +178,13 @@ func (h *handler) importRevocations(w http.ResponseWriter, r *http.Request) {
 			if failed.Load() {
 				continue
 			}
-			var chunk ImportChunk
+			var (
+				chunk  ImportChunk
+				stored []authz.Record
+			)
 			err := p.err
 			if err == nil {
-				chunk, err = h.storeChunk(ctx, r, p.put, p.recs, p.first, p.last, enforce)
+				chunk, stored, err = h.storeChunk(ctx, r, p.put, p.recs, p.first, p.last, enforce)
 			}
 			if err != nil {
 				code := http.StatusInternalServerError
@@ -191,7 +197,7 @@ func (h *handler) importRevocations(w http.ResponseWriter, r *http.Request) {
 				failed.Store(true)
 				continue
 			}
-			for _, rec := range p.recs {
+			for _, rec := range stored {
 				if len(h.cfg.Issuers) > 0 && rec.Issuer != "" && !slices.Contains(h.cfg.Issuers, rec.Issuer) &&
 					(issues[rec.Issuer] > 0 || len(issues) < maxIssuerWarnings) {
 					issues[rec.Issuer]++
@@ -421,12 +427,13 @@ func (c Config) prepareChunk(ctx context.Context, src source.Source, recs []auth
 
 // storeChunk stores recs (lines first to last; prepared as put, or nil)
 // all or nothing with one audit entry, hands them to enforce (to be
-// enforced on this node while the next chunk is stored) and logs one line.
-func (h *handler) storeChunk(ctx context.Context, r *http.Request, put chunkPut, recs []authz.Record, first, last int, enforce chan<- []authz.Record) (ImportChunk, error) {
+// enforced on this node while the next chunk is stored), logs one line and
+// returns them as stored.
+func (h *handler) storeChunk(ctx context.Context, r *http.Request, put chunkPut, recs []authz.Record, first, last int, enforce chan<- []authz.Record) (ImportChunk, []authz.Record, error) {
 	var chunk ImportChunk
 	stored, warnings, err := h.cfg.putChunk(ctx, h.src, put, recs, r.RemoteAddr, &chunk)
 	if err != nil {
-		return chunk, err
+		return chunk, nil, err
 	}
 	enforce <- stored
 	chunk.FirstLine, chunk.LastLine = first, last
@@ -436,7 +443,7 @@ func (h *handler) storeChunk(ctx context.Context, r *http.Request, put chunkPut,
 	for _, msg := range warnings {
 		h.log.Warn("import revocations", "warning", msg)
 	}
-	return chunk, nil
+	return chunk, stored, nil
 }
 
 // putChunk stores recs (prepared as put by prepareChunk, or nil) with one

@@ -429,3 +429,21 @@ func TestImportStoreRefusesLaterChunk(t *testing.T) {
 		t.Fatalf("audit trail %q; want the one entry of chunk 1", targets)
 	}
 }
+
+// TestImportWarnsOfIssuers: records naming an issuer the server is not
+// configured with are stored, counted over every chunk and warned about.
+func TestImportWarnsOfIssuers(t *testing.T) {
+	e := newImportEnv(t, Config{ImportChunk: 2, Issuers: []string{"https://configured"}})
+	var b strings.Builder
+	for i := range 5 {
+		b.WriteString(tokenLine(i) + "\n")
+	}
+	b.WriteString(`{"kind":"token","issuer":"https://configured","value":"x"}` + "\n")
+	res, err := e.client.Import(context.Background(), strings.NewReader(b.String()), "a", "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Stored != 6 || len(res.Warnings) != 1 || !strings.HasPrefix(res.Warnings[0], `5 records name issuer "https://idp"`) {
+		t.Fatalf("stored %d, warnings %q; want 6 stored, one warning of 5 records", res.Stored, res.Warnings)
+	}
+}
