@@ -136,6 +136,39 @@ func decodeCursor(c string) (uint64, error) {
 // bulk import is: encoding was a tenth of an import's CPU. Any other goes
 // to json.Marshal.
 func encodeRecord(r *authz.Record) ([]byte, error) {
+	return encodeRecordWith(r, nil)
+}
+
+// timeTexts keeps the JSON text of the times encodeRecordWith wrote last:
+// the records of one batch mostly share their created_at and expires_at.
+type timeTexts struct {
+	times [2]time.Time
+	texts [2][]byte
+	next  int
+}
+
+// text returns the JSON text of t (between quotes), from the cache when
+// t is identical (same instant, clock reading and location: the same
+// text) to one of the times kept.
+func (c *timeTexts) text(t time.Time) ([]byte, error) {
+	for i := range c.times {
+		if c.texts[i] != nil && c.times[i] == t {
+			return c.texts[i], nil
+		}
+	}
+	b, err := t.AppendText([]byte{'"'})
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, '"')
+	c.times[c.next], c.texts[c.next] = t, b
+	c.next = (c.next + 1) % len(c.times)
+	return b, nil
+}
+
+// encodeRecordWith is encodeRecord, taking the text of times from cache
+// (nil: none).
+func encodeRecordWith(r *authz.Record, cache *timeTexts) ([]byte, error) {
 	if !plainJSON(r.ID) || !plainJSON(string(r.Kind)) || !plainJSON(r.Issuer) || !plainJSON(r.Value) ||
 		!plainJSON(r.Reason) || !plainJSON(r.Actor) || !plainJSON(r.Lifts) {
 		return json.Marshal(r)
@@ -165,6 +198,15 @@ func encodeRecord(r *authz.Record) ([]byte, error) {
 	}
 	tm := func(n string, t time.Time) bool {
 		if t.IsZero() {
+			return true
+		}
+		if cache != nil {
+			text, err := cache.text(t)
+			if err != nil {
+				return false
+			}
+			name(n)
+			b = append(b, text...)
 			return true
 		}
 		name(n)

@@ -74,12 +74,21 @@ func FuzzEncodeRecord(f *testing.F) {
 
 func sameAsMarshal(t *testing.T, r authz.Record) {
 	t.Helper()
-	got, err := encodeRecord(&r)
 	want, werr := json.Marshal(r)
-	if (err == nil) != (werr == nil) || err != nil && err.Error() != werr.Error() {
-		t.Fatalf("%+v: error %v, json.Marshal %v", r, err, werr)
+	// Without a cache of times, then with one, cold and warm, and warm
+	// with other times of the same instant (another location, a clock
+	// reading) in it.
+	var cache, other timeTexts
+	for _, o := range []authz.Record{r, {CreatedAt: r.ExpiresAt.In(time.FixedZone("x", 3600)), ExpiresAt: r.CreatedAt.Round(0)}} {
+		_, _ = encodeRecordWith(&o, &other)
 	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("%+v:\n got %s\nwant %s", r, got, want)
+	for i, c := range []*timeTexts{nil, &cache, &cache, &other} {
+		got, err := encodeRecordWith(&r, c)
+		if (err == nil) != (werr == nil) || err != nil && err.Error() != werr.Error() {
+			t.Fatalf("%+v (encoding %d): error %v, json.Marshal %v", r, i, err, werr)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%+v (encoding %d):\n got %s\nwant %s", r, i, got, want)
+		}
 	}
 }

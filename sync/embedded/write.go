@@ -133,10 +133,13 @@ func prepareAll(recs []authz.Record, now time.Time, parts int) (*putRequest, err
 	for p := range parts {
 		lo, hi := len(recs)*p/parts, len(recs)*(p+1)/parts
 		wg.Go(func() {
-			var keys arena
+			var (
+				keys  arena
+				times timeTexts
+			)
 			counts[p] = map[authz.Kind]int64{}
 			for i := lo; i < hi; i++ {
-				if err := prepare(recs[i], &req.recs[i], &req.enc[i], now); err != nil {
+				if err := prepare(recs[i], &req.recs[i], &req.enc[i], now, &times); err != nil {
 					errs[p] = fmt.Errorf("record %d: %w", i, err)
 					return
 				}
@@ -223,10 +226,11 @@ func (a *arena) copy(s string) []byte {
 }
 
 // prepare validates r, gives it out's ID (and CreatedAt when zero) into out,
-// and encodes it without its position and its closing brace into enc:
+// and encodes it (with times, see encodeRecordWith) without its position
+// and its closing brace into enc:
 // putRecords adds both, the position being one only the transaction knows
 // (see withPosition).
-func prepare(r authz.Record, out *authz.Record, enc *[]byte, now time.Time) error {
+func prepare(r authz.Record, out *authz.Record, enc *[]byte, now time.Time, times *timeTexts) error {
 	if err := r.ValidateStored(); err != nil {
 		return err
 	}
@@ -242,7 +246,7 @@ func prepare(r authz.Record, out *authz.Record, enc *[]byte, now time.Time) erro
 			authz.ErrInvalidRecord, r.ExpiresAt.Format(time.RFC3339))
 	}
 	r.ID, r.Position = out.ID, 0
-	data, err := encodeRecord(&r)
+	data, err := encodeRecordWith(&r, times)
 	if err != nil {
 		return fmt.Errorf("encode: %w", err)
 	}
