@@ -64,8 +64,7 @@ var ErrPutTwice = errors.New("prepared put called twice")
 // encodes them. It returns put, which stores them, with the audit entries
 // that entries makes of them, as PutRecorded does; at most once. A bulk
 // import prepares its next chunk while one commits, so that this work is
-// not on the path of the commits; on one goroutine, so that it does not
-// take the committing one's processor. Batches prepared in one order and put in
+// not on the path of the commits. Batches prepared in one order and put in
 // another are stored alike (only their record IDs no longer grow with
 // their positions).
 func (s *Store) PreparePut(ctx context.Context, recs []authz.Record) (put func(entries func(stored []authz.Record) []audit.Entry) ([]authz.Record, error), err error) {
@@ -74,7 +73,15 @@ func (s *Store) PreparePut(ctx context.Context, recs []authz.Record) (put func(e
 	}
 	var req *putRequest
 	if len(recs) > 0 {
-		if req, err = prepareAll(recs, s.now(), 1); err != nil {
+		// On one goroutine beside a running commit, so as not to take its
+		// processor; on all when the store is idle (an import's first chunk).
+		s.mu.Lock()
+		parts := 1
+		if !s.leading {
+			parts = min(runtime.GOMAXPROCS(0), 8)
+		}
+		s.mu.Unlock()
+		if req, err = prepareAll(recs, s.now(), parts); err != nil {
 			return nil, err
 		}
 	}
@@ -342,7 +349,7 @@ func putRecords(tx *bolt.Tx, req *putRequest) error {
 	for i := 0; i < len(req.index); {
 		key := req.index[i].key
 		old := stored.get(key)
-		j := i
+		j := i + 1
 		for j < len(req.index) && bytes.Equal(req.index[j].key, key) {
 			j++
 		}
