@@ -136,7 +136,7 @@ func decodeCursor(c string) (uint64, error) {
 // bulk import is: encoding was a tenth of an import's CPU. Any other goes
 // to json.Marshal.
 func encodeRecord(r *authz.Record) ([]byte, error) {
-	return encodeRecordWith(r, nil)
+	return encodeRecordWith(r, nil, nil)
 }
 
 // timeTexts keeps the JSON text of the times encodeRecordWith wrote last:
@@ -167,14 +167,20 @@ func (c *timeTexts) text(t time.Time) ([]byte, error) {
 }
 
 // encodeRecordWith is encodeRecord, taking the text of times from cache
-// (nil: none).
-func encodeRecordWith(r *authz.Record, cache *timeTexts) ([]byte, error) {
+// and its bytes from mem (nil: none).
+func encodeRecordWith(r *authz.Record, cache *timeTexts, mem *arena) ([]byte, error) {
 	if !plainJSON(r.ID) || !plainJSON(string(r.Kind)) || !plainJSON(r.Issuer) || !plainJSON(r.Value) ||
 		!plainJSON(r.Reason) || !plainJSON(r.Actor) || !plainJSON(r.Lifts) {
 		return json.Marshal(r)
 	}
 	// Room for the position too, which a store adds (see withPosition).
-	b := make([]byte, 0, 192+len(r.ID)+len(r.Issuer)+len(r.Value)+len(r.Reason)+len(r.Actor)+len(r.Lifts))
+	size := 192 + len(r.ID) + len(r.Issuer) + len(r.Value) + len(r.Reason) + len(r.Actor) + len(r.Lifts)
+	var b []byte
+	if mem != nil {
+		b = mem.alloc(size)[:0]
+	} else {
+		b = make([]byte, 0, size)
+	}
 	name := func(n string) {
 		if len(b) > 0 {
 			b = append(b, ',')

@@ -80,10 +80,11 @@ func sameAsMarshal(t *testing.T, r authz.Record) {
 	// reading) in it.
 	var cache, other timeTexts
 	for _, o := range []authz.Record{r, {CreatedAt: r.ExpiresAt.In(time.FixedZone("x", 3600)), ExpiresAt: r.CreatedAt.Round(0)}} {
-		_, _ = encodeRecordWith(&o, &other)
+		_, _ = encodeRecordWith(&o, &other, nil)
 	}
+	var mem arena
 	for i, c := range []*timeTexts{nil, &cache, &cache, &other} {
-		got, err := encodeRecordWith(&r, c)
+		got, err := encodeRecordWith(&r, c, &mem)
 		if (err == nil) != (werr == nil) || err != nil && err.Error() != werr.Error() {
 			t.Fatalf("%+v (encoding %d): error %v, json.Marshal %v", r, i, err, werr)
 		}

@@ -141,18 +141,18 @@ func prepareAll(recs []authz.Record, now time.Time, parts int) (*putRequest, err
 		lo, hi := len(recs)*p/parts, len(recs)*(p+1)/parts
 		wg.Go(func() {
 			var (
-				keys  arena
+				mem   arena // keys and encodings
 				times timeTexts
 			)
 			counts[p] = map[authz.Kind]int64{}
 			for i := lo; i < hi; i++ {
-				if err := prepare(recs[i], &req.recs[i], &req.enc[i], now, &times); err != nil {
+				if err := prepare(recs[i], &req.recs[i], &req.enc[i], now, &times, &mem); err != nil {
 					errs[p] = fmt.Errorf("record %d: %w", i, err)
 					return
 				}
 				r := &req.recs[i]
-				req.index[i] = indexEntry{keys.add(r.LookupKey().AppendString), i}
-				req.expiry[i] = appendExpiryKey(keys.alloc(8 + len(r.ID))[:0], timeKey(r.ExpiresAt), r.ID)
+				req.index[i] = indexEntry{mem.add(r.LookupKey().AppendString), i}
+				req.expiry[i] = appendExpiryKey(mem.alloc(8 + len(r.ID))[:0], timeKey(r.ExpiresAt), r.ID)
 				counts[p][r.Kind]++
 			}
 		})
@@ -233,11 +233,11 @@ func (a *arena) copy(s string) []byte {
 }
 
 // prepare validates r, gives it out's ID (and CreatedAt when zero) into out,
-// and encodes it (with times, see encodeRecordWith) without its position
-// and its closing brace into enc:
+// and encodes it (with times and mem, see encodeRecordWith) without its
+// position and its closing brace into enc:
 // putRecords adds both, the position being one only the transaction knows
 // (see withPosition).
-func prepare(r authz.Record, out *authz.Record, enc *[]byte, now time.Time, times *timeTexts) error {
+func prepare(r authz.Record, out *authz.Record, enc *[]byte, now time.Time, times *timeTexts, mem *arena) error {
 	if err := r.ValidateStored(); err != nil {
 		return err
 	}
@@ -253,7 +253,7 @@ func prepare(r authz.Record, out *authz.Record, enc *[]byte, now time.Time, time
 			authz.ErrInvalidRecord, r.ExpiresAt.Format(time.RFC3339))
 	}
 	r.ID, r.Position = out.ID, 0
-	data, err := encodeRecordWith(&r, times)
+	data, err := encodeRecordWith(&r, times, mem)
 	if err != nil {
 		return fmt.Errorf("encode: %w", err)
 	}
@@ -344,7 +344,7 @@ func putRecords(tx *bolt.Tx, req *putRequest) error {
 
 	ib := tx.Bucket(bucketIndex)
 	type put struct{ key, val []byte }
-	var puts []put
+	puts := make([]put, 0, len(req.index))
 	stored := cursorGet{c: ib.Cursor()}
 	for i := 0; i < len(req.index); {
 		key := req.index[i].key
