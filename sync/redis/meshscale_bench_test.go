@@ -512,6 +512,11 @@ func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration,
 	load0 := loadAvg()
 	w = openWindow(b, nodes)
 	first := time.Now()
+	if procs == 0 {
+		progressDone := make(chan struct{})
+		defer close(progressDone)
+		go massProgress(fols, fed, progressDone)
+	}
 	next := make(chan int)
 	var top atomic.Uint64
 	var swg sync.WaitGroup
@@ -550,6 +555,7 @@ func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration,
 	}
 	close(next)
 	swg.Wait()
+	fmt.Fprintf(os.Stderr, "progress: writes ended +%.1fs at position %d, load %s\n", time.Since(first).Seconds(), top.Load(), loadAvg())
 	select {
 	case err := <-errs:
 		b.Fatal(err)
@@ -773,6 +779,33 @@ func (c *meshChild) arrivals(b *testing.B) [][]int64 {
 	}
 }
 
+// massProgress writes to stderr, every 5 s for up to 10 minutes, where a
+// mass revocation's followers stand, so that a run cut short still tells:
+// their lowest and median positions, snapshot loads, waits that ended in
+// the feed and records read from the feed; it stops when done closes.
+func massProgress(fols []*source.Follower, fed []atomic.Int64, done <-chan struct{}) {
+	start := time.Now()
+	for time.Since(start) < 10*time.Minute {
+		select {
+		case <-done:
+			return
+		case <-time.After(5 * time.Second):
+		}
+		pos := make([]uint64, len(fols))
+		var skips, waits uint64
+		var read int64
+		for i, f := range fols {
+			pos[i] = f.Position()
+			skips += f.Skips() + f.Reloads()
+			waits += f.SnapshotWaits()
+			read += fed[i].Load()
+		}
+		slices.Sort(pos)
+		fmt.Fprintf(os.Stderr, "progress pid %d +%.0fs: positions min %d median %d, loads %d, waits ended in the feed %d, records read %d, load %s\n",
+			os.Getpid(), time.Since(start).Seconds(), pos[0], pos[len(pos)/2], skips, waits, read, loadAvg())
+	}
+}
+
 // massRows reads the child's lines of a mass revocation, up to "done".
 func (c *meshChild) massRows(b *testing.B) []followerMass {
 	b.Helper()
@@ -848,6 +881,7 @@ func TestMeshFollowers(t *testing.T) {
 				fed[f].Store(0)
 			}
 			fmt.Printf("cpu %f\n", selfCPU())
+			go massProgress(fols, fed, nil)
 		case strings.HasPrefix(l, "top "):
 			top, err := strconv.ParseUint(strings.TrimPrefix(l, "top "), 10, 64)
 			if err != nil {
