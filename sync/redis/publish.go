@@ -391,8 +391,10 @@ func (p *Publisher) lease(ctx context.Context) (bool, error) {
 // has not moved that far and is Behind the source, or is ahead of Redis
 // (which lost data), publishes a filter built from the records instead, as
 // publishIfBehind does, when build allows and not in a burst, so that the
-// snapshot keeps up with the source whatever the node's own lag. It reports
-// whether it published the node's filter (the burst goes on).
+// snapshot keeps up with the source whatever the node's own lag. The
+// node's filter is compacted before it is sent, so that the nodes loading
+// it have no delta to rebuild. It reports whether it published the node's
+// filter (the burst goes on).
 func (p *Publisher) publishOwnIfBehind(ctx context.Context, behind uint64, burst, build bool) (bool, error) {
 	// The filter's position first: the snapshot written after it holds at
 	// least every record up to it (a filter's position only grows).
@@ -417,6 +419,14 @@ func (p *Publisher) publishOwnIfBehind(ctx context.Context, behind uint64, burst
 		return false, p.src.Publish(ctx, p.cfg.Bloom)
 	default:
 		return burst, nil // the node's filter may catch up by the next look
+	}
+	// Compacted first: a node loading a snapshot re-adds every key of its
+	// delta, which for a full delta of 131,072 keys is most of a load's
+	// CPU (40 ms against 9.5 ms for a 1M-key filter) and 2 MiB of its 6.
+	// Compact only moves keys from the delta into the base: the node's
+	// answers are the same.
+	if err := f.Compact(); err != nil {
+		return false, fmt.Errorf("publish the node's filter: %w", err)
 	}
 	var buf bytes.Buffer
 	if err := f.WriteSnapshot(&buf); err != nil {

@@ -481,7 +481,11 @@ func TestPublisherSendsItsNodesFilter(t *testing.T) {
 	recs := put(t, s, tokens("b", 10)...)
 	caughtUp(30)
 	publish(30, false, "a node in step, 10 past the snapshot")
-	checkHolds(t, snapshot(t, s), recs)
+	sent := snapshot(t, s)
+	checkHolds(t, sent, recs)
+	if st := sent.Stats(); st.DeltaEntries != 0 {
+		t.Errorf("the node's filter was sent with %d keys in its delta: every node loading it re-adds them; want it compacted", st.DeltaEntries)
+	}
 	put(t, s, tokens("c", 4)...)
 	caughtUp(34)
 	publish(30, false, "4 past the snapshot, Behind 5")
