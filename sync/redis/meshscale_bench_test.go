@@ -43,7 +43,8 @@ package redis
 //	                            all the followers (default 0: all in this
 //	                            process); with JWTGUARD_MESH_NICE the
 //	                            children lower their own priority, not the
-//	                            writer's process
+//	                            writer's process; with JWTGUARD_MESH_MASS
+//	                            each child runs with GOMAXPROCS=1
 //
 // The harness runs in the benchmark's processes and Redis in its own: their
 // CPU is told apart by reading Redis's from INFO cpu (used_cpu_sys and
@@ -674,6 +675,12 @@ func startMeshChild(b *testing.B, nodes redisNodes, followers, revocations, mass
 	cmd.Env = append(os.Environ(), meshChildURL+"="+nodes.url, meshChildCluster+"="+strings.Join(nodes.cluster, ","),
 		meshChildFollowers+"="+strconv.Itoa(followers), "JWTGUARD_MESH_REVOCATIONS="+strconv.Itoa(revocations),
 		"JWTGUARD_MESH_MASS="+strconv.Itoa(mass))
+	if mass > 0 {
+		// One thread running Go a child: on two shared cores, N children
+		// with two each would outnumber Redis and the lease holder in the
+		// CPU's run queue, niced or not.
+		cmd.Env = append(cmd.Env, "GOMAXPROCS=1")
+	}
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
