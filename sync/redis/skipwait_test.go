@@ -19,8 +19,9 @@ import (
 // watchedSource is a follower's Redis source that notes the positions its
 // feed is read from and the records it hands out, and may run a hook when
 // the follower asks where the published snapshot is (ask: the position it
-// answers instead, ok false for Redis's own answer), or fail that many
-// asks (failing, counted down; as a Redis too busy to answer in time).
+// answers instead, ok false for Redis's own answer), or fail asks (as a
+// Redis too busy to answer in time): all of them while hold is set, then
+// failing more (counted down).
 type watchedSource struct {
 	*Source
 	mu      sync.Mutex
@@ -28,6 +29,7 @@ type watchedSource struct {
 	fed     int
 	ask     func(n int, pos uint64, found bool) (uint64, bool)
 	asked   int
+	hold    bool
 	failing int
 }
 
@@ -47,8 +49,10 @@ func (w *watchedSource) SnapshotPosition(ctx context.Context) (uint64, bool, err
 	pos, found, err := w.Source.SnapshotPosition(ctx)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.failing > 0 {
-		w.failing--
+	if w.hold || w.failing > 0 {
+		if !w.hold {
+			w.failing--
+		}
 		return 0, false, errLookFailed
 	}
 	w.asked++
@@ -109,7 +113,8 @@ func TestFarBehindWaitsForTheSnapshot(t *testing.T) {
 		publishEarly, publishLate bool
 		// ask is the watched source's hook (s the writer's source).
 		ask func(t *testing.T, s *Source, keep func([]authz.Record)) func(n int, pos uint64, found bool) (uint64, bool)
-		// failLooks: the node's first looks fail.
+		// failLooks: the node's looks fail until the late publish is done,
+		// and failLooks more.
 		failLooks int
 		wantSkips uint64
 		wantWaits uint64
@@ -139,12 +144,10 @@ func TestFarBehindWaitsForTheSnapshot(t *testing.T) {
 		{name: "published while the node waits: loaded", wait: time.Minute, publishEarly: true, wantSkips: 1,
 			ask: func(t *testing.T, s *Source, keep func([]authz.Record)) func(int, uint64, bool) (uint64, bool) {
 				return func(n int, _ uint64, _ bool) (uint64, bool) {
-					if n == 1 {
-						go func() { // the lease holder, a moment later
-							if err := s.Publish(context.Background(), smallBloom); err != nil {
-								t.Error(err)
-							}
-						}()
+					if n == 1 { // the lease holder, once the node has seen the old snapshot
+						if err := s.Publish(context.Background(), smallBloom); err != nil {
+							t.Error(err)
+						}
 					}
 					return 0, false
 				}
@@ -226,7 +229,7 @@ func TestFarBehindWaitsForTheSnapshot(t *testing.T) {
 				w.mu.Unlock()
 			}
 			w.mu.Lock()
-			w.failing = tc.failLooks
+			w.hold, w.failing = tc.failLooks > 0, tc.failLooks
 			w.mu.Unlock()
 			recs = append(recs, put(t, s, tokens("mass", 400)...)...) // one Put: the node wakes 400 behind
 			if tc.publishLate {
@@ -234,6 +237,9 @@ func TestFarBehindWaitsForTheSnapshot(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			w.mu.Lock()
+			w.hold = false
+			w.mu.Unlock()
 			waitFor(t, testTimeout, "the node reaches the source's newest position", func() bool {
 				st, err := s.Stats(ctxT(t))
 				return err == nil && f.Position() >= st.Position && f.Position() >= head
@@ -359,5 +365,47 @@ func TestFeedAfterWaitStillLoadsFarSnapshot(t *testing.T) {
 	}
 	if w.fed >= len(recs) {
 		t.Errorf("read %d records from the feed of %d: the snapshot saved nothing", w.fed, len(recs))
+	}
+}
+
+// TestStartingNodeReadsOnWhenLooksFail: a node starting far behind, whose
+// looks at the published snapshot fail, reads the feed on: it does not wait
+// (only a node that enforces already does), however long SnapshotWait.
+func TestStartingNodeReadsOnWhenLooksFail(t *testing.T) {
+	s, srv := newSource(t, Options{})
+	w := &watchedSource{Source: openSource(t, srv.URL(), Options{}), hold: true}
+	recs := put(t, s, tokens("early", 1)...)
+	if err := s.Publish(ctxT(t), smallBloom); err != nil {
+		t.Fatal(err)
+	}
+	recs = append(recs, put(t, s, tokens("mass", 400)...)...)
+	filter, err := bloom.New(smallBloom)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, err := authz.NewRevocations(filter, w, authz.DefaultRevocationConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := source.DefaultFollowerConfig()
+	cfg.Bloom, cfg.Batch, cfg.ReloadLag, cfg.SnapshotWait = smallBloom, 50, 100, time.Hour
+	f := source.NewFollower(w, rev, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	started := make(chan error, 1)
+	go func() { started <- f.Start(context.Background()) }()
+	select {
+	case err := <-started:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(testTimeout):
+		t.Fatalf("Start still running after %v: the starting node waits for a snapshot its looks cannot see", testTimeout)
+	}
+	if f.Position() < recs[len(recs)-1].Position {
+		t.Fatalf("started at %d, want %d", f.Position(), recs[len(recs)-1].Position)
+	}
+	for _, r := range recs {
+		if !rev.Filter().MayContain(r.LookupKey().FilterKey()) {
+			t.Fatalf("record %d not enforced", r.Position)
+		}
 	}
 }

@@ -360,7 +360,8 @@ func (f *Follower) step(ctx context.Context, wait time.Duration) error {
 // or after three such looks without a snapshot far enough ahead. A look
 // that fails (either of its two commands) tells nothing: it is neither a
 // sign that the writes ended nor that no lease holder runs, and the node
-// looks again later, backing off, as it does after a failed load. At
+// looks again later, backing off, as it does after a failed load (a node
+// that does not wait reads the feed on). At
 // SnapshotWait it loads the snapshot if it is far enough ahead, else
 // reads the feed (SnapshotWaits counts these), unless the published
 // snapshot moved in its last three looks, its looks fail or a load
@@ -410,8 +411,11 @@ func (f *Follower) skipAhead(ctx context.Context) error {
 		}
 		now := time.Now()
 		over := !now.Before(bound)
-		failed := err != nil // a look that tells nothing
-		if !failed {
+		lookFailed := err != nil // a look that tells nothing
+		if lookFailed && !wait {
+			return nil // a node that does not wait reads the feed
+		}
+		if !lookFailed {
 			if found {
 				f.seeHead(snap) // the source has reached it
 			}
@@ -442,7 +446,7 @@ func (f *Follower) skipAhead(ctx context.Context) error {
 				if f.loadAhead(ctx, sp, pos, snap) {
 					return nil
 				}
-				loadErr, failed = true, true
+				loadErr, lookFailed = true, true
 				if !wait || over || ctx.Err() != nil {
 					f.failed, f.feedOnly = snap, true
 					if wait && ctx.Err() == nil {
@@ -473,7 +477,7 @@ func (f *Follower) skipAhead(ctx context.Context) error {
 			f.log.Warn("no look at the source's snapshot succeeded in time; reading the feed", "from", pos, "err", err, "waited", now.Sub(start))
 			return nil
 		}
-		if failed {
+		if lookFailed {
 			backoff = min(backoff*2, maxLookBackoff)
 		} else {
 			backoff = 1
