@@ -177,7 +177,7 @@ func TestMeshWaitAndStatus(t *testing.T) {
 	decided(t, m.token(t, "w1"), "revoked", m.nodes...)
 
 	m.nodes[2].stop(t)
-	_, errOut, err := m.cliErr("revoke", "--jti", "w2", "--issuer", meshIssuer, "--reason", "test", "--wait", "--wait-timeout", "2s")
+	_, errOut, err := m.cliErr("revoke", "--jti", "w2", "--issuer", meshIssuer, "--reason", "test", "--wait", "--wait-timeout", "10s")
 	if err == nil || !strings.Contains(err.Error(), "node-2 (at ") || strings.Contains(err.Error(), "node-0") || strings.Contains(err.Error(), "odd-keys") {
 		t.Fatalf("revoke --wait with node 2 stopped: %v\n%s", err, errOut)
 	}

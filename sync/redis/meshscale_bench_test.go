@@ -41,7 +41,10 @@ package redis
 //	                            so that neither the writer nor the arrival
 //	                            times wait in one scheduler's queue behind
 //	                            all the followers (default 0: all in this
-//	                            process; not with JWTGUARD_MESH_MASS)
+//	                            process); with JWTGUARD_MESH_NICE the
+//	                            children lower their own priority, not the
+//	                            writer's process; with JWTGUARD_MESH_MASS
+//	                            each child runs with GOMAXPROCS=1
 //
 // The harness runs in the benchmark's processes and Redis in its own: their
 // CPU is told apart by reading Redis's from INFO cpu (used_cpu_sys and
@@ -267,8 +270,8 @@ func BenchmarkMeshScale(b *testing.B) {
 	if rate < 1 || followers < 1 {
 		b.Fatal("JWTGUARD_MESH_RATE and JWTGUARD_MESH_FOLLOWERS must be at least 1")
 	}
-	if procs > 0 && (mass > 0 || procs > followers) {
-		b.Fatal("JWTGUARD_MESH_PROCS: at most one a follower, and not with JWTGUARD_MESH_MASS")
+	if procs > followers {
+		b.Fatal("JWTGUARD_MESH_PROCS: at most one a follower")
 	}
 	for b.Loop() {
 		meshRun(b, followers, revocations, rate, idle, mass, cluster, publish, procs)
@@ -295,7 +298,7 @@ func meshFollowers(tb testing.TB, ctx context.Context, nodes redisNodes, n, revo
 			for _, r := range recs {
 				if i, ok := strings.CutPrefix(r.Value, "mesh-"); ok {
 					if n, err := strconv.Atoi(i); err == nil && n < revocations {
-						arrived[f][n] = at.UnixNano()
+						atomic.StoreInt64(&arrived[f][n], at.UnixNano())
 					}
 				}
 			}
@@ -334,7 +337,7 @@ func meshBloom(mass, revocations int) bloom.Config {
 // niceThreads lowers the priority of every thread of this process by n
 // (threads made later inherit it); the processes it started before keep
 // theirs.
-func niceThreads(b *testing.B, n int) {
+func niceThreads(b testing.TB, n int) {
 	b.Helper()
 	tasks, err := os.ReadDir("/proc/self/task")
 	if err != nil {
@@ -362,8 +365,8 @@ func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration,
 	if publish && mass > 0 {
 		lease = startLeaseHolder(b, nodes, mass, revocations)
 	}
-	if n := envInt(b, "JWTGUARD_MESH_NICE", 0); n > 0 {
-		niceThreads(b, n)
+	if n := envInt(b, "JWTGUARD_MESH_NICE", 0); n > 0 && procs == 0 {
+		niceThreads(b, n) // with procs, the children nice themselves
 	}
 	// The mass revocation's senders, connected before the followers are.
 	const senders = 4
@@ -391,7 +394,7 @@ func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration,
 		defer stop()
 	} else {
 		for c := range procs {
-			children = append(children, startMeshChild(b, nodes, followers*(c+1)/procs-followers*c/procs, revocations))
+			children = append(children, startMeshChild(b, nodes, followers*(c+1)/procs-followers*c/procs, revocations, mass))
 		}
 		for _, c := range children {
 			c.expect(b, time.Minute, "ready")
@@ -423,7 +426,7 @@ func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration,
 	var childCPU float64
 	for _, c := range children {
 		c.send(b, "go")
-		childCPU -= c.cpu(b)
+		childCPU -= c.cpu(b, 6*time.Minute)
 	}
 	perPut := max(1, rate/100)
 	tick := time.NewTicker(time.Second * time.Duration(perPut) / time.Duration(rate))
@@ -459,7 +462,7 @@ func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration,
 		waitFor(b, 5*time.Minute, "every follower applies every revocation", last)
 	}
 	for _, c := range children {
-		childCPU += c.cpu(b)
+		childCPU += c.cpu(b, 6*time.Minute)
 		arrived = append(arrived, c.arrivals(b)...)
 	}
 	secs, rcpu, hcpu, calls, cmds, _ := w.close(b, nodes, fmt.Sprintf("%d revocations at %d/s", revocations, rate))
@@ -500,9 +503,21 @@ func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration,
 	for f := range fed {
 		fed[f].Store(0)
 	}
+	var childCPUMass float64
+	for _, c := range children {
+		c.send(b, "mass")
+	}
+	for _, c := range children {
+		childCPUMass -= c.cpu(b, time.Minute)
+	}
 	load0 := loadAvg()
 	w = openWindow(b, nodes)
 	first := time.Now()
+	if procs == 0 {
+		progressDone := make(chan struct{})
+		defer close(progressDone)
+		go massProgress(fols, fed, progressDone)
+	}
 	next := make(chan int)
 	var top atomic.Uint64
 	var swg sync.WaitGroup
@@ -541,6 +556,7 @@ func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration,
 	}
 	close(next)
 	swg.Wait()
+	fmt.Fprintf(os.Stderr, "progress: writes ended +%.1fs at position %d, load %s\n", time.Since(first).Seconds(), top.Load(), loadAvg())
 	select {
 	case err := <-errs:
 		b.Fatal(err)
@@ -551,17 +567,35 @@ func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration,
 	// when[f]: how long after the first write follower f enforced the last
 	// record (seen at a 20 ms poll).
 	when := make([]time.Duration, followers)
-	waitFor(b, 10*time.Minute, "every follower applies the mass revocation", func() bool {
-		all := true
-		for f := range followers {
-			if when[f] == 0 && fols[f].Position() >= top.Load() {
-				when[f] = time.Since(first)
+	fm := make([]followerMass, followers)
+	if procs == 0 {
+		waitFor(b, 10*time.Minute, "every follower applies the mass revocation", func() bool {
+			all := true
+			for f := range followers {
+				if when[f] == 0 && fols[f].Position() >= top.Load() {
+					when[f] = time.Since(first)
+				}
+				all = all && when[f] != 0
 			}
-			all = all && when[f] != 0
+			return all
+		})
+		for i, f := range fols {
+			fm[i] = followerMass{skips: f.Skips(), reloads: f.Reloads(), waits: f.SnapshotWaits(), fed: fed[i].Load()}
 		}
-		return all
-	})
-	enforced := time.Since(first)
+	} else {
+		for _, c := range children {
+			c.send(b, fmt.Sprint("top ", top.Load()))
+		}
+		fm = fm[:0]
+		for _, c := range children {
+			childCPUMass += c.cpu(b, 10*time.Minute)
+			fm = append(fm, c.massRows(b)...)
+		}
+		for i := range fm {
+			when[i] = time.Duration(fm[i].at - first.UnixNano())
+		}
+	}
+	enforced := slices.Max(when)
 	slices.Sort(when)
 	b.Logf("mass revocation: followers enforcing the last record after the first write: p50 %v, p90 %v, p99 %v, max %v",
 		percentile(when, 0.5).Round(time.Millisecond), percentile(when, 0.9).Round(time.Millisecond), percentile(when, 0.99).Round(time.Millisecond), when[followers-1].Round(time.Millisecond))
@@ -569,15 +603,16 @@ func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration,
 	load1 := loadAvg()
 	out := nodes.info(b, "stats", "total_net_output_bytes") - w.netOut
 	_, massCPU, harnessCPU, _, _, _ := w.close(b, nodes, fmt.Sprintf("mass revocation of %d records", mass))
+	harnessCPU += childCPUMass
 	var skips, took, waits uint64
 	feeds := make([]int64, followers)
-	for i, f := range fols {
-		skips += f.Skips() + f.Reloads()
-		if f.Skips()+f.Reloads() > 0 {
+	for i, m := range fm {
+		skips += m.skips + m.reloads
+		if m.skips+m.reloads > 0 {
 			took++
 		}
-		waits += f.SnapshotWaits()
-		feeds[i] = fed[i].Load()
+		waits += m.waits
+		feeds[i] = m.fed
 	}
 	slices.Sort(feeds)
 	var feedSum int64
@@ -601,12 +636,26 @@ func meshRun(b *testing.B, followers, revocations, rate int, idle time.Duration,
 	b.ReportMetric(nodes.info(b, "memory", "used_memory")/float64(mass+revocations+1), "redis-bytes/record")
 }
 
+// followerMass is what one follower did in a mass revocation: when it
+// enforced the last record (unix ns, from a child process), its snapshot
+// loads (Skips, Reloads), its waits that ended in the feed and the records
+// it read from the feed.
+type followerMass struct {
+	at                    int64
+	skips, reloads, waits uint64
+	fed                   int64
+}
+
 // meshChild is a child process running some of a mesh run's followers
 // (TestMeshFollowers), driven over its standard input and output, one line
 // at a time: it says "ready" once its followers have started, answers "go"
 // with its CPU time so far ("cpu S"), and, once every follower has every
 // revocation, says its CPU time again, then "arrived T0 T1 ..." for each
-// follower and "done". It ends when its input closes.
+// follower and "done". For a mass revocation it then answers "mass" with
+// its CPU time (once it has zeroed its counts of records read) and
+// "top POS" with its CPU time once every follower enforces POS, then
+// "mass AT SKIPS RELOADS WAITS FED" for each follower and "done". It ends
+// when its input closes.
 type meshChild struct {
 	cmd   *exec.Cmd
 	in    io.WriteCloser
@@ -620,11 +669,18 @@ const (
 	meshChildFollowers = "JWTGUARD_MESH_CHILD_FOLLOWERS"
 )
 
-func startMeshChild(b *testing.B, nodes redisNodes, followers, revocations int) *meshChild {
+func startMeshChild(b *testing.B, nodes redisNodes, followers, revocations, mass int) *meshChild {
 	b.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestMeshFollowers$", "-test.count=1", "-test.timeout=30m")
 	cmd.Env = append(os.Environ(), meshChildURL+"="+nodes.url, meshChildCluster+"="+strings.Join(nodes.cluster, ","),
-		meshChildFollowers+"="+strconv.Itoa(followers), "JWTGUARD_MESH_REVOCATIONS="+strconv.Itoa(revocations))
+		meshChildFollowers+"="+strconv.Itoa(followers), "JWTGUARD_MESH_REVOCATIONS="+strconv.Itoa(revocations),
+		"JWTGUARD_MESH_MASS="+strconv.Itoa(mass))
+	if mass > 0 {
+		// One thread running Go a child: on two shared cores, N children
+		// with two each would outnumber Redis and the lease holder in the
+		// CPU's run queue, niced or not.
+		cmd.Env = append(cmd.Env, "GOMAXPROCS=1")
+	}
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -669,7 +725,7 @@ func (c *meshChild) next(b *testing.B, within time.Duration) string {
 			if !ok {
 				b.Fatal("mesh child ended early")
 			}
-			if k, _, _ := strings.Cut(l, " "); k == "ready" || k == "cpu" || k == "arrived" || k == "done" {
+			if k, _, _ := strings.Cut(l, " "); k == "ready" || k == "cpu" || k == "arrived" || k == "mass" || k == "done" {
 				return l
 			}
 		case <-timeout:
@@ -692,10 +748,11 @@ func (c *meshChild) send(b *testing.B, l string) {
 	}
 }
 
-// cpu reads the child's CPU time line, in seconds.
-func (c *meshChild) cpu(b *testing.B) float64 {
+// cpu reads the child's CPU time line, in seconds, said within the time
+// given.
+func (c *meshChild) cpu(b *testing.B, within time.Duration) float64 {
 	b.Helper()
-	l := c.next(b, 6*time.Minute)
+	l := c.next(b, within)
 	v, ok := strings.CutPrefix(l, "cpu ")
 	secs, err := strconv.ParseFloat(v, 64)
 	if !ok || err != nil {
@@ -729,6 +786,50 @@ func (c *meshChild) arrivals(b *testing.B) [][]int64 {
 	}
 }
 
+// massProgress writes to stderr, every 5 s for up to 10 minutes, where a
+// mass revocation's followers stand, so that a run cut short still tells:
+// their lowest and median positions, snapshot loads, waits that ended in
+// the feed and records read from the feed; it stops when done closes.
+func massProgress(fols []*source.Follower, fed []atomic.Int64, done <-chan struct{}) {
+	start := time.Now()
+	for time.Since(start) < 10*time.Minute {
+		select {
+		case <-done:
+			return
+		case <-time.After(5 * time.Second):
+		}
+		pos := make([]uint64, len(fols))
+		var skips, waits uint64
+		var read int64
+		for i, f := range fols {
+			pos[i] = f.Position()
+			skips += f.Skips() + f.Reloads()
+			waits += f.SnapshotWaits()
+			read += fed[i].Load()
+		}
+		slices.Sort(pos)
+		fmt.Fprintf(os.Stderr, "progress pid %d +%.0fs: positions min %d median %d, loads %d, waits ended in the feed %d, records read %d, load %s\n",
+			os.Getpid(), time.Since(start).Seconds(), pos[0], pos[len(pos)/2], skips, waits, read, loadAvg())
+	}
+}
+
+// massRows reads the child's lines of a mass revocation, up to "done".
+func (c *meshChild) massRows(b *testing.B) []followerMass {
+	b.Helper()
+	var out []followerMass
+	for {
+		l := c.next(b, time.Minute)
+		if l == "done" {
+			return out
+		}
+		var m followerMass
+		if _, err := fmt.Sscanf(l, "mass %d %d %d %d %d", &m.at, &m.skips, &m.reloads, &m.waits, &m.fed); err != nil {
+			b.Fatalf("mesh child said %q, want a follower's mass line: %v", l, err)
+		}
+		out = append(out, m)
+	}
+}
+
 // TestMeshFollowers is the child process of a mesh run with
 // JWTGUARD_MESH_PROCS (see meshChild); without its environment it is
 // skipped.
@@ -743,8 +844,13 @@ func TestMeshFollowers(t *testing.T) {
 	}
 	followers := envInt(t, meshChildFollowers, 1)
 	revocations := envInt(t, "JWTGUARD_MESH_REVOCATIONS", 50)
+	mass := envInt(t, "JWTGUARD_MESH_MASS", 0)
 	nodes := redisNodes{url: url, cluster: cluster}
-	fols, _, arrived, stop := meshFollowers(t, context.Background(), nodes, followers, revocations, meshBloom(0, revocations), nil)
+	if n := envInt(t, "JWTGUARD_MESH_NICE", 0); n > 0 {
+		niceThreads(t, n)
+	}
+	fed := make([]atomic.Int64, followers)
+	fols, _, arrived, stop := meshFollowers(t, context.Background(), nodes, followers, revocations, meshBloom(mass, revocations), fed)
 	defer stop()
 	in := bufio.NewScanner(os.Stdin)
 	fmt.Println("ready")
@@ -753,9 +859,11 @@ func TestMeshFollowers(t *testing.T) {
 	}
 	fmt.Printf("cpu %f\n", selfCPU())
 	waitFor(t, 5*time.Minute, "every follower applies every revocation", func() bool {
-		for _, f := range fols {
-			if f.Position() < uint64(revocations)+1 {
-				return false
+		for _, row := range arrived {
+			for i := range row {
+				if atomic.LoadInt64(&row[i]) == 0 {
+					return false
+				}
 			}
 		}
 		return true
@@ -774,6 +882,38 @@ func TestMeshFollowers(t *testing.T) {
 		t.Fatal(err)
 	}
 	for in.Scan() { // until the benchmark closes the input
+		switch l := in.Text(); {
+		case l == "mass":
+			for f := range fed {
+				fed[f].Store(0)
+			}
+			fmt.Printf("cpu %f\n", selfCPU())
+			go massProgress(fols, fed, nil)
+		case strings.HasPrefix(l, "top "):
+			top, err := strconv.ParseUint(strings.TrimPrefix(l, "top "), 10, 64)
+			if err != nil {
+				t.Fatalf("want top POS, got %q", l)
+			}
+			at := make([]int64, len(fols))
+			waitFor(t, 10*time.Minute, "every follower applies the mass revocation", func() bool {
+				all := true
+				for i, f := range fols {
+					if at[i] == 0 && f.Position() >= top {
+						at[i] = time.Now().UnixNano()
+					}
+					all = all && at[i] != 0
+				}
+				return all
+			})
+			fmt.Printf("cpu %f\n", selfCPU())
+			for i, f := range fols {
+				fmt.Fprintf(w, "mass %d %d %d %d %d\n", at[i], f.Skips(), f.Reloads(), f.SnapshotWaits(), fed[i].Load())
+			}
+			w.WriteString("done\n")
+			if err := w.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }
 

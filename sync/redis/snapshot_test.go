@@ -481,7 +481,11 @@ func TestPublisherSendsItsNodesFilter(t *testing.T) {
 	recs := put(t, s, tokens("b", 10)...)
 	caughtUp(30)
 	publish(30, false, "a node in step, 10 past the snapshot")
-	checkHolds(t, snapshot(t, s), recs)
+	sent := snapshot(t, s)
+	checkHolds(t, sent, recs)
+	if st := sent.Stats(); st.DeltaEntries != 0 {
+		t.Errorf("the node's filter was sent with %d keys in its delta: every node loading it re-adds them; want it compacted", st.DeltaEntries)
+	}
 	put(t, s, tokens("c", 4)...)
 	caughtUp(34)
 	publish(30, false, "4 past the snapshot, Behind 5")
@@ -561,4 +565,52 @@ func commandCount(t testing.TB, c *goredis.Client, cmd string) int {
 		}
 	}
 	return 0
+}
+
+// TestPublisherWaitsForItsMovingNode: a lease holder whose node lags the
+// source by Behind or more, but moves, does not build a snapshot from the
+// records (a scan of every record while a mass revocation is written): it
+// sends the node's filter once that is Behind past the published one. A
+// node that has not moved since the previous look has a snapshot built.
+func TestPublisherWaitsForItsMovingNode(t *testing.T) {
+	s, srv := newSource(t, Options{})
+	c := client(t, srv)
+	flt, err := bloom.New(smallBloom) // the node's filter, moved by hand
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewPublisher(s, PublisherConfig{Interval: time.Hour, Bloom: smallBloom, Behind: 5,
+		Filter: func() *bloom.Filter { return flt }, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	apply := func(recs []authz.Record) {
+		for _, r := range recs {
+			flt.Add(r.LookupKey().FilterKey(), r.Position)
+		}
+	}
+	look := func(wantPos uint64, wantScan bool, what string) {
+		t.Helper()
+		before := commandCount(t, c, "zscan")
+		if _, err := p.publishOwnIfBehind(ctx, p.cfg.Behind, false, true); err != nil {
+			t.Fatal(err)
+		}
+		pos, _, err := s.SnapshotPosition(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if scanned := commandCount(t, c, "zscan") > before; pos != wantPos || scanned != wantScan {
+			t.Fatalf("%s: published at %d (scanned: %v), want %d (scanned: %v)", what, pos, scanned, wantPos, wantScan)
+		}
+	}
+	recs := put(t, s, tokens("a", 10)...)
+	apply(recs)
+	look(10, false, "the node in step, 10 past nothing published")
+	more := put(t, s, tokens("b", 20)...)
+	apply(more[:2])
+	look(10, false, "the node at 12, 18 behind the source, moving")
+	look(30, true, "the node still at 12")
+	apply(more[2:])
+	checkHolds(t, snapshot(t, s), append(recs, more...))
 }

@@ -32,6 +32,7 @@ type Follower struct {
 	skips    atomic.Uint64 // snapshot loads instead of a long feed (ReloadLag)
 	waits    atomic.Uint64 // waits for a snapshot that ended in the feed
 	feedOnly bool          // a wait ended without a snapshot: read the feed until within ReloadLag/10 (Run's goroutine only)
+	failed   uint64        // the snapshot position whose load last failed, not tried again by a node reading the feed (Run's goroutine only)
 	bad      atomic.Uint64 // feed entries that did not decode
 	diverged atomic.Bool
 	head     atomic.Uint64 // the source's newest position, as last seen
@@ -70,8 +71,12 @@ type FollowerConfig struct {
 	// their end, once, instead of reading the feed and a snapshot at every
 	// stretch of ReloadLag. When the bound passes it loads the snapshot it
 	// has if that one is more than ReloadLag ahead of it, else it reads the
-	// feed until it is within ReloadLag of the source again. Default
-	// DefaultSnapshotWait; 0 takes the default.
+	// feed until it is within ReloadLag of the source again. Past
+	// SnapshotWait the node waits on, up to twice SnapshotWait, only while
+	// the published snapshot still moves (a write longer than the bound),
+	// its looks fail, or the load of a snapshot far enough ahead failed:
+	// reading the feed instead would cost the source more, not less.
+	// Default DefaultSnapshotWait; 0 takes the default.
 	SnapshotWait time.Duration
 	// WaitLag: a node more than this many positions behind after a full
 	// batch, whose source has published a snapshot, waits for one
@@ -101,6 +106,15 @@ const quietLooks = 3
 // snapshotLooks is how many times in SnapshotWait a waiting node looks at
 // the source's positions.
 const snapshotLooks = 30
+
+// waitStretch is how many SnapshotWaits a wait lasts at most, when it goes
+// on past the first (see FollowerConfig.SnapshotWait).
+const waitStretch = 2
+
+// maxLookBackoff is how many look intervals a waiting node's failed looks
+// and loads back off to at most, so that a thousand nodes whose reads time
+// out together do not all ask again at once.
+const maxLookBackoff = 8
 
 // DefaultReloadLag is the default FollowerConfig.ReloadLag: about 15 MB of
 // feed, some ten times the default filter's snapshot.
@@ -343,85 +357,138 @@ func (f *Follower) step(ctx context.Context, wait time.Duration) error {
 // position, or after three looks with the writes ended whatever its
 // position; it goes back to the feed once the writes have ended and the
 // node is within ReloadLag of the newest position (the feed is cheaper),
-// or after three such looks without a snapshot far enough ahead. At
-// SnapshotWait it loads the
-// snapshot if it is far enough ahead, else reads the feed (SnapshotWaits
-// counts these). Having gone back to the feed, it reads it until it is
-// within ReloadLag/10 of the newest position before it waits again. Meanwhile it
-// enforces what it has, as any lagging node does. A node starting, or whose
-// own publisher holds the lease, does not wait.
+// or after three such looks without a snapshot far enough ahead. A look
+// that fails (either of its two commands) tells nothing: it is neither a
+// sign that the writes ended nor that no lease holder runs, and the node
+// looks again later, backing off, as it does after a failed load (a node
+// that does not wait reads the feed on). At
+// SnapshotWait it loads the snapshot if it is far enough ahead, else
+// reads the feed (SnapshotWaits counts these), unless the published
+// snapshot moved in its last three looks, its looks fail or a load
+// failed: then it waits on, up to twice SnapshotWait, and at that bound
+// reads the feed, logged and counted. Having gone back to the feed, it
+// reads it until it is within ReloadLag/10 of the newest position before
+// it waits again; meanwhile, after each full batch, it still loads a
+// published snapshot more than ReloadLag ahead of it, without waiting for
+// one (as a node starting does), but never tries again one whose load
+// failed. While it waits it enforces what it has, as any lagging node
+// does. A node starting, or whose own publisher holds the lease, does not
+// wait.
 //
 // The snapshot is caught up with the feed before it replaces the node's
 // filter, and every record applied meanwhile is kept (ReplaceWith), so a
 // revocation enforced stays enforced; confirmations still ask the source.
 // A snapshot not past the node's position is never taken, nor one the
-// source would build from its records; a failed load is tried again at the
-// next look, and leaves the node reading the feed at SnapshotWait.
+// source would build from its records.
 func (f *Follower) skipAhead(ctx context.Context) error {
 	sp, ok := f.src.(SnapshotPositioner)
 	lag := f.cfg.ReloadLag
-	if !ok || f.feedOnly || f.Lag() <= f.cfg.WaitLag {
+	wait := f.rev.Ready() && !f.publishing() && !f.feedOnly
+	if !ok || f.Lag() <= f.cfg.WaitLag || !wait && f.Lag() <= lag {
 		return nil
 	}
 	pos := f.Position()
-	wait := f.rev.Ready() && !f.publishing()
-	deadline := time.Now().Add(f.cfg.SnapshotWait)
+	start := time.Now()
+	deadline := start.Add(f.cfg.SnapshotWait)
+	bound := start.Add(waitStretch * f.cfg.SnapshotWait)
 	look := f.cfg.SnapshotWait / snapshotLooks
-	prev := f.head.Load() // the newest position at the previous look
-	quiet := 0            // looks in a row with the writes ended
-	for n := 0; ; n++ {
+	prev := f.head.Load() // the newest position at the previous good look
+	var (
+		quiet    int    // good looks in a row with the writes ended
+		still    int    // good looks in a row with the published snapshot where it was
+		lastSnap uint64 // the published snapshot's position at the previous good look
+		backoff  = 1    // look intervals to the next look
+		looked   bool   // a good look came before
+		loadErr  bool   // a load of a snapshot far enough ahead failed
+	)
+	for {
 		snap, found, err := sp.SnapshotPosition(ctx)
-		if err != nil {
-			found = false
-		}
-		if found {
-			f.seeHead(snap) // the source has reached it, if its Stats failed
-		}
-		head := f.head.Load()
-		ahead := found && snap > pos && snap-pos > lag && snap <= head
-		ended := found && snap >= head || n > 0 && head-prev < lag/10
-		if ended {
-			quiet++
-		} else {
-			quiet = 0
-		}
-		// The lease holder publishes the writes' last records a look or two
-		// after they end: take an earlier snapshot only after quietLooks.
-		settled := found && snap+lag/10 >= head
-		late := !time.Now().Before(deadline)
-		switch {
-		case ahead && (ended && settled || quiet >= quietLooks || !wait || late):
-			if f.loadAhead(ctx, sp, pos, snap) {
-				return nil
+		if err == nil {
+			var st Stats
+			if st, err = f.src.Stats(ctx); err == nil {
+				f.seeHead(st.Position)
 			}
-			if !wait || late || ctx.Err() != nil {
+		}
+		now := time.Now()
+		over := !now.Before(bound)
+		lookFailed := err != nil // a look that tells nothing
+		if lookFailed && !wait {
+			return nil // a node that does not wait reads the feed
+		}
+		if !lookFailed {
+			if found {
+				f.seeHead(snap) // the source has reached it
+			}
+			head := f.head.Load()
+			ahead := found && snap > pos && snap-pos > lag && snap <= head
+			ended := found && snap >= head || looked && head-prev < lag/10
+			if ended {
+				quiet++
+			} else {
+				quiet = 0
+			}
+			if found && snap > lastSnap {
+				still = 0
+			} else {
+				still++
+			}
+			lastSnap = snap
+			// The lease holder publishes the writes' last records a look or
+			// two after they end: take an earlier snapshot only after
+			// quietLooks. Past SnapshotWait the wait ends unless the
+			// snapshot still moves or a load failed; at the bound it ends.
+			settled := found && snap+lag/10 >= head
+			late := !now.Before(deadline) && still >= quietLooks && !loadErr || over
+			switch {
+			case ahead && !wait && snap == f.failed:
+				return nil // a node reading the feed: this load failed before
+			case ahead && (ended && settled || quiet >= quietLooks || !wait || late):
+				if f.loadAhead(ctx, sp, pos, snap) {
+					return nil
+				}
+				loadErr, lookFailed = true, true
+				if !wait || over || ctx.Err() != nil {
+					f.failed, f.feedOnly = snap, true
+					if wait && ctx.Err() == nil {
+						f.waits.Add(1)
+					}
+					return nil
+				}
+				// Perhaps torn by a publish, or timed out: look again.
+			case !wait || !found && !looked:
+				return nil // not waiting, or no lease holder publishes
+			case ended && head-pos <= lag || !ahead && quiet >= quietLooks:
+				// The writes ended, and the feed is cheaper or no snapshot far
+				// enough ahead came: read the feed until caught up.
 				f.feedOnly = true
 				return nil
+			case late:
+				f.feedOnly = true
+				f.waits.Add(1)
+				f.log.Warn("no snapshot far enough ahead came in time; reading the feed", "from", pos, "head", head, "snapshot", snap, "found", found, "waited", now.Sub(start))
+				return nil
 			}
-			// Perhaps torn by a publish: look again.
-		case !wait || !found && n == 0:
-			return nil // not waiting, or no lease holder publishes
-		case ended && head-pos <= lag || !ahead && quiet >= quietLooks:
-			// The writes ended, and the feed is cheaper or no snapshot far
-			// enough ahead came: read the feed until caught up.
-			f.feedOnly = true
-			return nil
-		case late:
+			looked = true
+			prev = head
+		}
+		if over { // a look that failed at the bound
 			f.feedOnly = true
 			f.waits.Add(1)
-			f.log.Warn("no snapshot far enough ahead came in time; reading the feed", "from", pos, "head", head, "snapshot", snap, "found", found, "err", err)
+			f.log.Warn("no look at the source's snapshot succeeded in time; reading the feed", "from", pos, "err", err, "waited", now.Sub(start))
 			return nil
 		}
-		t := time.NewTimer(look*3/4 + rand.N(look/2+1))
+		if lookFailed {
+			backoff = min(backoff*2, maxLookBackoff)
+		} else {
+			backoff = 1
+		}
+		d := time.Duration(backoff) * look
+		t := time.NewTimer(min(d*3/4+rand.N(d/2+1), time.Until(bound)+time.Millisecond))
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return ctx.Err()
 		case <-t.C:
-		}
-		prev = head
-		if st, err := f.src.Stats(ctx); err == nil {
-			f.seeHead(st.Position)
 		}
 	}
 }
