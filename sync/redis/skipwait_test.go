@@ -75,6 +75,16 @@ func (w *watchedSource) reads() ([]uint64, int) {
 // 100, waiting up to wait for a snapshot.
 func skipFollower(t *testing.T, w *watchedSource, wait time.Duration) (*source.Follower, *authz.Revocations) {
 	t.Helper()
+	f, rev := newSkipFollower(t, w, wait)
+	if err := f.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	return f, rev
+}
+
+// newSkipFollower is skipFollower without the start.
+func newSkipFollower(t *testing.T, w *watchedSource, wait time.Duration) (*source.Follower, *authz.Revocations) {
+	t.Helper()
 	filter, err := bloom.New(smallBloom)
 	if err != nil {
 		t.Fatal(err)
@@ -85,11 +95,7 @@ func skipFollower(t *testing.T, w *watchedSource, wait time.Duration) (*source.F
 	}
 	cfg := source.DefaultFollowerConfig()
 	cfg.Bloom, cfg.Batch, cfg.ReloadLag, cfg.SnapshotWait = smallBloom, 50, 100, wait
-	f := source.NewFollower(w, rev, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err := f.Start(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
-	return f, rev
+	return source.NewFollower(w, rev, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))), rev
 }
 
 // TestFarBehindWaitsForTheSnapshot covers a node more than ReloadLag
@@ -379,17 +385,7 @@ func TestStartingNodeReadsOnWhenLooksFail(t *testing.T) {
 		t.Fatal(err)
 	}
 	recs = append(recs, put(t, s, tokens("mass", 400)...)...)
-	filter, err := bloom.New(smallBloom)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rev, err := authz.NewRevocations(filter, w, authz.DefaultRevocationConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := source.DefaultFollowerConfig()
-	cfg.Bloom, cfg.Batch, cfg.ReloadLag, cfg.SnapshotWait = smallBloom, 50, 100, time.Hour
-	f := source.NewFollower(w, rev, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f, rev := newSkipFollower(t, w, time.Hour)
 	started := make(chan error, 1)
 	go func() { started <- f.Start(context.Background()) }()
 	select {
