@@ -24,13 +24,14 @@ import (
 // failing more (counted down).
 type watchedSource struct {
 	*Source
-	mu      sync.Mutex
-	after   []uint64
-	fed     int
-	ask     func(n int, pos uint64, found bool) (uint64, bool)
-	asked   int
-	hold    bool
-	failing int
+	mu       sync.Mutex
+	after    []uint64
+	fed      int
+	ask      func(n int, pos uint64, found bool) (uint64, bool)
+	asked    int // looks not failed by the test
+	answered int // looks Redis answered since ask was set (ask's n)
+	hold     bool
+	failing  int
 }
 
 func (w *watchedSource) Feed(ctx context.Context, after uint64, limit int) ([]authz.Record, error) {
@@ -57,7 +58,8 @@ func (w *watchedSource) SnapshotPosition(ctx context.Context) (uint64, bool, err
 	}
 	w.asked++
 	if w.ask != nil && err == nil {
-		if p, ok := w.ask(w.asked, pos, found); ok {
+		w.answered++ // the hook counts the looks Redis answered since it was set
+		if p, ok := w.ask(w.answered, pos, found); ok {
 			return p, true, nil
 		}
 	}
