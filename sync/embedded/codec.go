@@ -22,10 +22,14 @@ const entryLen = idLen + 8
 var (
 	bucketMeta    = []byte("meta")
 	bucketRecords = []byte("records")
-	bucketFeed    = []byte("feed")
+	bucketFeed    = []byte("feedpacks")
 	bucketIndex   = []byte("index")
-	bucketExpiry  = []byte("expiry")
+	bucketExpiry  = []byte("expirypacks")
 	bucketLifts   = []byte("lifts")
+
+	// The buckets of schema 2 that schema 3 packs (see upgradeV2).
+	bucketFeedV2   = []byte("feed")
+	bucketExpiryV2 = []byte("expiry")
 
 	keyVersion = []byte("version")
 	// countPrefix prefixes the meta key holding the record count of a kind.
@@ -33,9 +37,11 @@ var (
 )
 
 // schemaVersion is the layout of the buckets above; Open refuses others,
-// except schemaV1 (before lifts), which it upgrades.
+// except schemaV2 (one feed and one expiry entry a record) and schemaV1
+// (schema 2 before lifts), which it upgrades.
 const (
-	schemaVersion = "2"
+	schemaVersion = "3"
+	schemaV2      = "2"
 	schemaV1      = "1"
 )
 
@@ -69,27 +75,18 @@ func putUint64(v uint64) []byte {
 // posKey is the feed key of a position.
 func posKey(pos uint64) []byte { return putUint64(pos) }
 
-// expiryKey is the expiry bucket key of a record.
-func expiryKey(expires uint64, id string) []byte {
-	return appendExpiryKey(make([]byte, 0, 8+len(id)), expires, id)
-}
-
-// appendExpiryKey appends the expiry bucket key of a record to dst.
-func appendExpiryKey(dst []byte, expires uint64, id string) []byte {
-	dst = binary.BigEndian.AppendUint64(dst, expires)
-	return append(dst, id...)
-}
-
-// appendEntry appends the index entry of a record to dst.
-func appendEntry(dst []byte, id string, expires uint64) []byte {
+// appendEntry appends an entry to dst: a record ID and a number, its
+// expiry (index and expiry entries) or its position (feed entries).
+func appendEntry[S string | []byte](dst []byte, id S, n uint64) []byte {
 	dst = append(dst, id...)
-	return binary.BigEndian.AppendUint64(dst, expires)
+	return binary.BigEndian.AppendUint64(dst, n)
 }
 
-// entries iterates over the entries of an index value.
-func entries(v []byte, fn func(id []byte, expires uint64) bool) error {
+// entries iterates over the entries of an index value or of a pack (see
+// pack.go) until fn returns false.
+func entries(v []byte, fn func(id []byte, n uint64) bool) error {
 	if len(v)%entryLen != 0 {
-		return fmt.Errorf("%w: index value of %d bytes is not a multiple of %d", ErrCorrupt, len(v), entryLen)
+		return fmt.Errorf("%w: entries of %d bytes, not a multiple of %d", ErrCorrupt, len(v), entryLen)
 	}
 	for i := 0; i < len(v); i += entryLen {
 		if !fn(v[i:i+idLen], binary.BigEndian.Uint64(v[i+idLen:i+entryLen])) {

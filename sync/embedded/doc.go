@@ -7,23 +7,37 @@
 // acknowledged; positions come from a bucket sequence, so they only grow and
 // are never reused, even across restarts.
 //
-// The file holds these buckets:
+// The file (schema 3, pages of 16 KiB) holds these buckets:
 //
-//	meta     schema version and per-kind record counts
-//	records  record ID (32 hex digits) -> record JSON
-//	feed     position (big-endian uint64) -> record ID; its sequence is the store position
-//	index    LookupKey.String() -> entries of record ID + expiry, so Lookup and
-//	         Snapshot need no record decoding to skip expired records
-//	expiry   expiry (sortable uint64) + record ID -> nothing, so Prune visits only expired records
-//	audit    position (big-endian uint64) -> audit entry JSON (see Store.Audit); its head is in meta
-//	lifts    lifted record ID -> the ID of its lift entry
+//	meta         schema version and per-kind record counts
+//	records      record ID (32 hex digits) -> record JSON
+//	feedpacks    first position (big-endian uint64) -> a pack of record ID +
+//	             position entries; its sequence is the store position
+//	index        LookupKey.String() -> entries of record ID + expiry, so Lookup and
+//	             Snapshot need no record decoding to skip expired records
+//	expirypacks  earliest expiry (sortable uint64) + pack number -> a pack of
+//	             record ID + expiry entries, so Prune visits only expired records
+//	audit        position (big-endian uint64) -> audit entry JSON (see Store.Audit); its head is in meta
+//	lifts        lifted record ID -> the ID of its lift entry
 //
-// A lift (Store.Lift) deletes the lifted record from every bucket, as
-// Prune would, and stores its lift entry in records, feed, expiry (with the
-// lifted record's expiry, so that Prune drops it then) and lifts, but not
-// in index: Lookup and Snapshot never see it, Range, List and Stats skip
-// it, and only Feed returns it. Schema version 2 added the lifts bucket;
-// Open upgrades a version 1 file by creating it.
+// A pack holds the feed or expiry entries of up to 1,024 records of one
+// Put in one value (see pack.go): a bulk load writes a bbolt key a record
+// in records, one a key in index, and one a thousand records in the
+// packs.
+//
+// A lift (Store.Lift) deletes the lifted record from records, index and
+// the feed, as Prune would, and stores its lift entry in records, the feed,
+// the expiry packs (with the lifted record's expiry, so that Prune drops
+// it then) and lifts, but not in index: Lookup and Snapshot never see it,
+// Range, List and Stats skip it, and only Feed returns it. The lifted
+// record's expiry entry stays until Prune reaches it and finds no record.
+//
+// Open upgrades a file of an earlier schema in place: schema 1 (before
+// lifts) gains the lifts bucket; schema 2 (one feed and one expiry key a
+// record, in buckets feed and expiry) has those entries moved into packs,
+// a bounded number a transaction, so that an upgrade stopped part way
+// goes on at the next Open. A file keeps the page size it was made with.
+// An older release does not open a schema 3 file.
 //
 // A file that is not a bbolt database, a truncated one, or a record that does
 // not decode yields an error wrapping ErrCorrupt and naming the file, never an

@@ -18,7 +18,7 @@ type putRequest struct {
 	recs    []authz.Record
 	enc     [][]byte             // recs encoded without positions (see prepare)
 	index   []indexEntry         // the records' index keys, sorted
-	expiry  [][]byte             // the records' expiry keys, sorted
+	expiry  []expiryEntry        // the records' expiries, sorted
 	counts  map[authz.Kind]int64 // the records by kind
 	entries func(stored []authz.Record) []audit.Entry
 	done    chan error

@@ -166,28 +166,22 @@ func (s *Store) feedPage(after uint64, limit int, known func(pos uint64, id []by
 		// feed grows it as records come.
 		out = make([]authz.Record, 0, min(uint64(limit), top-after, 4*DefaultFeedLimit))
 		records := cursorGet{c: tx.Bucket(bucketRecords).Cursor()}
-		c := feed.Cursor()
-		for k, id := c.Seek(posKey(after + 1)); k != nil && len(out) < limit; k, id = c.Next() {
+		return eachFeed(tx, after, func(pos uint64, id []byte) (bool, error) {
 			data := records.get(id)
-			if known != nil && len(k) == 8 && data != nil {
-				if pos := binary.BigEndian.Uint64(k); known(pos, id) {
-					out = append(out, authz.AheadCopy(string(id), pos))
-					continue
-				}
+			if known != nil && data != nil && known(pos, id) {
+				out = append(out, authz.AheadCopy(string(id), pos))
+				return len(out) < limit, nil
 			}
 			r, err := decodeRecord(string(id), data)
 			switch {
 			case err == nil:
 				out = append(out, r)
-				continue
-			case len(k) != 8:
-				return fmt.Errorf("%w: feed key %x is not a position", ErrCorrupt, k)
+				return len(out) < limit, nil
 			case len(out) > 0:
-				return nil // the bad entry comes first next time
+				return false, nil // the bad entry comes first next time
 			}
-			return &source.BadEntryError{Position: binary.BigEndian.Uint64(k), Err: err} // view adds the path
-		}
-		return nil
+			return false, &source.BadEntryError{Position: pos, Err: err} // view adds the path
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("feed after %d: %w", after, err)
@@ -204,30 +198,28 @@ func (s *Store) Range(ctx context.Context, now time.Time, fn func(authz.Record) 
 	var fnErr error
 	nowKey := timeKey(now)
 	err := s.view(func(tx *bolt.Tx) error {
-		feed := tx.Bucket(bucketFeed)
-		pos = feed.Sequence()
-		records := tx.Bucket(bucketRecords)
-		c := feed.Cursor()
+		pos = tx.Bucket(bucketFeed).Sequence()
+		records := cursorGet{c: tx.Bucket(bucketRecords).Cursor()}
 		n := 0
-		for _, id := c.First(); id != nil; _, id = c.Next() {
+		return eachFeed(tx, 0, func(_ uint64, id []byte) (bool, error) {
 			if n++; n%ctxCheckEvery == 0 {
 				if err := ctx.Err(); err != nil {
-					return err
+					return false, err
 				}
 			}
-			r, err := decodeRecord(string(id), records.Get(id))
+			r, err := decodeRecord(string(id), records.get(id))
 			if err != nil {
-				return err
+				return false, err
 			}
 			if r.IsLift() || timeKey(r.ExpiresAt) <= nowKey {
-				continue
+				return true, nil
 			}
 			if err := callUser(fn, r); err != nil {
 				fnErr = err
-				return err
+				return false, err
 			}
-		}
-		return nil
+			return true, nil
+		})
 	})
 	var p userPanic
 	switch {
@@ -318,32 +310,28 @@ func (s *Store) List(ctx context.Context, q source.ListQuery) ([]authz.Record, s
 	var out []authz.Record
 	next := ""
 	err = s.view(func(tx *bolt.Tx) error {
-		records := tx.Bucket(bucketRecords)
-		c := tx.Bucket(bucketFeed).Cursor()
+		records := cursorGet{c: tx.Bucket(bucketRecords).Cursor()}
 		n := 0
-		if after == ^uint64(0) {
-			return nil
-		}
-		for k, id := c.Seek(posKey(after + 1)); k != nil; k, id = c.Next() {
+		return eachFeed(tx, after, func(_ uint64, id []byte) (bool, error) {
 			if n++; n%ctxCheckEvery == 0 {
 				if err := ctx.Err(); err != nil {
-					return err
+					return false, err
 				}
 			}
-			r, err := decodeRecord(string(id), records.Get(id))
+			r, err := decodeRecord(string(id), records.get(id))
 			if err != nil {
-				return err
+				return false, err
 			}
 			if r.IsLift() || !q.Matches(r) || timeKey(r.ExpiresAt) <= now {
-				continue
+				return true, nil
 			}
 			if len(out) == limit {
 				next = encodeCursor(out[len(out)-1].Position)
-				break
+				return false, nil
 			}
 			out = append(out, r)
-		}
-		return nil
+			return true, nil
+		})
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("list revocations: %w", err)
@@ -359,7 +347,7 @@ func (s *Store) Stats(ctx context.Context) (source.Stats, error) {
 	if err := ctx.Err(); err != nil {
 		return source.Stats{}, err
 	}
-	now := putUint64(timeKey(s.now()))
+	now := timeKey(s.now())
 	st := source.Stats{ByKind: make(map[authz.Kind]int)}
 	err := s.view(func(tx *bolt.Tx) error {
 		st.Position = tx.Bucket(bucketFeed).Sequence()
@@ -374,24 +362,39 @@ func (s *Store) Stats(ctx context.Context) (source.Stats, error) {
 		records := tx.Bucket(bucketRecords)
 		ec := tx.Bucket(bucketExpiry).Cursor()
 		n := 0
-		for k, _ := ec.First(); k != nil; k, _ = ec.Next() {
-			if len(k) != 8+idLen {
-				return fmt.Errorf("%w: expiry key of %d bytes", ErrCorrupt, len(k))
+		for k, v := ec.First(); k != nil; k, v = ec.Next() {
+			if len(k) != 16 {
+				return fmt.Errorf("%w: expiry pack key of %d bytes", ErrCorrupt, len(k))
 			}
-			if bytes.Compare(k[:8], now) > 0 {
+			if binary.BigEndian.Uint64(k) > now {
 				break
 			}
-			if n++; n%ctxCheckEvery == 0 {
-				if err := ctx.Err(); err != nil {
-					return err
+			var derr error
+			err := entries(v, func(id []byte, exp uint64) bool {
+				if exp > now {
+					return true
 				}
-			}
-			r, err := decodeRecord(string(k[8:]), records.Get(k[8:]))
-			if err != nil {
+				if n++; n%ctxCheckEvery == 0 {
+					if derr = ctx.Err(); derr != nil {
+						return false
+					}
+				}
+				data := records.Get(id)
+				if data == nil {
+					return true // lifted: the lift entry's kind counts nothing
+				}
+				r, err := decodeRecord(string(id), data)
+				if err != nil {
+					derr = err
+					return false
+				}
+				if !r.IsLift() {
+					st.ByKind[r.Kind]--
+				}
+				return true
+			})
+			if err := errors.Join(err, derr); err != nil {
 				return err
-			}
-			if !r.IsLift() {
-				st.ByKind[r.Kind]--
 			}
 		}
 		for kind, n := range st.ByKind {

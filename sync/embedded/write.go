@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -117,7 +118,7 @@ func prepareAll(recs []authz.Record, now time.Time, parts int) (*putRequest, err
 		recs:   make([]authz.Record, len(recs)),
 		enc:    make([][]byte, len(recs)),
 		index:  make([]indexEntry, len(recs)),
-		expiry: make([][]byte, len(recs)),
+		expiry: make([]expiryEntry, len(recs)),
 		counts: map[authz.Kind]int64{},
 		done:   make(chan error, 1),
 	}
@@ -152,7 +153,7 @@ func prepareAll(recs []authz.Record, now time.Time, parts int) (*putRequest, err
 				}
 				r := &req.recs[i]
 				req.index[i] = indexEntry{mem.add(r.LookupKey().AppendString), i}
-				req.expiry[i] = appendExpiryKey(mem.alloc(8 + len(r.ID))[:0], timeKey(r.ExpiresAt), r.ID)
+				req.expiry[i] = expiryEntry{timeKey(r.ExpiresAt), i}
 				counts[p][r.Kind]++
 			}
 		})
@@ -183,7 +184,12 @@ func prepareAll(recs []authz.Record, now time.Time, parts int) (*putRequest, err
 	} else {
 		sortKeys()
 	}
-	slices.SortFunc(req.expiry, bytes.Compare)
+	slices.SortFunc(req.expiry, func(a, b expiryEntry) int {
+		if a.exp != b.exp {
+			return cmp.Compare(a.exp, b.exp)
+		}
+		return a.rec - b.rec
+	})
 	wg.Wait()
 	return req, nil
 }
@@ -191,6 +197,13 @@ func prepareAll(recs []authz.Record, now time.Time, parts int) (*putRequest, err
 // indexEntry is the index key of the record at rec in its request.
 type indexEntry struct {
 	key []byte
+	rec int
+}
+
+// expiryEntry is the expiry (see timeKey) of the record at rec in its
+// request.
+type expiryEntry struct {
+	exp uint64
 	rec int
 }
 
@@ -314,32 +327,36 @@ func (g *cursorGet) get(key []byte) []byte {
 }
 
 // putRecords gives req's records their positions and writes them with
-// their feed, index, expiry and count entries. Each bucket is written in
-// key order, which a B+tree takes much faster than scattered keys:
-// positions and record IDs (see newID) grow, so the feed and records
-// buckets are appended to (their pages filled, not split in half); index
-// and expiry keys come sorted (see prepareAll). The values already under
-// the index keys are read first, in one walk of a cursor (see cursorGet),
-// before any index key is written.
+// their feed, index, expiry and count entries: a Put a record in the
+// records bucket and one a key in the index, feed and expiry entries in
+// packs (see pack.go). Each bucket is written in key order, which a B+tree
+// takes much faster than scattered keys: positions and record IDs (see
+// newID) grow, so the feed and records buckets are appended to (their
+// pages filled, not split in half); index keys come sorted (see
+// prepareAll). The values already under the index keys are read first,
+// in one walk of a cursor (see cursorGet), before any index key is
+// written.
 func putRecords(tx *bolt.Tx, req *putRequest) error {
 	recs := req.recs
 	feed, records := tx.Bucket(bucketFeed), tx.Bucket(bucketRecords)
 	feed.FillPercent, records.FillPercent = appendFill, appendFill
+	first := feed.Sequence() + 1
+	if err := feed.SetSequence(first - 1 + uint64(len(recs))); err != nil {
+		return fmt.Errorf("next position: %w", err)
+	}
 	var mem arena
 	for i := range recs {
-		pos, err := feed.NextSequence()
-		if err != nil {
-			return fmt.Errorf("next position: %w", err)
-		}
 		r := &recs[i]
-		r.Position = pos
-		id := mem.copy(r.ID)
-		if err := records.Put(id, withPosition(req.enc[i], pos)); err != nil {
+		r.Position = first + uint64(i)
+		if err := records.Put(mem.copy(r.ID), withPosition(req.enc[i], r.Position)); err != nil {
 			return fmt.Errorf("record %d: %s: %w", i, bucketRecords, err)
 		}
-		if err := feed.Put(binary.BigEndian.AppendUint64(mem.alloc(8)[:0], pos), id); err != nil {
-			return fmt.Errorf("record %d: %s: %w", i, bucketFeed, err)
-		}
+	}
+	err := putPacks(feed, bucketFeed, len(recs), &mem, func(dst []byte, i int) []byte {
+		return appendEntry(dst, recs[i].ID, recs[i].Position)
+	}, func(first uint64) ([]byte, error) { return posKey(first), nil })
+	if err != nil {
+		return err
 	}
 
 	ib := tx.Bucket(bucketIndex)
@@ -365,11 +382,12 @@ func putRecords(tx *bolt.Tx, req *putRequest) error {
 			return fmt.Errorf("%s: %w", bucketIndex, err)
 		}
 	}
-	eb := tx.Bucket(bucketExpiry)
-	for _, k := range req.expiry {
-		if err := eb.Put(k, nil); err != nil {
-			return fmt.Errorf("%s: %w", bucketExpiry, err)
-		}
+	err = putExpiry(tx, len(req.expiry), &mem, func(dst []byte, i int) []byte {
+		e := req.expiry[i]
+		return appendEntry(dst, recs[e.rec].ID, e.exp)
+	})
+	if err != nil {
+		return err
 	}
 	for kind, n := range req.counts {
 		if err := addCount(tx, kind, n); err != nil {
@@ -415,77 +433,141 @@ var pruneBatch = 10_000
 func (s *Store) Prune(now time.Time) (int, error) {
 	total := 0
 	for {
-		n, err := s.pruneOnce(now)
+		n, visited, err := s.pruneOnce(now)
 		total += n
 		if err != nil {
 			return total, fmt.Errorf("prune: %w", err)
 		}
-		if n < pruneBatch {
+		if visited < pruneBatch {
 			return total, nil
 		}
 	}
 }
 
-func (s *Store) pruneOnce(now time.Time) (int, error) {
-	limit := putUint64(timeKey(now))
-	n := 0
-	err := s.update(func(tx *bolt.Tx) error {
-		var expired [][]byte
-		c := tx.Bucket(bucketExpiry).Cursor()
-		for k, _ := c.First(); k != nil && len(expired) < pruneBatch; k, _ = c.Next() {
-			if len(k) != 8+idLen {
-				return fmt.Errorf("%w: expiry key of %d bytes", ErrCorrupt, len(k))
+// pruneOnce deletes the expired records of the expiry packs it visits
+// first, whole packs until it has about pruneBatch entries. It returns the
+// records deleted and the expired entries visited (those whose record was
+// lifted before have nothing left to delete).
+func (s *Store) pruneOnce(now time.Time) (deleted, visited int, err error) {
+	nowKey := timeKey(now)
+	err = s.update(func(tx *bolt.Tx) error {
+		eb := tx.Bucket(bucketExpiry)
+		type repack struct{ key, rest []byte }
+		var (
+			packs   []repack
+			expired [][]byte
+		)
+		c := eb.Cursor()
+		for k, v := c.First(); k != nil && len(expired) < pruneBatch; k, v = c.Next() {
+			if len(k) != 16 {
+				return fmt.Errorf("%w: expiry pack key of %d bytes", ErrCorrupt, len(k))
 			}
-			if bytes.Compare(k[:8], limit) > 0 {
+			if binary.BigEndian.Uint64(k) > nowKey {
 				break
 			}
-			expired = append(expired, bytes.Clone(k))
-		}
-		for _, k := range expired {
-			if err := deleteRecord(tx, k); err != nil {
+			var rest []byte
+			err := entries(v, func(id []byte, exp uint64) bool {
+				if exp <= nowKey {
+					expired = append(expired, bytes.Clone(id))
+				} else {
+					rest = appendEntry(rest, id, exp)
+				}
+				return true
+			})
+			if err != nil {
 				return err
 			}
+			packs = append(packs, repack{bytes.Clone(k), rest})
 		}
-		n = len(expired)
-		return nil
+		for _, p := range packs {
+			if err := eb.Delete(p.key); err != nil {
+				return fmt.Errorf("%s: %w", bucketExpiry, err)
+			}
+			if len(p.rest) == 0 {
+				continue
+			}
+			if err := eb.Put(expiryPackKey(earliest(p.rest), binary.BigEndian.Uint64(p.key[8:])), p.rest); err != nil {
+				return fmt.Errorf("%s: %w", bucketExpiry, err)
+			}
+		}
+		var del deletes
+		for _, id := range expired {
+			gone, err := del.record(tx, id)
+			if err != nil {
+				return err
+			}
+			if gone {
+				deleted++
+			}
+		}
+		visited = len(expired)
+		return del.apply(tx)
 	})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return n, nil
+	return deleted, visited, nil
 }
 
-// deleteRecord deletes the record of expiry key k and its other entries.
-func deleteRecord(tx *bolt.Tx, k []byte) error {
-	id := string(k[8:])
+// deletes gathers what deleting records leaves to do once in a
+// transaction: their feed entries (see feedDeletes) and counts.
+type deletes struct {
+	feed   feedDeletes
+	counts map[authz.Kind]int64
+}
+
+// record deletes record id (a revocation or a lift entry) from the records,
+// index and lifts buckets and notes its feed entry and count, reporting
+// whether it was there: an expiry entry outlives its record when it is
+// lifted.
+func (d *deletes) record(tx *bolt.Tx, id []byte) (bool, error) {
 	records := tx.Bucket(bucketRecords)
-	r, err := decodeRecord(id, records.Get([]byte(id)))
+	data := records.Get(id)
+	if data == nil {
+		return false, nil
+	}
+	r, err := decodeRecord(string(id), data)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if r.IsLift() {
-		return deleteLift(tx, k, r)
-	}
-	index := tx.Bucket(bucketIndex)
-	key := []byte(r.LookupKey().String())
-	if rest := removeEntry(index.Get(key), id); len(rest) > 0 {
-		err = index.Put(key, rest)
+		if err := tx.Bucket(bucketLifts).Delete([]byte(r.Lifts)); err != nil {
+			return false, fmt.Errorf("%s: %w", bucketLifts, err)
+		}
 	} else {
-		err = index.Delete(key)
+		index := tx.Bucket(bucketIndex)
+		key := []byte(r.LookupKey().String())
+		if rest := removeEntry(index.Get(key), r.ID); len(rest) > 0 {
+			err = index.Put(key, rest)
+		} else {
+			err = index.Delete(key)
+		}
+		if err != nil {
+			return false, fmt.Errorf("%s: %w", bucketIndex, err)
+		}
+		if d.counts == nil {
+			d.counts = map[authz.Kind]int64{}
+		}
+		d.counts[r.Kind]--
 	}
-	if err != nil {
-		return fmt.Errorf("index: %w", err)
+	if err := records.Delete(id); err != nil {
+		return false, fmt.Errorf("%s: %w", bucketRecords, err)
 	}
-	for _, del := range []struct{ bucket, key []byte }{
-		{bucketRecords, []byte(id)},
-		{bucketFeed, posKey(r.Position)},
-		{bucketExpiry, k},
-	} {
-		if err := tx.Bucket(del.bucket).Delete(del.key); err != nil {
-			return fmt.Errorf("%s: %w", del.bucket, err)
+	d.feed = append(d.feed, r.Position)
+	return true, nil
+}
+
+// apply deletes the noted feed entries and updates the counts.
+func (d *deletes) apply(tx *bolt.Tx) error {
+	if err := d.feed.apply(tx); err != nil {
+		return err
+	}
+	for kind, n := range d.counts {
+		if err := addCount(tx, kind, n); err != nil {
+			return fmt.Errorf("count: %w", err)
 		}
 	}
-	return addCount(tx, r.Kind, -1)
+	return nil
 }
 
 // decodeRecord decodes the stored JSON of record id.
@@ -503,23 +585,9 @@ func decodeRecord(id string, data []byte) (authz.Record, error) {
 	return r, nil
 }
 
-// deleteLift deletes lift entry r, of expiry key k, and its other entries.
-func deleteLift(tx *bolt.Tx, k []byte, r authz.Record) error {
-	for _, del := range []struct{ bucket, key []byte }{
-		{bucketRecords, []byte(r.ID)},
-		{bucketFeed, posKey(r.Position)},
-		{bucketExpiry, k},
-		{bucketLifts, []byte(r.Lifts)},
-	} {
-		if err := tx.Bucket(del.bucket).Delete(del.key); err != nil {
-			return fmt.Errorf("%s: %w", del.bucket, err)
-		}
-	}
-	return nil
-}
-
 // Lift lifts the unexpired record id in one transaction, synced before it
-// returns: the record is deleted from every bucket, as Prune would, and its
+// returns: the record is deleted as Prune would (but for its expiry entry,
+// which Prune passes over), and its
 // lift entry is stored at the next position (see the package
 // documentation), waking waiting Feed calls. It returns the lift entry.
 func (s *Store) Lift(ctx context.Context, id, actor, reason string) (authz.Record, error) {
@@ -560,7 +628,11 @@ func (s *Store) Lift(ctx context.Context, id, actor, reason string) (authz.Recor
 		if err != nil {
 			return err
 		}
-		if err := deleteRecord(tx, expiryKey(timeKey(rec.ExpiresAt), id)); err != nil {
+		var del deletes
+		if _, err := del.record(tx, []byte(id)); err != nil {
+			return err
+		}
+		if err := del.apply(tx); err != nil {
 			return err
 		}
 		feed := tx.Bucket(bucketFeed)
@@ -574,13 +646,19 @@ func (s *Store) Lift(ctx context.Context, id, actor, reason string) (authz.Recor
 		}
 		for _, put := range []struct{ bucket, key, val []byte }{
 			{bucketRecords, []byte(liftID), enc},
-			{bucketFeed, posKey(lift.Position), []byte(liftID)},
-			{bucketExpiry, expiryKey(timeKey(lift.ExpiresAt), liftID), nil},
+			{bucketFeed, posKey(lift.Position), appendEntry(nil, liftID, lift.Position)},
 			{bucketLifts, []byte(id), []byte(liftID)},
 		} {
 			if err := tx.Bucket(put.bucket).Put(put.key, put.val); err != nil {
 				return fmt.Errorf("%s: %w", put.bucket, err)
 			}
+		}
+		var mem arena
+		err = putExpiry(tx, 1, &mem, func(dst []byte, _ int) []byte {
+			return appendEntry(dst, liftID, timeKey(lift.ExpiresAt))
+		})
+		if err != nil {
+			return err
 		}
 		out = lift
 		return nil
