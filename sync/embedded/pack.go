@@ -98,10 +98,35 @@ func seekFeed(c *bolt.Cursor, pos uint64) (k, v []byte) {
 	return k, v
 }
 
+// checkFeedPack returns ErrCorrupt unless k and v are a feed pack that
+// comes after position prev (the last of the pack before it, 0 for none)
+// in a store at position top: an 8-byte key after prev, and entries
+// whose positions grow from the key to at most top. It returns the
+// pack's last position.
+func checkFeedPack(k, v []byte, prev, top uint64) (last uint64, err error) {
+	if len(k) != 8 || len(v) == 0 || len(v)%entryLen != 0 {
+		return 0, fmt.Errorf("%w: feed pack %x of %d bytes", ErrCorrupt, k, len(v))
+	}
+	first := binary.BigEndian.Uint64(k)
+	if first <= prev {
+		return 0, fmt.Errorf("%w: feed pack %x after one ending at position %d", ErrCorrupt, k, prev)
+	}
+	last = first - 1
+	for i := 0; i < len(v); i += entryLen {
+		pos := binary.BigEndian.Uint64(v[i+idLen : i+entryLen])
+		if pos <= last || pos > top {
+			return 0, fmt.Errorf("%w: feed pack %x holds position %d after %d (store at %d)", ErrCorrupt, k, pos, last, top)
+		}
+		last = pos
+	}
+	return last, nil
+}
+
 // eachFeed calls fn with every feed entry after position after, in
 // position order, until fn returns false or an error (returned). A pack
-// whose positions do not grow from its key to at most the store position
-// is ErrCorrupt.
+// it reads, or the one before the first it reads, that is not one (see
+// checkFeedPack) is ErrCorrupt: packs that overlap would otherwise pass
+// over entries.
 func eachFeed(tx *bolt.Tx, after uint64, fn func(pos uint64, id []byte) (bool, error)) error {
 	if after == ^uint64(0) {
 		return nil
@@ -109,17 +134,27 @@ func eachFeed(tx *bolt.Tx, after uint64, fn func(pos uint64, id []byte) (bool, e
 	feed := tx.Bucket(bucketFeed)
 	top := feed.Sequence()
 	c := feed.Cursor()
-	for k, v := seekFeed(c, after+1); k != nil; k, v = c.Next() {
-		if len(k) != 8 || len(v) == 0 || len(v)%entryLen != 0 {
-			return fmt.Errorf("%w: feed pack %x of %d bytes", ErrCorrupt, k, len(v))
+	k, v := seekFeed(c, after+1)
+	var prev uint64
+	if k != nil {
+		if pk, pv := before(feed, k); pk != nil {
+			var err error
+			if prev, err = checkFeedPack(pk, pv, 0, top); err != nil {
+				return err
+			}
 		}
-		prev := binary.BigEndian.Uint64(k) - 1
+	}
+	for ; k != nil; k, v = c.Next() {
+		last, err := checkFeedPack(k, v, prev, top)
+		if err != nil {
+			return err
+		}
+		prev = last
+		if last <= after {
+			continue
+		}
 		for i := 0; i < len(v); i += entryLen {
 			pos := binary.BigEndian.Uint64(v[i+idLen : i+entryLen])
-			if pos <= prev || pos > top {
-				return fmt.Errorf("%w: feed pack %x holds position %d", ErrCorrupt, k, pos)
-			}
-			prev = pos
 			if pos <= after {
 				continue
 			}
@@ -131,28 +166,42 @@ func eachFeed(tx *bolt.Tx, after uint64, fn func(pos uint64, id []byte) (bool, e
 	return nil
 }
 
+// before returns the key and value of b before key k, which b holds (nil
+// when k is its first).
+func before(b *bolt.Bucket, k []byte) (pk, pv []byte) {
+	c := b.Cursor()
+	c.Seek(k)
+	return c.Prev()
+}
+
 // feedDeletes are the positions whose feed entries a transaction deletes;
 // apply rewrites each pack holding some once.
 type feedDeletes []uint64
 
 // apply deletes the entries of d's positions from the feed packs,
-// deleting a pack left empty. A position no pack holds is passed over.
+// deleting a pack left empty. A position no pack holds is passed over; a
+// pack that would hold one but is damaged (see checkFeedPack) is
+// ErrCorrupt.
 func (d feedDeletes) apply(tx *bolt.Tx) error {
 	if len(d) == 0 {
 		return nil
 	}
 	slices.Sort(d)
 	feed := tx.Bucket(bucketFeed)
+	top := feed.Sequence()
 	c := feed.Cursor()
 	type edit struct{ key, rest []byte }
 	var edits []edit
 	for i := 0; i < len(d); {
 		k, v := seekFeed(c, d[i])
-		if k == nil || len(k) != 8 || len(v) < entryLen || len(v)%entryLen != 0 {
-			i++
-			continue
+		if k == nil {
+			break // an empty feed
 		}
-		last := binary.BigEndian.Uint64(v[len(v)-entryLen+idLen:])
+		// A damaged pack is not rewritten: what it holds is unknown.
+		last, err := checkFeedPack(k, v, 0, top)
+		if err != nil {
+			return err
+		}
 		j := i
 		for j < len(d) && d[j] <= last {
 			j++
