@@ -38,11 +38,17 @@ var (
 
 // schemaVersion is the layout of the buckets above; Open refuses others,
 // except schemaV2 (one feed and one expiry entry a record) and schemaV1
-// (schema 2 before lifts), which it upgrades.
+// (schema 2 before lifts), which it upgrades, and schemaUpgrading.
 const (
 	schemaVersion = "3"
 	schemaV2      = "2"
 	schemaV1      = "1"
+	// schemaUpgrading is the version of a schema 2 file while its upgrade
+	// (see upgradeV2) is under way, so that a schema 2 release, which
+	// opens "1" and "2" only, refuses it: it would serve a feed and an
+	// expiry index missing what was moved into packs, and take positions
+	// that the moved packs hold.
+	schemaUpgrading = "2-to-3"
 )
 
 var (

@@ -37,7 +37,8 @@
 // record, in buckets feed and expiry) has those entries moved into packs,
 // a bounded number a transaction, so that an upgrade stopped part way
 // goes on at the next Open. A file keeps the page size it was made with.
-// An older release does not open a schema 3 file.
+// An older release does not open a schema 3 file, nor one whose upgrade
+// is under way (its version says so until the last step).
 //
 // A file that is not a bbolt database, a truncated one, or a record that does
 // not decode yields an error wrapping ErrCorrupt and naming the file, never an

@@ -199,7 +199,7 @@ func (s *Store) init() error {
 				return fmt.Errorf("upgrade to schema %s: %w", schemaV2, err)
 			}
 			fallthrough
-		case schemaV2:
+		case schemaV2, schemaUpgrading:
 			if err := startUpgradeV2(tx); err != nil {
 				return fmt.Errorf("upgrade to schema %s: %w", schemaVersion, err)
 			}

@@ -15,25 +15,27 @@ var upgradeStep = 64 << 10
 
 // startUpgradeV2 creates the pack buckets of a schema 2 file that has none
 // yet (an upgrade stopped part way has them), the feed's taking the old
-// feed's sequence: the store position.
+// feed's sequence, the store position, and marks the file as being
+// upgraded (schemaUpgrading), all in the caller's transaction. The
+// store position is the greater of the two sequences: a file whose
+// upgrade stopped part way before the mark existed may have been written
+// by a schema 2 release since, which took positions from the old feed.
 func startUpgradeV2(tx *bolt.Tx) error {
 	old := tx.Bucket(bucketFeedV2)
 	if old == nil || tx.Bucket(bucketExpiryV2) == nil {
 		return fmt.Errorf("%w: schema %s file without its feed or expiry bucket", ErrCorrupt, schemaV2)
 	}
-	if tx.Bucket(bucketFeed) == nil {
-		feed, err := tx.CreateBucket(bucketFeed)
-		if err != nil {
-			return fmt.Errorf("create bucket %s: %w", bucketFeed, err)
-		}
-		if err := feed.SetSequence(old.Sequence()); err != nil {
-			return err
-		}
+	feed, err := tx.CreateBucketIfNotExists(bucketFeed)
+	if err != nil {
+		return fmt.Errorf("create bucket %s: %w", bucketFeed, err)
+	}
+	if err := feed.SetSequence(max(feed.Sequence(), old.Sequence())); err != nil {
+		return err
 	}
 	if _, err := tx.CreateBucketIfNotExists(bucketExpiry); err != nil {
 		return fmt.Errorf("create bucket %s: %w", bucketExpiry, err)
 	}
-	return nil
+	return tx.Bucket(bucketMeta).Put(keyVersion, []byte(schemaUpgrading))
 }
 
 // upgradeV2 moves a schema 2 file's feed and expiry entries (one a

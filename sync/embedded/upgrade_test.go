@@ -251,3 +251,57 @@ func TestUpgradeRefusesDamagedEntries(t *testing.T) {
 		})
 	}
 }
+
+// An upgrade stopped part way leaves a file that a schema 2 release
+// refuses (it opens versions 1 and 2 only): it would serve a feed and an
+// expiry index missing the entries already moved into packs, and take
+// positions again that the packs hold. A file stopped part way and then
+// written by a schema 2 release (one stopped before the mark existed)
+// keeps the greater position: no position is given twice.
+func TestUpgradeStoppedPartWay(t *testing.T) {
+	withUpgradeStep(t, 50)
+	dir := fixtureDir(t)
+	path := filepath.Join(dir, FileName)
+	stop := errors.New("stopped")
+	upgradeStepped = func() error { return stop }
+	t.Cleanup(func() { upgradeStepped = nil })
+	if _, err := Open(dir, Options{Now: func() time.Time { return fixtureTime }}); !errors.Is(err, stop) {
+		t.Fatalf("stop after the first step: Open = %v", err)
+	}
+	upgradeStepped = nil
+
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.View(func(tx *bolt.Tx) error {
+		if n := tx.Bucket(bucketFeed).Stats().KeyN; n == 0 {
+			t.Error("no feed pack after the first step")
+		}
+		if v := string(tx.Bucket(bucketMeta).Get(keyVersion)); v == schemaV1 || v == schemaV2 || v == schemaVersion {
+			t.Errorf("version %q part way through the upgrade: a schema 2 release opens it", v)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// A schema 2 release took 10 positions in the old feed.
+	if err := db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketMeta).Put(keyVersion, []byte(schemaV2)); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketFeedV2).SetSequence(315)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	c := &clock{t: fixtureTime}
+	s := openAt(t, dir, c)
+	if st := stats(t, s); st.Position != 315 || st.Records != 303 {
+		t.Errorf("stats %+v, want 303 records at position 315", st)
+	}
+	if got := put(t, s, authz.Record{Kind: authz.KindToken, Issuer: "https://a", Value: "new", ExpiresAt: c.Now().Add(time.Hour)}); got[0].Position != 316 {
+		t.Errorf("a new record at position %d, want 316", got[0].Position)
+	}
+}
