@@ -39,7 +39,8 @@ type Config struct {
 	// MaxBatch bounds the records of one POST. Default 10 000.
 	MaxBatch int
 	// ImportChunk is the records an import (POST /v1/revocations/import)
-	// stores in one transaction, all or nothing. Default 250 000.
+	// stores in one transaction, all or nothing. Default 250 000. The
+	// first chunk is smaller (see firstChunk).
 	ImportChunk int
 	// MaxImportLines bounds the lines of one import. Default 10 000 000.
 	MaxImportLines int

@@ -226,6 +226,7 @@ func (h *handler) importRevocations(w http.ResponseWriter, r *http.Request) {
 	})
 	n := 0
 	now := h.now()
+	size := firstChunk(h.cfg.ImportChunk)
 	for !failed.Load() && sc.Scan() {
 		n++
 		if n > h.cfg.MaxImportLines {
@@ -256,13 +257,14 @@ func (h *handler) importRevocations(w http.ResponseWriter, r *http.Request) {
 		}
 		if len(recs) == 0 {
 			first = n
-			recs = make([]authz.Record, 0, h.cfg.ImportChunk)
+			recs = make([]authz.Record, 0, size)
 		}
 		recs = append(recs, rec)
-		if len(recs) == h.cfg.ImportChunk {
+		if len(recs) == size {
 			chunks <- pending{recs: recs, first: first, last: n}
 			recs = nil
 			now = h.now()
+			size = h.cfg.ImportChunk
 		}
 	}
 	if err := sc.Err(); err != nil && !terminated && n > 0 {
@@ -299,6 +301,18 @@ func (h *handler) importRevocations(w http.ResponseWriter, r *http.Request) {
 		"lines", n, "last_position", res.LastPosition(), "error", res.Error, "seconds", time.Since(begin).Seconds(), "remote", r.RemoteAddr)
 	writeJSON(w, status, res)
 }
+
+// firstChunk is the size of an import's first chunk: an eighth of chunk,
+// but no less than firstChunkMin (nor more than chunk). Nothing is stored
+// before the first chunk is read and prepared; a small one sets the
+// store's commits going sooner, the later ones each prepared while the one
+// before commits.
+func firstChunk(chunk int) int {
+	return min(chunk, max(chunk/8, firstChunkMin))
+}
+
+// firstChunkMin is the least first chunk firstChunk gives.
+const firstChunkMin = 1024
 
 // DecodeRecordLine decodes one record of a --from-file or import line, as
 // the server's import and the CLI both read them: strictly, as

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -445,5 +446,36 @@ func TestImportWarnsOfIssuers(t *testing.T) {
 	}
 	if res.Stored != 6 || len(res.Warnings) != 1 || !strings.HasPrefix(res.Warnings[0], `5 records name issuer "https://idp"`) {
 		t.Fatalf("stored %d, warnings %q; want 6 stored, one warning of 5 records", res.Stored, res.Warnings)
+	}
+}
+
+// An import's first chunk is an eighth of the others (so that the store
+// starts committing sooner), never under firstChunkMin nor over a chunk.
+func TestImportFirstChunkSmaller(t *testing.T) {
+	for _, tc := range []struct{ chunk, first int }{
+		{1, 1}, {3, 3}, {firstChunkMin, firstChunkMin}, {4 * firstChunkMin, firstChunkMin},
+		{8 * firstChunkMin, firstChunkMin}, {16 * firstChunkMin, 2 * firstChunkMin}, {250_000, 31_250},
+	} {
+		if got := firstChunk(tc.chunk); got != tc.first {
+			t.Errorf("firstChunk(%d) = %d, want %d", tc.chunk, got, tc.first)
+		}
+	}
+	const chunk = 16 * firstChunkMin
+	e := newImportEnv(t, Config{ImportChunk: chunk})
+	var body strings.Builder
+	lines := chunk + 3*firstChunkMin
+	for i := range lines {
+		body.WriteString(tokenLine(i) + "\n")
+	}
+	res, err := e.client.Import(context.Background(), strings.NewReader(body.String()), "oncall", "bulk")
+	if err != nil || res.Stored != lines {
+		t.Fatalf("import: stored %d, %v; want %d", res.Stored, err, lines)
+	}
+	var sizes []int
+	for _, c := range res.Chunks {
+		sizes = append(sizes, c.Stored)
+	}
+	if want := []int{2 * firstChunkMin, chunk, firstChunkMin}; !slices.Equal(sizes, want) {
+		t.Errorf("chunk sizes %v, want %v", sizes, want)
 	}
 }
