@@ -16,10 +16,9 @@ var upgradeStep = 64 << 10
 // startUpgradeV2 creates the pack buckets of a schema 2 file that has none
 // yet (an upgrade stopped part way has them), the feed's taking the old
 // feed's sequence, the store position, and marks the file as being
-// upgraded (schemaUpgrading), all in the caller's transaction. The
-// store position is the greater of the two sequences: a file whose
-// upgrade stopped part way before the mark existed may have been written
-// by a schema 2 release since, which took positions from the old feed.
+// upgraded (schemaUpgrading), which a schema 2 release refuses, all in
+// the caller's transaction. On a resumed upgrade the store position is
+// the greater of the two sequences, so that no position is given twice.
 func startUpgradeV2(tx *bolt.Tx) error {
 	old := tx.Bucket(bucketFeedV2)
 	if old == nil || tx.Bucket(bucketExpiryV2) == nil {
