@@ -94,37 +94,49 @@ var ErrWaitTimeout = errors.New("not every node applied it in time")
 // WaitApplied polls the mesh status every interval until every live node
 // has applied position pos (and at least one node reports), or timeout
 // passes: then the error names the nodes that have not, with their
-// positions. A node whose report lapses (gone away) is no longer waited
-// for.
+// positions, from the last status read (and the last read's error, when
+// it failed on its own). A node whose report lapses (gone away) is no
+// longer waited for.
 func WaitApplied(ctx context.Context, m MeshReader, pos uint64, timeout, interval time.Duration) (MeshStatus, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var last MeshStatus
-	var lastErr error
+	var (
+		last    MeshStatus
+		read    bool // a status was read
+		lastErr error
+	)
 	for {
 		st, err := m.Mesh(ctx)
-		if err == nil {
-			last, lastErr = st, nil
+		switch {
+		case err == nil:
+			last, read, lastErr = st, true, nil
 			if len(st.Nodes) > 0 && len(st.Pending(pos)) == 0 {
 				return st, nil
 			}
-		} else {
+		case ctx.Err() == nil:
 			lastErr = err
+			// A read cut short by the wait's own end says nothing new.
 		}
 		select {
 		case <-ctx.Done():
+			failed := ""
 			if lastErr != nil {
-				return last, fmt.Errorf("wait for position %d: %w (last error: %w)", pos, ErrWaitTimeout, lastErr)
+				failed = fmt.Sprintf(" (last error: %v)", lastErr)
 			}
-			if len(last.Nodes) == 0 {
-				return last, fmt.Errorf("wait for position %d: %w: no node reports its status", pos, ErrWaitTimeout)
+			switch {
+			case !read && lastErr != nil:
+				return last, fmt.Errorf("wait for position %d: %w (last error: %w)", pos, ErrWaitTimeout, lastErr)
+			case !read:
+				return last, fmt.Errorf("wait for position %d: %w: no mesh status read in %s", pos, ErrWaitTimeout, timeout)
+			case len(last.Nodes) == 0:
+				return last, fmt.Errorf("wait for position %d: %w: no node reports its status%s", pos, ErrWaitTimeout, failed)
 			}
 			var names []string
 			for _, n := range last.Pending(pos) {
 				names = append(names, fmt.Sprintf("%s (at %d)", n.ID, n.Position))
 			}
-			return last, fmt.Errorf("wait for position %d: %w after %s: %d of %d nodes have not: %v",
-				pos, ErrWaitTimeout, timeout, len(names), len(last.Nodes), names)
+			return last, fmt.Errorf("wait for position %d: %w after %s: %d of %d nodes have not: %v%s",
+				pos, ErrWaitTimeout, timeout, len(names), len(last.Nodes), names, failed)
 		case <-time.After(interval):
 		}
 	}

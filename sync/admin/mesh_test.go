@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -87,6 +88,57 @@ func TestWaitApplied(t *testing.T) {
 	}
 	if _, err := WaitApplied(context.Background(), &meshSteps{steps: []MeshStatus{at()}}, 5, 20*time.Millisecond, time.Millisecond); !errors.Is(err, ErrWaitTimeout) {
 		t.Errorf("WaitApplied with no node: %v, want a timeout", err)
+	}
+}
+
+// meshThenFail is a MeshReader that reads status once, then fails every
+// read with err, or, when err is nil, blocks each until its context ends
+// (a status request cut by the wait's own deadline).
+type meshThenFail struct {
+	status MeshStatus
+	err    error
+	reads  atomic.Int64
+}
+
+func (m *meshThenFail) Mesh(ctx context.Context) (MeshStatus, error) {
+	if m.reads.Add(1) == 1 {
+		return m.status, nil
+	}
+	if m.err != nil {
+		return MeshStatus{}, m.err
+	}
+	<-ctx.Done()
+	return MeshStatus{}, fmt.Errorf("mesh status: %w", ctx.Err())
+}
+
+// A wait that ends while its last status read fails still names the
+// nodes behind, from the last status it read; the read's own error is
+// added, but not one the wait's deadline caused.
+func TestWaitAppliedNamesNodesWhenLastReadFails(t *testing.T) {
+	st := MeshStatus{Head: 5, Nodes: []source.NodeStatus{{ID: "a", Position: 5}, {ID: "b", Position: 3}}}
+	for _, tc := range []struct {
+		name    string
+		err     error
+		wantErr string
+	}{
+		{"cut by the deadline", nil, ""},
+		{"refused", errors.New("connection refused"), "connection refused"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := WaitApplied(context.Background(), &meshThenFail{status: st, err: tc.err}, 5, 50*time.Millisecond, time.Millisecond)
+			if !errors.Is(err, ErrWaitTimeout) || !strings.Contains(err.Error(), "b (at 3)") || strings.Contains(err.Error(), "a (at") {
+				t.Fatalf("WaitApplied = %v, want node b named", err)
+			}
+			if tc.wantErr == "" && strings.Contains(err.Error(), "deadline") || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("WaitApplied = %v, want the read's error %q and not the deadline's", err, tc.wantErr)
+			}
+		})
+	}
+	// No status read at all: the reads' error is the answer.
+	down := &meshThenFail{err: errors.New("connection refused")}
+	down.reads.Store(1)
+	if _, err := WaitApplied(context.Background(), down, 5, 20*time.Millisecond, time.Millisecond); !errors.Is(err, ErrWaitTimeout) || !strings.Contains(err.Error(), "connection refused") {
+		t.Errorf("WaitApplied with no status read = %v, want the read's error", err)
 	}
 }
 
