@@ -248,9 +248,12 @@ func TestFarBehindWaitsForTheSnapshot(t *testing.T) {
 			w.mu.Lock()
 			w.hold = false
 			w.mu.Unlock()
+			// A load moves the position before it counts the skip: wait
+			// for the counts too, then check that they are exact.
 			waitFor(t, testTimeout, "the node reaches the source's newest position", func() bool {
 				st, err := s.Stats(ctxT(t))
-				return err == nil && f.Position() >= st.Position && f.Position() >= head
+				return err == nil && f.Position() >= st.Position && f.Position() >= head &&
+					f.Skips() >= tc.wantSkips && f.SnapshotWaits() >= tc.wantWaits
 			})
 			w.mu.Lock()
 			recs = append(recs, hooked...)
@@ -355,7 +358,7 @@ func TestFeedAfterWaitStillLoadsFarSnapshot(t *testing.T) {
 		st, err := s.Stats(ctxT(t))
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		return err == nil && published && f.Position() >= st.Position
+		return err == nil && published && f.Position() >= st.Position && f.Skips() >= 1 // counted after the load
 	})
 	w.mu.Lock()
 	defer w.mu.Unlock()
